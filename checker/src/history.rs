@@ -1,0 +1,102 @@
+//! Histories: what clients saw, as Jepsen records it.
+//!
+//! A history is a list of [`Op`]s. Each op was *invoked* at a (simulated) time and then completed as
+//! `Ok` (it happened, with this result), `Fail` (it certainly did not happen) or `Info` (unknown:
+//! e.g. a timeout; it may or may not have taken effect, at any time after its invocation).
+//! Checkers judge histories only, never node internals, so a history recorded against the real
+//! binary can be judged by the same code.
+//!
+//! The KV register model: every written value is unique per key (the workload guarantees it), so a
+//! Consul `?cas=<ModifyIndex>` is recorded as a CAS on the value the client last read at that index
+//! (`expect: None` is Consul's `cas=0`, "only if absent").
+
+use serde::{Deserialize, Serialize};
+
+/// A value written to a key. Unique per key across a history.
+pub type Value = u64;
+
+/// What the client asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpFn {
+    /// `GET /v1/kv/<key>` (in a mode the checker treats as linearizable).
+    Read,
+    /// `PUT /v1/kv/<key>` with the value.
+    Write(Value),
+    /// `PUT /v1/kv/<key>?cas=<idx>`: succeeds iff the current value is `expect` (`None` = absent).
+    Cas { expect: Option<Value>, new: Value },
+    /// `DELETE /v1/kv/<key>`.
+    Delete,
+}
+
+/// What the client saw.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The op took effect. For reads, the value read (`None` = 404); for CAS, whether it swapped;
+    /// writes and deletes carry `OkResult::Done`.
+    Ok(OkResult),
+    /// The op certainly did not take effect (e.g. rejected before reaching Raft, connection refused).
+    Fail,
+    /// Unknown: it may have taken effect at any time after invocation (timeouts, dropped replies).
+    Info,
+}
+
+/// Result carried by an `Ok` outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OkResult {
+    /// A read's result: the value, or `None` if the key was absent.
+    Read(Option<Value>),
+    /// A CAS's result: `true` if it swapped.
+    Cas(bool),
+    /// A write or delete that was acknowledged.
+    Done,
+}
+
+/// One operation: invocation and completion, with simulated times in nanoseconds since the start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Op {
+    /// Position in the full history (stable identifier for reports).
+    pub id: usize,
+    /// The client (process) that issued it. A client has at most one op in flight.
+    pub client: u32,
+    pub key: String,
+    pub f: OpFn,
+    /// Invocation time, ns since the run started.
+    pub invoke_ns: u64,
+    /// Completion time, ns; for `Info` ops, the time the client gave up (the op may still take
+    /// effect later, so checkers treat `Info` ops as completing at +infinity).
+    pub complete_ns: u64,
+    pub outcome: Outcome,
+}
+
+/// A recorded history: all ops of a run, in invocation order.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct History {
+    pub ops: Vec<Op>,
+}
+
+impl History {
+    /// Appends a completed op, assigning its `id`.
+    pub fn push(&mut self, mut op: Op) {
+        op.id = self.ops.len();
+        self.ops.push(op);
+    }
+
+    /// Counts of ops by outcome: (ok, fail, info).
+    pub fn outcome_counts(&self) -> (usize, usize, usize) {
+        let mut counts = (0, 0, 0);
+        for op in &self.ops {
+            match op.outcome {
+                Outcome::Ok(_) => counts.0 += 1,
+                Outcome::Fail => counts.1 += 1,
+                Outcome::Info => counts.2 += 1,
+            }
+        }
+        counts
+    }
+
+    /// The distinct keys, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let set: std::collections::BTreeSet<&String> = self.ops.iter().map(|o| &o.key).collect();
+        set.into_iter().cloned().collect()
+    }
+}

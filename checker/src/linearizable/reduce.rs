@@ -1,0 +1,167 @@
+//! Sound reductions of the search space, needed because `Info` ops stay pending to the end of the
+//! history and would otherwise let the search place each of them anywhere (2^k configurations for
+//! k pending `Info` ops when proving a violation).
+//!
+//! 1. *Dead values.* A register value `v` none of whose remaining (unlinearized) ops compares
+//!    against it — no pending read of `Some(v)`, no pending CAS expecting `Some(v)` — behaves exactly
+//!    like any other such value: every future op treats it the same. Such states are memoised under
+//!    one canonical value (`dead`), merging configurations that differ only in a dead value.
+//! 2. *No-op `Info` ops.* Linearizing an `Info` op that leaves the (canonical) state unchanged is
+//!    dominated by leaving it pending: it returns at +infinity and is always legal, so it can take
+//!    effect last instead. Such steps are skipped.
+//! 3. *Interchangeable `Info` ops.* Pending `Info` ops with the same effect (`Info` deletes;
+//!    `Info` writes of values nobody observes; `Info` CASes with the same `expect` writing values
+//!    nobody observes) are symmetric once invoked, so only the earliest-invoked pending one of each
+//!    class may be linearized.
+//! 4. *Early success.* Once every `Ok` op is linearized the rest are `Info` ops, which can all take
+//!    effect last in any order.
+
+use std::collections::HashMap;
+
+use super::search::State;
+use crate::history::{OkResult, Op, OpFn, Outcome, Value};
+
+/// Per-search bookkeeping for the reductions; `mark`/`unmark` follow linearize/backtrack.
+pub(crate) struct Reducer {
+    /// A value no op observes, standing for every dead value.
+    dead: Value,
+    /// Dense index of each observed value.
+    observed: HashMap<Value, usize>,
+    /// For each op, the observed value (dense index) it compares against, if any.
+    observes: Vec<Option<usize>>,
+    /// Unlinearized observers per observed value.
+    remaining: Vec<u32>,
+    /// For `Info` ops in a symmetry class: (class, position in the class's invocation order).
+    class_of: Vec<Option<(usize, usize)>>,
+    /// Number of linearized members per class (always a prefix of the class).
+    class_done: Vec<usize>,
+    is_info: Vec<bool>,
+    /// Unlinearized `Ok` ops.
+    ok_remaining: usize,
+}
+
+fn observed_value(op: &Op) -> Option<Value> {
+    match (&op.f, &op.outcome) {
+        (OpFn::Read, Outcome::Ok(OkResult::Read(Some(v)))) => Some(*v),
+        (OpFn::Cas { expect: Some(v), .. }, Outcome::Ok(_) | Outcome::Info) => Some(*v),
+        _ => None,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Class {
+    Delete,
+    UnobservedWrite,
+    UnobservedCas(Option<Value>),
+}
+
+impl Reducer {
+    pub(crate) fn new(ops: &[&Op]) -> Self {
+        let mut observed = HashMap::new();
+        let mut observes = Vec::with_capacity(ops.len());
+        for op in ops {
+            observes.push(observed_value(op).map(|v| {
+                let next = observed.len();
+                *observed.entry(v).or_insert(next)
+            }));
+        }
+        let mut remaining = vec![0u32; observed.len()];
+        for &i in observes.iter().flatten() {
+            remaining[i] += 1;
+        }
+        let mut dead = Value::MAX;
+        while observed.contains_key(&dead) {
+            dead -= 1;
+        }
+        let is_info: Vec<bool> = ops.iter().map(|op| op.outcome == Outcome::Info).collect();
+        let ok_remaining = is_info.iter().filter(|&&info| !info).count();
+
+        // Symmetry classes of Info ops, members in event order (invocation time, then index).
+        let unobserved = |v: &Value| !observed.contains_key(v);
+        let mut order: Vec<usize> = (0..ops.len()).filter(|&i| is_info[i]).collect();
+        order.sort_by_key(|&i| (ops[i].invoke_ns, i));
+        let mut classes: HashMap<Class, usize> = HashMap::new();
+        let mut class_of = vec![None; ops.len()];
+        let mut class_size: Vec<usize> = Vec::new();
+        for i in order {
+            let class = match ops[i].f {
+                OpFn::Delete => Class::Delete,
+                OpFn::Write(v) if unobserved(&v) => Class::UnobservedWrite,
+                OpFn::Cas { expect, new } if unobserved(&new) => Class::UnobservedCas(expect),
+                _ => continue,
+            };
+            let next = classes.len();
+            let c = *classes.entry(class).or_insert(next);
+            if c == class_size.len() {
+                class_size.push(0);
+            }
+            class_of[i] = Some((c, class_size[c]));
+            class_size[c] += 1;
+        }
+        Reducer {
+            dead,
+            observed,
+            observes,
+            remaining,
+            class_of,
+            class_done: vec![0; classes.len()],
+            is_info,
+            ok_remaining,
+        }
+    }
+
+    /// Whether op `i` may be linearized now (symmetry: earliest pending member of its class).
+    pub(crate) fn may_linearize(&self, i: usize) -> bool {
+        match self.class_of[i] {
+            Some((c, pos)) => self.class_done[c] == pos,
+            None => true,
+        }
+    }
+
+    /// Records op `i` as linearized.
+    pub(crate) fn mark(&mut self, i: usize) {
+        if let Some(v) = self.observes[i] {
+            self.remaining[v] -= 1;
+        }
+        if let Some((c, _)) = self.class_of[i] {
+            self.class_done[c] += 1;
+        }
+        if !self.is_info[i] {
+            self.ok_remaining -= 1;
+        }
+    }
+
+    /// Undoes [`Reducer::mark`] for op `i`.
+    pub(crate) fn unmark(&mut self, i: usize) {
+        if let Some(v) = self.observes[i] {
+            self.remaining[v] += 1;
+        }
+        if let Some((c, _)) = self.class_of[i] {
+            self.class_done[c] -= 1;
+        }
+        if !self.is_info[i] {
+            self.ok_remaining += 1;
+        }
+    }
+
+    /// The state as memoised: dead values collapse to one.
+    pub(crate) fn canon(&self, state: State) -> State {
+        match state {
+            Some(v) => match self.observed.get(&v) {
+                Some(&i) if self.remaining[i] > 0 => state,
+                _ => Some(self.dead),
+            },
+            None => None,
+        }
+    }
+
+    /// Whether op `i` is an `Info` op (returns at +infinity, result unconstrained).
+    pub(crate) fn is_info(&self, i: usize) -> bool {
+        self.is_info[i]
+    }
+
+    /// Whether every `Ok` op has been linearized.
+    pub(crate) fn only_info_left(&self) -> bool {
+        self.ok_remaining == 0
+    }
+}

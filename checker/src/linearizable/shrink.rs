@@ -1,0 +1,179 @@
+//! Minimisation of a non-linearizable key history to a small failing sub-history.
+//!
+//! Uses the search as an oracle and only ever keeps removals after which the remaining ops are
+//! still not linearizable, so the result is always a genuine subset of the recorded ops that fails
+//! on its own. Removals are *closed* under "explains": an op that observes a value (an `Ok` read of
+//! `v`, an `Ok` CAS that swapped from `v`) is removed together with the op that wrote `v`, so the
+//! report never degenerates into "a read of a value nobody wrote" unless the history really
+//! contained one.
+//!
+//! Phases, each bounded by the deadline (running out just ends shrinking with what was found):
+//! 1. drop every op invoked after the stuck op returned;
+//! 2. keep only a time window ending at the stuck op's return, doubling it until the window fails;
+//! 3. delta debugging (Zeller's ddmin, complement removal) down to single-op removals.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::search::{self, Limits, SearchResult, Stuck, MAX_STATES};
+use crate::history::{OkResult, Op, OpFn, Outcome};
+
+/// Which ops observe the value another op wrote (values are unique per key, so each observed
+/// value has at most one writer).
+struct Deps {
+    /// For each op, the ops that observe the value it wrote.
+    observers: Vec<Vec<usize>>,
+}
+
+impl Deps {
+    fn new(ops: &[&Op]) -> Self {
+        let mut writer = HashMap::new();
+        for (i, op) in ops.iter().enumerate() {
+            match op.f {
+                OpFn::Write(v) | OpFn::Cas { new: v, .. } => {
+                    writer.insert(v, i);
+                }
+                OpFn::Read | OpFn::Delete => {}
+            }
+        }
+        let mut observers = vec![Vec::new(); ops.len()];
+        for (i, op) in ops.iter().enumerate() {
+            let observed = match (&op.f, &op.outcome) {
+                (OpFn::Read, Outcome::Ok(OkResult::Read(Some(v)))) => Some(*v),
+                (OpFn::Cas { expect: Some(v), .. }, Outcome::Ok(OkResult::Cas(true))) => Some(*v),
+                _ => None,
+            };
+            if let Some(&w) = observed.as_ref().and_then(|v| writer.get(v)) {
+                if w != i {
+                    observers[w].push(i);
+                }
+            }
+        }
+        Deps { observers }
+    }
+
+    /// `current` minus `remove` minus everything transitively observing a removed op's value.
+    fn remove_closed(&self, current: &[usize], remove: &[usize]) -> Vec<usize> {
+        let mut removed = vec![false; self.observers.len()];
+        let mut stack: Vec<usize> = remove.to_vec();
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut removed[i], true) {
+                continue;
+            }
+            stack.extend(self.observers[i].iter().copied().filter(|&j| !removed[j]));
+        }
+        current.iter().copied().filter(|&i| !removed[i]).collect()
+    }
+}
+
+struct Shrinker<'a, 'o> {
+    ops: &'a [&'o Op],
+    deps: Deps,
+    deadline: Option<Instant>,
+}
+
+impl Shrinker<'_, '_> {
+    fn expired(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// The oracle: `Some(stuck)` (indices into `self.ops`) iff `subset` is still not linearizable.
+    /// Inconclusive searches count as "linearizable" so nothing is kept on their account.
+    fn fails(&self, subset: &[usize]) -> Option<Stuck> {
+        if subset.is_empty() || self.expired() {
+            return None;
+        }
+        let sub: Vec<&Op> = subset.iter().map(|&i| self.ops[i]).collect();
+        let limits = Limits { deadline: self.deadline, max_states: MAX_STATES };
+        match search::search(&sub, &limits) {
+            SearchResult::NotLinearizable(s) => Some(Stuck {
+                op: subset[s.op],
+                prefix: s.prefix.iter().map(|&i| subset[i]).collect(),
+                state: s.state,
+            }),
+            SearchResult::Linearizable | SearchResult::Exhausted(_) => None,
+        }
+    }
+
+    /// Tries keeping only the ops of `current` accepted by `keep` (closed under observation);
+    /// adopts the result if it is smaller and still fails.
+    fn try_keep(
+        &self,
+        current: &mut Vec<usize>,
+        stuck: &mut Stuck,
+        keep: impl Fn(&Op) -> bool,
+    ) -> bool {
+        let remove: Vec<usize> = current.iter().copied().filter(|&i| !keep(self.ops[i])).collect();
+        self.try_remove(current, stuck, &remove)
+    }
+
+    fn try_remove(&self, current: &mut Vec<usize>, stuck: &mut Stuck, remove: &[usize]) -> bool {
+        if remove.is_empty() {
+            return false;
+        }
+        let candidate = self.deps.remove_closed(current, remove);
+        if candidate.len() >= current.len() {
+            return false;
+        }
+        match self.fails(&candidate) {
+            Some(s) => {
+                *current = candidate;
+                *stuck = s;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Shrinks the failing history `ops` (whose full search got stuck at `stuck`) within `deadline`.
+/// Returns the kept ops (indices into `ops`, ascending) and where the search of that subset got
+/// stuck (indices into `ops`).
+pub(crate) fn shrink(ops: &[&Op], stuck: Stuck, deadline: Option<Instant>) -> (Vec<usize>, Stuck) {
+    let shrinker = Shrinker { ops, deps: Deps::new(ops), deadline };
+    let mut current: Vec<usize> = (0..ops.len()).collect();
+    let mut stuck = stuck;
+
+    // Phase 1: nothing invoked after the stuck op returned can be needed to *show* it is stuck.
+    let horizon = search::return_time(ops[stuck.op]);
+    shrinker.try_keep(&mut current, &mut stuck, |op| op.invoke_ns <= horizon);
+
+    // Phase 2: a window of ops overlapping [end - width, end], doubling the width.
+    let end = search::return_time(ops[stuck.op]);
+    let first = current.iter().map(|&i| ops[i].invoke_ns).min().unwrap_or(0);
+    let mut width = end.saturating_sub(ops[stuck.op].invoke_ns).max(1);
+    while end.saturating_sub(width) > first && !shrinker.expired() {
+        let start = end.saturating_sub(width);
+        if shrinker.try_keep(&mut current, &mut stuck, |op| {
+            search::return_time(op) >= start && op.invoke_ns <= end
+        }) {
+            break;
+        }
+        width = width.saturating_mul(2);
+    }
+
+    // Phase 3: ddmin by complement removal.
+    let mut granularity = 2usize;
+    while current.len() >= 2 && !shrinker.expired() {
+        let chunk = current.len().div_ceil(granularity);
+        let mut reduced = false;
+        let mut start = 0;
+        while start < current.len() && !shrinker.expired() {
+            let stop = (start + chunk).min(current.len());
+            let remove = current[start..stop].to_vec();
+            if shrinker.try_remove(&mut current, &mut stuck, &remove) {
+                reduced = true;
+                break;
+            }
+            start = stop;
+        }
+        if reduced {
+            granularity = granularity.saturating_sub(1).max(2);
+        } else if granularity >= current.len() {
+            break;
+        } else {
+            granularity = (granularity * 2).min(current.len());
+        }
+    }
+    (current, stuck)
+}

@@ -1,0 +1,76 @@
+//! Cluster bootstrap: `-bootstrap-expect=N` with `-retry-join`.
+//!
+//! Until gossip exists, servers find each other by calling `Hello` on the join addresses' server
+//! RPC port; each answer carries the responder's identity, whether its Raft is initialised, and
+//! the servers it knows. Once a server knows N servers (itself included) and none reports an
+//! initialised Raft, it initialises Raft with exactly those servers as voters. Every server that
+//! gets there computes the same set, and openraft accepts the same initial membership on several
+//! servers (it is log index 0 with the same content everywhere). A server restarted with a log is
+//! already initialised and skips all of this.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::BasicNode;
+
+use super::Agent;
+use crate::rpc::{RpcRequest, RpcResponse};
+
+/// Pause between rounds of join attempts (Consul's `retry_interval` is 30 s; servers bootstrapping
+/// together want it shorter).
+const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+const HELLO_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Runs until this server's Raft is initialised (by us or by a peer).
+pub async fn run(agent: Arc<Agent>, join: Vec<SocketAddr>) {
+    loop {
+        match agent.raft.is_initialized().await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "raft stopped before bootstrap");
+                return;
+            }
+        }
+        let mut peer_initialized = false;
+        for addr in &join {
+            if *addr == agent.config.rpc_addr() {
+                continue;
+            }
+            match agent.rpc.call(*addr, &RpcRequest::Hello(agent.me()), HELLO_TIMEOUT).await {
+                Ok(RpcResponse::Hello { me, initialized, known }) => {
+                    peer_initialized |= initialized;
+                    let mut peers = agent.peers.lock().unwrap_or_else(|e| e.into_inner());
+                    for p in known.into_iter().chain(std::iter::once(me)) {
+                        if p.datacenter == agent.config.datacenter {
+                            peers.insert(p.node_id, p);
+                        }
+                    }
+                }
+                Ok(other) => tracing::warn!(%addr, ?other, "unexpected hello response"),
+                Err(e) => tracing::debug!(%addr, error = %e, "join attempt failed"),
+            }
+        }
+        if peer_initialized {
+            // The cluster already exists; joining a running cluster needs membership change.
+            tracing::info!("a peer already has an initialised raft; not bootstrapping");
+            return;
+        }
+        let members: BTreeMap<u64, BasicNode> = {
+            let peers = agent.peers.lock().unwrap_or_else(|e| e.into_inner());
+            peers.values().map(|p| (p.node_id, BasicNode { addr: p.rpc_addr.clone() })).collect()
+        };
+        if members.len() >= agent.config.bootstrap_expect.max(1) {
+            let names: Vec<String> = members.values().map(|n| n.addr.clone()).collect();
+            tracing::info!(?names, "bootstrap-expect reached; initialising raft");
+            agent.io.trace.event(&agent.config.node_name, &format!("bootstrap with {} servers", members.len()));
+            if let Err(e) = agent.raft.initialize(members).await {
+                tracing::info!(error = %e, "raft initialise skipped");
+            }
+            return;
+        }
+        tokio::time::sleep(RETRY_INTERVAL).await;
+    }
+}

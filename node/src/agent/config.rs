@@ -1,0 +1,130 @@
+//! Agent configuration: what `concord agent` flags produce and what the simulator builds directly.
+//!
+//! Defaults follow Consul: ports 8300 (server RPC), 8301/8302 (Serf LAN/WAN), 8500 (HTTP), 8600
+//! (DNS); datacenter `dc1`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+/// Consul's default ports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ports {
+    pub http: u16,
+    pub dns: u16,
+    pub server: u16,
+    pub serf_lan: u16,
+    pub serf_wan: u16,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Self { http: 8500, dns: 8600, server: 8300, serf_lan: 8301, serf_wan: 8302 }
+    }
+}
+
+/// Raft timing, in milliseconds. Consul's defaults are tuned for WANs (raft_multiplier 5); ours
+/// match Consul's "performance.raft_multiplier = 1" production recommendation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaftTiming {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many applied entries (Consul `raft_snapshot_threshold`, 8192).
+    pub snapshot_threshold: u64,
+    /// Entries kept in the log behind a snapshot, for slow followers (Consul `raft_trailing_logs`).
+    pub trailing_logs: u64,
+}
+
+impl Default for RaftTiming {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 1000,
+            snapshot_threshold: 8192,
+            trailing_logs: 1024,
+        }
+    }
+}
+
+/// Deliberate bugs, for proving the simulator's checkers bite. Never set by the `concord` binary's
+/// documented flags; the simulator sets them with `--bug`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BugSwitches {
+    /// Serve `?consistent` reads from a follower's local state instead of the leader.
+    pub stale_consistent_read: bool,
+    /// Acknowledge a write as soon as the leader proposes it, before it commits.
+    pub ack_before_commit: bool,
+    /// Acknowledge Raft log appends without fsync.
+    pub skip_log_fsync: bool,
+}
+
+/// Everything an agent needs to start.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// Unique node name in the datacenter (Consul `-node`).
+    pub node_name: String,
+    pub datacenter: String,
+    /// Server mode (a Raft voter). Client agents are not yet implemented.
+    pub server: bool,
+    /// Wait for this many servers before bootstrapping Raft (Consul `-bootstrap-expect`).
+    pub bootstrap_expect: usize,
+    /// Address for cluster traffic (server RPC); also advertised to peers.
+    pub bind_addr: IpAddr,
+    /// Address for client interfaces (HTTP, DNS).
+    pub client_addr: IpAddr,
+    pub ports: Ports,
+    /// `None` keeps all state in memory (`-dev`).
+    pub data_dir: Option<PathBuf>,
+    /// Servers to contact at start, `ip[:port]`; the port defaults to the server RPC port.
+    pub retry_join: Vec<String>,
+    pub raft: RaftTiming,
+    pub bugs: BugSwitches,
+    /// `-dev` mode: one in-memory server.
+    pub dev: bool,
+}
+
+impl AgentConfig {
+    /// `concord agent -dev`: one in-memory server on 127.0.0.1, like `consul agent -dev`.
+    pub fn dev() -> Self {
+        Self {
+            node_name: "concord-dev".to_string(),
+            datacenter: "dc1".to_string(),
+            server: true,
+            bootstrap_expect: 1,
+            bind_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            client_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ports: Ports::default(),
+            data_dir: None,
+            retry_join: Vec::new(),
+            raft: RaftTiming::default(),
+            bugs: BugSwitches::default(),
+            dev: true,
+        }
+    }
+
+    /// This server's RPC address as peers dial it.
+    pub fn rpc_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind_addr, self.ports.server)
+    }
+
+    /// The HTTP API address.
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.client_addr, self.ports.http)
+    }
+
+    /// Parses `retry_join` into socket addresses. Errors name the bad entry.
+    pub fn join_addrs(&self) -> Result<Vec<SocketAddr>, String> {
+        self.retry_join
+            .iter()
+            .map(|s| {
+                if let Ok(sa) = s.parse::<SocketAddr>() {
+                    return Ok(sa);
+                }
+                s.parse::<IpAddr>()
+                    .map(|ip| SocketAddr::new(ip, self.ports.server))
+                    .map_err(|_| format!("retry-join address {s:?} is not ip or ip:port"))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,301 @@
+//! The agent: wires Raft, the state store, server RPC and the HTTP API together, and routes reads
+//! and writes (locally, or forwarded to the leader).
+//!
+//! Owns: startup and shutdown ([`run`]), the write path ([`Agent::write`]), the read path with
+//! consistency modes ([`Agent::query`]), and the bootstrap of a new cluster ([`bootstrap`]).
+
+pub mod bootstrap;
+pub mod config;
+pub mod query;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ServerState, SnapshotPolicy};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+pub use config::{AgentConfig, BugSwitches, Ports, RaftTiming};
+use query::{evaluate_blocking, Consistency, KvQuery, QueryError, QueryResult};
+
+use crate::io::Io;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::NetworkFactory;
+use crate::raft::state_machine::{SharedState, StateMachine};
+use crate::raft::{node_id_for, NodeId, Raft};
+use crate::rpc::client::RpcClient;
+use crate::rpc::{PeerInfo, RpcRequest, RpcResponse, WriteError};
+use crate::state::{Command, CommandResult};
+
+/// Deadline for a write forwarded to the leader (Consul's `rpc_hold_timeout` is 7 s).
+const FORWARD_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Extra time a forwarded blocking read gets beyond its wait.
+const FORWARD_READ_SLACK: Duration = Duration::from_secs(5);
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("config: {0}")]
+    Config(String),
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("bind {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A running agent's shared core, handed to the HTTP and RPC servers.
+pub struct Agent {
+    pub config: AgentConfig,
+    pub id: NodeId,
+    pub raft: Raft,
+    pub state: Arc<SharedState>,
+    pub rpc: RpcClient,
+    pub io: Io,
+    /// Servers this one has heard of (bootstrap handshake), by node id.
+    pub peers: Mutex<BTreeMap<NodeId, PeerInfo>>,
+    /// When a follower last accepted an AppendEntries from a leader (for `X-Consul-LastContact`).
+    pub last_leader_contact: Mutex<Option<tokio::time::Instant>>,
+    /// This agent's RNG (blocking-query jitter), seeded from [`Io::seed`].
+    rng: Mutex<ChaCha8Rng>,
+}
+
+impl Agent {
+    /// This agent's seeded RNG.
+    pub fn rng(&self) -> std::sync::MutexGuard<'_, ChaCha8Rng> {
+        self.rng.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// This server's identity as exchanged with peers.
+    pub fn me(&self) -> PeerInfo {
+        PeerInfo {
+            node_id: self.id,
+            name: self.config.node_name.clone(),
+            rpc_addr: self.config.rpc_addr().to_string(),
+            datacenter: self.config.datacenter.clone(),
+        }
+    }
+
+    /// The current leader's id and RPC address, if one is known.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let leader = m.current_leader?;
+        let addr = m.membership_config.membership().get_node(&leader).map(|n| n.addr.clone())?;
+        Some((leader, addr))
+    }
+
+    /// RPC addresses of the Raft voters (Consul `/v1/status/peers`).
+    pub fn voter_addrs(&self) -> Vec<String> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let membership = m.membership_config.membership();
+        membership.voter_ids().filter_map(|id| membership.get_node(&id).map(|n| n.addr.clone())).collect()
+    }
+
+    fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.id)
+    }
+
+    /// Whether this leader heard from a quorum within the lease (the minimum election timeout):
+    /// no other leader can have been elected in that time, so local reads are current.
+    fn lease_valid(&self) -> bool {
+        let lease_ms = self.config.raft.election_timeout_min_ms;
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.millis_since_quorum_ack.is_some_and(|ms| ms < lease_ms)
+    }
+
+    fn last_contact_ms(&self) -> u64 {
+        if self.is_leader() {
+            return 0;
+        }
+        match *self.last_leader_contact.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(at) => at.elapsed().as_millis() as u64,
+            None => 0,
+        }
+    }
+
+    /// Applies a write through Raft: on the leader directly, from a follower by forwarding.
+    /// Errors say whether the write may have been applied ([`WriteError::Unknown`]) or certainly
+    /// was not ([`WriteError::NoLeader`], [`WriteError::Rejected`]).
+    pub async fn write(&self, cmd: Command) -> Result<CommandResult, WriteError> {
+        if self.is_leader() {
+            return self.write_as_leader(cmd).await;
+        }
+        let Some((_, addr)) = self.leader() else { return Err(WriteError::NoLeader) };
+        let addr: SocketAddr = addr.parse().map_err(|e| WriteError::Rejected(format!("bad leader address: {e}")))?;
+        match self.rpc.call(addr, &RpcRequest::ForwardWrite(cmd), FORWARD_WRITE_TIMEOUT).await {
+            Ok(RpcResponse::ForwardWrite(result)) => result,
+            Ok(other) => Err(WriteError::Unknown(format!("unexpected response {other:?}"))),
+            Err(e) if e.not_delivered() => Err(WriteError::Rejected(e.to_string())),
+            Err(e) => Err(WriteError::Unknown(e.to_string())),
+        }
+    }
+
+    /// Proposes a write on this server, which believes it is the leader. Never forwards again.
+    pub async fn write_as_leader(&self, cmd: Command) -> Result<CommandResult, WriteError> {
+        if !self.is_leader() {
+            return Err(WriteError::NoLeader);
+        }
+        if self.config.bugs.ack_before_commit {
+            // Deliberate bug: answer before the entry commits (the write may later be lost).
+            let _pending = self.raft.client_write_ff(cmd).await;
+            return Ok(CommandResult { ok: true, index: 0 });
+        }
+        match self.raft.client_write(cmd).await {
+            Ok(resp) => Ok(resp.data),
+            // Leadership moved while the entry was in flight: it may still commit.
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                Err(WriteError::Unknown("leadership lost while the write was in flight".into()))
+            }
+            Err(e) => Err(WriteError::Unknown(e.to_string())),
+        }
+    }
+
+    /// Answers a KV read in the requested consistency mode, forwarding to the leader when needed.
+    pub async fn query(&self, q: KvQuery) -> Result<QueryResult, QueryError> {
+        let serve_locally = match q.consistency {
+            Consistency::Stale => true,
+            Consistency::Consistent if self.config.bugs.stale_consistent_read => true,
+            _ => self.is_leader(),
+        };
+        if serve_locally {
+            return self.query_local(q).await;
+        }
+        let Some((_, addr)) = self.leader() else { return Err(QueryError::NoLeader) };
+        let addr: SocketAddr = addr.parse().map_err(|e| QueryError::Internal(format!("bad leader address: {e}")))?;
+        let timeout = Duration::from_millis(q.wait_ms) + FORWARD_READ_SLACK;
+        match self.rpc.call(addr, &RpcRequest::ForwardQuery(q), timeout).await {
+            Ok(RpcResponse::ForwardQuery(result)) => result,
+            Ok(other) => Err(QueryError::Rpc(format!("unexpected response {other:?}"))),
+            Err(e) => Err(QueryError::Rpc(e.to_string())),
+        }
+    }
+
+    /// Answers a read on this server without forwarding: stale reads anywhere; default and
+    /// consistent reads only on a leader that can prove it is still the leader.
+    pub async fn query_local(&self, q: KvQuery) -> Result<QueryResult, QueryError> {
+        let bypass = q.consistency == Consistency::Stale
+            || (q.consistency == Consistency::Consistent && self.config.bugs.stale_consistent_read);
+        if !bypass {
+            if !self.is_leader() {
+                return Err(QueryError::NoLeader);
+            }
+            let need_quorum = q.consistency == Consistency::Consistent || !self.lease_valid();
+            if need_quorum {
+                self.raft.ensure_linearizable().await.map_err(|_| QueryError::NoLeader)?;
+            }
+        }
+        let (entries, keys, index) = evaluate_blocking(&self.state, &q).await?;
+        Ok(QueryResult {
+            entries,
+            keys,
+            index,
+            known_leader: self.leader().is_some(),
+            last_contact_ms: self.last_contact_ms(),
+        })
+    }
+}
+
+/// openraft configuration from the agent's timing.
+fn raft_config(config: &AgentConfig) -> Result<openraft::Config, StartError> {
+    let t = &config.raft;
+    openraft::Config {
+        cluster_name: config.datacenter.clone(),
+        heartbeat_interval: t.heartbeat_ms,
+        election_timeout_min: t.election_timeout_min_ms,
+        election_timeout_max: t.election_timeout_max_ms,
+        max_payload_entries: 64,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_threshold),
+        max_in_snapshot_log_to_keep: t.trailing_logs,
+        install_snapshot_timeout: t.election_timeout_min_ms.max(200),
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| StartError::Config(e.to_string()))
+}
+
+/// Starts an agent and returns once its servers are listening; the agent runs on spawned tasks
+/// until the process (or simulated host) stops. Errors: bad config, unreadable or corrupt storage,
+/// a port that cannot be bound.
+pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError> {
+    if !config.server {
+        return Err(StartError::Config("client mode is not implemented yet; pass -server".into()));
+    }
+    let join = config.join_addrs().map_err(StartError::Config)?;
+    let id = node_id_for(&config.node_name);
+    let (mut log_store, report) = LogStore::open(io.disk.clone()).await.map_err(|e| StartError::Storage(e.to_string()))?;
+    log_store.set_skip_fsync(config.bugs.skip_log_fsync);
+    if report.torn_tail_bytes > 0 {
+        io.trace.event(&config.node_name, &format!("recovered: cut torn tail of {} bytes", report.torn_tail_bytes));
+    }
+    let state = Arc::new(SharedState::default());
+    let sm = StateMachine::open(state.clone(), io.disk.clone(), io.trace.clone(), config.node_name.clone())
+        .await
+        .map_err(|e| StartError::Storage(e.to_string()))?;
+    let rpc = RpcClient::new(io.net.clone());
+    let raft_cfg = Arc::new(raft_config(&config)?);
+    let raft = Raft::new(id, raft_cfg, NetworkFactory { rpc: rpc.clone() }, log_store, sm)
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+
+    let rpc_listener = io
+        .net
+        .bind(config.rpc_addr())
+        .await
+        .map_err(|source| StartError::Bind { addr: config.rpc_addr(), source })?;
+    let http_listener = io
+        .net
+        .bind(config.http_addr())
+        .await
+        .map_err(|source| StartError::Bind { addr: config.http_addr(), source })?;
+
+    let agent = Arc::new(Agent {
+        config,
+        id,
+        raft,
+        state,
+        rpc,
+        peers: Mutex::new(BTreeMap::new()),
+        last_leader_contact: Mutex::new(None),
+        rng: Mutex::new(ChaCha8Rng::seed_from_u64(io.seed)),
+        io,
+    });
+    let me = agent.me();
+    agent.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(me.node_id, me);
+
+    tokio::spawn(crate::rpc::server::serve(agent.clone(), rpc_listener));
+    tokio::spawn(crate::http::serve(agent.clone(), http_listener));
+    tokio::spawn(bootstrap::run(agent.clone(), join));
+    tokio::spawn(trace_raft_state(agent.clone()));
+    tracing::info!(node = %agent.config.node_name, id = agent.id, rpc = %agent.config.rpc_addr(),
+        http = %agent.config.http_addr(), "agent started");
+    Ok(agent)
+}
+
+/// Emits a trace line whenever this server's term, role or known leader changes.
+async fn trace_raft_state(agent: Arc<Agent>) {
+    let mut rx = agent.raft.metrics();
+    let mut last = None;
+    loop {
+        let now = {
+            let m = rx.borrow_and_update();
+            (m.current_term, m.state, m.current_leader)
+        };
+        if last != Some(now) {
+            let leader = now.2.map(|l| l.to_string()).unwrap_or_else(|| "none".into());
+            agent.io.trace.event(&agent.config.node_name, &format!("raft term={} state={:?} leader={leader}", now.0, now.1));
+            last = Some(now);
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}

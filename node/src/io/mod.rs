@@ -1,0 +1,107 @@
+//! The I/O abstraction: everything the agent does to the outside world goes through here.
+//!
+//! Owns: network ([`Net`]), wall clock ([`Clock`]), entropy (a seeded ChaCha RNG), disk ([`Disk`]) and
+//! the event trace ([`TraceSink`]). The `concord` binary uses [`tokio`] (real sockets, files, system
+//! clock); the simulator supplies turmoil sockets, an in-memory crash-able disk ([`mem::MemDisk`]),
+//! and a skewable clock. Agent code must never reach for `std::net`, `std::fs`, `SystemTime::now()`
+//! or OS randomness directly, or a seed stops being a run.
+//!
+//! Monotonic time and sleeps come from `tokio::time`, which turmoil already virtualises.
+
+pub mod mem;
+pub mod tokio;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use ::tokio::io::{AsyncRead, AsyncWrite};
+use async_trait::async_trait;
+
+/// A bidirectional byte stream (a TCP connection in production or in turmoil).
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+/// A boxed connection.
+pub type BoxStream = Box<dyn Stream>;
+
+/// A bound TCP listener.
+#[async_trait]
+pub trait Listener: Send {
+    /// Waits for the next connection. Errors are the listener's (the caller logs and retries).
+    async fn accept(&mut self) -> std::io::Result<(BoxStream, SocketAddr)>;
+    /// The address actually bound (resolves port 0).
+    fn local_addr(&self) -> std::io::Result<SocketAddr>;
+}
+
+/// TCP networking, shaped like tokio's (and turmoil's, which mirrors it).
+#[async_trait]
+pub trait Net: Send + Sync + 'static {
+    /// Binds a TCP listener on `addr`.
+    async fn bind(&self, addr: SocketAddr) -> std::io::Result<Box<dyn Listener>>;
+    /// Opens a TCP connection to `addr`. Callers put a deadline around it: in turmoil a partition
+    /// can swallow the SYN and the call would otherwise hang.
+    async fn connect(&self, addr: SocketAddr) -> std::io::Result<BoxStream>;
+}
+
+/// The wall clock. Used only where Consul exposes wall time (session and event timestamps, logs);
+/// never for ordering, which comes from Raft indexes and tokio's monotonic clock.
+pub trait Clock: Send + Sync + 'static {
+    /// Current wall-clock time (the nemesis may skew or jump it in the simulator).
+    fn wall_now(&self) -> SystemTime;
+}
+
+/// Durable files with explicit sync, named by relative path inside the agent's data directory.
+///
+/// Contract (what the Raft storage relies on): bytes written are visible to later reads at once but
+/// are durable only after [`Disk::sync`] on that file returns; a crash may drop any unsynced suffix
+/// (and the simulator may tear the last write). [`Disk::rename`] is atomic and durable on return
+/// (production syncs the directory).
+#[async_trait]
+pub trait Disk: Send + Sync + 'static {
+    /// Reads a whole file; `Ok(None)` if it does not exist.
+    async fn read(&self, path: &str) -> std::io::Result<Option<Vec<u8>>>;
+    /// Appends bytes to a file, creating it if missing. Not durable until `sync`.
+    async fn append(&self, path: &str, bytes: &[u8]) -> std::io::Result<()>;
+    /// Replaces the file's contents (create or truncate, then write). Not durable until `sync`.
+    async fn write(&self, path: &str, bytes: &[u8]) -> std::io::Result<()>;
+    /// Truncates a file to `len` bytes. Not durable until `sync`.
+    async fn truncate(&self, path: &str, len: u64) -> std::io::Result<()>;
+    /// Makes everything written to `path` so far durable (fsync).
+    async fn sync(&self, path: &str) -> std::io::Result<()>;
+    /// Atomically renames `from` to `to`, replacing `to`; durable on return.
+    async fn rename(&self, from: &str, to: &str) -> std::io::Result<()>;
+    /// Removes a file if present; durable on return.
+    async fn remove(&self, path: &str) -> std::io::Result<()>;
+}
+
+/// Receives the agent's compact trace: one line per notable event (Raft role changes, applied
+/// writes). The simulator timestamps and hashes it to prove a seed replays identically.
+pub trait TraceSink: Send + Sync + 'static {
+    /// Records one event for `node`. Must not carry wall-clock time.
+    fn event(&self, node: &str, event: &str);
+}
+
+/// A trace sink that discards everything (production).
+pub struct NoTrace;
+impl TraceSink for NoTrace {
+    fn event(&self, _node: &str, _event: &str) {}
+}
+
+/// The bundle of I/O handles one agent runs with.
+#[derive(Clone)]
+pub struct Io {
+    pub net: Arc<dyn Net>,
+    pub clock: Arc<dyn Clock>,
+    pub disk: Arc<dyn Disk>,
+    pub trace: Arc<dyn TraceSink>,
+    /// Seed for this agent's RNG (election timeouts, jitter). Production draws it from the OS once.
+    pub seed: u64,
+}
+
+impl fmt::Debug for Io {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Io").field("seed", &self.seed).finish_non_exhaustive()
+    }
+}

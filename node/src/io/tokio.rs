@@ -1,0 +1,133 @@
+//! Production I/O: real tokio sockets, real files with fsync, the system clock.
+//!
+//! This is the one module of agent code allowed to touch `tokio::net`, `std::fs`-like APIs and
+//! `SystemTime::now()`; everything else goes through the traits in [`crate::io`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use tokio::io::AsyncWriteExt;
+
+use super::{BoxStream, Clock, Disk, Io, Listener, Net, NoTrace};
+
+/// Real TCP over tokio.
+pub struct TokioNet;
+
+struct TokioListener(tokio::net::TcpListener);
+
+#[async_trait]
+impl Listener for TokioListener {
+    async fn accept(&mut self) -> std::io::Result<(BoxStream, SocketAddr)> {
+        let (stream, peer) = self.0.accept().await?;
+        stream.set_nodelay(true)?;
+        Ok((Box::new(stream), peer))
+    }
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+#[async_trait]
+impl Net for TokioNet {
+    async fn bind(&self, addr: SocketAddr) -> std::io::Result<Box<dyn Listener>> {
+        Ok(Box::new(TokioListener(tokio::net::TcpListener::bind(addr).await?)))
+    }
+    async fn connect(&self, addr: SocketAddr) -> std::io::Result<BoxStream> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Box::new(stream))
+    }
+}
+
+/// The system wall clock.
+pub struct SystemClock;
+impl Clock for SystemClock {
+    fn wall_now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// Files under a data directory, with real fsync.
+pub struct FileDisk {
+    root: PathBuf,
+}
+
+impl FileDisk {
+    /// Creates (if needed) and uses `root` as the data directory.
+    pub fn open(root: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(root)?;
+        Ok(Self { root: root.to_path_buf() })
+    }
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+    async fn sync_dir(&self) -> std::io::Result<()> {
+        tokio::fs::File::open(&self.root).await?.sync_all().await
+    }
+}
+
+#[async_trait]
+impl Disk for FileDisk {
+    async fn read(&self, path: &str) -> std::io::Result<Option<Vec<u8>>> {
+        match tokio::fs::read(self.path(path)).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+    async fn append(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let mut f = tokio::fs::OpenOptions::new().create(true).append(true).open(self.path(path)).await?;
+        f.write_all(bytes).await?;
+        f.flush().await
+    }
+    async fn write(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let mut f = tokio::fs::File::create(self.path(path)).await?;
+        f.write_all(bytes).await?;
+        f.flush().await
+    }
+    async fn truncate(&self, path: &str, len: u64) -> std::io::Result<()> {
+        let f = tokio::fs::OpenOptions::new().write(true).open(self.path(path)).await?;
+        f.set_len(len).await
+    }
+    async fn sync(&self, path: &str) -> std::io::Result<()> {
+        let f = tokio::fs::OpenOptions::new().write(true).open(self.path(path)).await?;
+        f.sync_all().await
+    }
+    async fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
+        tokio::fs::rename(self.path(from), self.path(to)).await?;
+        self.sync_dir().await
+    }
+    async fn remove(&self, path: &str) -> std::io::Result<()> {
+        match tokio::fs::remove_file(self.path(path)).await {
+            Ok(()) => self.sync_dir().await,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The production I/O bundle. `data_dir = None` keeps state in memory (`-dev` mode).
+/// The RNG seed comes from the OS, once.
+pub fn production_io(data_dir: Option<&Path>) -> std::io::Result<Io> {
+    let disk: Arc<dyn Disk> = match data_dir {
+        Some(dir) => Arc::new(FileDisk::open(dir)?),
+        None => Arc::new(super::mem::MemDisk::new()),
+    };
+    let mut seed = [0u8; 8];
+    getrandom_seed(&mut seed);
+    Ok(Io {
+        net: Arc::new(TokioNet),
+        clock: Arc::new(SystemClock),
+        disk,
+        trace: Arc::new(NoTrace),
+        seed: u64::from_le_bytes(seed),
+    })
+}
+
+fn getrandom_seed(buf: &mut [u8; 8]) {
+    use rand::RngCore;
+    rand::rngs::OsRng.fill_bytes(buf);
+}

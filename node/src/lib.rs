@@ -1,0 +1,12 @@
+//! Concord's agent: a Consul-compatible, Raft-replicated service-discovery and KV agent written
+//! against an I/O abstraction ([`io`]) so the same code runs on real sockets or inside the
+//! deterministic simulator.
+
+pub mod agent;
+pub mod cli;
+pub mod codec;
+pub mod http;
+pub mod io;
+pub mod raft;
+pub mod rpc;
+pub mod state;
