@@ -19,6 +19,7 @@
 //! outside the simulation) and by a cap on memoised states; running out yields
 //! [`Verdict::Unknown`], never a silent pass.
 
+mod cache;
 mod reduce;
 mod search;
 mod shrink;

@@ -1,1 +1,30 @@
-//! Simulator.
+//! The Concord simulator: a seeded turmoil world of agents, a nemesis driving faults over
+//! simulated time, workload clients recording a history, and checkers judging it.
+//!
+//! One seed is one run: the same seed and commit replay the same run event for event, which
+//! [`run::run`]'s trace hash proves (`--check-determinism`).
+
+pub mod http_client;
+pub mod io;
+pub mod options;
+pub mod report;
+pub mod run;
+pub mod verdict;
+pub mod workload;
+
+use options::RunOptions;
+use rand::SeedableRng;
+
+/// Builds the scenario's schedule and runs it. Errors: unknown scenario name.
+pub fn run_seed(options: &RunOptions) -> Result<(run::RunResult, verdict::Judgement), String> {
+    let scenario = scenarios::find(&options.scenario).ok_or_else(|| {
+        let names: Vec<&str> = scenarios::REGISTRY.iter().map(|s| s.name).collect();
+        format!("unknown scenario {:?}; known: {}", options.scenario, names.join(", "))
+    })?;
+    let params = scenarios::Params { servers: options.servers, fault_phase: options.fault_phase };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed ^ 0x6e65_6d65_7369_7321);
+    let schedule = (scenario.build)(&mut rng, &params);
+    let result = run::run(options, &schedule);
+    let judgement = verdict::judge(&result);
+    Ok((result, judgement))
+}

@@ -12,7 +12,8 @@
 //! 3. *Interchangeable `Info` ops.* Pending `Info` ops with the same effect (`Info` deletes;
 //!    `Info` writes of values nobody observes; `Info` CASes with the same `expect` writing values
 //!    nobody observes) are symmetric once invoked, so only the earliest-invoked pending one of each
-//!    class may be linearized.
+//!    class may be linearized, and a configuration that used fewer of a class and failed rules
+//!    out the same configuration using more (see [`super::cache`]).
 //! 4. *Early success.* Once every `Ok` op is linearized the rest are `Info` ops, which can all take
 //!    effect last in any order.
 
@@ -31,10 +32,11 @@ pub(crate) struct Reducer {
     observes: Vec<Option<usize>>,
     /// Unlinearized observers per observed value.
     remaining: Vec<u32>,
-    /// For `Info` ops in a symmetry class: (class, position in the class's invocation order).
+    /// For `Info` ops (every one is in a class, possibly alone): (class, position in the class's
+    /// invocation order).
     class_of: Vec<Option<(usize, usize)>>,
     /// Number of linearized members per class (always a prefix of the class).
-    class_done: Vec<usize>,
+    class_done: Vec<u32>,
     is_info: Vec<bool>,
     /// Unlinearized `Ok` ops.
     ok_remaining: usize,
@@ -53,6 +55,8 @@ enum Class {
     Delete,
     UnobservedWrite,
     UnobservedCas(Option<Value>),
+    /// An `Info` op with no interchangeable peer: a class of its own.
+    Unique(usize),
 }
 
 impl Reducer {
@@ -88,7 +92,7 @@ impl Reducer {
                 OpFn::Delete => Class::Delete,
                 OpFn::Write(v) if unobserved(&v) => Class::UnobservedWrite,
                 OpFn::Cas { expect, new } if unobserved(&new) => Class::UnobservedCas(expect),
-                _ => continue,
+                _ => Class::Unique(i),
             };
             let next = classes.len();
             let c = *classes.entry(class).or_insert(next);
@@ -113,7 +117,7 @@ impl Reducer {
     /// Whether op `i` may be linearized now (symmetry: earliest pending member of its class).
     pub(crate) fn may_linearize(&self, i: usize) -> bool {
         match self.class_of[i] {
-            Some((c, pos)) => self.class_done[c] == pos,
+            Some((c, pos)) => self.class_done[c] as usize == pos,
             None => true,
         }
     }
@@ -153,6 +157,11 @@ impl Reducer {
             },
             None => None,
         }
+    }
+
+    /// Number of linearized members of each class of `Info` ops.
+    pub(crate) fn class_counts(&self) -> &[u32] {
+        &self.class_done
     }
 
     /// Whether op `i` is an `Info` op (returns at +infinity, result unconstrained).

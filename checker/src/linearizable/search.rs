@@ -7,9 +7,9 @@
 //! backtracks when it reaches the return of an op that has not been linearized. The reductions in
 //! [`super::reduce`] keep pending `Info` ops from blowing up the search.
 
-use std::collections::HashSet;
 use std::time::Instant;
 
+use super::cache::Cache;
 use super::reduce::Reducer;
 use crate::history::{OkResult, Op, OpFn, Outcome, Value};
 
@@ -216,8 +216,11 @@ pub(crate) fn search(ops: &[&Op], limits: &Limits) -> SearchResult {
     }
     let words = ops.len().div_ceil(64);
     let max_states = limits.max_states.min(MAX_CACHE_WORDS / words.max(1)).max(1);
+    // Linearized `Ok` ops (linearized `Info` ops are counted per class by the reducer).
     let mut linearized = vec![0u64; words];
-    let mut cache: HashSet<(Box<[u64]>, State)> = HashSet::new();
+    // Moves from a configuration are tried `Ok` calls first, then `Info` calls.
+    let mut info_phase = false;
+    let mut cache = Cache::default();
     // (call node, state before it) for each linearized op, in order.
     let mut calls: Vec<(usize, State)> = Vec::new();
     let mut state: State = None;
@@ -241,36 +244,52 @@ pub(crate) fn search(ops: &[&Op], limits: &Limits) -> SearchResult {
         let ret = ev.matching[entry];
         if ret != NIL {
             let op = ev.op_of[entry];
-            if reducer.may_linearize(op) {
+            if reducer.is_info(op) == info_phase && reducer.may_linearize(op) {
                 if let Some(next_state) = step(state, ops[op]) {
                     reducer.mark(op);
                     let canon_next = reducer.canon(next_state);
                     let no_op = reducer.is_info(op) && canon_next == reducer.canon(state);
-                    let mut bits = linearized.clone();
-                    set_bit(&mut bits, op);
-                    let key = (bits.into_boxed_slice(), canon_next);
-                    if !no_op && !cache.contains(&key) {
+                    if !no_op {
                         if reducer.only_info_left() {
                             return SearchResult::Linearizable;
                         }
-                        if cache.len() >= max_states {
-                            return SearchResult::Exhausted(format!(
-                                "state budget exhausted ({} states explored)",
-                                cache.len()
-                            ));
+                        let info = reducer.is_info(op);
+                        if !info {
+                            set_bit(&mut linearized, op);
                         }
-                        cache.insert(key);
-                        calls.push((entry, state));
-                        state = next_state;
-                        set_bit(&mut linearized, op);
-                        ev.lift(entry);
-                        entry = ev.next[HEAD];
-                        continue;
+                        if !cache.covers(&linearized, canon_next, reducer.class_counts()) {
+                            if cache.len() >= max_states {
+                                return SearchResult::Exhausted(format!(
+                                    "state budget exhausted ({} states explored)",
+                                    cache.len()
+                                ));
+                            }
+                            cache.insert(&linearized, canon_next, reducer.class_counts());
+                            if std::env::var("CHECKER_DEBUG").is_ok() && cache.len() % 20000 == 0 {
+                                let oks = linearized.iter().map(|w| w.count_ones()).sum::<u32>();
+                                let infos: u32 = reducer.class_counts().iter().sum();
+                                eprintln!("states {} depth {} oks {} infos {} op {} {:?} {:?} t={}", cache.len(), calls.len(), oks, infos, ops[op].id, ops[op].f, ops[op].outcome, ops[op].invoke_ns/1_000_000);
+                            }
+                            calls.push((entry, state));
+                            state = next_state;
+                            ev.lift(entry);
+                            entry = ev.next[HEAD];
+                            info_phase = false;
+                            continue;
+                        }
+                        if !info {
+                            clear_bit(&mut linearized, op);
+                        }
                     }
                     reducer.unmark(op);
                 }
             }
             entry = ev.next[entry];
+        } else if !info_phase {
+            // All `Ok` moves tried: now try `Info` moves (deferring them is explored first, so
+            // configurations that used fewer `Info` ops fail first and dominate the rest).
+            info_phase = true;
+            entry = ev.next[HEAD];
         } else {
             // The return of an op not yet linearized: this ordering is a dead end.
             if best.as_ref().map_or(true, |b| calls.len() > b.prefix.len()) {
@@ -280,6 +299,7 @@ pub(crate) fn search(ops: &[&Op], limits: &Limits) -> SearchResult {
                     state,
                 });
             }
+            cache.mark_failed(&linearized, reducer.canon(state), reducer.class_counts());
             let Some((call, prior)) = calls.pop() else {
                 return match best {
                     Some(stuck) => SearchResult::NotLinearizable(stuck),
@@ -288,7 +308,10 @@ pub(crate) fn search(ops: &[&Op], limits: &Limits) -> SearchResult {
             };
             state = prior;
             let undone = ev.op_of[call];
-            clear_bit(&mut linearized, undone);
+            info_phase = reducer.is_info(undone);
+            if !info_phase {
+                clear_bit(&mut linearized, undone);
+            }
             reducer.unmark(undone);
             ev.unlift(call);
             entry = ev.next[call];

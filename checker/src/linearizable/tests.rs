@@ -365,3 +365,23 @@ fn tmp_print() {
     let v = check(&big2);
     println!("big2 in {:?}:\n{v}", start.elapsed());
 }
+#[test]
+fn tmp_stats() {
+    let mut x = 12345u64;
+    let mut rnd = move || { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x };
+    let steps: Vec<Step> = (0..3000).map(|_| { let r = rnd(); ((r % 4) as u8, (r >> 8) as u8, (r >> 16) % 60, (r >> 24) % 60, ((r >> 32) % 10) as u8, ((r >> 40) % 8) as u32) }).collect();
+    let big = run_model(&steps);
+    let info: Vec<&Op> = big.iter().filter(|o| o.outcome == Outcome::Info).collect();
+    let observed: std::collections::HashSet<u64> = big.iter().filter_map(|o| match (&o.f, &o.outcome) { (OpFn::Read, Outcome::Ok(OkResult::Read(Some(v)))) => Some(*v), (OpFn::Cas{expect: Some(v), ..}, Outcome::Ok(_)|Outcome::Info) => Some(*v), _ => None }).collect();
+    let mut c = std::collections::BTreeMap::new();
+    for o in info { let k = match &o.f { OpFn::Read => "read".to_string(), OpFn::Write(v) => format!("write observed={}", observed.contains(v)), OpFn::Delete => "delete".into(), OpFn::Cas{new, ..} => format!("cas new observed={}", observed.contains(new)) }; *c.entry(k).or_insert(0) += 1; }
+    println!("{c:?}");
+    for n in [100usize, 200, 400, 800, 1600] {
+        let mut h: Vec<Op> = big[..n].to_vec();
+        let i = h.iter().rposition(|o| matches!(o.outcome, Outcome::Ok(OkResult::Read(Some(_))))).unwrap();
+        h[i].outcome = read(Some(2));
+        let start = std::time::Instant::now();
+        let v = check_key("k", &h, Duration::from_secs(3));
+        println!("n={n} {} in {:?}", match v { Verdict::Linearizable => "lin".to_string(), Verdict::NotLinearizable(v) => format!("nonlin {} ops", v.ops.len()), Verdict::Unknown{reason} => reason }, start.elapsed());
+    }
+}

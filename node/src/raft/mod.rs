@@ -37,6 +37,7 @@ pub type Entry = openraft::Entry<TypeConfig>;
 pub type LogId = openraft::LogId<NodeId>;
 /// openraft's storage error for our node id.
 pub type StorageError = openraft::StorageError<NodeId>;
+pub use openraft::ServerState;
 
 /// Derives a stable Raft node id from a node name (FNV-1a, 64 bit). Node names are unique in a
 /// datacenter (Consul requires it), so ids are too, with overwhelming probability.

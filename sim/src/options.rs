@@ -1,0 +1,112 @@
+//! Run options: what the command line fixes and what the seed chooses. Every option is printed in
+//! the report so a run can be understood and replayed.
+
+use std::fmt;
+use std::time::Duration;
+
+use node::agent::BugSwitches;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A deliberate bug to switch on (to prove the checkers catch it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Bug {
+    /// `?consistent` reads served from a follower's local state.
+    StaleConsistentRead,
+    /// Writes acknowledged before they commit.
+    AckBeforeCommit,
+    /// Raft log appends acknowledged without fsync.
+    SkipFsync,
+}
+
+impl Bug {
+    /// The `--bug` spelling.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Bug::StaleConsistentRead => "stale-consistent-read",
+            Bug::AckBeforeCommit => "ack-before-commit",
+            Bug::SkipFsync => "skip-fsync",
+        }
+    }
+}
+
+/// Everything that defines a run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub seed: u64,
+    pub scenario: String,
+    pub servers: usize,
+    pub bugs: Vec<Bug>,
+    /// Keep and print the per-event trace.
+    pub trace: bool,
+    // Chosen by the seed:
+    pub clients: usize,
+    pub keys: usize,
+    pub fault_phase: Duration,
+    pub liveness_bound: Duration,
+    pub latency_max: Duration,
+    pub snapshot_threshold: u64,
+}
+
+impl RunOptions {
+    /// Derives the seed-chosen options. The derivation uses its own RNG stream so adding a
+    /// command-line flag never changes what a seed means.
+    pub fn derive(seed: u64, scenario: &str, servers: usize, bugs: Vec<Bug>, trace: bool) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6f70_7469_6f6e_7321);
+        Self {
+            seed,
+            scenario: scenario.to_string(),
+            servers,
+            bugs,
+            trace,
+            clients: rng.gen_range(2..=4),
+            keys: rng.gen_range(2..=4),
+            fault_phase: Duration::from_secs(rng.gen_range(20..=40)),
+            liveness_bound: Duration::from_secs(30),
+            latency_max: Duration::from_millis(rng.gen_range(2..=25)),
+            snapshot_threshold: [64, 256, 8192][rng.gen_range(0..3)],
+        }
+    }
+
+    /// The agent bug switches for this run.
+    pub fn bug_switches(&self) -> BugSwitches {
+        BugSwitches {
+            stale_consistent_read: self.bugs.contains(&Bug::StaleConsistentRead),
+            ack_before_commit: self.bugs.contains(&Bug::AckBeforeCommit),
+            skip_log_fsync: self.bugs.contains(&Bug::SkipFsync),
+        }
+    }
+
+    /// The command line that replays this run.
+    pub fn replay_command(&self) -> String {
+        let mut cmd = format!(
+            "cargo run --release -p sim -- --seed {} --scenario {} --servers {}",
+            self.seed, self.scenario, self.servers
+        );
+        for b in &self.bugs {
+            cmd.push_str(&format!(" --bug {}", b.flag()));
+        }
+        cmd
+    }
+}
+
+impl fmt::Display for RunOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "servers={} clients={} keys={} fault_phase={}s liveness_bound={}s latency=1..{}ms snapshot_threshold={}",
+            self.servers,
+            self.clients,
+            self.keys,
+            self.fault_phase.as_secs(),
+            self.liveness_bound.as_secs(),
+            self.latency_max.as_millis(),
+            self.snapshot_threshold
+        )?;
+        if !self.bugs.is_empty() {
+            let bugs: Vec<&str> = self.bugs.iter().map(|b| b.flag()).collect();
+            write!(f, " bugs={}", bugs.join(","))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,79 @@
+//! The run report: seed, scenario, options, faults, operation counts, verdicts, trace hash, and the
+//! command that replays the run; on failure, the smallest failing sub-history.
+
+use std::fmt::Write as _;
+
+use checker::linearizable::Verdict;
+use checker::{OpFn, Outcome};
+
+use crate::run::RunResult;
+use crate::verdict::Judgement;
+
+/// Renders the full report for one run.
+pub fn render(result: &RunResult, judgement: &Judgement) -> String {
+    let o = &result.options;
+    let mut out = String::new();
+    let _ = writeln!(out, "concord sim  seed={}  scenario={}", o.seed, o.scenario);
+    let _ = writeln!(out, "options: {o}");
+    let _ = writeln!(out, "faults injected ({}):", result.faults.len());
+    for (at, what) in &result.faults {
+        let _ = writeln!(out, "  t={:>8.3}s  {what}", at.as_secs_f64());
+    }
+    let (ok, fail, info) = result.history.outcome_counts();
+    let _ = writeln!(out, "operations: {} (ok {ok}, fail {fail}, info {info})", result.history.ops.len());
+    for (name, pred) in [
+        ("read", (|f: &OpFn| matches!(f, OpFn::Read)) as fn(&OpFn) -> bool),
+        ("write", |f| matches!(f, OpFn::Write(_))),
+        ("cas", |f| matches!(f, OpFn::Cas { .. })),
+        ("delete", |f| matches!(f, OpFn::Delete)),
+    ] {
+        let ops: Vec<_> = result.history.ops.iter().filter(|op| pred(&op.f)).collect();
+        let count = |want: fn(&Outcome) -> bool| ops.iter().filter(|op| want(&op.outcome)).count();
+        let _ = writeln!(
+            out,
+            "  {name:<7} {:>5}  ok {:>5}  fail {:>5}  info {:>5}",
+            ops.len(),
+            count(|o| matches!(o, Outcome::Ok(_))),
+            count(|o| matches!(o, Outcome::Fail)),
+            count(|o| matches!(o, Outcome::Info)),
+        );
+    }
+    let _ = writeln!(out, "checkers:");
+    for (key, verdict) in &judgement.linearizable {
+        let line = match verdict {
+            Verdict::Linearizable => "linearizable".to_string(),
+            Verdict::NotLinearizable(_) => "NOT LINEARIZABLE".to_string(),
+            Verdict::Unknown { reason } => format!("UNKNOWN ({reason})"),
+        };
+        let _ = writeln!(out, "  kv {key:<6} {line}");
+    }
+    match (&judgement.no_liveness, result.live_at) {
+        (None, Some(at)) => {
+            let _ = writeln!(out, "  liveness   ok: proven {:.3}s after the final heal", (at - result.healed_at).as_secs_f64());
+        }
+        (Some(why), _) => {
+            let _ = writeln!(out, "  liveness   VIOLATION: {why}");
+        }
+        _ => {}
+    }
+    if let Some(e) = &judgement.host_error {
+        let _ = writeln!(out, "  host       FAILED: {e}");
+    }
+    let _ = writeln!(
+        out,
+        "trace: hash={:016x} events={}  simulated={:.1}s wall={:.2}s ({:.0}x real time)",
+        result.trace_hash,
+        result.trace_events,
+        result.sim_elapsed.as_secs_f64(),
+        result.wall.as_secs_f64(),
+        result.sim_elapsed.as_secs_f64() / result.wall.as_secs_f64().max(1e-9)
+    );
+    for (_, verdict) in &judgement.linearizable {
+        if let Verdict::NotLinearizable(v) = verdict {
+            let _ = writeln!(out, "smallest failing sub-history:\n{v}");
+        }
+    }
+    let _ = writeln!(out, "replay: {}", o.replay_command());
+    let _ = writeln!(out, "RESULT: {}", if judgement.passed() { "PASS" } else { "FAIL" });
+    out
+}

@@ -1,0 +1,267 @@
+//! One simulation run: build a turmoil world of servers and workload clients, drive the nemesis
+//! schedule over simulated time, heal, run the liveness phase, and collect what happened.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use checker::History;
+use nemesis::{Fault, Schedule};
+use node::agent::{Agent, AgentConfig, Ports, RaftTiming};
+use node::io::mem::MemDisk;
+use node::io::Io;
+use node::raft::ServerState;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::io::{SimClock, Trace, TraceHandle, TurmoilNet};
+use crate::options::RunOptions;
+use crate::workload::{liveness_probe, run_client, ClientSpec};
+
+const HTTP_PORT: u16 = 8500;
+const SERVER_PORT: u16 = 8300;
+/// How long after the fault phase workload clients keep going (they overlap the liveness phase).
+const WORKLOAD_TAIL: Duration = Duration::from_secs(5);
+/// Hard stop beyond the liveness bound, in case a client never returns.
+const RUN_SLACK: Duration = Duration::from_secs(15);
+
+/// Everything a run produced, for the checkers and the report.
+pub struct RunResult {
+    pub options: RunOptions,
+    pub history: History,
+    /// Faults as applied, with what they resolved to.
+    pub faults: Vec<(Duration, String)>,
+    pub trace_hash: u64,
+    pub trace_events: u64,
+    pub trace_lines: Vec<String>,
+    /// When the liveness probe proved the cluster live, if it did.
+    pub live_at: Option<Duration>,
+    /// When the final heal happened (start of the liveness phase).
+    pub healed_at: Duration,
+    /// A host that failed (e.g. refused to start on corrupt storage).
+    pub host_error: Option<String>,
+    pub sim_elapsed: Duration,
+    pub wall: Duration,
+}
+
+fn server_name(i: usize) -> String {
+    format!("n{}", i + 1)
+}
+
+/// Runs the scenario for `options` and returns what happened. Deterministic in `options`.
+pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
+    let wall_start = Instant::now();
+    node::raft::runtime::reseed(options.seed);
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(options.seed)
+        .simulation_duration(Duration::from_secs(3600))
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(options.latency_max)
+        .enable_random_order()
+        .build();
+
+    let trace = Arc::new(Trace::new(options.trace));
+    let n = options.servers;
+    let names: Vec<String> = (0..n).map(server_name).collect();
+    let ips: Vec<_> = names.iter().map(|name| sim.lookup(name.as_str())).collect();
+    let rpc_addrs: Vec<String> = ips.iter().map(|ip| SocketAddr::new(*ip, SERVER_PORT).to_string()).collect();
+    let http_addrs: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(*ip, HTTP_PORT)).collect();
+    let disks: Vec<Arc<MemDisk>> = (0..n).map(|_| Arc::new(MemDisk::new())).collect();
+    let agents: Rc<RefCell<Vec<Option<Arc<Agent>>>>> = Rc::new(RefCell::new(vec![None; n]));
+    let mut seeds = ChaCha8Rng::seed_from_u64(options.seed);
+
+    for i in 0..n {
+        let config = AgentConfig {
+            node_name: names[i].clone(),
+            datacenter: "dc1".into(),
+            server: true,
+            bootstrap_expect: n,
+            bind_addr: ips[i],
+            client_addr: ips[i],
+            ports: Ports { http: HTTP_PORT, server: SERVER_PORT, ..Ports::default() },
+            data_dir: None,
+            retry_join: rpc_addrs.iter().filter(|a| **a != rpc_addrs[i]).cloned().collect(),
+            raft: RaftTiming { snapshot_threshold: options.snapshot_threshold, trailing_logs: 32, ..RaftTiming::default() },
+            bugs: options.bug_switches(),
+            dev: false,
+        };
+        let disk = disks[i].clone();
+        let trace = trace.clone();
+        let agents = agents.clone();
+        let agent_seed = rand::Rng::gen::<u64>(&mut seeds);
+        sim.host(names[i].as_str(), move || {
+            let io = Io {
+                net: Arc::new(TurmoilNet),
+                clock: Arc::new(SimClock { skew_ms: Mutex::new(0) }),
+                disk: disk.clone(),
+                trace: Arc::new(TraceHandle(trace.clone())),
+                seed: agent_seed,
+            };
+            let config = config.clone();
+            let agents = agents.clone();
+            async move {
+                let agent = node::agent::start(config, io).await.map_err(|e| e.to_string())?;
+                agents.borrow_mut()[i] = Some(agent);
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+    }
+
+    let history = Rc::new(RefCell::new(History::default()));
+    let workload_until = options.fault_phase + WORKLOAD_TAIL;
+    let keys: Vec<String> = (0..options.keys).map(|k| format!("k{k}")).collect();
+    for c in 0..options.clients {
+        let spec = ClientSpec {
+            id: c as u32 + 1,
+            servers: http_addrs.clone(),
+            keys: keys.clone(),
+            until: workload_until,
+            rng: ChaCha8Rng::seed_from_u64(rand::Rng::gen::<u64>(&mut seeds)),
+            history: history.clone(),
+        };
+        sim.client(format!("c{}", c + 1), run_client(spec));
+    }
+    let live_at = Rc::new(RefCell::new(None));
+    let liveness_deadline = options.fault_phase + options.liveness_bound;
+    sim.client("liveness", liveness_probe(http_addrs.clone(), options.fault_phase, liveness_deadline, live_at.clone()));
+
+    let mut faults = Vec::new();
+    let mut crashed = vec![false; n];
+    let mut pending = schedule.events().iter().peekable();
+    let mut healed = false;
+    let mut host_error = None;
+    let hard_stop = liveness_deadline + RUN_SLACK;
+    loop {
+        let now = sim.elapsed();
+        while let Some((at, fault)) = pending.peek() {
+            if *at > now {
+                break;
+            }
+            let what = apply(&mut sim, fault, &names, &agents, &disks, &mut crashed);
+            trace.record(now, "nemesis", &what);
+            faults.push((now, what));
+            pending.next();
+        }
+        if !healed && now >= options.fault_phase {
+            let what = apply(&mut sim, &Fault::HealAll, &names, &agents, &disks, &mut crashed);
+            let mut restarted = Vec::new();
+            for (i, was_crashed) in crashed.clone().iter().enumerate() {
+                if *was_crashed {
+                    apply(&mut sim, &Fault::Restart(i), &names, &agents, &disks, &mut crashed);
+                    restarted.push(names[i].clone());
+                }
+            }
+            let what = format!("final {what}; restart {restarted:?}; liveness phase begins");
+            trace.record(now, "nemesis", &what);
+            faults.push((now, what));
+            healed = true;
+        }
+        match sim.step() {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => {
+                host_error = Some(e.to_string());
+                break;
+            }
+        }
+        if now > hard_stop {
+            break;
+        }
+    }
+    let sim_elapsed = sim.elapsed();
+    drop(sim);
+    let history = Rc::try_unwrap(history).map(RefCell::into_inner).unwrap_or_else(|rc| rc.borrow().clone());
+    let (trace_hash, trace_events) = trace.summary();
+    let live_at = *live_at.borrow();
+    RunResult {
+        options: options.clone(),
+        history,
+        faults,
+        trace_hash,
+        trace_events,
+        trace_lines: trace.lines(),
+        live_at,
+        healed_at: options.fault_phase,
+        host_error,
+        sim_elapsed,
+        wall: wall_start.elapsed(),
+    }
+}
+
+/// The current leader among live servers: the one in state Leader with the highest term.
+fn current_leader(agents: &Rc<RefCell<Vec<Option<Arc<Agent>>>>>) -> Option<usize> {
+    let agents = agents.borrow();
+    let mut best: Option<(u64, usize)> = None;
+    for (i, a) in agents.iter().enumerate() {
+        let Some(a) = a else { continue };
+        let m = a.raft.metrics();
+        let m = m.borrow();
+        if m.state == ServerState::Leader && best.is_none_or(|(t, _)| m.current_term > t) {
+            best = Some((m.current_term, i));
+        }
+    }
+    best.map(|(_, i)| i)
+}
+
+fn partition(sim: &mut turmoil::Sim<'_>, names: &[String], a: &[usize], b: &[usize]) {
+    for x in a {
+        for y in b {
+            sim.partition(names[*x].as_str(), names[*y].as_str());
+        }
+    }
+}
+
+/// Applies one fault; returns what it did, for the fault log.
+fn apply(
+    sim: &mut turmoil::Sim<'_>,
+    fault: &Fault,
+    names: &[String],
+    agents: &Rc<RefCell<Vec<Option<Arc<Agent>>>>>,
+    disks: &[Arc<MemDisk>],
+    crashed: &mut [bool],
+) -> String {
+    match fault {
+        Fault::Partition { a, b } => {
+            partition(sim, names, a, b);
+            fault.to_string()
+        }
+        Fault::IsolateLeader => match current_leader(agents) {
+            Some(l) => {
+                let others: Vec<usize> = (0..names.len()).filter(|i| *i != l).collect();
+                partition(sim, names, &[l], &others);
+                format!("isolate leader {}", names[l])
+            }
+            None => "isolate leader: no leader now, skipped".to_string(),
+        },
+        Fault::HealAll => {
+            for x in 0..names.len() {
+                for y in x + 1..names.len() {
+                    sim.repair(names[x].as_str(), names[y].as_str());
+                }
+            }
+            fault.to_string()
+        }
+        Fault::Crash(i) => {
+            if crashed[*i] {
+                return format!("{fault}: already down, skipped");
+            }
+            sim.crash(names[*i].as_str());
+            disks[*i].crash();
+            agents.borrow_mut()[*i] = None;
+            crashed[*i] = true;
+            fault.to_string()
+        }
+        Fault::Restart(i) => {
+            if !crashed[*i] {
+                return format!("{fault}: not down, skipped");
+            }
+            sim.bounce(names[*i].as_str());
+            crashed[*i] = false;
+            fault.to_string()
+        }
+    }
+}

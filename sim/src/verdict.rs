@@ -1,0 +1,49 @@
+//! Judging a run: the checkers applied to its history and liveness record.
+
+use std::time::Duration;
+
+use checker::linearizable::{check_history, Verdict};
+
+use crate::run::RunResult;
+
+/// Time budget per key for the linearizability search (Unknown past it, never a silent pass).
+pub const CHECK_BUDGET_PER_KEY: Duration = Duration::from_secs(20);
+
+/// The checkers' findings for one run.
+pub struct Judgement {
+    /// Per-key linearizability verdicts (the liveness key is excluded).
+    pub linearizable: Vec<(String, Verdict)>,
+    /// `None` if the cluster proved live in time, else why not.
+    pub no_liveness: Option<String>,
+    /// A host that failed to run.
+    pub host_error: Option<String>,
+}
+
+impl Judgement {
+    /// True if any safety checker found a violation (Unknown is not a pass; see [`Self::unknown`]).
+    pub fn safety_violation(&self) -> bool {
+        self.linearizable.iter().any(|(_, v)| matches!(v, Verdict::NotLinearizable(_)))
+    }
+    /// True if a checker could not decide within its budget.
+    pub fn unknown(&self) -> bool {
+        self.linearizable.iter().any(|(_, v)| matches!(v, Verdict::Unknown { .. }))
+    }
+    /// True if the run passes every check.
+    pub fn passed(&self) -> bool {
+        !self.safety_violation() && !self.unknown() && self.no_liveness.is_none() && self.host_error.is_none()
+    }
+}
+
+/// Runs every checker over `result`.
+pub fn judge(result: &RunResult) -> Judgement {
+    let linearizable = check_history(&result.history, CHECK_BUDGET_PER_KEY);
+    let no_liveness = match result.live_at {
+        Some(_) => None,
+        None => Some(format!(
+            "no liveness: within {}s of the final heal (t={:.1}s) the cluster did not serve a write and a ?consistent read through every server",
+            result.options.liveness_bound.as_secs(),
+            result.healed_at.as_secs_f64()
+        )),
+    };
+    Judgement { linearizable, no_liveness, host_error: result.host_error.clone() }
+}

@@ -1,0 +1,162 @@
+//! Workload clients: issue KV reads, writes, CAS and deletes over the HTTP API to random servers,
+//! with timeouts, and record every operation in the history (invoke → ok / fail / info).
+//!
+//! Values are unique per write (`client * 10^9 + counter`), so a CAS on a ModifyIndex the client
+//! read can be checked as a CAS on the value it read (see `checker::history`).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use checker::{History, OkResult, Op, OpFn, Outcome, Value};
+use hyper::{Method, StatusCode};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::http_client::{request, ClientError, Response};
+
+/// Per-request timeout: past it the client records `info` (outcome unknown) and moves on.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What one workload client needs.
+pub struct ClientSpec {
+    pub id: u32,
+    pub servers: Vec<SocketAddr>,
+    pub keys: Vec<String>,
+    /// Stop issuing new ops at this simulated time.
+    pub until: Duration,
+    pub rng: ChaCha8Rng,
+    pub history: Rc<RefCell<History>>,
+}
+
+fn now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+/// Decodes a Consul KV GET response body into (value, ModifyIndex).
+fn parse_entry(body: &[u8]) -> Option<(Value, u64)> {
+    let list: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let entry = list.as_array()?.first()?;
+    let b64 = entry.get("Value")?.as_str()?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let value = std::str::from_utf8(&raw).ok()?.parse().ok()?;
+    Some((value, entry.get("ModifyIndex")?.as_u64()?))
+}
+
+fn write_outcome(resp: &Result<Response, ClientError>, cas: bool) -> Outcome {
+    match resp {
+        Ok(r) if r.status == StatusCode::OK => match r.body.as_ref() {
+            b"true" if cas => Outcome::Ok(OkResult::Cas(true)),
+            b"false" if cas => Outcome::Ok(OkResult::Cas(false)),
+            b"true" => Outcome::Ok(OkResult::Done),
+            _ => Outcome::Info,
+        },
+        // The server says the write certainly did not reach Raft.
+        Ok(r) if r.headers.get("X-Concord-Write-Applied").is_some_and(|v| v == "false") => Outcome::Fail,
+        Ok(_) => Outcome::Info,
+        Err(ClientError::Connect(_)) => Outcome::Fail,
+        Err(ClientError::Io(_)) => Outcome::Info,
+    }
+}
+
+/// Runs one client until `spec.until`. Never fails: every error is recorded in the history.
+pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
+    // Last (value, ModifyIndex) this client read per key; CAS uses it as its expectation.
+    let mut seen: BTreeMap<String, Option<(Value, u64)>> = BTreeMap::new();
+    let mut counter: u64 = 0;
+    while now() < spec.until {
+        let key = spec.keys[spec.rng.gen_range(0..spec.keys.len())].clone();
+        let server = spec.servers[spec.rng.gen_range(0..spec.servers.len())];
+        counter += 1;
+        let value = u64::from(spec.id) * 1_000_000_000 + counter;
+        let roll = spec.rng.gen_range(0..100);
+        let (f, method, path, body) = if roll < 45 {
+            let mode = if spec.rng.gen_bool(0.5) { "?consistent" } else { "" };
+            (OpFn::Read, Method::GET, format!("/v1/kv/{key}{mode}"), Vec::new())
+        } else if roll < 70 {
+            (OpFn::Write(value), Method::PUT, format!("/v1/kv/{key}"), value.to_string().into_bytes())
+        } else if roll < 90 {
+            let (expect, idx) = match seen.get(&key).copied().flatten() {
+                Some((v, idx)) => (Some(v), idx),
+                None => (None, 0),
+            };
+            (OpFn::Cas { expect, new: value }, Method::PUT, format!("/v1/kv/{key}?cas={idx}"), value.to_string().into_bytes())
+        } else {
+            (OpFn::Delete, Method::DELETE, format!("/v1/kv/{key}"), Vec::new())
+        };
+        let invoke = now();
+        let resp = tokio::time::timeout(OP_TIMEOUT, request(server, method, &path, body)).await;
+        let complete = now();
+        let resp = match resp {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::Io("timeout".into())),
+        };
+        let outcome = match &f {
+            OpFn::Read => match &resp {
+                Ok(r) if r.status == StatusCode::OK => match parse_entry(&r.body) {
+                    Some((v, idx)) => {
+                        seen.insert(key.clone(), Some((v, idx)));
+                        Outcome::Ok(OkResult::Read(Some(v)))
+                    }
+                    None => Outcome::Fail,
+                },
+                Ok(r) if r.status == StatusCode::NOT_FOUND => {
+                    seen.insert(key.clone(), None);
+                    Outcome::Ok(OkResult::Read(None))
+                }
+                _ => Outcome::Fail,
+            },
+            OpFn::Cas { .. } => write_outcome(&resp, true),
+            _ => write_outcome(&resp, false),
+        };
+        spec.history.borrow_mut().push(Op {
+            id: 0,
+            client: spec.id,
+            key,
+            f,
+            invoke_ns: invoke.as_nanos() as u64,
+            complete_ns: complete.as_nanos() as u64,
+            outcome,
+        });
+        // Think time: a few ms, so clients interleave without flooding the simulated network.
+        let think = spec.rng.gen_range(1..20);
+        tokio::time::sleep(Duration::from_millis(think)).await;
+    }
+    Ok(())
+}
+
+/// The liveness probe: from `start`, repeatedly write a fresh value through each server in turn
+/// and read it back with `?consistent`, until every server has served one such round trip.
+/// Returns the simulated time at which the cluster was proven live, if it was before `deadline`.
+pub async fn liveness_probe(
+    servers: Vec<SocketAddr>,
+    start: Duration,
+    deadline: Duration,
+    proven_at: Rc<RefCell<Option<Duration>>>,
+) -> turmoil::Result {
+    tokio::time::sleep(start.saturating_sub(now())).await;
+    let mut remaining: Vec<SocketAddr> = servers.clone();
+    let mut n: u64 = 0;
+    while !remaining.is_empty() && now() < deadline {
+        let server = remaining[0];
+        n += 1;
+        let value = format!("live-{n}");
+        let put = tokio::time::timeout(OP_TIMEOUT, request(server, Method::PUT, "/v1/kv/_liveness", value.clone().into_bytes())).await;
+        let put_ok = matches!(&put, Ok(Ok(r)) if r.status == StatusCode::OK && r.body.as_ref() == b"true");
+        if put_ok {
+            let get = tokio::time::timeout(OP_TIMEOUT, request(server, Method::GET, "/v1/kv/_liveness?consistent&raw", Vec::new())).await;
+            if matches!(&get, Ok(Ok(r)) if r.status == StatusCode::OK && r.body.as_ref() == value.as_bytes()) {
+                remaining.remove(0);
+                continue;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if remaining.is_empty() {
+        *proven_at.borrow_mut() = Some(now());
+    }
+    Ok(())
+}
