@@ -24,6 +24,8 @@ mod reduce;
 mod search;
 mod shrink;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
@@ -72,22 +74,32 @@ pub struct Violation {
 pub fn check_key(key: &str, ops: &[Op], budget: Duration) -> Verdict {
     for op in ops {
         if let Err(reason) = search::validate(op) {
-            return Verdict::Unknown { reason: format!("key {key:?}: malformed history: {reason}") };
+            return Verdict::Unknown {
+                reason: format!("key {key:?}: malformed history: {reason}"),
+            };
         }
     }
     let relevant: Vec<&Op> = ops.iter().filter(|op| search::is_relevant(op)).collect();
-    let limits = Limits { deadline: Instant::now().checked_add(budget), max_states: MAX_STATES };
+    let limits = Limits {
+        deadline: Instant::now().checked_add(budget),
+        max_states: MAX_STATES,
+    };
     match search::search(&relevant, &limits) {
         SearchResult::Linearizable => Verdict::Linearizable,
         SearchResult::Exhausted(why) => Verdict::Unknown {
             reason: format!("key {key:?}: {why} checking {} ops", relevant.len()),
         },
         SearchResult::NotLinearizable(stuck) => {
-            let (kept, stuck) = shrink::shrink(&relevant, stuck, Instant::now().checked_add(budget));
+            let (kept, stuck) =
+                shrink::shrink(&relevant, stuck, Instant::now().checked_add(budget));
             let explanation = explain(&relevant, &kept, &stuck);
             let mut failing: Vec<Op> = kept.iter().map(|&i| relevant[i].clone()).collect();
             failing.sort_by_key(|op| (op.invoke_ns, op.id));
-            Verdict::NotLinearizable(Violation { key: key.to_string(), ops: failing, explanation })
+            Verdict::NotLinearizable(Violation {
+                key: key.to_string(),
+                ops: failing,
+                explanation,
+            })
         }
     }
 }
@@ -123,7 +135,11 @@ fn show_state(s: State) -> String {
 fn why_illegal(op: &Op, state: State) -> String {
     match (&op.f, &op.outcome) {
         (OpFn::Read, Outcome::Ok(OkResult::Read(v))) => {
-            format!("it read {} but the register {}", show_value(*v), show_state(state))
+            format!(
+                "it read {} but the register {}",
+                show_value(*v),
+                show_state(state)
+            )
         }
         (OpFn::Cas { expect, .. }, Outcome::Ok(OkResult::Cas(true))) => format!(
             "it swapped expecting {} but the register {}",
@@ -143,7 +159,10 @@ fn explain(ops: &[&Op], kept: &[usize], stuck: &Stuck) -> String {
         if idx.is_empty() {
             return "none".to_string();
         }
-        idx.iter().map(|&i| format!("#{}", ops[i].id)).collect::<Vec<_>>().join(", ")
+        idx.iter()
+            .map(|&i| format!("#{}", ops[i].id))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let op = ops[stuck.op];
     let deadline = match op.outcome {

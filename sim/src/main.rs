@@ -76,7 +76,9 @@ fn main() -> ExitCode {
     let mut failed = Vec::new();
     let mut simulated = 0f64;
     for seed in seeds.clone() {
-        let options = RunOptions::derive(seed, &args.scenario, args.servers, args.bug.clone(), args.trace);
+        // Determinism checks keep the trace so a divergence can be shown line by line.
+        let keep_trace = args.trace || args.check_determinism;
+        let options = RunOptions::derive(seed, &args.scenario, args.servers, args.bug.clone(), keep_trace);
         let (result, judgement) = match sim::run_seed(&options) {
             Ok(r) => r,
             Err(e) => {
@@ -92,8 +94,12 @@ fn main() -> ExitCode {
             if again.trace_hash != result.trace_hash || again.history.ops != result.history.ops {
                 ok = false;
                 determinism_note = format!(
-                    "DETERMINISM VIOLATION: seed {seed} replayed with trace hash {:016x} then {:016x} ({} vs {} events)",
-                    result.trace_hash, again.trace_hash, result.trace_events, again.trace_events
+                    "DETERMINISM VIOLATION: seed {seed} replayed with trace hash {:016x} then {:016x} ({} vs {} events)\n{}",
+                    result.trace_hash,
+                    again.trace_hash,
+                    result.trace_events,
+                    again.trace_events,
+                    first_divergence(&result.trace_lines, &again.trace_lines)
                 );
             } else {
                 determinism_note = format!("determinism: ok (hash {:016x} twice)", result.trace_hash);
@@ -141,4 +147,18 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Shows where two traces of the same seed first differ, with a little context.
+fn first_divergence(a: &[String], b: &[String]) -> String {
+    let at = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+    let from = at.saturating_sub(3);
+    let mut out = format!("first divergence at trace line {at}:\n");
+    for (name, t) in [("run 1", a), ("run 2", b)] {
+        out.push_str(&format!("  {name}:\n"));
+        for line in t.iter().skip(from).take(6) {
+            out.push_str(&format!("    {line}\n"));
+        }
+    }
+    out
 }

@@ -2,6 +2,7 @@
 //! schedule over simulated time, heal, run the liveness phase, and collect what happened.
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -129,8 +130,10 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     let liveness_deadline = options.fault_phase + options.liveness_bound;
     sim.client("liveness", liveness_probe(http_addrs.clone(), options.fault_phase, liveness_deadline, live_at.clone()));
 
+    let mut client_names: Vec<String> = (0..options.clients).map(|c| format!("c{}", c + 1)).collect();
+    client_names.push("liveness".into());
+    let mut world = World { names: names.clone(), client_names, agents: agents.clone(), disks, crashed: vec![false; n], cut: BTreeSet::new() };
     let mut faults = Vec::new();
-    let mut crashed = vec![false; n];
     let mut pending = schedule.events().iter().peekable();
     let mut healed = false;
     let mut host_error = None;
@@ -141,17 +144,17 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             if *at > now {
                 break;
             }
-            let what = apply(&mut sim, fault, &names, &agents, &disks, &mut crashed);
+            let what = world.apply(&mut sim, fault);
             trace.record(now, "nemesis", &what);
             faults.push((now, what));
             pending.next();
         }
         if !healed && now >= options.fault_phase {
-            let what = apply(&mut sim, &Fault::HealAll, &names, &agents, &disks, &mut crashed);
+            let what = world.apply(&mut sim, &Fault::HealAll);
             let mut restarted = Vec::new();
-            for (i, was_crashed) in crashed.clone().iter().enumerate() {
-                if *was_crashed {
-                    apply(&mut sim, &Fault::Restart(i), &names, &agents, &disks, &mut crashed);
+            for i in 0..n {
+                if world.crashed[i] {
+                    world.apply(&mut sim, &Fault::Restart(i));
                     restarted.push(names[i].clone());
                 }
             }
@@ -192,76 +195,108 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     }
 }
 
-/// The current leader among live servers: the one in state Leader with the highest term.
-fn current_leader(agents: &Rc<RefCell<Vec<Option<Arc<Agent>>>>>) -> Option<usize> {
-    let agents = agents.borrow();
-    let mut best: Option<(u64, usize)> = None;
-    for (i, a) in agents.iter().enumerate() {
-        let Some(a) = a else { continue };
-        let m = a.raft.metrics();
-        let m = m.borrow();
-        if m.state == ServerState::Leader && best.is_none_or(|(t, _)| m.current_term > t) {
-            best = Some((m.current_term, i));
-        }
-    }
-    best.map(|(_, i)| i)
+/// The simulator's view of the cluster while applying faults.
+struct World {
+    names: Vec<String>,
+    /// Workload and probe hosts (never partitioned by faults).
+    client_names: Vec<String>,
+    agents: Rc<RefCell<Vec<Option<Arc<Agent>>>>>,
+    disks: Vec<Arc<MemDisk>>,
+    crashed: Vec<bool>,
+    /// Server pairs `(low, high)` currently cut by a partition fault.
+    cut: BTreeSet<(usize, usize)>,
 }
 
-fn partition(sim: &mut turmoil::Sim<'_>, names: &[String], a: &[usize], b: &[usize]) {
-    for x in a {
-        for y in b {
-            sim.partition(names[*x].as_str(), names[*y].as_str());
-        }
-    }
+fn pair(a: usize, b: usize) -> (usize, usize) {
+    (a.min(b), a.max(b))
 }
 
-/// Applies one fault; returns what it did, for the fault log.
-fn apply(
-    sim: &mut turmoil::Sim<'_>,
-    fault: &Fault,
-    names: &[String],
-    agents: &Rc<RefCell<Vec<Option<Arc<Agent>>>>>,
-    disks: &[Arc<MemDisk>],
-    crashed: &mut [bool],
-) -> String {
-    match fault {
-        Fault::Partition { a, b } => {
-            partition(sim, names, a, b);
-            fault.to_string()
-        }
-        Fault::IsolateLeader => match current_leader(agents) {
-            Some(l) => {
-                let others: Vec<usize> = (0..names.len()).filter(|i| *i != l).collect();
-                partition(sim, names, &[l], &others);
-                format!("isolate leader {}", names[l])
+impl World {
+    /// The current leader among live servers: the one in state Leader with the highest term.
+    fn current_leader(&self) -> Option<usize> {
+        let agents = self.agents.borrow();
+        let mut best: Option<(u64, usize)> = None;
+        for (i, a) in agents.iter().enumerate() {
+            let Some(a) = a else { continue };
+            let m = a.raft.metrics();
+            let m = m.borrow();
+            if m.state == ServerState::Leader && best.is_none_or(|(t, _)| m.current_term > t) {
+                best = Some((m.current_term, i));
             }
-            None => "isolate leader: no leader now, skipped".to_string(),
-        },
-        Fault::HealAll => {
-            for x in 0..names.len() {
-                for y in x + 1..names.len() {
-                    sim.repair(names[x].as_str(), names[y].as_str());
+        }
+        best.map(|(_, i)| i)
+    }
+
+    fn partition(&mut self, sim: &mut turmoil::Sim<'_>, a: &[usize], b: &[usize]) {
+        for x in a {
+            for y in b {
+                sim.partition(self.names[*x].as_str(), self.names[*y].as_str());
+                self.cut.insert(pair(*x, *y));
+            }
+        }
+    }
+
+    /// Kills server `i`. Its connections are dropped in an order that depends on tokio's global
+    /// task ids (not on the seed), and each drop sends a FIN or RST; so the host is first cut off
+    /// from everyone, making those last words vanish (as they would from a machine that lost
+    /// power), and the links are then restored to what the nemesis had set.
+    fn crash(&mut self, sim: &mut turmoil::Sim<'_>, i: usize) {
+        let victim = self.names[i].clone();
+        let others: Vec<String> = self.names.iter().chain(&self.client_names).filter(|h| **h != victim).cloned().collect();
+        for h in &others {
+            sim.partition(victim.as_str(), h.as_str());
+        }
+        sim.crash(victim.as_str());
+        for (j, h) in self.names.iter().enumerate() {
+            if j != i && !self.cut.contains(&pair(i, j)) {
+                sim.repair(victim.as_str(), h.as_str());
+            }
+        }
+        for h in &self.client_names {
+            sim.repair(victim.as_str(), h.as_str());
+        }
+        self.disks[i].crash();
+        self.agents.borrow_mut()[i] = None;
+        self.crashed[i] = true;
+    }
+
+    /// Applies one fault; returns what it did, for the fault log.
+    fn apply(&mut self, sim: &mut turmoil::Sim<'_>, fault: &Fault) -> String {
+        let n = self.names.len();
+        match fault {
+            Fault::Partition { a, b } => {
+                self.partition(sim, a, b);
+                fault.to_string()
+            }
+            Fault::IsolateLeader => match self.current_leader() {
+                Some(l) => {
+                    let others: Vec<usize> = (0..n).filter(|i| *i != l).collect();
+                    self.partition(sim, &[l], &others);
+                    format!("isolate leader {}", self.names[l])
                 }
+                None => "isolate leader: no leader now, skipped".to_string(),
+            },
+            Fault::HealAll => {
+                for (x, y) in std::mem::take(&mut self.cut) {
+                    sim.repair(self.names[x].as_str(), self.names[y].as_str());
+                }
+                fault.to_string()
             }
-            fault.to_string()
-        }
-        Fault::Crash(i) => {
-            if crashed[*i] {
-                return format!("{fault}: already down, skipped");
+            Fault::Crash(i) => {
+                if self.crashed[*i] {
+                    return format!("{fault}: already down, skipped");
+                }
+                self.crash(sim, *i);
+                fault.to_string()
             }
-            sim.crash(names[*i].as_str());
-            disks[*i].crash();
-            agents.borrow_mut()[*i] = None;
-            crashed[*i] = true;
-            fault.to_string()
-        }
-        Fault::Restart(i) => {
-            if !crashed[*i] {
-                return format!("{fault}: not down, skipped");
+            Fault::Restart(i) => {
+                if !self.crashed[*i] {
+                    return format!("{fault}: not down, skipped");
+                }
+                sim.bounce(self.names[*i].as_str());
+                self.crashed[*i] = false;
+                fault.to_string()
             }
-            sim.bounce(names[*i].as_str());
-            crashed[*i] = false;
-            fault.to_string()
         }
     }
 }

@@ -14,6 +14,7 @@
 //!    nobody observes) are symmetric once invoked, so only the earliest-invoked pending one of each
 //!    class may be linearized, and a configuration that used fewer of a class and failed rules
 //!    out the same configuration using more (see [`super::cache`]).
+//!    `Info` CASes that can never take effect again are left out of that comparison.
 //! 4. *Early success.* Once every `Ok` op is linearized the rest are `Info` ops, which can all take
 //!    effect last in any order.
 
@@ -37,6 +38,14 @@ pub(crate) struct Reducer {
     class_of: Vec<Option<(usize, usize)>>,
     /// Number of linearized members per class (always a prefix of the class).
     class_done: Vec<u32>,
+    /// For classes of `Info` CASes expecting an observed value: that value's dense index.
+    class_expect: Vec<Option<usize>>,
+    /// The observed values, by dense index.
+    values: Vec<Value>,
+    /// For each op, the observed value (dense index) it writes when it takes effect, if any.
+    writes: Vec<Option<usize>>,
+    /// Linearized writers per observed value.
+    writer_done: Vec<u32>,
     is_info: Vec<bool>,
     /// Unlinearized `Ok` ops.
     ok_remaining: usize,
@@ -45,7 +54,12 @@ pub(crate) struct Reducer {
 fn observed_value(op: &Op) -> Option<Value> {
     match (&op.f, &op.outcome) {
         (OpFn::Read, Outcome::Ok(OkResult::Read(Some(v)))) => Some(*v),
-        (OpFn::Cas { expect: Some(v), .. }, Outcome::Ok(_) | Outcome::Info) => Some(*v),
+        (
+            OpFn::Cas {
+                expect: Some(v), ..
+            },
+            Outcome::Ok(_) | Outcome::Info,
+        ) => Some(*v),
         _ => None,
     }
 }
@@ -69,6 +83,18 @@ impl Reducer {
                 *observed.entry(v).or_insert(next)
             }));
         }
+        let mut values = vec![0; observed.len()];
+        for (&v, &i) in &observed {
+            values[i] = v;
+        }
+        let writes = ops
+            .iter()
+            .map(|op| match (&op.f, &op.outcome) {
+                (OpFn::Cas { .. }, Outcome::Ok(OkResult::Cas(false))) => None,
+                (OpFn::Write(v) | OpFn::Cas { new: v, .. }, _) => observed.get(v).copied(),
+                _ => None,
+            })
+            .collect();
         let mut remaining = vec![0u32; observed.len()];
         for &i in observes.iter().flatten() {
             remaining[i] += 1;
@@ -87,6 +113,7 @@ impl Reducer {
         let mut classes: HashMap<Class, usize> = HashMap::new();
         let mut class_of = vec![None; ops.len()];
         let mut class_size: Vec<usize> = Vec::new();
+        let mut class_expect: Vec<Option<usize>> = Vec::new();
         for i in order {
             let class = match ops[i].f {
                 OpFn::Delete => Class::Delete,
@@ -98,6 +125,12 @@ impl Reducer {
             let c = *classes.entry(class).or_insert(next);
             if c == class_size.len() {
                 class_size.push(0);
+                class_expect.push(match ops[i].f {
+                    OpFn::Cas {
+                        expect: Some(v), ..
+                    } => observed.get(&v).copied(),
+                    _ => None,
+                });
             }
             class_of[i] = Some((c, class_size[c]));
             class_size[c] += 1;
@@ -109,6 +142,10 @@ impl Reducer {
             remaining,
             class_of,
             class_done: vec![0; classes.len()],
+            class_expect,
+            writer_done: vec![0; values.len()],
+            values,
+            writes,
             is_info,
             ok_remaining,
         }
@@ -130,6 +167,9 @@ impl Reducer {
         if let Some((c, _)) = self.class_of[i] {
             self.class_done[c] += 1;
         }
+        if let Some(v) = self.writes[i] {
+            self.writer_done[v] += 1;
+        }
         if !self.is_info[i] {
             self.ok_remaining -= 1;
         }
@@ -142,6 +182,9 @@ impl Reducer {
         }
         if let Some((c, _)) = self.class_of[i] {
             self.class_done[c] -= 1;
+        }
+        if let Some(v) = self.writes[i] {
+            self.writer_done[v] -= 1;
         }
         if !self.is_info[i] {
             self.ok_remaining += 1;
@@ -159,9 +202,20 @@ impl Reducer {
         }
     }
 
-    /// Number of linearized members of each class of `Info` ops.
-    pub(crate) fn class_counts(&self) -> &[u32] {
-        &self.class_done
+    /// Number of linearized members of each class of `Info` ops, as memoised in `state`: classes
+    /// that can never again take effect count as 0 (an `Info` CAS expecting a value that was
+    /// already written and overwritten — values are unique, so it cannot recur), since whether
+    /// they were used makes no difference to the future.
+    pub(crate) fn class_counts(&self, state: State) -> Vec<u32> {
+        let mut counts = self.class_done.clone();
+        for (c, n) in counts.iter_mut().enumerate() {
+            if let Some(v) = self.class_expect[c] {
+                if self.writer_done[v] > 0 && state != Some(self.values[v]) {
+                    *n = 0;
+                }
+            }
+        }
+        counts
     }
 
     /// Whether op `i` is an `Info` op (returns at +infinity, result unconstrained).

@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use super::cache::Cache;
+use super::cache::{Cache, Lookup};
 use super::reduce::Reducer;
 use crate::history::{OkResult, Op, OpFn, Outcome, Value};
 
@@ -26,6 +26,7 @@ const MAX_CACHE_WORDS: usize = 32 << 20;
 const DEADLINE_CHECK_MASK: u64 = 0x3ff;
 
 const NIL: usize = usize::MAX;
+const NO_TAINT: usize = usize::MAX;
 const HEAD: usize = 0;
 
 /// Bounds on one search.
@@ -86,7 +87,10 @@ pub(crate) fn validate(op: &Op) -> Result<(), String> {
     if fits {
         Ok(())
     } else {
-        Err(format!("op #{} has result {:?} which does not fit {:?}", op.id, op.outcome, op.f))
+        Err(format!(
+            "op #{} has result {:?} which does not fit {:?}",
+            op.id, op.outcome, op.f
+        ))
     }
 }
 
@@ -221,6 +225,9 @@ pub(crate) fn search(ops: &[&Op], limits: &Limits) -> SearchResult {
     // Moves from a configuration are tried `Ok` calls first, then `Info` calls.
     let mut info_phase = false;
     let mut cache = Cache::default();
+    // Per configuration on the path (index = depth): the shallowest ancestor depth its subtree
+    // was pruned against (see `super::cache`).
+    let mut taint: Vec<usize> = vec![NO_TAINT];
     // (call node, state before it) for each linearized op, in order.
     let mut calls: Vec<(usize, State)> = Vec::new();
     let mut state: State = None;
@@ -257,25 +264,27 @@ pub(crate) fn search(ops: &[&Op], limits: &Limits) -> SearchResult {
                         if !info {
                             set_bit(&mut linearized, op);
                         }
-                        if !cache.covers(&linearized, canon_next, reducer.class_counts()) {
-                            if cache.len() >= max_states {
-                                return SearchResult::Exhausted(format!(
-                                    "state budget exhausted ({} states explored)",
-                                    cache.len()
-                                ));
+                        let counts = reducer.class_counts(next_state);
+                        let depth = calls.len();
+                        match cache.lookup(&linearized, canon_next, &counts) {
+                            Lookup::New => {
+                                if cache.len() >= max_states {
+                                    return SearchResult::Exhausted(format!(
+                                        "state budget exhausted ({} states explored)",
+                                        cache.len()
+                                    ));
+                                }
+                                cache.enter(&linearized, canon_next, &counts, depth + 1);
+                                taint.push(NO_TAINT);
+                                calls.push((entry, state));
+                                state = next_state;
+                                ev.lift(entry);
+                                entry = ev.next[HEAD];
+                                info_phase = false;
+                                continue;
                             }
-                            cache.insert(&linearized, canon_next, reducer.class_counts());
-                            if std::env::var("CHECKER_DEBUG").is_ok() && cache.len() % 20000 == 0 {
-                                let oks = linearized.iter().map(|w| w.count_ones()).sum::<u32>();
-                                let infos: u32 = reducer.class_counts().iter().sum();
-                                eprintln!("states {} depth {} oks {} infos {} op {} {:?} {:?} t={}", cache.len(), calls.len(), oks, infos, ops[op].id, ops[op].f, ops[op].outcome, ops[op].invoke_ns/1_000_000);
-                            }
-                            calls.push((entry, state));
-                            state = next_state;
-                            ev.lift(entry);
-                            entry = ev.next[HEAD];
-                            info_phase = false;
-                            continue;
+                            Lookup::Failed => {}
+                            Lookup::Ancestor(at) => taint[depth] = taint[depth].min(at),
                         }
                         if !info {
                             clear_bit(&mut linearized, op);
@@ -299,7 +308,15 @@ pub(crate) fn search(ops: &[&Op], limits: &Limits) -> SearchResult {
                     state,
                 });
             }
-            cache.mark_failed(&linearized, reducer.canon(state), reducer.class_counts());
+            let depth = calls.len();
+            if depth > 0 {
+                let counts = reducer.class_counts(state);
+                let own = taint.pop().unwrap_or(NO_TAINT);
+                cache.leave(&linearized, reducer.canon(state), &counts, own >= depth);
+                if let Some(parent) = taint.last_mut() {
+                    *parent = (*parent).min(own);
+                }
+            }
             let Some((call, prior)) = calls.pop() else {
                 return match best {
                     Some(stuck) => SearchResult::NotLinearizable(stuck),

@@ -40,7 +40,12 @@ impl Deps {
         for (i, op) in ops.iter().enumerate() {
             let observed = match (&op.f, &op.outcome) {
                 (OpFn::Read, Outcome::Ok(OkResult::Read(Some(v)))) => Some(*v),
-                (OpFn::Cas { expect: Some(v), .. }, Outcome::Ok(OkResult::Cas(true))) => Some(*v),
+                (
+                    OpFn::Cas {
+                        expect: Some(v), ..
+                    },
+                    Outcome::Ok(OkResult::Cas(true)),
+                ) => Some(*v),
                 _ => None,
             };
             if let Some(&w) = observed.as_ref().and_then(|v| writer.get(v)) {
@@ -84,7 +89,10 @@ impl Shrinker<'_, '_> {
             return None;
         }
         let sub: Vec<&Op> = subset.iter().map(|&i| self.ops[i]).collect();
-        let limits = Limits { deadline: self.deadline, max_states: MAX_STATES };
+        let limits = Limits {
+            deadline: self.deadline,
+            max_states: MAX_STATES,
+        };
         match search::search(&sub, &limits) {
             SearchResult::NotLinearizable(s) => Some(Stuck {
                 op: subset[s.op],
@@ -103,7 +111,11 @@ impl Shrinker<'_, '_> {
         stuck: &mut Stuck,
         keep: impl Fn(&Op) -> bool,
     ) -> bool {
-        let remove: Vec<usize> = current.iter().copied().filter(|&i| !keep(self.ops[i])).collect();
+        let remove: Vec<usize> = current
+            .iter()
+            .copied()
+            .filter(|&i| !keep(self.ops[i]))
+            .collect();
         self.try_remove(current, stuck, &remove)
     }
 
@@ -130,7 +142,11 @@ impl Shrinker<'_, '_> {
 /// Returns the kept ops (indices into `ops`, ascending) and where the search of that subset got
 /// stuck (indices into `ops`).
 pub(crate) fn shrink(ops: &[&Op], stuck: Stuck, deadline: Option<Instant>) -> (Vec<usize>, Stuck) {
-    let shrinker = Shrinker { ops, deps: Deps::new(ops), deadline };
+    let shrinker = Shrinker {
+        ops,
+        deps: Deps::new(ops),
+        deadline,
+    };
     let mut current: Vec<usize> = (0..ops.len()).collect();
     let mut stuck = stuck;
 

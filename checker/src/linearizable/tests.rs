@@ -1,14 +1,14 @@
-use std::time::Duration;
+//! Unit tests pinning the checker's behaviour on hand-written histories.
 
-use proptest::prelude::*;
+use std::time::Duration;
 
 use super::*;
 use crate::history::{History, OkResult, Op, OpFn, Outcome};
 
-const BUDGET: Duration = Duration::from_secs(5);
+pub(super) const BUDGET: Duration = Duration::from_secs(5);
 const MS: u64 = 1_000_000;
 
-fn op(id: usize, client: u32, f: OpFn, invoke_ms: u64, complete_ms: u64, outcome: Outcome) -> Op {
+pub(super) fn op(id: usize, client: u32, f: OpFn, invoke_ms: u64, complete_ms: u64, outcome: Outcome) -> Op {
     Op {
         id,
         client,
@@ -20,19 +20,19 @@ fn op(id: usize, client: u32, f: OpFn, invoke_ms: u64, complete_ms: u64, outcome
     }
 }
 
-fn read(v: Option<u64>) -> Outcome {
+pub(super) fn read(v: Option<u64>) -> Outcome {
     Outcome::Ok(OkResult::Read(v))
 }
 
-fn done() -> Outcome {
+pub(super) fn done() -> Outcome {
     Outcome::Ok(OkResult::Done)
 }
 
-fn cas(swapped: bool) -> Outcome {
+pub(super) fn cas(swapped: bool) -> Outcome {
     Outcome::Ok(OkResult::Cas(swapped))
 }
 
-fn check(ops: &[Op]) -> Verdict {
+pub(super) fn check(ops: &[Op]) -> Verdict {
     check_key("k", ops, BUDGET)
 }
 
@@ -49,11 +49,41 @@ fn sequential_history_is_linearizable() {
         op(0, 1, OpFn::Read, 0, 1, read(None)),
         op(1, 1, OpFn::Write(1), 2, 3, done()),
         op(2, 2, OpFn::Read, 4, 5, read(Some(1))),
-        op(3, 2, OpFn::Cas { expect: Some(1), new: 2 }, 6, 7, cas(true)),
-        op(4, 1, OpFn::Cas { expect: Some(1), new: 3 }, 8, 9, cas(false)),
+        op(
+            3,
+            2,
+            OpFn::Cas {
+                expect: Some(1),
+                new: 2,
+            },
+            6,
+            7,
+            cas(true),
+        ),
+        op(
+            4,
+            1,
+            OpFn::Cas {
+                expect: Some(1),
+                new: 3,
+            },
+            8,
+            9,
+            cas(false),
+        ),
         op(5, 1, OpFn::Read, 10, 11, read(Some(2))),
         op(6, 2, OpFn::Delete, 12, 13, done()),
-        op(7, 2, OpFn::Cas { expect: None, new: 4 }, 14, 15, cas(true)),
+        op(
+            7,
+            2,
+            OpFn::Cas {
+                expect: None,
+                new: 4,
+            },
+            14,
+            15,
+            cas(true),
+        ),
         op(8, 1, OpFn::Read, 16, 17, read(Some(4))),
     ];
     assert!(check(&ops).is_linearizable());
@@ -66,7 +96,10 @@ fn concurrent_write_and_read_may_linearize_either_way() {
             op(0, 1, OpFn::Write(1), 0, 10, done()),
             op(1, 2, OpFn::Read, 2, 8, read(seen)),
         ];
-        assert!(check(&ops).is_linearizable(), "read of {seen:?} should be allowed");
+        assert!(
+            check(&ops).is_linearizable(),
+            "read of {seen:?} should be allowed"
+        );
     }
 }
 
@@ -108,7 +141,17 @@ fn lost_write_is_not_linearizable() {
 fn cas_success_with_mismatched_expect_is_not_linearizable() {
     let ops = vec![
         op(0, 1, OpFn::Write(1), 0, 10, done()),
-        op(1, 2, OpFn::Cas { expect: Some(7), new: 2 }, 20, 30, cas(true)),
+        op(
+            1,
+            2,
+            OpFn::Cas {
+                expect: Some(7),
+                new: 2,
+            },
+            20,
+            30,
+            cas(true),
+        ),
     ];
     violation(&ops);
 }
@@ -117,7 +160,17 @@ fn cas_success_with_mismatched_expect_is_not_linearizable() {
 fn cas_absent_on_existing_key_reporting_success_is_not_linearizable() {
     let ops = vec![
         op(0, 1, OpFn::Write(1), 0, 10, done()),
-        op(1, 2, OpFn::Cas { expect: None, new: 2 }, 20, 30, cas(true)),
+        op(
+            1,
+            2,
+            OpFn::Cas {
+                expect: None,
+                new: 2,
+            },
+            20,
+            30,
+            cas(true),
+        ),
     ];
     violation(&ops);
 }
@@ -126,7 +179,17 @@ fn cas_absent_on_existing_key_reporting_success_is_not_linearizable() {
 fn cas_reporting_no_swap_on_matching_value_is_not_linearizable() {
     let ops = vec![
         op(0, 1, OpFn::Write(1), 0, 10, done()),
-        op(1, 2, OpFn::Cas { expect: Some(1), new: 2 }, 20, 30, cas(false)),
+        op(
+            1,
+            2,
+            OpFn::Cas {
+                expect: Some(1),
+                new: 2,
+            },
+            20,
+            30,
+            cas(false),
+        ),
     ];
     violation(&ops);
 }
@@ -137,7 +200,17 @@ fn info_write_later_observed_is_linearizable() {
         op(0, 1, OpFn::Write(1), 0, 10, Outcome::Info),
         op(1, 2, OpFn::Read, 20, 30, read(None)),
         op(2, 2, OpFn::Read, 500, 510, read(Some(1))),
-        op(3, 3, OpFn::Cas { expect: Some(1), new: 2 }, 520, 530, Outcome::Info),
+        op(
+            3,
+            3,
+            OpFn::Cas {
+                expect: Some(1),
+                new: 2,
+            },
+            520,
+            530,
+            Outcome::Info,
+        ),
         op(4, 2, OpFn::Read, 600, 610, read(Some(2))),
     ];
     assert!(check(&ops).is_linearizable());
@@ -172,7 +245,17 @@ fn delete_then_read_absent_is_linearizable() {
         op(0, 1, OpFn::Write(1), 0, 10, done()),
         op(1, 1, OpFn::Delete, 20, 30, done()),
         op(2, 2, OpFn::Read, 40, 50, read(None)),
-        op(3, 2, OpFn::Cas { expect: None, new: 2 }, 60, 70, cas(true)),
+        op(
+            3,
+            2,
+            OpFn::Cas {
+                expect: None,
+                new: 2,
+            },
+            60,
+            70,
+            cas(true),
+        ),
     ];
     assert!(check(&ops).is_linearizable());
 }
@@ -198,9 +281,15 @@ fn minimal_sub_history_of_stale_read_has_at_most_three_ops() {
     }
     let v = violation(&ops);
     assert!(v.ops.len() <= 3, "not minimal:\n{v}");
-    assert!(v.ops.iter().any(|o| o.id == stale), "stale read missing:\n{v}");
+    assert!(
+        v.ops.iter().any(|o| o.id == stale),
+        "stale read missing:\n{v}"
+    );
     // Explainable: the value read is written by an op in the report.
-    assert!(v.ops.iter().any(|o| o.f == OpFn::Write(100)), "writer missing:\n{v}");
+    assert!(
+        v.ops.iter().any(|o| o.f == OpFn::Write(100)),
+        "writer missing:\n{v}"
+    );
     let report = Verdict::NotLinearizable(v).to_string();
     assert!(report.contains(&format!("#{stale}")), "{report}");
     assert!(report.contains("NOT linearizable"), "{report}");
@@ -210,8 +299,9 @@ fn minimal_sub_history_of_stale_read_has_at_most_three_ops() {
 fn budget_exhaustion_returns_unknown() {
     // 24 fully concurrent writes and a read of a value nobody wrote: the search must try every
     // subset of writes before giving up, far beyond a 1ms budget.
-    let mut ops: Vec<Op> =
-        (0..24u64).map(|v| op(v as usize, v as u32, OpFn::Write(v + 1), 0, 100, done())).collect();
+    let mut ops: Vec<Op> = (0..24u64)
+        .map(|v| op(v as usize, v as u32, OpFn::Write(v + 1), 0, 100, done()))
+        .collect();
     ops.push(op(24, 99, OpFn::Read, 0, 100, read(Some(999))));
     match check_key("k", &ops, Duration::from_millis(1)) {
         Verdict::Unknown { reason } => assert!(reason.contains("budget"), "{reason}"),
@@ -239,149 +329,4 @@ fn check_history_reports_each_key_sorted() {
     assert_eq!(keys, ["a", "b"]);
     assert!(matches!(verdicts[0].1, Verdict::NotLinearizable(_)));
     assert!(verdicts[1].1.is_linearizable());
-}
-
-/// One generated op: `(kind, pick, before_ms, after_ms, outcome, client)`.
-type Step = (u8, u8, u64, u64, u8, u32);
-
-fn steps() -> impl Strategy<Value = Vec<Step>> {
-    prop::collection::vec((0u8..4, any::<u8>(), 0u64..30, 0u64..30, 0u8..10, 0u32..5), 1..40)
-}
-
-/// Runs `steps` against a sequential register: op `i` takes effect at `20 * (i + 2)` ms, inside
-/// its interval `[point - before, point + after]`, so the history is linearizable by construction.
-/// Outcomes: 0 = fail (not applied), 1 = info applied, 2 = info not applied, else ok.
-fn run_model(steps: &[Step]) -> Vec<Op> {
-    let mut state: Option<u64> = None;
-    let mut written: Vec<u64> = Vec::new();
-    let mut fresh = 0u64;
-    let mut ops = Vec::new();
-    for (i, &(kind, pick, before, after, outcome, client)) in steps.iter().enumerate() {
-        let point = 20 * (i as u64 + 2);
-        let f = match kind {
-            0 => OpFn::Read,
-            1 | 2 => {
-                fresh += 1;
-                written.push(fresh);
-                if kind == 1 {
-                    OpFn::Write(fresh)
-                } else {
-                    let expect = match pick % 3 {
-                        0 => state,
-                        1 => None,
-                        _ => written.get(pick as usize % written.len()).copied(),
-                    };
-                    OpFn::Cas { expect, new: fresh }
-                }
-            }
-            _ => OpFn::Delete,
-        };
-        let applied = match &f {
-            OpFn::Read => (state, OkResult::Read(state)),
-            OpFn::Write(v) => (Some(*v), OkResult::Done),
-            OpFn::Delete => (None, OkResult::Done),
-            OpFn::Cas { expect, new } if *expect == state => (Some(*new), OkResult::Cas(true)),
-            OpFn::Cas { .. } => (state, OkResult::Cas(false)),
-        };
-        let outcome = match outcome {
-            0 => Outcome::Fail,
-            1 => {
-                state = applied.0;
-                Outcome::Info
-            }
-            2 => Outcome::Info,
-            _ => {
-                state = applied.0;
-                Outcome::Ok(applied.1)
-            }
-        };
-        ops.push(op(i, client, f, point - before, point + after, outcome));
-    }
-    ops
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
-
-    #[test]
-    fn histories_from_a_sequential_model_are_linearizable(steps in steps()) {
-        let ops = run_model(&steps);
-        let verdict = check(&ops);
-        prop_assert!(verdict.is_linearizable(), "{verdict}\n{ops:#?}");
-    }
-
-    #[test]
-    fn read_of_a_never_written_value_is_not_linearizable(
-        mut steps in steps(),
-        which in any::<prop::sample::Index>(),
-    ) {
-        steps.push((0, 0, 0, 0, 9, 0)); // guarantee at least one ok read
-        let mut ops = run_model(&steps);
-        let reads: Vec<usize> = ops
-            .iter()
-            .filter(|o| matches!(o.outcome, Outcome::Ok(OkResult::Read(_))))
-            .map(|o| o.id)
-            .collect();
-        let target = reads[which.index(reads.len())];
-        ops[target].outcome = read(Some(1_000_000));
-        match check(&ops) {
-            Verdict::NotLinearizable(v) => {
-                // The report is a genuine subset of the history that fails on its own.
-                prop_assert!(!v.ops.is_empty());
-                for o in &v.ops {
-                    prop_assert_eq!(o, &ops[o.id]);
-                }
-                prop_assert!(matches!(check(&v.ops), Verdict::NotLinearizable(_)), "{}", v);
-            }
-            other => prop_assert!(false, "expected a violation, got {}", other),
-        }
-    }
-}
-
-#[test]
-fn tmp_print() {
-    let mut ops = Vec::new();
-    let mut t = 0;
-    for v in 1..=20u64 {
-        ops.push(op(ops.len(), 1, OpFn::Write(v), t, t + 5, done()));
-        ops.push(op(ops.len(), 2, OpFn::Read, t + 1, t + 8, read(Some(v))));
-        t += 10;
-    }
-    ops.push(op(ops.len(), 1, OpFn::Write(100), t, t + 5, Outcome::Info));
-    ops.push(op(ops.len(), 1, OpFn::Write(101), t + 10, t + 15, done()));
-    ops.push(op(ops.len(), 3, OpFn::Read, t + 20, t + 25, read(Some(100))));
-    println!("{}", check(&ops));
-    let mut x = 12345u64;
-    let mut rnd = move || { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x };
-    let steps: Vec<Step> = (0..3000).map(|_| { let r = rnd(); ((r % 4) as u8, (r >> 8) as u8, (r >> 16) % 60, (r >> 24) % 60, ((r >> 32) % 10) as u8, ((r >> 40) % 8) as u32) }).collect();
-    let big = run_model(&steps);
-    let start = std::time::Instant::now();
-    let v = check(&big);
-    println!("big: {} in {:?}", v.is_linearizable(), start.elapsed());
-    let mut big2 = big.clone();
-    let i = big2.iter().rposition(|o| matches!(o.outcome, Outcome::Ok(OkResult::Read(Some(_))))).unwrap();
-    big2[i].outcome = read(Some(2));
-    let start = std::time::Instant::now();
-    let v = check(&big2);
-    println!("big2 in {:?}:\n{v}", start.elapsed());
-}
-#[test]
-fn tmp_stats() {
-    let mut x = 12345u64;
-    let mut rnd = move || { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x };
-    let steps: Vec<Step> = (0..3000).map(|_| { let r = rnd(); ((r % 4) as u8, (r >> 8) as u8, (r >> 16) % 60, (r >> 24) % 60, ((r >> 32) % 10) as u8, ((r >> 40) % 8) as u32) }).collect();
-    let big = run_model(&steps);
-    let info: Vec<&Op> = big.iter().filter(|o| o.outcome == Outcome::Info).collect();
-    let observed: std::collections::HashSet<u64> = big.iter().filter_map(|o| match (&o.f, &o.outcome) { (OpFn::Read, Outcome::Ok(OkResult::Read(Some(v)))) => Some(*v), (OpFn::Cas{expect: Some(v), ..}, Outcome::Ok(_)|Outcome::Info) => Some(*v), _ => None }).collect();
-    let mut c = std::collections::BTreeMap::new();
-    for o in info { let k = match &o.f { OpFn::Read => "read".to_string(), OpFn::Write(v) => format!("write observed={}", observed.contains(v)), OpFn::Delete => "delete".into(), OpFn::Cas{new, ..} => format!("cas new observed={}", observed.contains(new)) }; *c.entry(k).or_insert(0) += 1; }
-    println!("{c:?}");
-    for n in [100usize, 200, 400, 800, 1600] {
-        let mut h: Vec<Op> = big[..n].to_vec();
-        let i = h.iter().rposition(|o| matches!(o.outcome, Outcome::Ok(OkResult::Read(Some(_))))).unwrap();
-        h[i].outcome = read(Some(2));
-        let start = std::time::Instant::now();
-        let v = check_key("k", &h, Duration::from_secs(3));
-        println!("n={n} {} in {:?}", match v { Verdict::Linearizable => "lin".to_string(), Verdict::NotLinearizable(v) => format!("nonlin {} ops", v.ops.len()), Verdict::Unknown{reason} => reason }, start.elapsed());
-    }
 }

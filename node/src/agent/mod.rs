@@ -62,6 +62,10 @@ pub struct Agent {
     pub last_leader_contact: Mutex<Option<tokio::time::Instant>>,
     /// This agent's RNG (blocking-query jitter), seeded from [`Io::seed`].
     rng: Mutex<ChaCha8Rng>,
+    /// While leader: when the newest heartbeat acknowledged by a quorum was sent. Derived from
+    /// openraft's `millis_since_quorum_ack` at the moment the metric is observed, because the
+    /// metric itself is a snapshot that is not refreshed while no replies arrive.
+    quorum_acked_at: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Agent {
@@ -103,13 +107,15 @@ impl Agent {
         m.state == ServerState::Leader && m.current_leader == Some(self.id)
     }
 
-    /// Whether this leader heard from a quorum within the lease (the minimum election timeout):
-    /// no other leader can have been elected in that time, so local reads are current.
+    /// Whether this leader heard from a quorum within the lease: half the minimum election
+    /// timeout, counted from when the acknowledged heartbeat was *sent*. No other leader can be
+    /// elected that soon, so local reads are current. (openraft 0.9 does not make a leader that
+    /// lost its quorum step down, so without this check a deposed leader would serve stale data
+    /// indefinitely.)
     fn lease_valid(&self) -> bool {
-        let lease_ms = self.config.raft.election_timeout_min_ms;
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        m.millis_since_quorum_ack.is_some_and(|ms| ms < lease_ms)
+        let lease = Duration::from_millis(self.config.raft.election_timeout_min_ms / 2);
+        let acked = *self.quorum_acked_at.lock().unwrap_or_else(|e| e.into_inner());
+        self.is_leader() && acked.is_some_and(|at| at.elapsed() < lease)
     }
 
     fn last_contact_ms(&self) -> u64 {
@@ -246,6 +252,8 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
 
+    step_down_if_restored_as_leader(&raft, &io, &config.node_name).await;
+
     let rpc_listener = io
         .net
         .bind(config.rpc_addr())
@@ -266,6 +274,7 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
         peers: Mutex::new(BTreeMap::new()),
         last_leader_contact: Mutex::new(None),
         rng: Mutex::new(ChaCha8Rng::seed_from_u64(io.seed)),
+        quorum_acked_at: Mutex::new(None),
         io,
     });
     let me = agent.me();
@@ -274,21 +283,45 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
     tokio::spawn(crate::rpc::server::serve(agent.clone(), rpc_listener));
     tokio::spawn(crate::http::serve(agent.clone(), http_listener));
     tokio::spawn(bootstrap::run(agent.clone(), join));
-    tokio::spawn(trace_raft_state(agent.clone()));
+    tokio::spawn(watch_raft_metrics(agent.clone()));
     tracing::info!(node = %agent.config.node_name, id = agent.id, rpc = %agent.config.rpc_addr(),
         http = %agent.config.http_addr(), "agent started");
     Ok(agent)
 }
 
-/// Emits a trace line whenever this server's term, role or known leader changes.
-async fn trace_raft_state(agent: Arc<Agent>) {
+/// openraft 0.9 restarts a server that was leader *as leader* of its old term, with its commit
+/// index forgotten (it is not persisted) and its read index set to the first entry of that term.
+/// `ensure_linearizable` then accepts reads while the state machine is still replaying, so a
+/// `?consistent` read can miss writes acknowledged before the crash (found by the simulator:
+/// `crash-restart` seed 13). Raft's remedy is that every leader commits an entry of its own term
+/// before serving reads, so such a server starts a fresh election instead: the winner, whoever it
+/// is, commits a blank entry in a new term and reads wait for it.
+async fn step_down_if_restored_as_leader(raft: &Raft, io: &Io, node_name: &str) {
+    // Asked through the core's queue, so the answer reflects its startup (metrics may lag).
+    let restored_as_leader = raft.with_raft_state(|st| st.server_state == ServerState::Leader).await.unwrap_or(false);
+    if restored_as_leader {
+        io.trace.event(node_name, "restarted as leader of its old term; calling an election");
+        if let Err(e) = raft.trigger().elect().await {
+            tracing::warn!(error = %e, "could not trigger an election after restart");
+        }
+    }
+}
+
+/// Follows openraft's metrics: keeps the leader lease's quorum-ack time, and emits a trace line
+/// whenever this server's term, role or known leader changes.
+async fn watch_raft_metrics(agent: Arc<Agent>) {
     let mut rx = agent.raft.metrics();
     let mut last = None;
     loop {
-        let now = {
+        let (now, acked_ms) = {
             let m = rx.borrow_and_update();
-            (m.current_term, m.state, m.current_leader)
+            ((m.current_term, m.state, m.current_leader), m.millis_since_quorum_ack)
         };
+        let acked_at = match (now.1, acked_ms) {
+            (ServerState::Leader, Some(ms)) => tokio::time::Instant::now().checked_sub(Duration::from_millis(ms)),
+            _ => None,
+        };
+        *agent.quorum_acked_at.lock().unwrap_or_else(|e| e.into_inner()) = acked_at;
         if last != Some(now) {
             let leader = now.2.map(|l| l.to_string()).unwrap_or_else(|| "none".into());
             agent.io.trace.event(&agent.config.node_name, &format!("raft term={} state={:?} leader={leader}", now.0, now.1));

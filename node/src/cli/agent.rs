@@ -157,14 +157,25 @@ pub fn config_from_args(a: &AgentArgs) -> Result<AgentConfig, String> {
     Ok(c)
 }
 
-/// Logs to stderr, filtered by CONCORD_LOG, else RUST_LOG, else `default_level`.
+/// Logs to stderr, filtered by CONCORD_LOG, else RUST_LOG, else `default_level` (at `info`,
+/// openraft's chatty per-election lines are held back to `warn`). Colour only on a terminal.
 fn init_logging(default_level: &str) {
+    use std::io::IsTerminal;
+    let default_spec = match default_level {
+        "info" => "info,openraft=warn".to_string(),
+        other => other.to_string(),
+    };
     let filter = LOG_ENV_VARS
         .iter()
         .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))
         .and_then(|spec| EnvFilter::try_new(spec).ok())
-        .unwrap_or_else(|| EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        .or_else(|| EnvFilter::try_new(&default_spec).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
 
 /// Consul-style start-up banner on stdout.
@@ -182,15 +193,27 @@ fn print_banner(c: &AgentConfig) {
     println!("==> Concord agent running!");
 }
 
-/// Waits for SIGINT or SIGTERM. Errors: the handlers could not be installed.
-async fn wait_for_signal() -> std::io::Result<&'static str> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    Ok(tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    })
+/// SIGINT and SIGTERM handlers, installed before the agent starts so an early signal still
+/// means a clean exit rather than the default (killed by signal).
+struct ShutdownSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    /// Installs the handlers. Errors: the OS refused (rare; reported and exit 1).
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+    }
+
+    /// Waits for the first of SIGINT or SIGTERM; returns its name.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+        }
+    }
 }
 
 /// Runs `concord agent`; returns the exit code (0 after a signal, 1 if the agent cannot start).
@@ -219,6 +242,13 @@ pub fn run(args: AgentArgs) -> i32 {
                 return EXIT_FAILURE;
             }
         };
+        let mut signals = match ShutdownSignals::install() {
+            Ok(signals) => signals,
+            Err(e) => {
+                eprintln!("==> Error: cannot install signal handlers: {e}");
+                return EXIT_FAILURE;
+            }
+        };
         let banner_config = config.clone();
         let agent = match agent::start(config, io).await {
             Ok(agent) => agent,
@@ -228,13 +258,8 @@ pub fn run(args: AgentArgs) -> i32 {
             }
         };
         print_banner(&banner_config);
-        match wait_for_signal().await {
-            Ok(sig) => tracing::info!(signal = sig, "shutting down"),
-            Err(e) => {
-                eprintln!("==> Error: cannot install signal handlers: {e}");
-                return EXIT_FAILURE;
-            }
-        }
+        let signal = signals.recv().await;
+        tracing::info!(signal, "shutting down");
         if tokio::time::timeout(SHUTDOWN_GRACE, agent.raft.shutdown()).await.is_err() {
             tracing::warn!("raft did not shut down within {SHUTDOWN_GRACE:?}");
         }

@@ -1,0 +1,211 @@
+//! Real `concord agent` processes on loopback: one [`AgentProcess`] per agent, and [`Cluster`] for
+//! N servers that bootstrap together with `-bootstrap-expect=N` and `-retry-join`.
+//!
+//! Owns: command lines, per-agent temp directories (data dir and log file), bounded waits for a
+//! leader, and cleanup. Every process is SIGKILLed when its guard drops; when a test is panicking,
+//! the tail of each agent's log is printed first so the failure explains itself.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::http::curl;
+use crate::{concord_bin, free_ports, wait_until, POLL_INTERVAL};
+
+/// How long a fresh cluster may take to elect a leader that every server knows.
+pub const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Lines of each agent's log printed when a test fails.
+const LOG_TAIL_LINES: usize = 40;
+
+/// One `concord` agent process. Killed (SIGKILL) on drop.
+pub struct AgentProcess {
+    pub name: String,
+    pub http_port: u16,
+    pub server_port: u16,
+    args: Vec<String>,
+    log_path: PathBuf,
+    child: Option<Child>,
+}
+
+impl AgentProcess {
+    /// Starts `concord <args>`, appending stdout and stderr to `log_path`.
+    pub fn spawn(name: &str, args: Vec<String>, http_port: u16, server_port: u16, log_path: &Path) -> Self {
+        let mut p = Self {
+            name: name.to_string(),
+            http_port,
+            server_port,
+            args,
+            log_path: log_path.to_path_buf(),
+            child: None,
+        };
+        p.start();
+        p
+    }
+
+    /// (Re)starts the process with the same arguments. Panics if it is already running.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "{} is already running", self.name);
+        let log = File::options().create(true).append(true).open(&self.log_path).expect("open agent log");
+        let child = Command::new(concord_bin())
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start concord for {}: {e}", self.name));
+        self.child = Some(child);
+    }
+
+    /// SIGKILLs the process (a crash: no shutdown code runs) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status. Panics if it does not exit in time.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("agent is running");
+        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{} did not exit within {timeout:?} of SIGTERM\n{}", self.name, self.log_tail());
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Whether the process is still running (not exited).
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// `http://127.0.0.1:<http-port>`.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// `http://127.0.0.1:<http-port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url())
+    }
+
+    /// This server's RPC address as peers and `/v1/status/leader` name it.
+    pub fn rpc_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.server_port)
+    }
+
+    /// The last lines of this agent's log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(LOG_TAIL_LINES);
+        format!("--- {} log ({}) ---\n{}", self.name, self.log_path.display(), lines[from..].join("\n"))
+    }
+
+    /// This agent's view of the leader: `Ok(addr)` when non-empty.
+    pub fn leader(&self) -> Result<String, String> {
+        let r = curl("GET", &self.url("/v1/status/leader"), None)?;
+        if r.status != 200 {
+            return Err(format!("{}: status {} {}", self.name, r.status, r.text()));
+        }
+        match r.json().as_str() {
+            Some(addr) if !addr.is_empty() => Ok(addr.to_string()),
+            _ => Err(format!("{}: no leader yet ({})", self.name, r.text())),
+        }
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail());
+        }
+        self.kill();
+    }
+}
+
+/// N servers on 127.0.0.1, each with its own data dir, joined to the others.
+pub struct Cluster {
+    pub servers: Vec<AgentProcess>,
+    dirs: Vec<TempDir>,
+}
+
+impl Cluster {
+    /// Starts `n` servers with `-bootstrap-expect=n`, each `-retry-join`ing the others' RPC ports,
+    /// and waits (up to [`LEADER_TIMEOUT`]) until all of them name the same leader.
+    pub fn start(n: usize) -> Self {
+        // http, dns, server, serf_lan, serf_wan per server.
+        let ports = free_ports(5 * n);
+        let server_port = |i: usize| ports[5 * i + 2];
+        let mut servers = Vec::with_capacity(n);
+        let mut dirs = Vec::with_capacity(n);
+        for i in 0..n {
+            let dir = tempfile::Builder::new().prefix(&format!("concord-s{i}-")).tempdir().expect("tempdir");
+            let name = format!("s{i}");
+            let p = &ports[5 * i..5 * i + 5];
+            let mut args: Vec<String> = vec![
+                "agent".into(),
+                "-server".into(),
+                format!("-bootstrap-expect={n}"),
+                format!("-node={name}"),
+                "-bind=127.0.0.1".into(),
+                "-client=127.0.0.1".into(),
+                format!("-data-dir={}", dir.path().join("data").display()),
+                format!("-http-port={}", p[0]),
+                format!("-dns-port={}", p[1]),
+                format!("-server-port={}", p[2]),
+                format!("-serf-lan-port={}", p[3]),
+                format!("-serf-wan-port={}", p[4]),
+            ];
+            args.extend((0..n).filter(|&j| j != i).map(|j| format!("-retry-join=127.0.0.1:{}", server_port(j))));
+            servers.push(AgentProcess::spawn(&name, args, p[0], p[2], &dir.path().join("agent.log")));
+            dirs.push(dir);
+        }
+        let cluster = Self { servers, dirs };
+        cluster.wait_for_leader(LEADER_TIMEOUT);
+        cluster
+    }
+
+    /// Waits until every running server names the same, non-empty leader, which is one of the
+    /// running servers; returns its index.
+    pub fn wait_for_leader(&self, timeout: Duration) -> usize {
+        let running: Vec<usize> = (0..self.servers.len()).filter(|&i| self.servers[i].child.is_some()).collect();
+        wait_until(timeout, "every running server to name the same live leader", || {
+            let mut views = Vec::new();
+            for &i in &running {
+                views.push(self.servers[i].leader()?);
+            }
+            let first = views[0].clone();
+            if views.iter().any(|v| *v != first) {
+                return Err(format!("servers disagree on the leader: {views:?}"));
+            }
+            running
+                .iter()
+                .copied()
+                .find(|&i| self.servers[i].rpc_addr() == first)
+                .ok_or_else(|| format!("leader {first} is not a running server"))
+        })
+    }
+
+    /// Server `i`'s `-data-dir`.
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.dirs[i].path().join("data")
+    }
+
+    /// The index of the server every running server currently names as leader.
+    pub fn leader_index(&self) -> usize {
+        self.wait_for_leader(LEADER_TIMEOUT)
+    }
+}
