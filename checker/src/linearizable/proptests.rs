@@ -194,19 +194,22 @@ proptest! {
         let mut ops = run_model(&steps);
         let n = ops.len() as u64;
         let target = which.index(ops.len());
-        match (&ops[target].f, &mut ops[target].outcome) {
+        let o = &mut ops[target];
+        match (&o.f, &mut o.outcome) {
             (OpFn::Read, Outcome::Ok(OkResult::Read(v))) => {
                 *v = (to as u64 % (n + 1) != 0).then_some(to as u64 % (n + 1));
             }
             (OpFn::Cas { .. }, Outcome::Ok(OkResult::Cas(b))) => *b = !*b,
-            _ => {
-                let o = &mut ops[target];
-                o.invoke_ns = o.invoke_ns.saturating_sub(u64::from(to) * 1_000_000);
-            }
+            _ => o.invoke_ns = o.invoke_ns.saturating_sub(u64::from(to) * 1_000_000),
         }
         let relevant: Vec<&Op> = ops.iter().filter(|o| search::is_relevant(o)).collect();
         let expected = brute_force(&relevant, &mut vec![false; relevant.len()], None);
         let verdict = check(&ops);
+        static C: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        static L: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        if expected { L.fetch_add(1, std::sync::atomic::Ordering::Relaxed); }
+        let c = C.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if c % 20000 == 0 { eprintln!("perturbed {c} lin {}", L.load(std::sync::atomic::Ordering::Relaxed)); }
         prop_assert_eq!(verdict.is_linearizable(), expected, "{}\n{:#?}", verdict, ops);
     }
 }

@@ -66,6 +66,11 @@ pub struct Agent {
     /// openraft's `millis_since_quorum_ack` at the moment the metric is observed, because the
     /// metric itself is a snapshot that is not refreshed while no replies arrive.
     quorum_acked_at: Mutex<Option<tokio::time::Instant>>,
+    /// The term in which this leader last completed a read-index round (`ensure_linearizable`),
+    /// which proves its state machine has applied everything committed before its term began.
+    /// Lease reads are allowed only in that term: Consul's "ready for consistent reads" barrier
+    /// (Consul #2644), without which a new leader answers from a state machine still replaying.
+    read_ready_term: Mutex<Option<u64>>,
 }
 
 impl Agent {
@@ -194,9 +199,12 @@ impl Agent {
             if !self.is_leader() {
                 return Err(QueryError::NoLeader);
             }
-            let need_quorum = q.consistency == Consistency::Consistent || !self.lease_valid();
+            let term = self.raft.metrics().borrow().current_term;
+            let ready = *self.read_ready_term.lock().unwrap_or_else(|e| e.into_inner()) == Some(term);
+            let need_quorum = q.consistency == Consistency::Consistent || !ready || !self.lease_valid();
             if need_quorum {
                 self.raft.ensure_linearizable().await.map_err(|_| QueryError::NoLeader)?;
+                *self.read_ready_term.lock().unwrap_or_else(|e| e.into_inner()) = Some(term);
             }
         }
         let (entries, keys, index) = evaluate_blocking(&self.state, &q).await?;
@@ -275,6 +283,7 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
         last_leader_contact: Mutex::new(None),
         rng: Mutex::new(ChaCha8Rng::seed_from_u64(io.seed)),
         quorum_acked_at: Mutex::new(None),
+        read_ready_term: Mutex::new(None),
         io,
     });
     let me = agent.me();
