@@ -20,11 +20,11 @@
 //! [`Verdict::Unknown`], never a silent pass.
 
 mod cache;
+#[cfg(test)]
+mod proptests;
 mod reduce;
 mod search;
 mod shrink;
-#[cfg(test)]
-mod proptests;
 #[cfg(test)]
 mod tests;
 

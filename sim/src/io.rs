@@ -79,8 +79,8 @@ impl Fnv64 {
     }
 }
 
-/// The run's trace: every agent event, stamped with simulated time, folded into a hash; the lines
-/// themselves are kept only when asked (`--trace`).
+/// The run's trace: every agent event, stamped with simulated time, folded into a hash and kept
+/// for the trace checkers (Raft invariants) and `--trace`.
 #[derive(Default)]
 pub struct Trace {
     state: Mutex<TraceState>,
@@ -90,16 +90,13 @@ pub struct Trace {
 struct TraceState {
     hash: Fnv64,
     events: u64,
-    keep: bool,
     lines: Vec<String>,
 }
 
 impl Trace {
-    /// A trace that keeps its lines if `keep`.
-    pub fn new(keep: bool) -> Self {
-        let t = Self::default();
-        t.state.lock().unwrap_or_else(|e| e.into_inner()).keep = keep;
-        t
+    /// An empty trace.
+    pub fn new() -> Self {
+        Self::default()
     }
     /// Records a line at simulated time `at`.
     pub fn record(&self, at: Duration, who: &str, event: &str) {
@@ -108,9 +105,7 @@ impl Trace {
         st.hash.write(line.as_bytes());
         st.hash.write(b"\n");
         st.events += 1;
-        if st.keep {
-            st.lines.push(line);
-        }
+        st.lines.push(line);
     }
     /// (hash, event count).
     pub fn summary(&self) -> (u64, u64) {

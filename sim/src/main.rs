@@ -35,7 +35,7 @@ struct Args {
     /// List scenarios and exit.
     #[arg(long)]
     list: bool,
-    /// In a sweep, print only failing reports and a summary line per seed.
+    /// In a sweep, print only the reports of failing seeds and the summary.
     #[arg(long)]
     quiet: bool,
 }
@@ -106,8 +106,12 @@ fn main() -> ExitCode {
             }
         }
         if args.trace {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
             for line in &result.trace_lines {
-                println!("{line}");
+                if writeln!(out, "{line}").is_err() {
+                    return ExitCode::SUCCESS; // reader went away (e.g. `| head`)
+                }
             }
         }
         if !sweep || !args.quiet || !ok {
@@ -115,14 +119,6 @@ fn main() -> ExitCode {
             if !determinism_note.is_empty() {
                 println!("{determinism_note}");
             }
-        } else {
-            println!(
-                "seed {seed:>6} {} ops={} hash={:016x} wall={:.2}s",
-                if ok { "PASS" } else { "FAIL" },
-                result.history.ops.len(),
-                result.trace_hash,
-                result.wall.as_secs_f64()
-            );
         }
         if !ok {
             failed.push(seed);

@@ -64,7 +64,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         .enable_random_order()
         .build();
 
-    let trace = Arc::new(Trace::new(options.trace));
+    let trace = Arc::new(Trace::new());
     let n = options.servers;
     let names: Vec<String> = (0..n).map(server_name).collect();
     let ips: Vec<_> = names.iter().map(|name| sim.lookup(name.as_str())).collect();

@@ -1,22 +1,26 @@
-//! Sound reductions of the search space, needed because `Info` ops stay pending to the end of the
-//! history and would otherwise let the search place each of them anywhere (2^k configurations for
-//! k pending `Info` ops when proving a violation).
+//! Sound reductions of the search space. They are needed because `Info` ops stay pending to the
+//! end of the history, so a plain search may place each of them anywhere: proving a violation then
+//! costs up to 2^k configurations for k pending `Info` ops.
 //!
-//! 1. *Dead values.* A register value `v` none of whose remaining (unlinearized) ops compares
-//!    against it — no pending read of `Some(v)`, no pending CAS expecting `Some(v)` — behaves exactly
-//!    like any other such value: every future op treats it the same. Such states are memoised under
-//!    one canonical value (`dead`), merging configurations that differ only in a dead value.
-//! 2. *No-op `Info` ops.* Linearizing an `Info` op that leaves the (canonical) state unchanged is
-//!    dominated by leaving it pending: it returns at +infinity and is always legal, so it can take
-//!    effect last instead. Such steps are skipped.
+//! 1. *Dead values.* A register value none of whose remaining (unlinearized) ops compares against
+//!    it (no pending read of it, no pending CAS expecting it) behaves exactly like any other such
+//!    value, so all of them are memoised as one canonical value.
+//! 2. *No-op `Info` ops.* Linearizing an `Info` op that leaves the canonical state unchanged is
+//!    pointless: the op returns at +infinity and is always legal, so it can take effect last.
 //! 3. *Interchangeable `Info` ops.* Pending `Info` ops with the same effect (`Info` deletes;
 //!    `Info` writes of values nobody observes; `Info` CASes with the same `expect` writing values
-//!    nobody observes) are symmetric once invoked, so only the earliest-invoked pending one of each
-//!    class may be linearized, and a configuration that used fewer of a class and failed rules
-//!    out the same configuration using more (see [`super::cache`]).
-//!    `Info` CASes that can never take effect again are left out of that comparison.
-//! 4. *Early success.* Once every `Ok` op is linearized the rest are `Info` ops, which can all take
+//!    nobody observes) are symmetric once invoked, so only the earliest-invoked pending one of a
+//!    class may be linearized; the classes (other `Info` ops are classes of one) are then
+//!    described by how many members were used.
+//! 4. *Dominance.* Using fewer `Info` ops is never worse (see [`super::cache`]); `Info` CASes that
+//!    can never take effect again (their expected value was written and overwritten) are left out
+//!    of the comparison, as using them or not makes no difference.
+//! 5. *Early success.* Once every `Ok` op is linearized the rest are `Info` ops, which can all take
 //!    effect last in any order.
+//!
+//! Reductions 1, 3 and 4 rely on values being compared only for equality, and the "can never take
+//! effect again" part of 4 counts every writer of a value, so it stays sound even if a value were
+//! written twice.
 
 use std::collections::HashMap;
 
@@ -46,6 +50,8 @@ pub(crate) struct Reducer {
     writes: Vec<Option<usize>>,
     /// Linearized writers per observed value.
     writer_done: Vec<u32>,
+    /// All writers per observed value.
+    writers: Vec<u32>,
     is_info: Vec<bool>,
     /// Unlinearized `Ok` ops.
     ok_remaining: usize,
@@ -87,7 +93,7 @@ impl Reducer {
         for (&v, &i) in &observed {
             values[i] = v;
         }
-        let writes = ops
+        let writes: Vec<Option<usize>> = ops
             .iter()
             .map(|op| match (&op.f, &op.outcome) {
                 (OpFn::Cas { .. }, Outcome::Ok(OkResult::Cas(false))) => None,
@@ -95,6 +101,10 @@ impl Reducer {
                 _ => None,
             })
             .collect();
+        let mut writers = vec![0u32; observed.len()];
+        for &i in writes.iter().flatten() {
+            writers[i] += 1;
+        }
         let mut remaining = vec![0u32; observed.len()];
         for &i in observes.iter().flatten() {
             remaining[i] += 1;
@@ -144,6 +154,7 @@ impl Reducer {
             class_done: vec![0; classes.len()],
             class_expect,
             writer_done: vec![0; values.len()],
+            writers,
             values,
             writes,
             is_info,
@@ -204,13 +215,13 @@ impl Reducer {
 
     /// Number of linearized members of each class of `Info` ops, as memoised in `state`: classes
     /// that can never again take effect count as 0 (an `Info` CAS expecting a value that was
-    /// already written and overwritten — values are unique, so it cannot recur), since whether
-    /// they were used makes no difference to the future.
+    /// already written by all its writers and overwritten), since whether they were used makes no
+    /// difference to the future.
     pub(crate) fn class_counts(&self, state: State) -> Vec<u32> {
         let mut counts = self.class_done.clone();
         for (c, n) in counts.iter_mut().enumerate() {
             if let Some(v) = self.class_expect[c] {
-                if self.writer_done[v] > 0 && state != Some(self.values[v]) {
+                if self.writer_done[v] == self.writers[v] && state != Some(self.values[v]) {
                     *n = 0;
                 }
             }

@@ -3,9 +3,15 @@
 //! This is Porcupine's `checkSingle`: call and return events sorted by time (calls before returns at
 //! equal times, so ops with touching intervals count as concurrent) in a doubly linked list; the
 //! search repeatedly linearizes (lifts out) the first call whose op is legal in the current model
-//! state, memoising (set of linearized ops, state) pairs so each configuration is explored once, and
-//! backtracks when it reaches the return of an op that has not been linearized. The reductions in
-//! [`super::reduce`] keep pending `Info` ops from blowing up the search.
+//! state, memoising configurations so each is explored once, and backtracks (unlifts) when it
+//! reaches the return of an op that has not been linearized.
+//!
+//! Departures from Porcupine, all to keep pending `Info` ops from blowing up the search (see
+//! [`super::reduce`] and [`super::cache`]): from each configuration the `Ok` calls are tried
+//! before the `Info` calls (so configurations that used fewer `Info` ops are explored, and fail,
+//! first); the memo compares canonical states and `Info` usage by dominance; and each
+//! configuration on the path carries a "taint" recording whether its failure was only relative to
+//! an ancestor.
 
 use std::time::Instant;
 

@@ -7,6 +7,10 @@
 //! report never degenerates into "a read of a value nobody wrote" unless the history really
 //! contained one.
 //!
+//! Shrinking is anchored on the op where the full search got stuck: candidates must keep it and,
+//! when that holds for the history cut at its return, must pass without it — so the report
+//! explains *that* op's failure, not an unrelated op that fails once its context is removed.
+//!
 //! Phases, each bounded by the deadline (running out just ends shrinking with what was found):
 //! 1. drop every op invoked after the stuck op returned;
 //! 2. keep only a time window ending at the stuck op's return, doubling it until the window fails;
@@ -71,10 +75,24 @@ impl Deps {
     }
 }
 
+/// What a candidate sub-history must satisfy besides failing.
+#[derive(Clone, Copy)]
+enum Anchor {
+    /// Nothing more.
+    Free,
+    /// It keeps this op (where the full search got stuck).
+    Kept(usize),
+    /// It keeps this op, and without it (and its observers) the rest is linearizable: the
+    /// report is then about *this* op rather than an unrelated op that fails once its context is
+    /// removed (e.g. a CAS that reported "not swapped" against a key left empty).
+    Essential(usize),
+}
+
 struct Shrinker<'a, 'o> {
     ops: &'a [&'o Op],
     deps: Deps,
     deadline: Option<Instant>,
+    anchor: Anchor,
 }
 
 impl Shrinker<'_, '_> {
@@ -82,25 +100,42 @@ impl Shrinker<'_, '_> {
         self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
-    /// The oracle: `Some(stuck)` (indices into `self.ops`) iff `subset` is still not linearizable.
-    /// Inconclusive searches count as "linearizable" so nothing is kept on their account.
-    fn fails(&self, subset: &[usize]) -> Option<Stuck> {
-        if subset.is_empty() || self.expired() {
-            return None;
-        }
+    fn run(&self, subset: &[usize]) -> SearchResult {
         let sub: Vec<&Op> = subset.iter().map(|&i| self.ops[i]).collect();
         let limits = Limits {
             deadline: self.deadline,
             max_states: MAX_STATES,
         };
-        match search::search(&sub, &limits) {
-            SearchResult::NotLinearizable(s) => Some(Stuck {
-                op: subset[s.op],
-                prefix: s.prefix.iter().map(|&i| subset[i]).collect(),
-                state: s.state,
-            }),
-            SearchResult::Linearizable | SearchResult::Exhausted(_) => None,
+        search::search(&sub, &limits)
+    }
+
+    /// The oracle: `Some(stuck)` (indices into `self.ops`) iff `subset` is still not linearizable
+    /// and satisfies the anchor. Inconclusive searches never keep a candidate.
+    fn fails(&self, subset: &[usize]) -> Option<Stuck> {
+        if subset.is_empty() || self.expired() {
+            return None;
         }
+        let anchor = match self.anchor {
+            Anchor::Free => None,
+            Anchor::Kept(a) | Anchor::Essential(a) => Some(a),
+        };
+        if anchor.is_some_and(|a| subset.binary_search(&a).is_err()) {
+            return None;
+        }
+        let SearchResult::NotLinearizable(s) = self.run(subset) else {
+            return None;
+        };
+        if let Anchor::Essential(a) = self.anchor {
+            let without = self.deps.remove_closed(subset, &[a]);
+            if !matches!(self.run(&without), SearchResult::Linearizable) {
+                return None;
+            }
+        }
+        Some(Stuck {
+            op: subset[s.op],
+            prefix: s.prefix.iter().map(|&i| subset[i]).collect(),
+            state: s.state,
+        })
     }
 
     /// Tries keeping only the ops of `current` accepted by `keep` (closed under observation);
@@ -142,22 +177,31 @@ impl Shrinker<'_, '_> {
 /// Returns the kept ops (indices into `ops`, ascending) and where the search of that subset got
 /// stuck (indices into `ops`).
 pub(crate) fn shrink(ops: &[&Op], stuck: Stuck, deadline: Option<Instant>) -> (Vec<usize>, Stuck) {
-    let shrinker = Shrinker {
+    let anchor = stuck.op;
+    let mut shrinker = Shrinker {
         ops,
         deps: Deps::new(ops),
         deadline,
+        anchor: Anchor::Kept(anchor),
     };
     let mut current: Vec<usize> = (0..ops.len()).collect();
     let mut stuck = stuck;
 
     // Phase 1: nothing invoked after the stuck op returned can be needed to *show* it is stuck.
-    let horizon = search::return_time(ops[stuck.op]);
-    shrinker.try_keep(&mut current, &mut stuck, |op| op.invoke_ns <= horizon);
+    let end = search::return_time(ops[anchor]);
+    shrinker.try_keep(&mut current, &mut stuck, |op| op.invoke_ns <= end);
+
+    // If the stuck op is what makes these ops fail, insist on that from here on; otherwise (the
+    // history has another, independent violation) any failing subset will do.
+    let without = shrinker.deps.remove_closed(&current, &[anchor]);
+    shrinker.anchor = match shrinker.run(&without) {
+        SearchResult::Linearizable => Anchor::Essential(anchor),
+        _ => Anchor::Free,
+    };
 
     // Phase 2: a window of ops overlapping [end - width, end], doubling the width.
-    let end = search::return_time(ops[stuck.op]);
     let first = current.iter().map(|&i| ops[i].invoke_ns).min().unwrap_or(0);
-    let mut width = end.saturating_sub(ops[stuck.op].invoke_ns).max(1);
+    let mut width = end.saturating_sub(ops[anchor].invoke_ns).max(1);
     while end.saturating_sub(width) > first && !shrinker.expired() {
         let start = end.saturating_sub(width);
         if shrinker.try_keep(&mut current, &mut stuck, |op| {

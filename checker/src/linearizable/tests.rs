@@ -8,7 +8,14 @@ use crate::history::{History, OkResult, Op, OpFn, Outcome};
 pub(super) const BUDGET: Duration = Duration::from_secs(5);
 const MS: u64 = 1_000_000;
 
-pub(super) fn op(id: usize, client: u32, f: OpFn, invoke_ms: u64, complete_ms: u64, outcome: Outcome) -> Op {
+pub(super) fn op(
+    id: usize,
+    client: u32,
+    f: OpFn,
+    invoke_ms: u64,
+    complete_ms: u64,
+    outcome: Outcome,
+) -> Op {
     Op {
         id,
         client,

@@ -9,9 +9,9 @@ use std::io::{Read, Write};
 use base64::Engine;
 use clap::{Args, Subcommand};
 use hyper::{Method, StatusCode};
-use serde::Deserialize;
 
 use super::http_client::{encode_path, encode_query_value, HttpClient};
+use super::kv_format::{detailed, render_value, KvPair};
 use super::EXIT_FAILURE;
 
 /// Options shared by every command that talks to an agent.
@@ -101,37 +101,6 @@ pub struct DeleteArgs {
     pub key: String,
 }
 
-/// One entry as `/v1/kv` returns it.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct KvPair {
-    pub key: String,
-    #[serde(default)]
-    pub create_index: u64,
-    #[serde(default)]
-    pub modify_index: u64,
-    #[serde(default)]
-    pub lock_index: u64,
-    #[serde(default)]
-    pub flags: u64,
-    #[serde(default)]
-    pub value: Option<String>,
-    #[serde(default)]
-    pub session: Option<String>,
-}
-
-impl KvPair {
-    /// The decoded value (empty when null). Errors: the agent sent invalid base64.
-    pub fn bytes(&self) -> Result<Vec<u8>, String> {
-        match &self.value {
-            None => Ok(Vec::new()),
-            Some(v) => base64::engine::general_purpose::STANDARD
-                .decode(v)
-                .map_err(|e| format!("key {}: value is not valid base64: {e}", self.key)),
-        }
-    }
-}
-
 /// What a command produced: text for stdout, or an error for stderr (exit 1).
 type Outcome = Result<Vec<u8>, String>;
 
@@ -164,6 +133,11 @@ pub fn run(cmd: KvCommand) -> i32 {
             EXIT_FAILURE
         }
     }
+}
+
+/// The agent client for `-http-addr` / `CONSUL_HTTP_ADDR`.
+fn client(http: &HttpArgs) -> Result<HttpClient, String> {
+    HttpClient::from_flag_or_env(http.http_addr.as_deref()).map_err(|e| format!("Error connecting to Concord agent: {e}"))
 }
 
 /// Consul strips one leading `/` from keys "to be nice".
@@ -222,8 +196,7 @@ async fn put(a: PutArgs) -> Outcome {
         return Err("Cannot specify -modify-index without -cas!".into());
     }
     let value = value_bytes(&a)?;
-    let client = HttpClient::from_flag_or_env(a.http.http_addr.as_deref())
-        .map_err(|e| format!("Error connecting to Concord agent: {e}"))?;
+    let client = client(&a.http)?;
     let mut query = Vec::new();
     if let Some(flags) = a.flags {
         query.push(format!("flags={flags}"));
@@ -253,44 +226,12 @@ fn with_query(path: &str, query: &[String]) -> String {
     }
 }
 
-/// Consul's `-detailed` table (Go tabwriter, padding 6: labels padded to the longest plus 6).
-pub fn detailed(pair: &KvPair, base64_value: bool) -> Result<String, String> {
-    const LABEL_WIDTH: usize = "CreateIndex".len() + 6;
-    let value = pair.bytes()?;
-    let value = if base64_value {
-        base64::engine::general_purpose::STANDARD.encode(&value)
-    } else {
-        String::from_utf8_lossy(&value).into_owned()
-    };
-    let session = pair.session.as_deref().filter(|s| !s.is_empty()).unwrap_or("-");
-    let rows: [(&str, String); 7] = [
-        ("CreateIndex", pair.create_index.to_string()),
-        ("Flags", pair.flags.to_string()),
-        ("Key", pair.key.clone()),
-        ("LockIndex", pair.lock_index.to_string()),
-        ("ModifyIndex", pair.modify_index.to_string()),
-        ("Session", session.to_string()),
-        ("Value", value),
-    ];
-    Ok(rows.iter().map(|(label, v)| format!("{label:<LABEL_WIDTH$}{v}\n")).collect())
-}
-
-fn render_value(pair: &KvPair, base64_value: bool) -> Result<String, String> {
-    let value = pair.bytes()?;
-    Ok(if base64_value {
-        base64::engine::general_purpose::STANDARD.encode(&value)
-    } else {
-        String::from_utf8_lossy(&value).into_owned()
-    })
-}
-
 async fn get(a: GetArgs) -> Outcome {
     let key = strip_leading_slash(&a.key).to_string();
     if key.is_empty() && !(a.recurse || a.keys) {
         return Err("Error! Missing KEY argument".into());
     }
-    let client = HttpClient::from_flag_or_env(a.http.http_addr.as_deref())
-        .map_err(|e| format!("Error connecting to Concord agent: {e}"))?;
+    let client = client(&a.http)?;
     let mut query = Vec::new();
     if a.keys {
         query.push("keys".to_string());
@@ -355,8 +296,7 @@ async fn delete(a: DeleteArgs) -> Outcome {
     if a.recurse && a.cas {
         return Err("Cannot specify both -cas and -recurse!".into());
     }
-    let client = HttpClient::from_flag_or_env(a.http.http_addr.as_deref())
-        .map_err(|e| format!("Error connecting to Concord agent: {e}"))?;
+    let client = client(&a.http)?;
     let mut query = Vec::new();
     if a.recurse {
         query.push("recurse".to_string());
@@ -377,33 +317,5 @@ async fn delete(a: DeleteArgs) -> Outcome {
         (Ok(_), false) => Ok(line(format!("Success! Deleted key: {key}"))),
         (Err(e), false) if a.cas => Err(format!("Error! Did not delete key {key}: {e}")),
         (Err(e), false) => Err(format!("Error deleting key {key}: {e}")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detailed_output_matches_consul_layout() {
-        let pair = KvPair {
-            key: "foo".into(),
-            create_index: 5,
-            modify_index: 7,
-            lock_index: 0,
-            flags: 42,
-            value: Some("YmFy".into()),
-            session: None,
-        };
-        let expected = "CreateIndex      5\nFlags            42\nKey              foo\nLockIndex        0\n\
-                        ModifyIndex      7\nSession          -\nValue            bar\n";
-        assert_eq!(detailed(&pair, false).unwrap(), expected);
-        assert!(detailed(&pair, true).unwrap().ends_with("Value            YmFy\n"));
-    }
-
-    #[test]
-    fn null_values_decode_to_empty() {
-        let pair: KvPair = serde_json::from_str(r#"{"Key":"k","Value":null,"CreateIndex":1}"#).unwrap();
-        assert_eq!(pair.bytes().unwrap(), Vec::<u8>::new());
     }
 }

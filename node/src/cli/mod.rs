@@ -16,6 +16,7 @@
 pub mod agent;
 pub mod http_client;
 pub mod kv;
+pub mod kv_format;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;

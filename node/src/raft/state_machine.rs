@@ -158,14 +158,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     EntryPayload::Normal(cmd) => {
                         let (result, changed) = store.kv.apply(index, cmd);
                         if !matches!(cmd, Command::Noop) {
-                            trace_lines.push(format!("apply {index} {cmd} ok={}", result.ok));
+                            trace_lines.push(format!("apply {index} t{} {cmd} ok={}", entry.log_id.leader_id.term, result.ok));
                         }
                         changed_keys.extend(changed);
                         result
                     }
                     EntryPayload::Membership(m) => {
                         store.last_membership = StoredMembership::new(Some(entry.log_id), m.clone());
-                        trace_lines.push(format!("apply {index} membership {:?}", m.voter_ids().collect::<Vec<_>>()));
+                        trace_lines.push(format!(
+                            "apply {index} t{} membership {:?}",
+                            entry.log_id.leader_id.term,
+                            m.voter_ids().collect::<Vec<_>>()
+                        ));
                         CommandResult { ok: true, index }
                     }
                 };
