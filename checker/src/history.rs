@@ -72,6 +72,25 @@ pub struct Op {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct History {
     pub ops: Vec<Op>,
+    /// `X-Consul-Index` values clients saw, in the order they saw them (checked by
+    /// [`crate::oracles::index_monotonic`]). Absent from older recorded histories.
+    #[serde(default)]
+    pub index_observations: Vec<IndexObservation>,
+}
+
+/// One `X-Consul-Index` a client saw in a response (e.g. of a blocking query on `key`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexObservation {
+    /// The client (process) that saw it.
+    pub client: u32,
+    /// The key (or endpoint) queried.
+    pub key: String,
+    /// The `X-Consul-Index` header value.
+    pub index: u64,
+    /// When the response arrived, ns since the run started.
+    pub at_ns: u64,
+    /// The server that answered (for reports).
+    pub server: String,
 }
 
 impl History {

@@ -4,8 +4,19 @@
 //! - [`linearizable`]: per-key linearizability of the KV register (Wing & Gong 1993 / Lowe 2017
 //!   search with Porcupine-style memoisation), with shrinking of violations to a minimal failing
 //!   sub-history.
+//! - [`raft`]: Raft safety invariants (Ongaro & Ousterhout 2014, Figure 3) over the simulator's
+//!   trace.
+//! - [`oracles`]: targeted history properties (no phantom values, acknowledged writes survive,
+//!   monotonic `X-Consul-Index`).
+//! - [`invariant`]: the [`InvariantViolation`] report shared by `raft` and `oracles`.
 pub mod history;
+pub mod invariant;
 pub mod linearizable;
+pub mod oracles;
+pub mod raft;
 
-pub use history::{History, OkResult, Op, OpFn, Outcome, Value};
+pub use history::{History, IndexObservation, OkResult, Op, OpFn, Outcome, Value};
+pub use invariant::InvariantViolation;
 pub use linearizable::{check_history, check_key, Verdict, Violation};
+pub use oracles::check_oracles;
+pub use raft::{check_raft_trace, parse_trace, TraceEvent};

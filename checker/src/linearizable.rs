@@ -133,24 +133,27 @@ fn show_state(s: State) -> String {
 
 /// Why `op` cannot take effect when the register is in `state`.
 fn why_illegal(op: &Op, state: State) -> String {
+    if search::step(state, op).is_some() {
+        return "every ordering that places it there was already explored and failed".to_string();
+    }
     match (&op.f, &op.outcome) {
         (OpFn::Read, Outcome::Ok(OkResult::Read(v))) => {
             format!(
-                "it read {} but the register {}",
+                "it read {} while the register {}",
                 show_value(*v),
                 show_state(state)
             )
         }
         (OpFn::Cas { expect, .. }, Outcome::Ok(OkResult::Cas(true))) => format!(
-            "it swapped expecting {} but the register {}",
+            "it swapped expecting {} while the register {}",
             show_value(*expect),
             show_state(state)
         ),
-        (OpFn::Cas { expect, .. }, Outcome::Ok(OkResult::Cas(false))) => format!(
-            "it reported no swap although the register held its expected value ({})",
-            show_value(*expect)
+        (OpFn::Cas { .. }, Outcome::Ok(OkResult::Cas(false))) => format!(
+            "it reported no swap although the register {}, as it expected",
+            show_state(state)
         ),
-        _ => "every placement of it had already been explored and failed".to_string(),
+        _ => "it cannot take effect there".to_string(),
     }
 }
 
@@ -169,11 +172,14 @@ fn explain(ops: &[&Op], kept: &[usize], stuck: &Stuck) -> String {
         Outcome::Info => "at some point".to_string(),
         _ => format!("before it returned at {}", ms(op.complete_ns)),
     };
+    let these = match kept.len() {
+        1 => "this op".to_string(),
+        n => format!("these {n} ops"),
+    };
     format!(
-        "No order of these {} ops respects real time and is a legal register history.\n\
+        "No order of {these} respects real time and is a legal register history.\n\
          Longest partial linearization found: [{}], after which the register {}.\n\
          Op #{} must take effect {deadline}, but {}.",
-        kept.len(),
         ids(&stuck.prefix),
         show_state(stuck.state),
         op.id,
@@ -226,9 +232,10 @@ impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "key {:?} is NOT linearizable; minimal failing sub-history ({} ops):",
+            "key {:?} is NOT linearizable; minimal failing sub-history ({} op{}):",
             self.key,
-            self.ops.len()
+            self.ops.len(),
+            if self.ops.len() == 1 { "" } else { "s" }
         )?;
         for op in &self.ops {
             writeln!(f, "  {}", show_op(op))?;

@@ -1,38 +1,95 @@
 //! The nemesis: faults as data, scheduled over simulated time.
 //!
 //! A [`Schedule`] is a list of `(at, Fault)` pairs; the simulator applies each fault when the
-//! simulated clock reaches `at`. Nodes are named by index (`0..servers`), so a schedule is
+//! simulated clock reaches `at`. Servers are named by index (`0..servers`), so a schedule is
 //! independent of addresses and can be printed, diffed and replayed. Faults that depend on the
 //! cluster's state at the time (e.g. "isolate whoever leads now") are resolved by the simulator
-//! when applied, and the resolution is recorded in the run's fault log.
+//! when applied, and the resolution is recorded in the run's fault log. Topology helpers
+//! ([`topology`]) build the classic Jepsen partitions.
+
+pub mod topology;
 
 use std::fmt;
 use std::time::Duration;
+
+pub use topology::{bridge, majorities_ring, random_halves};
+
+/// Which durable file a disk fault targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskFile {
+    /// The Raft log.
+    RaftLog,
+    /// The Raft snapshot.
+    Snapshot,
+}
 
 /// One fault (or repair). Node arguments are server indexes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// Cut every link between the two sides (both directions).
     Partition { a: Vec<usize>, b: Vec<usize> },
+    /// Drop messages from `from` to `to` only (asymmetric partition).
+    PartitionOneWay { from: Vec<usize>, to: Vec<usize> },
+    /// Cut exactly these server pairs (majorities-ring, bridge: shapes halves cannot express).
+    Cut { pairs: Vec<(usize, usize)>, shape: &'static str },
     /// Cut the current leader off from every other server (resolved when applied; if no leader is
     /// known, nothing happens and the log says so).
     IsolateLeader,
-    /// Restore every link.
+    /// Restore every link: partitions, clogs, latency and loss.
     HealAll,
     /// Kill a server: its tasks stop and unsynced disk writes are lost.
     Crash(usize),
+    /// Kill a server, keeping a torn part of its last unsynced write (a partial sector write).
+    CrashTorn(usize),
     /// Start a crashed server again from its disk.
     Restart(usize),
+    /// Freeze a server like SIGSTOP, as its peers see it: every message to and from it is held,
+    /// then delivered in a burst on [`Fault::Resume`]. (turmoil cannot stop one host's clock, so
+    /// the paused server's own timers still run; it wakes up still believing it leads.)
+    Pause(usize),
+    /// Release a paused server's held messages.
+    Resume(usize),
+    /// Hold (clog) the link between two servers: messages queue until [`Fault::Unclog`].
+    Clog(usize, usize),
+    /// Deliver a clogged link's queued messages and reopen it.
+    Unclog(usize, usize),
+    /// Set latency on every link of `node`: `min_ms` fixed plus up to `jitter_ms` more.
+    SlowNode { node: usize, min_ms: u64, jitter_ms: u64 },
+    /// Make every link of `node` flaky: each message may start a drop burst with this
+    /// probability (per mille).
+    LossyNode { node: usize, per_mille: u32 },
+    /// Shift one server's wall clock by `offset_ms` (a skew, or a jump when applied abruptly).
+    ClockSkew { node: usize, offset_ms: i64 },
+    /// Arm a read error on the server's next disk read (hit when it next restarts).
+    DiskReadError(usize),
+    /// Flip one bit in a durable file of a server (silent media corruption), at a seed-chosen
+    /// offset; checksums must catch it and the bad data must never be applied.
+    BitFlip { node: usize, file: DiskFile, position_per_mille: u32 },
 }
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = |i: &usize| format!("n{}", i + 1);
         match self {
             Fault::Partition { a, b } => write!(f, "partition {a:?} | {b:?}"),
+            Fault::PartitionOneWay { from, to } => write!(f, "partition one-way {from:?} -> {to:?}"),
+            Fault::Cut { pairs, shape } => write!(f, "partition {shape}: cut {pairs:?}"),
             Fault::IsolateLeader => write!(f, "isolate leader"),
             Fault::HealAll => write!(f, "heal all"),
-            Fault::Crash(n) => write!(f, "crash n{}", n + 1),
-            Fault::Restart(n) => write!(f, "restart n{}", n + 1),
+            Fault::Crash(i) => write!(f, "crash {}", n(i)),
+            Fault::CrashTorn(i) => write!(f, "crash {} with a torn last write", n(i)),
+            Fault::Restart(i) => write!(f, "restart {}", n(i)),
+            Fault::Pause(i) => write!(f, "pause {}", n(i)),
+            Fault::Resume(i) => write!(f, "resume {}", n(i)),
+            Fault::Clog(a, b) => write!(f, "clog {}-{}", n(a), n(b)),
+            Fault::Unclog(a, b) => write!(f, "unclog {}-{}", n(a), n(b)),
+            Fault::SlowNode { node, min_ms, jitter_ms } => write!(f, "slow {} {min_ms}+{jitter_ms}ms", n(node)),
+            Fault::LossyNode { node, per_mille } => write!(f, "lossy {} {per_mille}‰", n(node)),
+            Fault::ClockSkew { node, offset_ms } => write!(f, "clock skew {} {offset_ms:+}ms", n(node)),
+            Fault::DiskReadError(i) => write!(f, "disk read error armed on {}", n(i)),
+            Fault::BitFlip { node, file, position_per_mille } => {
+                write!(f, "bit flip in {} {file:?} at {position_per_mille}‰", n(node))
+            }
         }
     }
 }
@@ -67,22 +124,9 @@ impl Schedule {
     }
 }
 
-/// Splits `0..n` into two random non-empty halves (sizes ⌊n/2⌋ and ⌈n/2⌉), as Jepsen's
-/// `partition-random-halves`.
-pub fn random_halves(rng: &mut impl rand::Rng, n: usize) -> (Vec<usize>, Vec<usize>) {
-    let mut nodes: Vec<usize> = (0..n).collect();
-    rand::seq::SliceRandom::shuffle(nodes.as_mut_slice(), rng);
-    let b = nodes.split_off(n / 2);
-    let (mut a, mut b) = (nodes, b);
-    a.sort_unstable();
-    b.sort_unstable();
-    (a, b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
 
     #[test]
     fn schedule_stays_sorted_and_stable() {
@@ -93,17 +137,5 @@ mod tests {
         let order: Vec<_> = s.events().iter().map(|(_, f)| f.clone()).collect();
         assert_eq!(order, vec![Fault::Crash(0), Fault::HealAll, Fault::Restart(0)]);
         assert_eq!(s.end(), Duration::from_secs(5));
-    }
-
-    #[test]
-    fn random_halves_cover_all_nodes_once() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        for n in 2..7 {
-            let (a, b) = random_halves(&mut rng, n);
-            assert!(!a.is_empty() && !b.is_empty());
-            let mut all: Vec<_> = a.iter().chain(&b).copied().collect();
-            all.sort_unstable();
-            assert_eq!(all, (0..n).collect::<Vec<_>>());
-        }
     }
 }

@@ -1,13 +1,29 @@
-//! Named simulation scenarios. Each is a short function that builds a nemesis [`Schedule`] from
-//! the run's RNG; the simulator appends the final heal and the liveness phase to every scenario.
+//! Named simulation scenarios. Each is a short function, in its own file, that builds a nemesis
+//! [`Schedule`] from the run's RNG; the simulator appends the final heal and the liveness phase to
+//! every scenario.
 //!
-//! To add a scenario: write a `fn(&mut ChaCha8Rng, &Params) -> Schedule` below (or in its own
-//! module) and add one line to [`REGISTRY`].
+//! To add a scenario: write `fn(&mut ChaCha8Rng, &Params) -> Schedule` in a new file, declare
+//! the module below, and add one line to [`REGISTRY`].
+
+mod bridge;
+mod clock_skew;
+mod crash_restart;
+mod disk_corruption;
+mod flapping_partitions;
+mod leader_isolation;
+mod majorities_ring;
+mod one_way;
+mod partition_heal;
+mod pause_leader;
+mod rolling_restart;
+mod slow_lossy;
+mod swarm;
+mod swizzle_clog;
+pub mod windows;
 
 use std::time::Duration;
 
-use nemesis::{random_halves, Fault, Schedule};
-use rand::Rng;
+use nemesis::Schedule;
 use rand_chacha::ChaCha8Rng;
 
 /// What a scenario may depend on.
@@ -19,18 +35,31 @@ pub struct Params {
     pub fault_phase: Duration,
 }
 
-/// A scenario: name, one-line description, schedule builder.
+/// A scenario: name, one-line description, schedule builder, and (for the swarm) a description
+/// of the options the seed chose, printed in the report.
 pub struct Scenario {
     pub name: &'static str,
     pub about: &'static str,
     pub build: fn(&mut ChaCha8Rng, &Params) -> Schedule,
+    pub describe: Option<fn(&mut ChaCha8Rng, &Params) -> String>,
 }
 
 /// Every scenario, by name.
 pub const REGISTRY: &[Scenario] = &[
-    Scenario { name: "partition-heal", about: "random halves, then heal, repeatedly", build: partition_heal },
-    Scenario { name: "leader-isolation", about: "cut the current leader off, then heal, repeatedly", build: leader_isolation },
-    Scenario { name: "crash-restart", about: "kill a server (losing unsynced writes), then restart it", build: crash_restart },
+    Scenario { name: "partition-heal", about: "random halves, then heal, repeatedly", build: partition_heal::build, describe: None },
+    Scenario { name: "leader-isolation", about: "cut the current leader off, then heal, repeatedly", build: leader_isolation::build, describe: None },
+    Scenario { name: "crash-restart", about: "kill a server (losing unsynced writes), then restart it", build: crash_restart::build, describe: None },
+    Scenario { name: "pause-leader", about: "freeze the current leader's traffic (SIGSTOP-like), then resume it", build: pause_leader::build, describe: None },
+    Scenario { name: "clock-skew", about: "skew and jump servers' wall clocks under partitions", build: clock_skew::build, describe: None },
+    Scenario { name: "disk-corruption", about: "torn writes, read errors at restart, a bit flip that must be refused", build: disk_corruption::build, describe: None },
+    Scenario { name: "swizzle-clog", about: "clog links one by one, then unclog in random order (FoundationDB)", build: swizzle_clog::build, describe: None },
+    Scenario { name: "rolling-restart", about: "restart every server in turn, as an upgrade would", build: rolling_restart::build, describe: None },
+    Scenario { name: "flapping-partitions", about: "short partitions in quick succession", build: flapping_partitions::build, describe: None },
+    Scenario { name: "majorities-ring", about: "every server sees a majority, no two the same (Jepsen)", build: majorities_ring::build, describe: None },
+    Scenario { name: "bridge", about: "two halves joined only through one server (Jepsen)", build: bridge::build, describe: None },
+    Scenario { name: "one-way", about: "asymmetric partitions: messages flow one way only", build: one_way::build, describe: None },
+    Scenario { name: "slow-lossy", about: "high latency, jitter and lossy links on random servers", build: slow_lossy::build, describe: None },
+    Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, describe: Some(swarm::describe) },
 ];
 
 /// Looks a scenario up by name.
@@ -38,65 +67,51 @@ pub fn find(name: &str) -> Option<&'static Scenario> {
     REGISTRY.iter().find(|s| s.name == name)
 }
 
-/// Alternating fault and quiet windows of random length across the fault phase.
-fn windows(rng: &mut ChaCha8Rng, p: &Params, mut on_fault: impl FnMut(&mut ChaCha8Rng, &mut Schedule, Duration, Duration)) -> Schedule {
-    let mut s = Schedule::new();
-    let mut t = Duration::from_millis(rng.gen_range(1_000..3_000));
-    while t < p.fault_phase {
-        let fault_len = Duration::from_millis(rng.gen_range(1_000..6_000));
-        let end = (t + fault_len).min(p.fault_phase);
-        on_fault(rng, &mut s, t, end);
-        t = end + Duration::from_millis(rng.gen_range(1_000..4_000));
-    }
-    s
-}
-
-fn partition_heal(rng: &mut ChaCha8Rng, p: &Params) -> Schedule {
-    windows(rng, p, |rng, s, start, end| {
-        let (a, b) = random_halves(rng, p.servers);
-        s.at(start, Fault::Partition { a, b });
-        s.at(end, Fault::HealAll);
-    })
-}
-
-fn leader_isolation(rng: &mut ChaCha8Rng, p: &Params) -> Schedule {
-    windows(rng, p, |_, s, start, end| {
-        s.at(start, Fault::IsolateLeader);
-        s.at(end, Fault::HealAll);
-    })
-}
-
-fn crash_restart(rng: &mut ChaCha8Rng, p: &Params) -> Schedule {
-    windows(rng, p, |rng, s, start, end| {
-        let victim = rng.gen_range(0..p.servers);
-        s.at(start, Fault::Crash(victim));
-        s.at(end, Fault::Restart(victim));
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nemesis::Fault;
     use rand::SeedableRng;
 
     #[test]
     fn every_scenario_is_deterministic_and_ends_inside_the_fault_phase() {
         let p = Params { servers: 3, fault_phase: Duration::from_secs(30) };
         for sc in REGISTRY {
-            let a = (sc.build)(&mut ChaCha8Rng::seed_from_u64(1), &p);
-            let b = (sc.build)(&mut ChaCha8Rng::seed_from_u64(1), &p);
-            assert_eq!(a, b, "{} must be a function of the seed", sc.name);
-            assert!(!a.events().is_empty(), "{} schedules faults", sc.name);
-            assert!(a.end() <= p.fault_phase, "{} ends within the fault phase", sc.name);
+            for seed in 0..20 {
+                let a = (sc.build)(&mut ChaCha8Rng::seed_from_u64(seed), &p);
+                let b = (sc.build)(&mut ChaCha8Rng::seed_from_u64(seed), &p);
+                assert_eq!(a, b, "{} must be a function of the seed", sc.name);
+                assert!(!a.events().is_empty(), "{} seed {seed} schedules faults", sc.name);
+                assert!(a.end() <= p.fault_phase, "{} ends within the fault phase", sc.name);
+                for (_, f) in a.events() {
+                    let nodes: Vec<usize> = match f {
+                        Fault::Crash(i) | Fault::Restart(i) | Fault::Pause(i) | Fault::Resume(i) => vec![*i],
+                        Fault::Partition { a, b } => a.iter().chain(b).copied().collect(),
+                        _ => vec![],
+                    };
+                    assert!(nodes.iter().all(|i| *i < p.servers), "{}: node out of range in {f}", sc.name);
+                }
+            }
         }
     }
 
     #[test]
-    fn crash_restart_restarts_every_crashed_server() {
+    fn crash_style_scenarios_restart_every_crashed_server() {
         let p = Params { servers: 3, fault_phase: Duration::from_secs(60) };
-        let s = crash_restart(&mut ChaCha8Rng::seed_from_u64(3), &p);
-        let crashes = s.events().iter().filter(|(_, f)| matches!(f, Fault::Crash(_))).count();
-        let restarts = s.events().iter().filter(|(_, f)| matches!(f, Fault::Restart(_))).count();
-        assert_eq!(crashes, restarts);
+        for name in ["crash-restart", "rolling-restart", "disk-corruption"] {
+            let sc = find(name).expect("registered");
+            let s = (sc.build)(&mut ChaCha8Rng::seed_from_u64(3), &p);
+            let crashes = s.events().iter().filter(|(_, f)| matches!(f, Fault::Crash(_) | Fault::CrashTorn(_))).count();
+            let restarts = s.events().iter().filter(|(_, f)| matches!(f, Fault::Restart(_))).count();
+            assert_eq!(crashes, restarts, "{name}");
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<&str> = REGISTRY.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), REGISTRY.len());
     }
 }

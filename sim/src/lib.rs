@@ -11,6 +11,7 @@ pub mod report;
 pub mod run;
 pub mod verdict;
 pub mod workload;
+pub mod world;
 
 use options::RunOptions;
 use rand::SeedableRng;
@@ -23,8 +24,10 @@ pub fn run_seed(options: &RunOptions) -> Result<(run::RunResult, verdict::Judgem
     })?;
     let params = scenarios::Params { servers: options.servers, fault_phase: options.fault_phase };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed ^ 0x6e65_6d65_7369_7321);
+    let detail = scenario.describe.map(|describe| describe(&mut rng.clone(), &params));
     let schedule = (scenario.build)(&mut rng, &params);
-    let result = run::run(options, &schedule);
+    let mut result = run::run(options, &schedule);
+    result.scenario_detail = detail;
     let judgement = verdict::judge(&result);
     Ok((result, judgement))
 }

@@ -15,6 +15,9 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "concord sim  seed={}  scenario={}", o.seed, o.scenario);
     let _ = writeln!(out, "options: {o}");
+    if let Some(detail) = &result.scenario_detail {
+        let _ = writeln!(out, "scenario options: {detail}");
+    }
     let _ = writeln!(out, "faults injected ({}):", result.faults.len());
     for (at, what) in &result.faults {
         let _ = writeln!(out, "  t={:>8.3}s  {what}", at.as_secs_f64());

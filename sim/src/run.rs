@@ -2,7 +2,6 @@
 //! schedule over simulated time, heal, run the liveness phase, and collect what happened.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -13,11 +12,11 @@ use nemesis::{Fault, Schedule};
 use node::agent::{Agent, AgentConfig, Ports, RaftTiming};
 use node::io::mem::MemDisk;
 use node::io::Io;
-use node::raft::ServerState;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::io::{SimClock, Trace, TraceHandle, TurmoilNet};
+use crate::world::World;
 use crate::options::RunOptions;
 use crate::workload::{liveness_probe, run_client, ClientSpec};
 
@@ -25,6 +24,8 @@ const HTTP_PORT: u16 = 8500;
 const SERVER_PORT: u16 = 8300;
 /// How long after the fault phase workload clients keep going (they overlap the liveness phase).
 const WORKLOAD_TAIL: Duration = Duration::from_secs(5);
+/// Pause before a server that failed to start is started again.
+const RESTART_BACKOFF: Duration = Duration::from_secs(1);
 /// Hard stop beyond the liveness bound, in case a client never returns.
 const RUN_SLACK: Duration = Duration::from_secs(15);
 
@@ -45,6 +46,8 @@ pub struct RunResult {
     pub host_error: Option<String>,
     pub sim_elapsed: Duration,
     pub wall: Duration,
+    /// What a seed-driven scenario (swarm) chose, for the report.
+    pub scenario_detail: Option<String>,
 }
 
 fn server_name(i: usize) -> String {
@@ -71,6 +74,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     let rpc_addrs: Vec<String> = ips.iter().map(|ip| SocketAddr::new(*ip, SERVER_PORT).to_string()).collect();
     let http_addrs: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(*ip, HTTP_PORT)).collect();
     let disks: Vec<Arc<MemDisk>> = (0..n).map(|_| Arc::new(MemDisk::new())).collect();
+    let clocks: Vec<Arc<SimClock>> = (0..n).map(|_| Arc::new(SimClock { skew_ms: Mutex::new(0) })).collect();
     let agents: Rc<RefCell<Vec<Option<Arc<Agent>>>>> = Rc::new(RefCell::new(vec![None; n]));
     let mut seeds = ChaCha8Rng::seed_from_u64(options.seed);
 
@@ -90,13 +94,14 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             dev: false,
         };
         let disk = disks[i].clone();
+        let clock = clocks[i].clone();
         let trace = trace.clone();
         let agents = agents.clone();
         let agent_seed = rand::Rng::gen::<u64>(&mut seeds);
         sim.host(names[i].as_str(), move || {
             let io = Io {
                 net: Arc::new(TurmoilNet),
-                clock: Arc::new(SimClock { skew_ms: Mutex::new(0) }),
+                clock: clock.clone(),
                 disk: disk.clone(),
                 trace: Arc::new(TraceHandle(trace.clone())),
                 seed: agent_seed,
@@ -104,10 +109,21 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             let config = config.clone();
             let agents = agents.clone();
             async move {
-                let agent = node::agent::start(config, io).await.map_err(|e| e.to_string())?;
-                agents.borrow_mut()[i] = Some(agent);
-                std::future::pending::<()>().await;
-                Ok(())
+                // Like a service manager with Restart=always: a server that fails to start (e.g.
+                // an injected disk read error) is retried; one that never starts shows up as
+                // "start failed" in the trace and fails the liveness phase.
+                loop {
+                    match node::agent::start(config.clone(), io.clone()).await {
+                        Ok(agent) => {
+                            agents.borrow_mut()[i] = Some(agent);
+                            std::future::pending::<()>().await;
+                        }
+                        Err(e) => {
+                            io.trace.event(&config.node_name, &format!("start failed: {e}"));
+                            tokio::time::sleep(RESTART_BACKOFF).await;
+                        }
+                    }
+                }
             }
         });
     }
@@ -128,11 +144,13 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     }
     let live_at = Rc::new(RefCell::new(None));
     let liveness_deadline = options.fault_phase + options.liveness_bound;
-    sim.client("liveness", liveness_probe(http_addrs.clone(), options.fault_phase, liveness_deadline, live_at.clone()));
+    let live_expected = Rc::new(RefCell::new(http_addrs.clone()));
+    sim.client("liveness", liveness_probe(live_expected.clone(), options.fault_phase, liveness_deadline, live_at.clone()));
 
     let mut client_names: Vec<String> = (0..options.clients).map(|c| format!("c{}", c + 1)).collect();
     client_names.push("liveness".into());
-    let mut world = World { names: names.clone(), client_names, agents: agents.clone(), disks, crashed: vec![false; n], cut: BTreeSet::new() };
+    let latency = (Duration::from_millis(1), options.latency_max);
+    let mut world = World::new(names.clone(), client_names, agents.clone(), disks, clocks, options.seed, latency);
     let mut faults = Vec::new();
     let mut pending = schedule.events().iter().peekable();
     let mut healed = false;
@@ -151,9 +169,10 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         }
         if !healed && now >= options.fault_phase {
             let what = world.apply(&mut sim, &Fault::HealAll);
+            *live_expected.borrow_mut() = world.expected_live().into_iter().map(|i| http_addrs[i]).collect();
             let mut restarted = Vec::new();
             for i in 0..n {
-                if world.crashed[i] {
+                if world.is_crashed(i) {
                     world.apply(&mut sim, &Fault::Restart(i));
                     restarted.push(names[i].clone());
                 }
@@ -192,111 +211,6 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         host_error,
         sim_elapsed,
         wall: wall_start.elapsed(),
-    }
-}
-
-/// The simulator's view of the cluster while applying faults.
-struct World {
-    names: Vec<String>,
-    /// Workload and probe hosts (never partitioned by faults).
-    client_names: Vec<String>,
-    agents: Rc<RefCell<Vec<Option<Arc<Agent>>>>>,
-    disks: Vec<Arc<MemDisk>>,
-    crashed: Vec<bool>,
-    /// Server pairs `(low, high)` currently cut by a partition fault.
-    cut: BTreeSet<(usize, usize)>,
-}
-
-fn pair(a: usize, b: usize) -> (usize, usize) {
-    (a.min(b), a.max(b))
-}
-
-impl World {
-    /// The current leader among live servers: the one in state Leader with the highest term.
-    fn current_leader(&self) -> Option<usize> {
-        let agents = self.agents.borrow();
-        let mut best: Option<(u64, usize)> = None;
-        for (i, a) in agents.iter().enumerate() {
-            let Some(a) = a else { continue };
-            let m = a.raft.metrics();
-            let m = m.borrow();
-            if m.state == ServerState::Leader && best.is_none_or(|(t, _)| m.current_term > t) {
-                best = Some((m.current_term, i));
-            }
-        }
-        best.map(|(_, i)| i)
-    }
-
-    fn partition(&mut self, sim: &mut turmoil::Sim<'_>, a: &[usize], b: &[usize]) {
-        for x in a {
-            for y in b {
-                sim.partition(self.names[*x].as_str(), self.names[*y].as_str());
-                self.cut.insert(pair(*x, *y));
-            }
-        }
-    }
-
-    /// Kills server `i`. Its connections are dropped in an order that depends on tokio's global
-    /// task ids (not on the seed), and each drop sends a FIN or RST; so the host is first cut off
-    /// from everyone, making those last words vanish (as they would from a machine that lost
-    /// power), and the links are then restored to what the nemesis had set.
-    fn crash(&mut self, sim: &mut turmoil::Sim<'_>, i: usize) {
-        let victim = self.names[i].clone();
-        let others: Vec<String> = self.names.iter().chain(&self.client_names).filter(|h| **h != victim).cloned().collect();
-        for h in &others {
-            sim.partition(victim.as_str(), h.as_str());
-        }
-        sim.crash(victim.as_str());
-        for (j, h) in self.names.iter().enumerate() {
-            if j != i && !self.cut.contains(&pair(i, j)) {
-                sim.repair(victim.as_str(), h.as_str());
-            }
-        }
-        for h in &self.client_names {
-            sim.repair(victim.as_str(), h.as_str());
-        }
-        self.disks[i].crash();
-        self.agents.borrow_mut()[i] = None;
-        self.crashed[i] = true;
-    }
-
-    /// Applies one fault; returns what it did, for the fault log.
-    fn apply(&mut self, sim: &mut turmoil::Sim<'_>, fault: &Fault) -> String {
-        let n = self.names.len();
-        match fault {
-            Fault::Partition { a, b } => {
-                self.partition(sim, a, b);
-                fault.to_string()
-            }
-            Fault::IsolateLeader => match self.current_leader() {
-                Some(l) => {
-                    let others: Vec<usize> = (0..n).filter(|i| *i != l).collect();
-                    self.partition(sim, &[l], &others);
-                    format!("isolate leader {}", self.names[l])
-                }
-                None => "isolate leader: no leader now, skipped".to_string(),
-            },
-            Fault::HealAll => {
-                for (x, y) in std::mem::take(&mut self.cut) {
-                    sim.repair(self.names[x].as_str(), self.names[y].as_str());
-                }
-                fault.to_string()
-            }
-            Fault::Crash(i) => {
-                if self.crashed[*i] {
-                    return format!("{fault}: already down, skipped");
-                }
-                self.crash(sim, *i);
-                fault.to_string()
-            }
-            Fault::Restart(i) => {
-                if !self.crashed[*i] {
-                    return format!("{fault}: not down, skipped");
-                }
-                sim.bounce(self.names[*i].as_str());
-                self.crashed[*i] = false;
-                fault.to_string()
-            }
-        }
+        scenario_detail: None,
     }
 }

@@ -129,16 +129,17 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
 }
 
 /// The liveness probe: from `start`, repeatedly write a fresh value through each server in turn
-/// and read it back with `?consistent`, until every server has served one such round trip.
+/// and read it back with `?consistent`, until every server in `servers` (read at `start`: the
+/// simulator fills it at the final heal) has served one such round trip.
 /// Returns the simulated time at which the cluster was proven live, if it was before `deadline`.
 pub async fn liveness_probe(
-    servers: Vec<SocketAddr>,
+    servers: Rc<RefCell<Vec<SocketAddr>>>,
     start: Duration,
     deadline: Duration,
     proven_at: Rc<RefCell<Option<Duration>>>,
 ) -> turmoil::Result {
     tokio::time::sleep(start.saturating_sub(now())).await;
-    let mut remaining: Vec<SocketAddr> = servers.clone();
+    let mut remaining: Vec<SocketAddr> = servers.borrow().clone();
     let mut n: u64 = 0;
     while !remaining.is_empty() && now() < deadline {
         let server = remaining[0];

@@ -166,6 +166,11 @@ fn stale_read_late_in_a_long_history_with_info_ops_is_found() {
     }
 }
 
+/// Maps `p` onto `None` or a value in `1..=n`.
+fn value_or_absent(p: u8, n: u64) -> Option<u64> {
+    Some(u64::from(p) % (n + 1)).filter(|&v| v > 0)
+}
+
 /// Perturbs op `target` of a model-generated history: a different read result, a flipped CAS
 /// result, or an earlier invocation.
 fn perturb(ops: &mut [Op], target: usize, to: u8) {
@@ -173,7 +178,7 @@ fn perturb(ops: &mut [Op], target: usize, to: u8) {
     let Some(o) = ops.get_mut(target) else { return };
     match (&o.f, &mut o.outcome) {
         (OpFn::Read, Outcome::Ok(OkResult::Read(v))) => {
-            *v = (to as u64 % (n + 1) != 0).then_some(to as u64 % (n + 1));
+            *v = value_or_absent(to, n);
         }
         (OpFn::Cas { .. }, Outcome::Ok(OkResult::Cas(b))) => *b = !*b,
         _ => o.invoke_ns = o.invoke_ns.saturating_sub(u64::from(to) * 1_000_000),
@@ -254,7 +259,7 @@ type RawOp = (u8, u8, u64, u64, u8, u8);
 /// Arbitrary (usually non-linearizable) histories over values `1..=n`, writes unique.
 fn arbitrary_history(raw: &[RawOp]) -> Vec<Op> {
     let n = raw.len() as u64;
-    let pick = |p: u8| -> Option<u64> { (p as u64 % (n + 1) != 0).then_some(p as u64 % (n + 1)) };
+    let pick = |p: u8| value_or_absent(p, n);
     raw.iter()
         .enumerate()
         .map(|(i, &(kind, v, start, len, outcome, res))| {
@@ -272,7 +277,7 @@ fn arbitrary_history(raw: &[RawOp]) -> Vec<Op> {
                 1 | 2 => Outcome::Info,
                 _ => Outcome::Ok(match f {
                     OpFn::Read => OkResult::Read(pick(res)),
-                    OpFn::Cas { .. } => OkResult::Cas(res % 2 == 0),
+                    OpFn::Cas { .. } => OkResult::Cas(res & 1 == 0),
                     _ => OkResult::Done,
                 }),
             };

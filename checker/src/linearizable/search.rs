@@ -83,13 +83,13 @@ pub(crate) fn is_relevant(op: &Op) -> bool {
 
 /// Rejects ops whose `Ok` result does not fit their function (e.g. a read carrying `Cas(true)`).
 pub(crate) fn validate(op: &Op) -> Result<(), String> {
-    let fits = match (&op.f, &op.outcome) {
-        (_, Outcome::Fail | Outcome::Info) => true,
-        (OpFn::Read, Outcome::Ok(OkResult::Read(_))) => true,
-        (OpFn::Write(_) | OpFn::Delete, Outcome::Ok(OkResult::Done)) => true,
-        (OpFn::Cas { .. }, Outcome::Ok(OkResult::Cas(_))) => true,
-        _ => false,
-    };
+    let fits = matches!(
+        (&op.f, &op.outcome),
+        (_, Outcome::Fail | Outcome::Info)
+            | (OpFn::Read, Outcome::Ok(OkResult::Read(_)))
+            | (OpFn::Write(_) | OpFn::Delete, Outcome::Ok(OkResult::Done))
+            | (OpFn::Cas { .. }, Outcome::Ok(OkResult::Cas(_)))
+    );
     if fits {
         Ok(())
     } else {
@@ -307,7 +307,11 @@ pub(crate) fn search(ops: &[&Op], limits: &Limits) -> SearchResult {
             entry = ev.next[HEAD];
         } else {
             // The return of an op not yet linearized: this ordering is a dead end.
-            if best.as_ref().map_or(true, |b| calls.len() > b.prefix.len()) {
+            let deeper = match &best {
+                Some(b) => calls.len() > b.prefix.len(),
+                None => true,
+            };
+            if deeper {
                 best = Some(Stuck {
                     op: ev.op_of[entry],
                     prefix: calls.iter().map(|&(node, _)| ev.op_of[node]).collect(),

@@ -1,0 +1,37 @@
+//! Disk faults: crashes that tear the last write, read errors at restart, and (once, on one
+//! server) a bit flip in its Raft log or snapshot while it is down. Torn tails must be cut, read
+//! errors retried, and a flipped bit detected by its checksum: that server must refuse to start
+//! rather than apply corrupt data (the liveness phase does not wait for it).
+use nemesis::{DiskFile, Fault, Schedule};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::windows::windows;
+use crate::Params;
+
+pub fn build(rng: &mut ChaCha8Rng, p: &Params) -> Schedule {
+    let flip_victim = rng.gen_range(0..p.servers);
+    let mut flipped = false;
+    windows(rng, p, 1_000..4_000, 1_000..3_000, |rng, s, start, end| {
+        let victim = rng.gen_range(0..p.servers);
+        match rng.gen_range(0..10) {
+            0..=4 => {
+                s.at(start, Fault::CrashTorn(victim));
+            }
+            5..=7 => {
+                s.at(start, Fault::Crash(victim));
+                s.at(start, Fault::DiskReadError(victim));
+            }
+            _ if !flipped && victim == flip_victim => {
+                flipped = true;
+                let file = if rng.gen_bool(0.5) { DiskFile::RaftLog } else { DiskFile::Snapshot };
+                s.at(start, Fault::Crash(victim));
+                s.at(start, Fault::BitFlip { node: victim, file, position_per_mille: rng.gen_range(0..1000) });
+            }
+            _ => {
+                s.at(start, Fault::CrashTorn(victim));
+            }
+        }
+        s.at(end, Fault::Restart(victim));
+    })
+}

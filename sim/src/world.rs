@@ -1,0 +1,281 @@
+//! The simulator's hand on the world: applies nemesis faults to the turmoil network, the hosts,
+//! their disks and clocks, and remembers what it did so heals and crashes restore exactly the
+//! links the nemesis set.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nemesis::{DiskFile, Fault};
+use node::agent::Agent;
+use node::io::mem::MemDisk;
+use node::raft::ServerState;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::io::SimClock;
+
+/// Files the Raft storage keeps (see `node::raft::log_store` and `state_machine`).
+const RAFT_LOG_FILE: &str = "raft-log";
+const SNAPSHOT_FILE: &str = "raft-snapshot";
+
+fn pair(a: usize, b: usize) -> (usize, usize) {
+    (a.min(b), a.max(b))
+}
+
+/// The simulator's view of the cluster while applying faults.
+pub struct World {
+    names: Vec<String>,
+    /// Workload and probe hosts (never partitioned by faults).
+    client_names: Vec<String>,
+    agents: Rc<RefCell<Vec<Option<Arc<Agent>>>>>,
+    disks: Vec<Arc<MemDisk>>,
+    clocks: Vec<Arc<SimClock>>,
+    crashed: Vec<bool>,
+    /// Server pairs `(low, high)` currently cut both ways.
+    cut: BTreeSet<(usize, usize)>,
+    /// Directed server pairs currently cut one way.
+    cut_oneway: BTreeSet<(usize, usize)>,
+    /// Server pairs whose links are held (clogged), and paused servers.
+    clogged: BTreeSet<(usize, usize)>,
+    paused: BTreeSet<usize>,
+    /// Servers whose links have non-default latency or loss.
+    degraded: BTreeMap<usize, &'static str>,
+    /// For choosing fault details (bit-flip bits) reproducibly.
+    rng: ChaCha8Rng,
+    /// The run's default link latency bounds, restored by a heal.
+    latency: (Duration, Duration),
+    /// Servers hit by a permanent disk corruption: they must refuse to start, so the liveness
+    /// phase does not wait for them.
+    corrupted: BTreeSet<usize>,
+}
+
+impl World {
+    /// A world with every server up and every link healthy.
+    pub fn new(
+        names: Vec<String>,
+        client_names: Vec<String>,
+        agents: Rc<RefCell<Vec<Option<Arc<Agent>>>>>,
+        disks: Vec<Arc<MemDisk>>,
+        clocks: Vec<Arc<SimClock>>,
+        seed: u64,
+        latency: (Duration, Duration),
+    ) -> Self {
+        let n = names.len();
+        Self {
+            names,
+            client_names,
+            agents,
+            disks,
+            clocks,
+            crashed: vec![false; n],
+            cut: BTreeSet::new(),
+            cut_oneway: BTreeSet::new(),
+            clogged: BTreeSet::new(),
+            paused: BTreeSet::new(),
+            degraded: BTreeMap::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x776f_726c_6421),
+            latency,
+            corrupted: BTreeSet::new(),
+        }
+    }
+
+    /// Servers expected to come back in the liveness phase (all but those with corrupted disks).
+    pub fn expected_live(&self) -> Vec<usize> {
+        (0..self.names.len()).filter(|i| !self.corrupted.contains(i)).collect()
+    }
+
+    /// Whether server `i` is down.
+    pub fn is_crashed(&self, i: usize) -> bool {
+        self.crashed[i]
+    }
+
+    /// The current leader among live servers: the one in state Leader with the highest term.
+    pub fn current_leader(&self) -> Option<usize> {
+        let agents = self.agents.borrow();
+        let mut best: Option<(u64, usize)> = None;
+        for (i, a) in agents.iter().enumerate() {
+            let Some(a) = a else { continue };
+            let m = a.raft.metrics();
+            let m = m.borrow();
+            if m.state == ServerState::Leader && best.is_none_or(|(t, _)| m.current_term > t) {
+                best = Some((m.current_term, i));
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+
+    fn name(&self, i: usize) -> &str {
+        self.names[i].as_str()
+    }
+
+    fn cut_pairs(&mut self, sim: &mut turmoil::Sim<'_>, pairs: &[(usize, usize)]) {
+        for (x, y) in pairs {
+            if x != y {
+                sim.partition(self.name(*x), self.name(*y));
+                self.cut.insert(pair(*x, *y));
+            }
+        }
+    }
+
+    /// Kills server `i`. Its connections are dropped in an order that depends on tokio's global
+    /// task ids (not on the seed), and each drop sends a FIN or RST; so the host is first cut off
+    /// from everyone, making those last words vanish (as they would from a machine that lost
+    /// power), and the links are then restored to what the nemesis had set.
+    fn crash(&mut self, sim: &mut turmoil::Sim<'_>, i: usize) {
+        let victim = self.names[i].clone();
+        let others: Vec<String> = self.names.iter().chain(&self.client_names).filter(|h| **h != victim).cloned().collect();
+        for h in &others {
+            sim.partition(victim.as_str(), h.as_str());
+        }
+        sim.crash(victim.as_str());
+        for (j, h) in self.names.iter().enumerate() {
+            if j != i && !self.cut.contains(&pair(i, j)) {
+                sim.repair(victim.as_str(), h.as_str());
+            }
+        }
+        for h in &self.client_names {
+            sim.repair(victim.as_str(), h.as_str());
+        }
+        self.paused.remove(&i);
+        self.disks[i].crash();
+        self.agents.borrow_mut()[i] = None;
+        self.crashed[i] = true;
+    }
+
+    /// Every host a server talks to: the other servers and the clients.
+    fn peers_of(&self, i: usize) -> Vec<String> {
+        self.names.iter().chain(&self.client_names).filter(|h| **h != self.names[i]).cloned().collect()
+    }
+
+    /// Restores every link to healthy: cuts, one-way cuts, clogs, pauses, latency and loss.
+    fn heal_all(&mut self, sim: &mut turmoil::Sim<'_>) {
+        for (x, y) in std::mem::take(&mut self.cut) {
+            sim.repair(self.name(x), self.name(y));
+        }
+        for (x, y) in std::mem::take(&mut self.cut_oneway) {
+            sim.repair_oneway(self.name(x), self.name(y));
+        }
+        for (x, y) in std::mem::take(&mut self.clogged) {
+            sim.release(self.name(x), self.name(y));
+        }
+        for i in std::mem::take(&mut self.paused) {
+            for h in self.peers_of(i) {
+                sim.release(self.name(i), h.as_str());
+            }
+        }
+        for i in std::mem::take(&mut self.degraded).into_keys() {
+            for h in self.peers_of(i) {
+                sim.set_link_fail_rate(self.name(i), h.as_str(), 0.0);
+                sim.set_link_latency(self.name(i), h.as_str(), self.latency.0);
+                sim.set_link_max_message_latency(self.name(i), h.as_str(), self.latency.1);
+            }
+        }
+    }
+
+    /// Applies one fault; returns what it did, for the fault log.
+    pub fn apply(&mut self, sim: &mut turmoil::Sim<'_>, fault: &Fault) -> String {
+        let n = self.names.len();
+        match fault {
+            Fault::Partition { a, b } => {
+                let pairs: Vec<(usize, usize)> = a.iter().flat_map(|x| b.iter().map(move |y| (*x, *y))).collect();
+                self.cut_pairs(sim, &pairs);
+            }
+            Fault::Cut { pairs, .. } => self.cut_pairs(sim, pairs),
+            Fault::PartitionOneWay { from, to } => {
+                for x in from {
+                    for y in to {
+                        sim.partition_oneway(self.name(*x), self.name(*y));
+                        self.cut_oneway.insert((*x, *y));
+                    }
+                }
+            }
+            Fault::IsolateLeader => match self.current_leader() {
+                Some(l) => {
+                    let pairs: Vec<(usize, usize)> = (0..n).filter(|i| *i != l).map(|i| (l, i)).collect();
+                    self.cut_pairs(sim, &pairs);
+                    return format!("isolate leader {}", self.names[l]);
+                }
+                None => return "isolate leader: no leader now, skipped".to_string(),
+            },
+            Fault::HealAll => self.heal_all(sim),
+            Fault::Crash(i) | Fault::CrashTorn(i) => {
+                if self.crashed[*i] {
+                    return format!("{fault}: already down, skipped");
+                }
+                if matches!(fault, Fault::CrashTorn(_)) {
+                    self.disks[*i].tear_on_crash();
+                }
+                self.crash(sim, *i);
+            }
+            Fault::Restart(i) => {
+                if !self.crashed[*i] {
+                    return format!("{fault}: not down, skipped");
+                }
+                sim.bounce(self.name(*i));
+                self.crashed[*i] = false;
+            }
+            Fault::Pause(i) => {
+                if self.crashed[*i] || !self.paused.insert(*i) {
+                    return format!("{fault}: down or already paused, skipped");
+                }
+                for h in self.peers_of(*i) {
+                    sim.hold(self.name(*i), h.as_str());
+                }
+            }
+            Fault::Resume(i) => {
+                if !self.paused.remove(i) {
+                    return format!("{fault}: not paused, skipped");
+                }
+                for h in self.peers_of(*i) {
+                    sim.release(self.name(*i), h.as_str());
+                }
+            }
+            Fault::Clog(a, b) => {
+                if self.clogged.insert(pair(*a, *b)) {
+                    sim.hold(self.name(*a), self.name(*b));
+                }
+            }
+            Fault::Unclog(a, b) => {
+                if self.clogged.remove(&pair(*a, *b)) {
+                    sim.release(self.name(*a), self.name(*b));
+                }
+            }
+            Fault::SlowNode { node, min_ms, jitter_ms } => {
+                self.degraded.insert(*node, "slow");
+                for h in self.peers_of(*node) {
+                    sim.set_link_latency(self.name(*node), h.as_str(), Duration::from_millis(*min_ms));
+                    sim.set_link_max_message_latency(self.name(*node), h.as_str(), Duration::from_millis(min_ms + jitter_ms));
+                }
+            }
+            Fault::LossyNode { node, per_mille } => {
+                self.degraded.insert(*node, "lossy");
+                for h in self.peers_of(*node) {
+                    sim.set_link_fail_rate(self.name(*node), h.as_str(), f64::from(*per_mille) / 1000.0);
+                }
+            }
+            Fault::ClockSkew { node, offset_ms } => {
+                *self.clocks[*node].skew_ms.lock().unwrap_or_else(|e| e.into_inner()) = *offset_ms;
+            }
+            Fault::DiskReadError(i) => self.disks[*i].fail_next_read(),
+            Fault::BitFlip { node, file, position_per_mille } => {
+                let path = match file {
+                    DiskFile::RaftLog => RAFT_LOG_FILE,
+                    DiskFile::Snapshot => SNAPSHOT_FILE,
+                };
+                let len = self.disks[*node].len(path);
+                if len == 0 {
+                    return format!("{fault}: file empty, skipped");
+                }
+                let offset = len * (*position_per_mille as usize) / 1000;
+                let bit = self.rng.gen_range(0..8u8);
+                self.disks[*node].flip_bit(path, offset.min(len - 1), bit);
+                self.corrupted.insert(*node);
+                return format!("{fault} (byte {offset} of {len}, bit {bit})");
+            }
+        }
+        fault.to_string()
+    }
+}
