@@ -3,6 +3,7 @@
 //! deterministic simulator.
 
 pub mod agent;
+pub mod buggify;
 pub mod cli;
 pub mod codec;
 pub mod http;

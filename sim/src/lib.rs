@@ -9,6 +9,7 @@ pub mod io;
 pub mod options;
 pub mod report;
 pub mod run;
+pub mod timeline;
 pub mod verdict;
 pub mod workload;
 pub mod world;

@@ -120,6 +120,20 @@ fn main() -> ExitCode {
                 println!("{determinism_note}");
             }
         }
+        if judgement.safety_violation() {
+            let violations: Vec<&checker::Violation> = judgement
+                .linearizable
+                .iter()
+                .filter_map(|(_, v)| match v {
+                    checker::Verdict::NotLinearizable(v) => Some(v),
+                    _ => None,
+                })
+                .collect();
+            match sim::timeline::write_violation_timeline(&result, &violations, std::path::Path::new("sim-reports")) {
+                Ok(path) => println!("timeline: {}", path.display()),
+                Err(e) => eprintln!("warning: could not write the timeline: {e}"),
+            }
+        }
         if !ok {
             failed.push(seed);
         }

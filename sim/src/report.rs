@@ -22,6 +22,14 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
     for (at, what) in &result.faults {
         let _ = writeln!(out, "  t={:>8.3}s  {what}", at.as_secs_f64());
     }
+    if !result.buggified.is_empty() {
+        let sites: Vec<String> = result
+            .buggified
+            .iter()
+            .map(|(site, n)| format!("{}x{n}", site.rsplit('/').next().unwrap_or(site)))
+            .collect();
+        let _ = writeln!(out, "buggify fired: {}", sites.join(" "));
+    }
     let (ok, fail, info) = result.history.outcome_counts();
     let _ = writeln!(out, "operations: {} (ok {ok}, fail {fail}, info {info})", result.history.ops.len());
     for (name, pred) in [
@@ -49,6 +57,12 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
             Verdict::Unknown { reason } => format!("UNKNOWN ({reason})"),
         };
         let _ = writeln!(out, "  kv {key:<6} {line}");
+    }
+    if judgement.invariants.is_empty() {
+        let _ = writeln!(out, "  invariants ok: election safety, state machine safety, log matching, leader completeness, no phantom values, acknowledged writes survive, index monotonic");
+    }
+    for v in &judgement.invariants {
+        let _ = writeln!(out, "  invariant  VIOLATED: {v}");
     }
     match (&judgement.no_liveness, result.live_at) {
         (None, Some(at)) => {

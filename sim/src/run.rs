@@ -48,6 +48,8 @@ pub struct RunResult {
     pub wall: Duration,
     /// What a seed-driven scenario (swarm) chose, for the report.
     pub scenario_detail: Option<String>,
+    /// Fault points (`buggify!`) that fired, with counts.
+    pub buggified: Vec<(&'static str, u64)>,
 }
 
 fn server_name(i: usize) -> String {
@@ -58,6 +60,7 @@ fn server_name(i: usize) -> String {
 pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     let wall_start = Instant::now();
     node::raft::runtime::reseed(options.seed);
+    node::buggify::enable(options.seed);
     let mut sim = turmoil::Builder::new()
         .rng_seed(options.seed)
         .simulation_duration(Duration::from_secs(3600))
@@ -115,8 +118,14 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
                 loop {
                     match node::agent::start(config.clone(), io.clone()).await {
                         Ok(agent) => {
-                            agents.borrow_mut()[i] = Some(agent);
-                            std::future::pending::<()>().await;
+                            agents.borrow_mut()[i] = Some(agent.clone());
+                            // A fatal Raft error (e.g. a failed fsync) stops the process; the
+                            // service manager restarts it from its disk.
+                            let why = agent.wait_fatal().await;
+                            io.trace.event(&config.node_name, &format!("raft fatal: {why}; restarting"));
+                            agents.borrow_mut()[i] = None;
+                            agent.shutdown().await;
+                            tokio::time::sleep(RESTART_BACKOFF).await;
                         }
                         Err(e) => {
                             io.trace.event(&config.node_name, &format!("start failed: {e}"));
@@ -145,7 +154,11 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     let live_at = Rc::new(RefCell::new(None));
     let liveness_deadline = options.fault_phase + options.liveness_bound;
     let live_expected = Rc::new(RefCell::new(http_addrs.clone()));
-    sim.client("liveness", liveness_probe(live_expected.clone(), options.fault_phase, liveness_deadline, live_at.clone()));
+    let final_reads = (keys.clone(), history.clone());
+    sim.client(
+        "liveness",
+        liveness_probe(live_expected.clone(), options.fault_phase, liveness_deadline, live_at.clone(), final_reads),
+    );
 
     let mut client_names: Vec<String> = (0..options.clients).map(|c| format!("c{}", c + 1)).collect();
     client_names.push("liveness".into());
@@ -196,6 +209,8 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     }
     let sim_elapsed = sim.elapsed();
     drop(sim);
+    let buggified = node::buggify::fired();
+    node::buggify::disable();
     let history = Rc::try_unwrap(history).map(RefCell::into_inner).unwrap_or_else(|rc| rc.borrow().clone());
     let (trace_hash, trace_events) = trace.summary();
     let live_at = *live_at.borrow();
@@ -212,5 +227,6 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         sim_elapsed,
         wall: wall_start.elapsed(),
         scenario_detail: None,
+        buggified,
     }
 }

@@ -146,6 +146,9 @@ fn render(result: &RunResult, focus_key: Option<&str>, highlight: &[usize], deta
     );
     let _ = writeln!(h, "<h1>concord sim — seed {} — scenario {} — {}</h1>", o.seed, esc(&o.scenario), esc(&scope));
     let _ = writeln!(h, "<div>options: <code>{}</code></div>", esc(&o.to_string()));
+    if let Some(d) = &result.scenario_detail {
+        let _ = writeln!(h, "<div>scenario options: <code>{}</code></div>", esc(d));
+    }
     let _ = writeln!(h, "<div>replay: <code>{}</code></div>", esc(&o.replay_command()));
     let _ = writeln!(h, "<div>verdict: <b>{}</b></div>", esc(&verdict_summary(result, focus_key, highlight)));
     if let Some(d) = detail {
@@ -314,6 +317,8 @@ mod tests {
             host_error: None,
             sim_elapsed: Duration::from_secs(3),
             wall: Duration::from_millis(10),
+            scenario_detail: Some("swarm <n=2>".into()),
+            buggified: vec![],
         }
     }
 
@@ -325,6 +330,7 @@ mod tests {
         assert!(html.contains(&esc(&r.options.replay_command())));
         assert!(html.contains(&esc(&r.options.to_string())));
         assert!(html.contains("NOT LINEARIZABLE on key"));
+        assert!(html.contains("scenario options: <code>swarm &lt;n=2&gt;</code>"));
         // One element per op of k1 (ids 0, 1, 3, 4, 5), none for k0.
         assert_eq!(html.matches("class=\"op ").count(), 5);
         assert!(!html.contains("id=\"op2\""));

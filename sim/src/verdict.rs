@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use checker::linearizable::{check_history, Verdict};
+use checker::InvariantViolation;
 
 use crate::run::RunResult;
 
@@ -17,12 +18,14 @@ pub struct Judgement {
     pub no_liveness: Option<String>,
     /// A host that failed to run.
     pub host_error: Option<String>,
+    /// Raft invariants on the trace and history oracles that failed.
+    pub invariants: Vec<InvariantViolation>,
 }
 
 impl Judgement {
     /// True if any safety checker found a violation (Unknown is not a pass; see [`Self::unknown`]).
     pub fn safety_violation(&self) -> bool {
-        self.linearizable.iter().any(|(_, v)| matches!(v, Verdict::NotLinearizable(_)))
+        self.linearizable.iter().any(|(_, v)| matches!(v, Verdict::NotLinearizable(_))) || !self.invariants.is_empty()
     }
     /// True if a checker could not decide within its budget.
     pub fn unknown(&self) -> bool {
@@ -45,5 +48,7 @@ pub fn judge(result: &RunResult) -> Judgement {
             result.healed_at.as_secs_f64()
         )),
     };
-    Judgement { linearizable, no_liveness, host_error: result.host_error.clone() }
+    let mut invariants = checker::check_raft_trace(&result.trace_lines);
+    invariants.extend(checker::check_oracles(&result.history));
+    Judgement { linearizable, no_liveness, host_error: result.host_error.clone(), invariants }
 }

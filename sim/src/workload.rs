@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use checker::{History, OkResult, Op, OpFn, Outcome, Value};
+use checker::{History, IndexObservation, OkResult, Op, OpFn, Outcome, Value};
 use hyper::{Method, StatusCode};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -66,6 +66,8 @@ fn write_outcome(resp: &Result<Response, ClientError>, cas: bool) -> Outcome {
 pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
     // Last (value, ModifyIndex) this client read per key; CAS uses it as its expectation.
     let mut seen: BTreeMap<String, Option<(Value, u64)>> = BTreeMap::new();
+    // Last X-Consul-Index per key, for blocking reads (`?index=&wait=`).
+    let mut last_index: BTreeMap<String, u64> = BTreeMap::new();
     let mut counter: u64 = 0;
     while now() < spec.until {
         let key = spec.keys[spec.rng.gen_range(0..spec.keys.len())].clone();
@@ -74,7 +76,12 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
         let value = u64::from(spec.id) * 1_000_000_000 + counter;
         let roll = spec.rng.gen_range(0..100);
         let (f, method, path, body) = if roll < 45 {
-            let mode = if spec.rng.gen_bool(0.5) { "?consistent" } else { "" };
+            let mode = match (spec.rng.gen_range(0..10), last_index.get(&key)) {
+                // A blocking read: returns when the key passes the index, or after the wait.
+                (0..=1, Some(idx)) => format!("?index={idx}&wait=200ms"),
+                (2..=5, _) => "?consistent".to_string(),
+                _ => String::new(),
+            };
             (OpFn::Read, Method::GET, format!("/v1/kv/{key}{mode}"), Vec::new())
         } else if roll < 70 {
             (OpFn::Write(value), Method::PUT, format!("/v1/kv/{key}"), value.to_string().into_bytes())
@@ -94,6 +101,19 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
             Ok(r) => r,
             Err(_) => Err(ClientError::Io("timeout".into())),
         };
+        if let (OpFn::Read, Ok(r)) = (&f, &resp) {
+            let index = r.headers.get("X-Consul-Index").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+            if let (Some(index), true) = (index, r.status == StatusCode::OK || r.status == StatusCode::NOT_FOUND) {
+                last_index.insert(key.clone(), index);
+                spec.history.borrow_mut().index_observations.push(IndexObservation {
+                    client: spec.id,
+                    key: key.clone(),
+                    index,
+                    at_ns: complete.as_nanos() as u64,
+                    server: server.to_string(),
+                });
+            }
+        }
         let outcome = match &f {
             OpFn::Read => match &resp {
                 Ok(r) if r.status == StatusCode::OK => match parse_entry(&r.body) {
@@ -137,6 +157,7 @@ pub async fn liveness_probe(
     start: Duration,
     deadline: Duration,
     proven_at: Rc<RefCell<Option<Duration>>>,
+    final_reads: (Vec<String>, Rc<RefCell<History>>),
 ) -> turmoil::Result {
     tokio::time::sleep(start.saturating_sub(now())).await;
     let mut remaining: Vec<SocketAddr> = servers.borrow().clone();
@@ -158,6 +179,34 @@ pub async fn liveness_probe(
     }
     if remaining.is_empty() {
         *proven_at.borrow_mut() = Some(now());
+        final_consistent_reads(servers.borrow().clone(), final_reads.0, final_reads.1).await;
     }
     Ok(())
+}
+
+/// After the cluster proved live: one `?consistent` read of every key, recorded as client 0, so
+/// the oracles can check that acknowledged writes survived everything.
+async fn final_consistent_reads(servers: Vec<SocketAddr>, keys: Vec<String>, history: Rc<RefCell<History>>) {
+    let Some(server) = servers.first().copied() else { return };
+    for key in keys {
+        let invoke = now();
+        let resp = tokio::time::timeout(OP_TIMEOUT, request(server, Method::GET, &format!("/v1/kv/{key}?consistent"), Vec::new())).await;
+        let outcome = match resp {
+            Ok(Ok(r)) if r.status == StatusCode::OK => match parse_entry(&r.body) {
+                Some((v, _)) => Outcome::Ok(OkResult::Read(Some(v))),
+                None => Outcome::Fail,
+            },
+            Ok(Ok(r)) if r.status == StatusCode::NOT_FOUND => Outcome::Ok(OkResult::Read(None)),
+            _ => Outcome::Fail,
+        };
+        history.borrow_mut().push(Op {
+            id: 0,
+            client: 0,
+            key,
+            f: OpFn::Read,
+            invoke_ns: invoke.as_nanos() as u64,
+            complete_ns: now().as_nanos() as u64,
+            outcome,
+        });
+    }
 }

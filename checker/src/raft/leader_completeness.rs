@@ -11,8 +11,8 @@
 //! entries are not traced either, so this is the conservative reading).
 //!
 //! Not judged: a trace without a final heal (nothing promises convergence), nodes that are not
-//! running at the end (crashed after their last restart, last incarnation refused to start, or last
-//! role `Shutdown`), and nodes whose last incarnation applied nothing at all (a liveness matter,
+//! running at the end (crashed after their last restart, or last role `Shutdown`), and nodes whose
+//! last incarnation applied nothing at all, e.g. one still failing to start (a liveness matter,
 //! listed by [`survivors_that_applied_nothing`]).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -89,7 +89,7 @@ pub fn survivors_that_applied_nothing(events: &[TraceEvent]) -> Vec<String> {
 /// nothing).
 fn final_states(events: &[TraceEvent]) -> BTreeMap<String, Option<FinalState<'_>>> {
     let life = Lifecycles::of(events);
-    let mut stopped: BTreeSet<&str> = BTreeSet::new();
+    let mut shut_down: BTreeSet<&str> = BTreeSet::new();
     let mut states: BTreeMap<String, Option<FinalState<'_>>> = BTreeMap::new();
     for (node, _) in life.final_incarnation.iter().filter(|(n, _)| !life.down_at_end.contains(*n)) {
         states.insert(node.clone(), None);
@@ -101,13 +101,10 @@ fn final_states(events: &[TraceEvent]) -> BTreeMap<String, Option<FinalState<'_>
         let Some(slot) = states.get_mut(&e.node) else { continue };
         match e.kind {
             EventKind::RaftState { role, .. } if role == RaftRole::Shutdown => {
-                stopped.insert(e.node.as_str());
+                shut_down.insert(e.node.as_str());
             }
             EventKind::RaftState { .. } => {
-                stopped.remove(e.node.as_str());
-            }
-            EventKind::StartFailed { .. } => {
-                stopped.insert(e.node.as_str());
+                shut_down.remove(e.node.as_str());
             }
             EventKind::Apply { index, .. } => {
                 let s = slot.get_or_insert_with(|| FinalState {
@@ -132,7 +129,7 @@ fn final_states(events: &[TraceEvent]) -> BTreeMap<String, Option<FinalState<'_>
             _ => {}
         }
     }
-    states.retain(|node, _| !stopped.contains(node.as_str()));
+    states.retain(|node, _| !shut_down.contains(node.as_str()));
     states
 }
 
@@ -225,7 +222,7 @@ mod tests {
         );
         let events = parse_trace(&lines(&text));
         assert!(check_leader_completeness(&events).is_empty());
-        assert_eq!(survivors_that_applied_nothing(&events), vec!["n4".to_string()]);
+        assert_eq!(survivors_that_applied_nothing(&events), vec!["n3".to_string(), "n4".to_string()]);
     }
 
     #[test]

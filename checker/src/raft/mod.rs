@@ -13,17 +13,18 @@
 //!
 //! Incarnations: after `nemesis crash nX`, node `nX` emits nothing until `nemesis restart nX` (or
 //! the `nemesis final heal …; restart ["nX"]` line), and its later lines come from a new process
-//! that re-applies its log from its last snapshot. [`Lifecycles`] numbers those incarnations.
+//! that re-applies its log from its last snapshot. The host also restarts a node by itself after
+//! `start failed: …` or `raft fatal: …; restarting`. [`Lifecycles`] numbers those incarnations.
 
 pub mod election_safety;
 pub mod leader_completeness;
+mod lifecycle;
 pub mod log_matching;
 pub mod state_machine_safety;
 
-use std::collections::{BTreeMap, BTreeSet};
-
 pub use election_safety::check_election_safety;
 pub use leader_completeness::{check_leader_completeness, survivors_that_applied_nothing};
+pub use lifecycle::Lifecycles;
 pub use log_matching::check_log_matching;
 pub use state_machine_safety::check_state_machine_safety;
 
@@ -99,9 +100,15 @@ pub enum EventKind {
     },
     /// `restarted as leader of its old term; …`: the node came back as leader and steps down.
     RestartedAsLeader,
-    /// `start failed: REASON`: this incarnation refused to start (e.g. a corrupt log) and runs no
-    /// Raft until the next restart.
+    /// `start failed: REASON`: this incarnation refused to start (e.g. a corrupt log or a disk
+    /// read error); the host retries (a new incarnation) after a back-off.
     StartFailed {
+        /// Why, as printed.
+        reason: String,
+    },
+    /// `raft fatal: REASON; restarting`: Raft stopped on a fatal error (e.g. a failed fsync); the
+    /// host restarts the process from its disk (a new incarnation) after a back-off.
+    RaftFatal {
         /// Why, as printed.
         reason: String,
     },
@@ -188,6 +195,11 @@ fn parse_time_ms(s: &str) -> Option<u64> {
 }
 
 fn parse_node_event(event: &str) -> Option<EventKind> {
+    // Before `raft `, which it also starts with.
+    if let Some(rest) = event.strip_prefix("raft fatal: ") {
+        let reason = rest.strip_suffix("; restarting").unwrap_or(rest);
+        return Some(EventKind::RaftFatal { reason: reason.to_string() });
+    }
     if let Some(rest) = event.strip_prefix("raft ") {
         let (mut term, mut role, mut leader) = (None, None, None);
         for field in rest.split_whitespace() {
@@ -221,6 +233,7 @@ fn parse_node_event(event: &str) -> Option<EventKind> {
     if let Some(reason) = event.strip_prefix("start failed: ") {
         return Some(EventKind::StartFailed { reason: reason.to_string() });
     }
+
     None
 }
 
@@ -267,58 +280,6 @@ fn parse_nemesis(event: &str) -> Option<EventKind> {
     None
 }
 
-/// Crash/restart bookkeeping: which incarnation of its node emitted each event, and which nodes
-/// were down when the trace ended.
-#[derive(Clone, Debug, Default)]
-pub struct Lifecycles {
-    /// Per event (same positions as the input slice): the incarnation of `event.node` that emitted
-    /// it, counting restarts from 0. Nemesis events get 0.
-    pub incarnation: Vec<u32>,
-    /// Nodes crashed after their last restart.
-    pub down_at_end: BTreeSet<String>,
-    /// Every node seen (emitting lines or named by a crash/restart), with its incarnation at the
-    /// end of the trace.
-    pub final_incarnation: BTreeMap<String, u32>,
-}
-
-impl Lifecycles {
-    /// Walks the events in order, counting each node's restarts.
-    pub fn of(events: &[TraceEvent]) -> Self {
-        let mut restarts: BTreeMap<String, u32> = BTreeMap::new();
-        let mut down: BTreeSet<String> = BTreeSet::new();
-        let mut incarnation = Vec::with_capacity(events.len());
-        for e in events {
-            match &e.kind {
-                EventKind::Crash { node } => {
-                    restarts.entry(node.clone()).or_default();
-                    down.insert(node.clone());
-                }
-                EventKind::Restart { node } => {
-                    *restarts.entry(node.clone()).or_default() += 1;
-                    down.remove(node);
-                }
-                EventKind::FinalHeal { restarted } => {
-                    for node in restarted {
-                        *restarts.entry(node.clone()).or_default() += 1;
-                        down.remove(node);
-                    }
-                }
-                _ => {}
-            }
-            let current = match restarts.get(e.node.as_str()) {
-                _ if e.node == NEMESIS => 0,
-                Some(n) => *n,
-                None => {
-                    restarts.insert(e.node.clone(), 0);
-                    0
-                }
-            };
-            incarnation.push(current);
-        }
-        Self { incarnation, down_at_end: down, final_incarnation: restarts }
-    }
-}
-
 #[cfg(test)]
 pub(crate) fn lines(text: &str) -> Vec<String> {
     text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
@@ -344,6 +305,7 @@ mod tests {
     12.100 n3 snapshot installed at 640
     28.000 n1 restarted as leader of its old term; calling an election
     28.500 n2 start failed: storage: raft log corrupted; refusing to start
+    28.600 n3 raft fatal: fsync failed; restarting
     29.000 nemesis final heal all; restart ["n2", "n3"]; liveness phase begins
      3.000 n1 some future event kind
 concord sim  seed=1  scenario=partition-heal
@@ -354,7 +316,7 @@ concord sim  seed=1  scenario=partition-heal
     fn every_documented_line_shape_parses_and_unknown_lines_are_skipped() {
         let events = parse_trace(&lines(SAMPLE));
         let kinds: Vec<&EventKind> = events.iter().map(|e| &e.kind).collect();
-        assert_eq!(events.len(), 15, "{kinds:#?}");
+        assert_eq!(events.len(), 16, "{kinds:#?}");
         assert_eq!(events[0].kind, EventKind::Bootstrap { servers: 3 });
         assert_eq!(events[1].kind, EventKind::RaftState { term: 2, role: RaftRole::Candidate, leader: None });
         assert_eq!(
@@ -375,8 +337,9 @@ concord sim  seed=1  scenario=partition-heal
         assert_eq!(events[11].kind, EventKind::SnapshotInstalled { index: 640 });
         assert_eq!(events[12].kind, EventKind::RestartedAsLeader);
         assert_eq!(events[13].kind, EventKind::StartFailed { reason: "storage: raft log corrupted; refusing to start".into() });
-        assert_eq!(events[14].kind, EventKind::FinalHeal { restarted: vec!["n2".into(), "n3".into()] });
-        assert_eq!(events[14].time_ms, 29_000);
+        assert_eq!(events[14].kind, EventKind::RaftFatal { reason: "fsync failed".into() });
+        assert_eq!(events[15].kind, EventKind::FinalHeal { restarted: vec!["n2".into(), "n3".into()] });
+        assert_eq!(events[15].time_ms, 29_000);
     }
 
     #[test]
@@ -387,26 +350,5 @@ concord sim  seed=1  scenario=partition-heal
         assert_eq!(parse_time_ms("12"), Some(12_000));
         assert_eq!(parse_time_ms("t="), None);
         assert_eq!(parse_time_ms("-1.0"), None);
-    }
-
-    #[test]
-    fn restarts_start_new_incarnations_and_final_heal_restarts_count() {
-        let events = parse_trace(&lines(
-            r#"
-     1.000 n1 apply 1 t1 noop ok=true
-     2.000 nemesis crash n1
-     3.000 nemesis restart n1
-     4.000 n1 apply 1 t1 noop ok=true
-     5.000 nemesis crash n1
-     6.000 nemesis crash n2
-     7.000 nemesis final heal all; restart ["n1"]; liveness phase begins
-     8.000 n1 apply 1 t1 noop ok=true
-"#,
-        ));
-        let life = Lifecycles::of(&events);
-        let of_n1: Vec<u32> = events.iter().zip(&life.incarnation).filter(|(e, _)| e.node == "n1").map(|(_, i)| *i).collect();
-        assert_eq!(of_n1, vec![0, 1, 2]);
-        assert_eq!(life.down_at_end, BTreeSet::from(["n2".to_string()]));
-        assert_eq!(life.final_incarnation, BTreeMap::from([("n1".to_string(), 2), ("n2".to_string(), 0)]));
     }
 }

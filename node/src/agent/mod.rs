@@ -19,7 +19,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 pub use config::{AgentConfig, BugSwitches, Ports, RaftTiming};
-use query::{evaluate_blocking, Consistency, KvQuery, QueryError, QueryResult};
+use query::{evaluate, evaluate_blocking, Consistency, KvQuery, QueryError, QueryResult};
 
 use crate::io::Io;
 use crate::raft::log_store::LogStore;
@@ -32,6 +32,8 @@ use crate::state::{Command, CommandResult};
 
 /// Deadline for a write forwarded to the leader (Consul's `rpc_hold_timeout` is 7 s).
 const FORWARD_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a read waits for the restart barrier ([`Agent::startup_log_index`]) before giving up.
+const RESTART_BARRIER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Extra time a forwarded blocking read gets beyond its wait.
 const FORWARD_READ_SLACK: Duration = Duration::from_secs(5);
 
@@ -71,9 +73,42 @@ pub struct Agent {
     /// Lease reads are allowed only in that term: Consul's "ready for consistent reads" barrier
     /// (Consul #2644), without which a new leader answers from a state machine still replaying.
     read_ready_term: Mutex<Option<u64>>,
+    /// The last log index this server had when it started. openraft 0.9 restores a server that
+    /// was leader *as leader* of its old term without a persisted commit index, and sets its read
+    /// index to the first entry of that term; `ensure_linearizable` would then accept reads while
+    /// the state machine is still replaying, missing writes acknowledged before the crash (found
+    /// by the simulator: `crash-restart` seeds 13 and 6). Every write this server may have
+    /// acknowledged is in its log, so non-stale reads also wait until this index is applied.
+    startup_log_index: u64,
+    /// The agent's long-running tasks (servers, bootstrap, metrics watcher), aborted on shutdown.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Agent {
+    /// Resolves when Raft has stopped on a fatal error (e.g. a failed fsync: the log can no longer
+    /// be trusted to be durable), with the error. The process should then exit and be restarted
+    /// from its disk, as PostgreSQL does after an fsync failure.
+    pub async fn wait_fatal(&self) -> String {
+        let mut rx = self.raft.metrics();
+        loop {
+            if let Err(e) = &rx.borrow_and_update().running_state {
+                return e.to_string();
+            }
+            if rx.changed().await.is_err() {
+                return "raft stopped".to_string();
+            }
+        }
+    }
+
+    /// Stops the agent: aborts its servers and background tasks (freeing its ports) and shuts
+    /// Raft down. Connections already accepted finish on their own.
+    pub async fn shutdown(&self) {
+        for task in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            task.abort();
+        }
+        let _ = self.raft.shutdown().await;
+    }
+
     /// This agent's seeded RNG.
     pub fn rng(&self) -> std::sync::MutexGuard<'_, ChaCha8Rng> {
         self.rng.lock().unwrap_or_else(|e| e.into_inner())
@@ -143,6 +178,10 @@ impl Agent {
         let Some((_, addr)) = self.leader() else { return Err(WriteError::NoLeader) };
         let addr: SocketAddr = addr.parse().map_err(|e| WriteError::Rejected(format!("bad leader address: {e}")))?;
         match self.rpc.call(addr, &RpcRequest::ForwardWrite(cmd), FORWARD_WRITE_TIMEOUT).await {
+            // Fault point: the leader's answer is lost on the way back.
+            Ok(RpcResponse::ForwardWrite(_)) if crate::buggify!() => {
+                Err(WriteError::Unknown("buggify: forwarded write's reply lost".into()))
+            }
             Ok(RpcResponse::ForwardWrite(result)) => result,
             Ok(other) => Err(WriteError::Unknown(format!("unexpected response {other:?}"))),
             Err(e) if e.not_delivered() => Err(WriteError::Rejected(e.to_string())),
@@ -195,19 +234,18 @@ impl Agent {
     pub async fn query_local(&self, q: KvQuery) -> Result<QueryResult, QueryError> {
         let bypass = q.consistency == Consistency::Stale
             || (q.consistency == Consistency::Consistent && self.config.bugs.stale_consistent_read);
-        if !bypass {
-            if !self.is_leader() {
-                return Err(QueryError::NoLeader);
+        let (entries, keys, index) = if bypass {
+            evaluate_blocking(&self.state, &q).await?
+        } else {
+            self.verify_leadership(q.consistency).await?;
+            if q.min_index > 0 {
+                // Block until what the query reads changes, then prove leadership again: the
+                // answer must be current when it is sent, not when the wait began.
+                evaluate_blocking(&self.state, &q).await?;
+                self.verify_leadership(q.consistency).await?;
             }
-            let term = self.raft.metrics().borrow().current_term;
-            let ready = *self.read_ready_term.lock().unwrap_or_else(|e| e.into_inner()) == Some(term);
-            let need_quorum = q.consistency == Consistency::Consistent || !ready || !self.lease_valid();
-            if need_quorum {
-                self.raft.ensure_linearizable().await.map_err(|_| QueryError::NoLeader)?;
-                *self.read_ready_term.lock().unwrap_or_else(|e| e.into_inner()) = Some(term);
-            }
-        }
-        let (entries, keys, index) = evaluate_blocking(&self.state, &q).await?;
+            evaluate(&self.state, &q)?
+        };
         Ok(QueryResult {
             entries,
             keys,
@@ -215,6 +253,28 @@ impl Agent {
             known_leader: self.leader().is_some(),
             last_contact_ms: self.last_contact_ms(),
         })
+    }
+
+    /// Proves this server may answer a non-stale read from local state: it is the leader and
+    /// either holds a valid lease (default mode, after one read-index round in this term) or has
+    /// just completed a read-index round (`?consistent`). Errors: not (or no longer) the leader.
+    async fn verify_leadership(&self, consistency: Consistency) -> Result<(), QueryError> {
+        if !self.is_leader() {
+            return Err(QueryError::NoLeader);
+        }
+        let term = self.raft.metrics().borrow().current_term;
+        let ready = *self.read_ready_term.lock().unwrap_or_else(|e| e.into_inner()) == Some(term);
+        if consistency == Consistency::Default && ready && self.lease_valid() {
+            return Ok(());
+        }
+        self.raft.ensure_linearizable().await.map_err(|_| QueryError::NoLeader)?;
+        self.raft
+            .wait(Some(RESTART_BARRIER_TIMEOUT))
+            .applied_index_at_least(Some(self.startup_log_index), "restart read barrier")
+            .await
+            .map_err(|_| QueryError::NoLeader)?;
+        *self.read_ready_term.lock().unwrap_or_else(|e| e.into_inner()) = Some(term);
+        Ok(())
     }
 }
 
@@ -247,6 +307,11 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
     let id = node_id_for(&config.node_name);
     let (mut log_store, report) = LogStore::open(io.disk.clone()).await.map_err(|e| StartError::Storage(e.to_string()))?;
     log_store.set_skip_fsync(config.bugs.skip_log_fsync);
+    let startup_log_index = {
+        use openraft::storage::RaftLogStorage;
+        let st = log_store.get_log_state().await.map_err(|e| StartError::Storage(e.to_string()))?;
+        st.last_log_id.map(|l| l.index).unwrap_or(0)
+    };
     if report.torn_tail_bytes > 0 {
         io.trace.event(&config.node_name, &format!("recovered: cut torn tail of {} bytes", report.torn_tail_bytes));
     }
@@ -259,8 +324,6 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
     let raft = Raft::new(id, raft_cfg, NetworkFactory { rpc: rpc.clone() }, log_store, sm)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
-
-    step_down_if_restored_as_leader(&raft, &io, &config.node_name).await;
 
     let rpc_listener = io
         .net
@@ -284,36 +347,23 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
         rng: Mutex::new(ChaCha8Rng::seed_from_u64(io.seed)),
         quorum_acked_at: Mutex::new(None),
         read_ready_term: Mutex::new(None),
+        tasks: Mutex::new(Vec::new()),
+        startup_log_index,
         io,
     });
     let me = agent.me();
     agent.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(me.node_id, me);
 
-    tokio::spawn(crate::rpc::server::serve(agent.clone(), rpc_listener));
-    tokio::spawn(crate::http::serve(agent.clone(), http_listener));
-    tokio::spawn(bootstrap::run(agent.clone(), join));
-    tokio::spawn(watch_raft_metrics(agent.clone()));
+    let tasks = vec![
+        tokio::spawn(crate::rpc::server::serve(agent.clone(), rpc_listener)),
+        tokio::spawn(crate::http::serve(agent.clone(), http_listener)),
+        tokio::spawn(bootstrap::run(agent.clone(), join)),
+        tokio::spawn(watch_raft_metrics(agent.clone())),
+    ];
+    *agent.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
     tracing::info!(node = %agent.config.node_name, id = agent.id, rpc = %agent.config.rpc_addr(),
         http = %agent.config.http_addr(), "agent started");
     Ok(agent)
-}
-
-/// openraft 0.9 restarts a server that was leader *as leader* of its old term, with its commit
-/// index forgotten (it is not persisted) and its read index set to the first entry of that term.
-/// `ensure_linearizable` then accepts reads while the state machine is still replaying, so a
-/// `?consistent` read can miss writes acknowledged before the crash (found by the simulator:
-/// `crash-restart` seed 13). Raft's remedy is that every leader commits an entry of its own term
-/// before serving reads, so such a server starts a fresh election instead: the winner, whoever it
-/// is, commits a blank entry in a new term and reads wait for it.
-async fn step_down_if_restored_as_leader(raft: &Raft, io: &Io, node_name: &str) {
-    // Asked through the core's queue, so the answer reflects its startup (metrics may lag).
-    let restored_as_leader = raft.with_raft_state(|st| st.server_state == ServerState::Leader).await.unwrap_or(false);
-    if restored_as_leader {
-        io.trace.event(node_name, "restarted as leader of its old term; calling an election");
-        if let Err(e) = raft.trigger().elect().await {
-            tracing::warn!(error = %e, "could not trigger an election after restart");
-        }
-    }
 }
 
 /// Follows openraft's metrics: keeps the leader lease's quorum-ack time, and emits a trace line

@@ -123,6 +123,10 @@ pub async fn evaluate_blocking(
         if result.2 > q.min_index {
             return Ok(result);
         }
+        // Fault point: a spurious wake-up; the loop must re-check, not return unchanged data early.
+        if crate::buggify!() {
+            continue;
+        }
         tokio::select! {
             _ = &mut notified => {}
             _ = tokio::time::sleep_until(deadline) => return evaluate(state, q),

@@ -208,6 +208,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let store: Store = serde_json::from_slice(&data).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        // Fault point: a slow snapshot install, racing appends and reads.
+        crate::buggify_delay!(200);
         // Persist first: if we crash after installing in memory, the log may already be purged.
         self.persist(&StoredSnapshot { meta: meta.clone(), data }).await?;
         *self.lock()? = store;

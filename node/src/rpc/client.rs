@@ -42,6 +42,8 @@ impl RpcClient {
 
     /// Sends `req` to `addr` and waits up to `timeout` for the response.
     pub async fn call(&self, addr: SocketAddr, req: &RpcRequest, timeout: Duration) -> Result<RpcResponse, RpcError> {
+        // Fault point: a deadline far shorter than configured.
+        let timeout = if crate::buggify!() { timeout / 10 } else { timeout };
         let timeout_ms = timeout.as_millis() as u64;
         let work = async {
             let mut stream = self.net.connect(addr).await.map_err(|source| RpcError::Connect { addr, source })?;
