@@ -46,6 +46,9 @@ pub struct RunOptions {
     pub liveness_bound: Duration,
     pub latency_max: Duration,
     pub snapshot_threshold: u64,
+    /// Simulation step: every host runs this much simulated time per step. Coarser steps are
+    /// faster (the per-step cost of turmoil dominates) but deliver messages in coarser batches.
+    pub tick: Duration,
 }
 
 impl RunOptions {
@@ -65,6 +68,11 @@ impl RunOptions {
             liveness_bound: Duration::from_secs(30),
             latency_max: Duration::from_millis(rng.gen_range(2..=25)),
             snapshot_threshold: [64, 256, 8192][rng.gen_range(0..3)],
+            tick: Duration::from_millis(match std::env::var("CONCORD_SIM_TICK_MS").ok().and_then(|v| v.parse().ok()) {
+                Some(ms) => ms,
+                // Mostly coarse steps (fast), sometimes fine ones (more interleavings).
+                None => [1, 2, 2, 5, 5, 5, 10, 10, 10, 10][rng.gen_range(0..10)],
+            }),
         }
     }
 
@@ -94,14 +102,15 @@ impl fmt::Display for RunOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "servers={} clients={} keys={} fault_phase={}s liveness_bound={}s latency=1..{}ms snapshot_threshold={}",
+            "servers={} clients={} keys={} fault_phase={}s liveness_bound={}s latency=1..{}ms snapshot_threshold={} tick={}ms",
             self.servers,
             self.clients,
             self.keys,
             self.fault_phase.as_secs(),
             self.liveness_bound.as_secs(),
             self.latency_max.as_millis(),
-            self.snapshot_threshold
+            self.snapshot_threshold,
+            self.tick.as_millis()
         )?;
         if !self.bugs.is_empty() {
             let bugs: Vec<&str> = self.bugs.iter().map(|b| b.flag()).collect();

@@ -61,8 +61,12 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
     if judgement.invariants.is_empty() {
         let _ = writeln!(out, "  invariants ok: election safety, state machine safety, log matching, leader completeness, no phantom values, acknowledged writes survive, index monotonic");
     }
-    for v in &judgement.invariants {
+    const SHOWN: usize = 8;
+    for v in judgement.invariants.iter().take(SHOWN) {
         let _ = writeln!(out, "  invariant  VIOLATED: {v}");
+    }
+    if judgement.invariants.len() > SHOWN {
+        let _ = writeln!(out, "  invariant  ... and {} more violations", judgement.invariants.len() - SHOWN);
     }
     match (&judgement.no_liveness, result.live_at) {
         (None, Some(at)) => {

@@ -64,7 +64,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     let mut sim = turmoil::Builder::new()
         .rng_seed(options.seed)
         .simulation_duration(Duration::from_secs(3600))
-        .tick_duration(Duration::from_millis(1))
+        .tick_duration(options.tick)
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(options.latency_max)
         .enable_random_order()
