@@ -62,6 +62,11 @@ pub enum Fault {
     ClockSkew { node: usize, offset_ms: i64 },
     /// Arm a read error on the server's next disk read (hit when it next restarts).
     DiskReadError(usize),
+    /// Remove a server from the Raft voters (through the leader's membership API, as an operator
+    /// would with `DELETE /v1/operator/raft/peer`).
+    RemoveServer(usize),
+    /// Add a removed server back as a voter (learner first, then promoted).
+    AddServer(usize),
     /// Flip one bit in a durable file of a server (silent media corruption), at a seed-chosen
     /// offset; checksums must catch it and the bad data must never be applied.
     BitFlip { node: usize, file: DiskFile, position_per_mille: u32 },
@@ -87,6 +92,8 @@ impl fmt::Display for Fault {
             Fault::LossyNode { node, per_mille } => write!(f, "lossy {} {per_mille}‰", n(node)),
             Fault::ClockSkew { node, offset_ms } => write!(f, "clock skew {} {offset_ms:+}ms", n(node)),
             Fault::DiskReadError(i) => write!(f, "disk read error armed on {}", n(i)),
+            Fault::RemoveServer(i) => write!(f, "remove server {} from raft", n(i)),
+            Fault::AddServer(i) => write!(f, "add server {} to raft", n(i)),
             Fault::BitFlip { node, file, position_per_mille } => {
                 write!(f, "bit flip in {} {file:?} at {position_per_mille}‰", n(node))
             }

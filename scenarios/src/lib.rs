@@ -12,6 +12,7 @@ mod disk_corruption;
 mod flapping_partitions;
 mod leader_isolation;
 mod majorities_ring;
+mod membership_change;
 mod one_way;
 mod partition_heal;
 mod pause_leader;
@@ -52,6 +53,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "pause-leader", about: "freeze the current leader's traffic (SIGSTOP-like), then resume it", build: pause_leader::build, describe: None },
     Scenario { name: "clock-skew", about: "skew and jump servers' wall clocks under partitions", build: clock_skew::build, describe: None },
     Scenario { name: "disk-corruption", about: "torn writes, read errors at restart, a bit flip that must be refused", build: disk_corruption::build, describe: None },
+    Scenario { name: "membership-change", about: "remove a server from raft and add it back, under faults", build: membership_change::build, describe: None },
     Scenario { name: "swizzle-clog", about: "clog links one by one, then unclog in random order (FoundationDB)", build: swizzle_clog::build, describe: None },
     Scenario { name: "rolling-restart", about: "restart every server in turn, as an upgrade would", build: rolling_restart::build, describe: None },
     Scenario { name: "flapping-partitions", about: "short partitions in quick succession", build: flapping_partitions::build, describe: None },

@@ -16,6 +16,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::io::{SimClock, Trace, TraceHandle, TurmoilNet};
+use crate::operator::{run_operator, OperatorQueue};
 use crate::world::World;
 use crate::options::RunOptions;
 use crate::workload::{liveness_probe, run_client, ClientSpec};
@@ -160,10 +161,17 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         liveness_probe(live_expected.clone(), options.fault_phase, liveness_deadline, live_at.clone(), final_reads),
     );
 
+    let operator = Rc::new(RefCell::new(OperatorQueue::default()));
+    sim.client(
+        "operator",
+        run_operator(operator.clone(), http_addrs.clone(), options.fault_phase, live_at.clone(), liveness_deadline),
+    );
     let mut client_names: Vec<String> = (0..options.clients).map(|c| format!("c{}", c + 1)).collect();
     client_names.push("liveness".into());
+    client_names.push("operator".into());
     let latency = (Duration::from_millis(1), options.latency_max);
-    let mut world = World::new(names.clone(), client_names, agents.clone(), disks, clocks, options.seed, latency);
+    let mut world =
+        World::new(names.clone(), client_names, agents.clone(), disks, clocks, options.seed, latency, (operator.clone(), rpc_addrs.clone()));
     let mut faults = Vec::new();
     let mut pending = schedule.events().iter().peekable();
     let mut healed = false;
@@ -182,6 +190,9 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         }
         if !healed && now >= options.fault_phase {
             let what = world.apply(&mut sim, &Fault::HealAll);
+            for i in world.removed() {
+                world.apply(&mut sim, &Fault::AddServer(i));
+            }
             *live_expected.borrow_mut() = world.expected_live().into_iter().map(|i| http_addrs[i]).collect();
             let mut restarted = Vec::new();
             for i in 0..n {
@@ -194,6 +205,10 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             trace.record(now, "nemesis", &what);
             faults.push((now, what));
             healed = true;
+        }
+        for outcome in std::mem::take(&mut operator.borrow_mut().outcomes) {
+            trace.record(now, "operator", &outcome);
+            faults.push((now, format!("operator: {outcome}")));
         }
         match sim.step() {
             Ok(true) => break,

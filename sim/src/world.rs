@@ -16,6 +16,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::io::SimClock;
+use crate::operator::OperatorQueue;
 
 /// Files the Raft storage keeps (see `node::raft::log_store` and `state_machine`).
 const RAFT_LOG_FILE: &str = "raft-log";
@@ -47,6 +48,12 @@ pub struct World {
     rng: ChaCha8Rng,
     /// The run's default link latency bounds, restored by a heal.
     latency: (Duration, Duration),
+    /// Servers removed from the Raft voters by the nemesis.
+    removed: BTreeSet<usize>,
+    /// Membership changes for the operator host to carry out.
+    operator: Rc<RefCell<OperatorQueue>>,
+    /// Server RPC addresses, for membership changes.
+    rpc_addrs: Vec<String>,
     /// Servers hit by a permanent disk corruption: they must refuse to start, so the liveness
     /// phase does not wait for them.
     corrupted: BTreeSet<usize>,
@@ -62,6 +69,7 @@ impl World {
         clocks: Vec<Arc<SimClock>>,
         seed: u64,
         latency: (Duration, Duration),
+        operator: (Rc<RefCell<OperatorQueue>>, Vec<String>),
     ) -> Self {
         let n = names.len();
         Self {
@@ -78,6 +86,9 @@ impl World {
             degraded: BTreeMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x776f_726c_6421),
             latency,
+            removed: BTreeSet::new(),
+            operator: operator.0,
+            rpc_addrs: operator.1,
             corrupted: BTreeSet::new(),
         }
     }
@@ -85,6 +96,11 @@ impl World {
     /// Servers expected to come back in the liveness phase (all but those with corrupted disks).
     pub fn expected_live(&self) -> Vec<usize> {
         (0..self.names.len()).filter(|i| !self.corrupted.contains(i)).collect()
+    }
+
+    /// Servers currently removed from the voters.
+    pub fn removed(&self) -> Vec<usize> {
+        self.removed.iter().copied().collect()
     }
 
     /// Whether server `i` is down.
@@ -260,6 +276,20 @@ impl World {
                 *self.clocks[*node].skew_ms.lock().unwrap_or_else(|e| e.into_inner()) = *offset_ms;
             }
             Fault::DiskReadError(i) => self.disks[*i].fail_next_read(),
+            Fault::RemoveServer(i) => {
+                if self.removed.len() + 1 >= n || !self.removed.insert(*i) {
+                    return format!("{fault}: would leave too few voters or already removed, skipped");
+                }
+                let id = format!("{:016x}", node::raft::node_id_for(self.name(*i)));
+                self.operator.borrow_mut().pending.push_back((hyper::Method::DELETE, format!("/v1/operator/raft/peer?id={id}")));
+            }
+            Fault::AddServer(i) => {
+                if !self.removed.remove(i) {
+                    return format!("{fault}: not removed, skipped");
+                }
+                let path = format!("/v1/operator/raft/peer?node={}&address={}", self.names[*i], self.rpc_addrs[*i]);
+                self.operator.borrow_mut().pending.push_back((hyper::Method::PUT, path));
+            }
             Fault::BitFlip { node, file, position_per_mille } => {
                 let path = match file {
                     DiskFile::RaftLog => RAFT_LOG_FILE,

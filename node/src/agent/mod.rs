@@ -6,6 +6,7 @@
 
 pub mod bootstrap;
 pub mod config;
+pub mod membership;
 pub mod query;
 
 use std::collections::BTreeMap;
@@ -141,7 +142,7 @@ impl Agent {
         membership.voter_ids().filter_map(|id| membership.get_node(&id).map(|n| n.addr.clone())).collect()
     }
 
-    fn is_leader(&self) -> bool {
+    pub(crate) fn is_leader(&self) -> bool {
         let m = self.raft.metrics();
         let m = m.borrow();
         m.state == ServerState::Leader && m.current_leader == Some(self.id)

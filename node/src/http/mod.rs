@@ -5,6 +5,7 @@
 //! here, at the edge, and nowhere else.
 
 pub mod kv;
+pub mod operator;
 pub mod params;
 pub mod status;
 
@@ -29,6 +30,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))
         .route("/v1/agent/self", get(status::agent_self))
+        .route("/v1/operator/raft/configuration", get(operator::configuration))
+        .route("/v1/operator/raft/peer", axum::routing::delete(operator::remove_peer).put(operator::add_peer))
         .with_state(agent)
 }
 

@@ -1,0 +1,62 @@
+//! `/v1/operator/raft/*`: the Raft configuration and peer removal (Consul HTTP API, "Operator
+//! Raft"), plus adding a server back (a Concord extension standing in for Consul's gossip join +
+//! autopilot promotion, until gossip exists).
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::params::Params;
+use super::ApiError;
+use crate::agent::membership::MembershipError;
+use crate::agent::Agent;
+use crate::raft::node_id_for;
+
+fn membership_error(e: MembershipError) -> ApiError {
+    let status = match e {
+        MembershipError::Unknown(_) | MembershipError::LastVoter => StatusCode::BAD_REQUEST,
+        MembershipError::NotLeader | MembershipError::Raft(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError { status, message: e.to_string(), not_applied: !matches!(e, MembershipError::Raft(_)) }
+}
+
+/// `GET /v1/operator/raft/configuration` → `{"Servers":[{ID,Node,Address,Leader,Voter}],"Index"}`.
+pub async fn configuration(State(agent): State<Arc<Agent>>) -> Json<Value> {
+    let (servers, index) = agent.raft_configuration();
+    Json(json!({ "Servers": servers, "Index": index }))
+}
+
+/// `DELETE /v1/operator/raft/peer?id=<id>` or `?address=<ip:port>`: removes a voter.
+/// Errors: 400 neither or unknown, 500 not the leader.
+pub async fn remove_peer(
+    State(agent): State<Arc<Agent>>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<bool>, ApiError> {
+    let p = Params::from_pairs(pairs);
+    if p.get("id").is_none() && p.get("address").is_none() {
+        return Err(ApiError::bad_request("Must specify either ?id with the server's ID or ?address with IP:port of peer to remove"));
+    }
+    let id = agent.find_server(p.get("id"), p.get("address")).map_err(membership_error)?;
+    agent.remove_server(id).await.map_err(membership_error)?;
+    Ok(Json(true))
+}
+
+/// `PUT /v1/operator/raft/peer?node=<name>&address=<ip:port>` (Concord extension): adds the
+/// server named `node` at its server RPC `address` as a voter.
+pub async fn add_peer(
+    State(agent): State<Arc<Agent>>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<bool>, ApiError> {
+    let p = Params::from_pairs(pairs);
+    let (Some(node), Some(address)) = (p.get("node"), p.get("address")) else {
+        return Err(ApiError::bad_request("Must specify ?node with the server's name and ?address with its IP:port"));
+    };
+    if address.parse::<std::net::SocketAddr>().is_err() {
+        return Err(ApiError::bad_request(format!("Invalid address {address:?}: want IP:port")));
+    }
+    agent.add_server(node_id_for(node), address.to_string()).await.map_err(membership_error)?;
+    Ok(Json(true))
+}
