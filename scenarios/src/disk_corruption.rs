@@ -1,7 +1,8 @@
 //! Disk faults: crashes that tear the last write, read errors at restart, and (once, on one
 //! server) a bit flip in its Raft log or snapshot while it is down. Torn tails must be cut, read
-//! errors retried, and a flipped bit detected by its checksum: that server must refuse to start
-//! rather than apply corrupt data (the liveness phase does not wait for it).
+//! errors retried, and a flipped bit detected by its checksum: that server must never apply the
+//! corrupt data; it moves its storage aside and rejoins under a new Raft identity, recovering its
+//! state from its peers (the liveness phase waits for it).
 use nemesis::{DiskFile, Fault, Schedule};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;

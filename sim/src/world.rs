@@ -54,9 +54,6 @@ pub struct World {
     operator: Rc<RefCell<OperatorQueue>>,
     /// Server RPC addresses, for membership changes.
     rpc_addrs: Vec<String>,
-    /// Servers hit by a permanent disk corruption: they must refuse to start, so the liveness
-    /// phase does not wait for them.
-    corrupted: BTreeSet<usize>,
 }
 
 impl World {
@@ -89,13 +86,13 @@ impl World {
             removed: BTreeSet::new(),
             operator: operator.0,
             rpc_addrs: operator.1,
-            corrupted: BTreeSet::new(),
         }
     }
 
-    /// Servers expected to come back in the liveness phase (all but those with corrupted disks).
+    /// Servers expected to serve in the liveness phase: all of them (a server whose disk was
+    /// corrupted must come back by rejoining under a new identity).
     pub fn expected_live(&self) -> Vec<usize> {
-        (0..self.names.len()).filter(|i| !self.corrupted.contains(i)).collect()
+        (0..self.names.len()).collect()
     }
 
     /// Servers currently removed from the voters.
@@ -302,7 +299,6 @@ impl World {
                 let offset = len * (*position_per_mille as usize) / 1000;
                 let bit = self.rng.gen_range(0..8u8);
                 self.disks[*node].flip_bit(path, offset.min(len - 1), bit);
-                self.corrupted.insert(*node);
                 return format!("{fault} (byte {offset} of {len}, bit {bit})");
             }
         }

@@ -22,8 +22,11 @@ use crate::rpc::{RpcRequest, RpcResponse};
 /// together want it shorter).
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 const HELLO_TIMEOUT: Duration = Duration::from_secs(1);
+/// A join waits for the leader to bring this server up to date as a learner.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Runs until this server's Raft is initialised (by us or by a peer).
+/// Runs until this server's Raft is initialised (by us or by a peer), or it has joined a running
+/// cluster.
 pub async fn run(agent: Arc<Agent>, join: Vec<SocketAddr>) {
     loop {
         match agent.raft.is_initialized().await {
@@ -54,8 +57,9 @@ pub async fn run(agent: Arc<Agent>, join: Vec<SocketAddr>) {
             }
         }
         if peer_initialized {
-            // The cluster already exists; joining a running cluster needs membership change.
-            tracing::info!("a peer already has an initialised raft; not bootstrapping");
+            // The cluster already exists: join it (in place of our old id, if we had to abandon
+            // corrupted storage) instead of bootstrapping a second one.
+            join_running_cluster(&agent, &join).await;
             return;
         }
         let members: BTreeMap<u64, BasicNode> = {
@@ -69,6 +73,29 @@ pub async fn run(agent: Arc<Agent>, join: Vec<SocketAddr>) {
             if let Err(e) = agent.raft.initialize(members).await {
                 tracing::info!(error = %e, "raft initialise skipped");
             }
+            return;
+        }
+        tokio::time::sleep(RETRY_INTERVAL).await;
+    }
+}
+
+/// Asks the running cluster, through any join address, to add this server as a voter; retries
+/// until a membership change including it commits or Raft stops.
+async fn join_running_cluster(agent: &Agent, join: &[SocketAddr]) {
+    let req = RpcRequest::Join { peer: agent.me(), replaces: agent.replaces };
+    loop {
+        for addr in join {
+            match agent.rpc.call(*addr, &req, JOIN_TIMEOUT).await {
+                Ok(RpcResponse::Join(Ok(index))) => {
+                    tracing::info!(index, replaces = ?agent.replaces, "joined the running cluster");
+                    agent.io.trace.event(&agent.config.node_name, &format!("joined the running cluster at {index}"));
+                    return;
+                }
+                Ok(other) => tracing::debug!(%addr, ?other, "join refused"),
+                Err(e) => tracing::debug!(%addr, error = %e, "join attempt failed"),
+            }
+        }
+        if agent.raft.is_initialized().await.is_err() {
             return;
         }
         tokio::time::sleep(RETRY_INTERVAL).await;

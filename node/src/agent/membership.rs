@@ -10,6 +10,10 @@ use serde::Serialize;
 
 use super::Agent;
 use crate::raft::NodeId;
+use crate::rpc::{PeerInfo, RpcRequest, RpcResponse};
+
+/// Deadline for a join forwarded to the leader: adding a learner waits for it to catch up.
+const JOIN_FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Why a membership change was refused.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +104,31 @@ impl Agent {
             .await
             .map_err(|e| MembershipError::Raft(e.to_string()))?;
         self.change(ChangeMembers::AddVoters(BTreeMap::from([(id, BasicNode { addr })]))).await
+    }
+
+    /// Adds `peer` as a voter, replacing the voter `replaces` if given (leader), or forwards the
+    /// request to the leader (follower). Idempotent: re-joining as an existing voter is a no-op
+    /// change. Returns the log index of the membership change.
+    pub async fn join_server(&self, peer: PeerInfo, replaces: Option<NodeId>) -> Result<u64, String> {
+        if !self.is_leader() {
+            let (_, addr) = self.leader().ok_or("no leader")?;
+            let addr: std::net::SocketAddr = addr.parse().map_err(|e| format!("bad leader address: {e}"))?;
+            return match self.rpc.call(addr, &RpcRequest::Join { peer, replaces }, JOIN_FORWARD_TIMEOUT).await {
+                Ok(RpcResponse::Join(result)) => result,
+                Ok(other) => Err(format!("unexpected response {other:?}")),
+                Err(e) => Err(e.to_string()),
+            };
+        }
+        let node = BasicNode { addr: peer.rpc_addr.clone() };
+        self.raft.add_learner(peer.node_id, node, true).await.map_err(|e| e.to_string())?;
+        let mut voters: BTreeSet<NodeId> =
+            self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+        if let Some(old) = replaces {
+            voters.remove(&old);
+        }
+        voters.insert(peer.node_id);
+        self.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(peer.node_id, peer);
+        self.change(ChangeMembers::ReplaceAllVoters(voters)).await.map_err(|e| e.to_string())
     }
 
     async fn change(&self, change: ChangeMembers<NodeId, BasicNode>) -> Result<u64, MembershipError> {

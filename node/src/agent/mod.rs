@@ -6,6 +6,7 @@
 
 pub mod bootstrap;
 pub mod config;
+pub mod identity;
 pub mod membership;
 pub mod query;
 
@@ -26,7 +27,7 @@ use crate::io::Io;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::NetworkFactory;
 use crate::raft::state_machine::{SharedState, StateMachine};
-use crate::raft::{node_id_for, NodeId, Raft};
+use crate::raft::{NodeId, Raft};
 use crate::rpc::client::RpcClient;
 use crate::rpc::{PeerInfo, RpcRequest, RpcResponse, WriteError};
 use crate::state::{Command, CommandResult};
@@ -81,6 +82,9 @@ pub struct Agent {
     /// by the simulator: `crash-restart` seeds 13 and 6). Every write this server may have
     /// acknowledged is in its log, so non-stale reads also wait until this index is applied.
     startup_log_index: u64,
+    /// The Raft id this server replaced after abandoning corrupted storage, if any: it joins the
+    /// cluster in that id's place.
+    pub replaces: Option<NodeId>,
     /// The agent's long-running tasks (servers, bootstrap, metrics watcher), aborted on shutdown.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -305,7 +309,9 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
         return Err(StartError::Config("client mode is not implemented yet; pass -server".into()));
     }
     let join = config.join_addrs().map_err(StartError::Config)?;
-    let id = node_id_for(&config.node_name);
+    let identity = recover_identity(&config, &io).await?;
+    let id = identity.node_id(&config.node_name);
+    let replaces = identity.replaces(&config.node_name);
     let (mut log_store, report) = LogStore::open(io.disk.clone()).await.map_err(|e| StartError::Storage(e.to_string()))?;
     log_store.set_skip_fsync(config.bugs.skip_log_fsync);
     let startup_log_index = {
@@ -350,6 +356,7 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
         read_ready_term: Mutex::new(None),
         tasks: Mutex::new(Vec::new()),
         startup_log_index,
+        replaces,
         io,
     });
     let me = agent.me();
@@ -365,6 +372,27 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
     tracing::info!(node = %agent.config.node_name, id = agent.id, rpc = %agent.config.rpc_addr(),
         http = %agent.config.http_addr(), "agent started");
     Ok(agent)
+}
+
+/// Loads this server's identity; if its Raft storage fails its checksums, moves it aside and
+/// takes the next identity (see [`identity`]). Errors: unreadable storage (maybe transient: the
+/// start fails and is retried) or a failure while moving files.
+async fn recover_identity(config: &AgentConfig, io: &Io) -> Result<identity::Identity, StartError> {
+    let disk = io.disk.as_ref();
+    let current = identity::load(disk).await.map_err(StartError::Storage)?;
+    let io_err = |e: std::io::Error| StartError::Storage(e.to_string());
+    let corruption = match crate::raft::log_store::check_integrity(disk).await.map_err(io_err)? {
+        Some(why) => Some(why),
+        None => crate::raft::state_machine::check_integrity(disk).await.map_err(io_err)?,
+    };
+    let Some(why) = corruption else { return Ok(current) };
+    let next = identity::abandon_storage(disk, current).await.map_err(StartError::Storage)?;
+    tracing::error!(%why, generation = next.generation, "raft storage corrupted: moved aside; rejoining as a new server");
+    io.trace.event(
+        &config.node_name,
+        &format!("storage corrupted ({why}); moved aside, rejoining as generation {}", next.generation),
+    );
+    Ok(next)
 }
 
 /// Follows openraft's metrics: keeps the leader lease's quorum-ack time, and emits a trace line

@@ -25,9 +25,9 @@ use super::{storage_io_error, Entry, LogId, NodeId, StorageError, TypeConfig};
 use crate::codec::{frame, unframe, FrameError};
 use crate::io::Disk;
 
-const LOG_FILE: &str = "raft-log";
+pub(crate) const LOG_FILE: &str = "raft-log";
 const LOG_TMP_FILE: &str = "raft-log.tmp";
-const VOTE_FILE: &str = "raft-vote";
+pub(crate) const VOTE_FILE: &str = "raft-vote";
 const VOTE_TMP_FILE: &str = "raft-vote.tmp";
 
 /// Rewrite the log file once it holds this many more records than live entries.
@@ -215,6 +215,29 @@ impl LogStore {
         self.records_in_file = count;
         Ok(())
     }
+}
+
+/// Checks the log and vote files for corruption a restart cannot repair: a log frame that fails
+/// its checksum with data after it, or a vote that fails its checksum. (A torn tail is repairable
+/// and not reported.) Returns `Ok(Some(description))` for corruption; `Err` for I/O errors, which
+/// may be transient and must not be mistaken for corruption.
+pub async fn check_integrity(disk: &dyn Disk) -> std::io::Result<Option<String>> {
+    if let Some(bytes) = disk.read(VOTE_FILE).await? {
+        if let Err(e) = unframe(&bytes, 0) {
+            return Ok(Some(format!("raft vote corrupted: {e}")));
+        }
+    }
+    let bytes = disk.read(LOG_FILE).await?.unwrap_or_default();
+    let mut offset = 0;
+    while offset < bytes.len() {
+        match unframe(&bytes, offset) {
+            Ok((_, next)) => offset = next,
+            Err(FrameError::Truncated { .. }) => break,
+            Err(FrameError::Checksum { .. }) if is_last_frame(&bytes, offset) => break,
+            Err(e) => return Ok(Some(format!("raft log corrupted before its tail: {e}"))),
+        }
+    }
+    Ok(None)
 }
 
 /// A checksum failure is a torn write only if the frame's declared length reaches the end of file.

@@ -15,7 +15,7 @@ use openraft::BasicNode;
 
 use super::{NodeId, TypeConfig};
 use crate::rpc::client::RpcClient;
-use crate::rpc::{RpcRequest, RpcResponse};
+use crate::rpc::{RaftMessage, RpcRequest, RpcResponse};
 
 /// Creates per-peer clients.
 pub struct NetworkFactory {
@@ -45,8 +45,9 @@ fn unreachable<E: std::error::Error>(msg: impl Into<String>) -> Err<E> {
 }
 
 impl PeerNetwork {
-    async fn send<E: std::error::Error>(&self, req: RpcRequest, option: &RPCOption) -> Result<RpcResponse, Err<E>> {
+    async fn send<E: std::error::Error>(&self, msg: RaftMessage, option: &RPCOption) -> Result<RpcResponse, Err<E>> {
         let addr = self.addr.clone().map_err(unreachable)?;
+        let req = RpcRequest::Raft { target: self.target, msg };
         self.rpc.call(addr, &req, option.hard_ttl()).await.map_err(|e| unreachable(e.to_string()))
     }
 }
@@ -61,7 +62,7 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, Err<openraft::error::Infallible>> {
-        match self.send(RpcRequest::AppendEntries(rpc), &option).await? {
+        match self.send(RaftMessage::AppendEntries(rpc), &option).await? {
             RpcResponse::AppendEntries(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             other => Err(unexpected(other)),
         }
@@ -72,7 +73,7 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, Err<InstallSnapshotError>> {
-        match self.send(RpcRequest::InstallSnapshot(rpc), &option).await? {
+        match self.send(RaftMessage::InstallSnapshot(rpc), &option).await? {
             RpcResponse::InstallSnapshot(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             other => Err(unexpected(other)),
         }
@@ -83,7 +84,7 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, Err<openraft::error::Infallible>> {
-        match self.send(RpcRequest::Vote(rpc), &option).await? {
+        match self.send(RaftMessage::Vote(rpc), &option).await? {
             RpcResponse::Vote(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             other => Err(unexpected(other)),
         }

@@ -17,7 +17,7 @@ use crate::codec::{frame, unframe};
 use crate::io::{Disk, TraceSink};
 use crate::state::{Command, CommandResult, KvStore, WatchSet};
 
-const SNAPSHOT_FILE: &str = "raft-snapshot";
+pub(crate) const SNAPSHOT_FILE: &str = "raft-snapshot";
 const SNAPSHOT_TMP_FILE: &str = "raft-snapshot.tmp";
 
 /// Everything the log has built: the tables plus the Raft position they reflect.
@@ -55,6 +55,16 @@ struct StoredSnapshot {
     meta: SnapshotMeta<NodeId, openraft::BasicNode>,
     #[serde(with = "crate::codec::b64")]
     data: Vec<u8>,
+}
+
+/// Checks the snapshot file's checksum: `Ok(Some(description))` if corrupted, `Err` on I/O errors.
+pub async fn check_integrity(disk: &dyn Disk) -> std::io::Result<Option<String>> {
+    if let Some(bytes) = disk.read(SNAPSHOT_FILE).await? {
+        if let Err(e) = unframe(&bytes, 0) {
+            return Ok(Some(format!("raft snapshot corrupted: {e}")));
+        }
+    }
+    Ok(None)
 }
 
 /// The openraft state machine.

@@ -33,15 +33,26 @@ pub struct PeerInfo {
 /// A request to a server.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum RpcRequest {
-    AppendEntries(AppendEntriesRequest<TypeConfig>),
-    Vote(VoteRequest<NodeId>),
-    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A Raft message for the server whose Raft id is `target`. A server with another id (e.g. one
+    /// that abandoned corrupted storage and took a new id at the same address) refuses it.
+    Raft { target: NodeId, msg: RaftMessage },
     /// A client write forwarded by a follower to the leader.
     ForwardWrite(Command),
     /// A read forwarded to the leader (default and `?consistent` modes).
     ForwardQuery(KvQuery),
     /// Bootstrap handshake: "here I am; who do you know?"
     Hello(PeerInfo),
+    /// A server asks to join a running cluster as a voter, optionally in place of its old Raft
+    /// id (after abandoning corrupted storage). Followers forward it to the leader.
+    Join { peer: PeerInfo, replaces: Option<NodeId> },
+}
+
+/// openraft's peer-to-peer messages.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RaftMessage {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
 }
 
 /// Why a forwarded write failed on the server that received it.
@@ -68,6 +79,8 @@ pub enum RpcResponse {
     ForwardQuery(Result<QueryResult, QueryError>),
     /// The responder's identity, whether its Raft is initialised, and the peers it knows.
     Hello { me: PeerInfo, initialized: bool, known: Vec<PeerInfo> },
+    /// The outcome of a join: the log index of the membership change, or why it failed.
+    Join(Result<u64, String>),
     /// The request could not be decoded or served.
     Error(String),
 }

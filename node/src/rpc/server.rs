@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::wire::{read_msg, write_msg};
-use super::{RpcRequest, RpcResponse};
+use super::{RaftMessage, RpcRequest, RpcResponse};
 use crate::agent::Agent;
 use crate::io::{BoxStream, Listener};
 
@@ -42,17 +42,23 @@ async fn handle_conn(agent: Arc<Agent>, mut stream: BoxStream) {
 
 async fn dispatch(agent: &Agent, req: RpcRequest) -> RpcResponse {
     match req {
-        RpcRequest::AppendEntries(rpc) => {
+        RpcRequest::Raft { target, .. } if target != agent.id => {
+            RpcResponse::Error(format!("raft message for {target:016x} reached {:016x}", agent.id))
+        }
+        RpcRequest::Raft { msg: RaftMessage::AppendEntries(rpc), .. } => {
             let result = agent.raft.append_entries(rpc).await;
             if result.as_ref().is_ok_and(|r| r.is_success()) {
                 *agent.last_leader_contact.lock().unwrap_or_else(|e| e.into_inner()) = Some(tokio::time::Instant::now());
             }
             RpcResponse::AppendEntries(result)
         }
-        RpcRequest::Vote(rpc) => RpcResponse::Vote(agent.raft.vote(rpc).await),
-        RpcRequest::InstallSnapshot(rpc) => RpcResponse::InstallSnapshot(agent.raft.install_snapshot(rpc).await),
+        RpcRequest::Raft { msg: RaftMessage::Vote(rpc), .. } => RpcResponse::Vote(agent.raft.vote(rpc).await),
+        RpcRequest::Raft { msg: RaftMessage::InstallSnapshot(rpc), .. } => {
+            RpcResponse::InstallSnapshot(agent.raft.install_snapshot(rpc).await)
+        }
         RpcRequest::ForwardWrite(cmd) => RpcResponse::ForwardWrite(agent.write_as_leader(cmd).await),
         RpcRequest::ForwardQuery(q) => RpcResponse::ForwardQuery(agent.query_local(q).await),
+        RpcRequest::Join { peer, replaces } => RpcResponse::Join(agent.join_server(peer, replaces).await),
         RpcRequest::Hello(peer) => {
             let initialized = agent.raft.is_initialized().await.unwrap_or(false);
             let known = {
