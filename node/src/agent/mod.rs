@@ -1,8 +1,10 @@
 //! The agent: wires Raft, the state store, server RPC and the HTTP API together, and routes reads
 //! and writes (locally, or forwarded to the leader).
 //!
-//! Owns: startup and shutdown ([`run`]), the write path ([`Agent::write`]), the read path with
-//! consistency modes ([`Agent::query`]), and the bootstrap of a new cluster ([`bootstrap`]).
+//! Owns: startup and shutdown ([`start`], [`Agent::shutdown`]), the write path
+//! ([`Agent::write`]), the read path with consistency modes ([`Agent::query`]), bootstrap and
+//! joining ([`bootstrap`]), membership changes ([`membership`]) and recovery from corrupted
+//! storage ([`identity`]).
 
 pub mod bootstrap;
 pub mod config;

@@ -258,12 +258,22 @@ pub fn run(args: AgentArgs) -> i32 {
             }
         };
         print_banner(&banner_config);
-        let signal = signals.recv().await;
-        tracing::info!(signal, "shutting down");
-        if tokio::time::timeout(SHUTDOWN_GRACE, agent.raft.shutdown()).await.is_err() {
+        // A fatal Raft error (e.g. a failed fsync) means the log can no longer be trusted to be
+        // durable: exit non-zero so the service manager restarts the agent from its disk.
+        let code = tokio::select! {
+            signal = signals.recv() => {
+                tracing::info!(signal, "shutting down");
+                0
+            }
+            why = agent.wait_fatal() => {
+                tracing::error!(%why, "raft stopped on a fatal error; exiting so the agent restarts from disk");
+                EXIT_FAILURE
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, agent.shutdown()).await.is_err() {
             tracing::warn!("raft did not shut down within {SHUTDOWN_GRACE:?}");
         }
-        0
+        code
     });
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
     code
