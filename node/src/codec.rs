@@ -15,13 +15,19 @@ pub mod b64 {
     }
 }
 
-/// Bytes of frame header: u32 length + u32 CRC32 (little endian).
-pub const FRAME_HEADER_BYTES: usize = 8;
+/// Bytes of frame header: u32 payload length, u32 CRC32 of the length, u32 CRC32 of the payload
+/// (little endian). The length has its own checksum so a flipped bit in it is caught as
+/// corruption rather than misread as a frame that runs to the end of the file (which would look
+/// like a torn write and be cut, losing acknowledged data; found by the simulator:
+/// disk-corruption seed 89).
+pub const FRAME_HEADER_BYTES: usize = 12;
 
-/// Encodes `payload` as `[len u32][crc32 u32][payload]`.
+/// Encodes `payload` as `[len][crc32(len)][crc32(payload)][payload]`.
 pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let len = (payload.len() as u32).to_le_bytes();
     let mut out = Vec::with_capacity(FRAME_HEADER_BYTES + payload.len());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&crc32fast::hash(&len).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     out.extend_from_slice(payload);
     out
@@ -30,22 +36,39 @@ pub fn frame(payload: &[u8]) -> Vec<u8> {
 /// Why a frame could not be decoded.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
-    /// Fewer bytes than the header or the declared length: a torn write at the tail.
+    /// The bytes end inside the header, or inside a payload whose (checksummed) length says it
+    /// is longer: the tail of a write that never completed. The only repairable case.
     #[error("truncated frame at offset {offset}")]
     Truncated { offset: usize },
+    /// The header's length field fails its checksum: corruption.
+    #[error("frame header checksum mismatch at offset {offset}")]
+    HeaderChecksum { offset: usize },
     /// The payload does not match its checksum: corruption.
     #[error("checksum mismatch at offset {offset}")]
     Checksum { offset: usize },
 }
 
+fn le_u32(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Validates a frame header; returns the payload length. `header` must be
+/// [`FRAME_HEADER_BYTES`] long.
+pub fn header_len(header: &[u8], offset: usize) -> Result<usize, FrameError> {
+    if header.len() < FRAME_HEADER_BYTES {
+        return Err(FrameError::Truncated { offset });
+    }
+    if crc32fast::hash(&header[0..4]) != le_u32(&header[4..8]) {
+        return Err(FrameError::HeaderChecksum { offset });
+    }
+    Ok(le_u32(&header[0..4]) as usize)
+}
+
 /// Decodes the frame starting at `offset` of `buf`: returns the payload and the next offset.
 pub fn unframe(buf: &[u8], offset: usize) -> Result<(&[u8], usize), FrameError> {
     let rest = buf.get(offset..).unwrap_or_default();
-    if rest.len() < FRAME_HEADER_BYTES {
-        return Err(FrameError::Truncated { offset });
-    }
-    let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-    let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+    let len = header_len(rest, offset)?;
+    let crc = le_u32(&rest[8..12]);
     let Some(payload) = rest.get(FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len) else {
         return Err(FrameError::Truncated { offset });
     };
@@ -70,5 +93,8 @@ mod tests {
         let mut flipped = buf.clone();
         flipped[FRAME_HEADER_BYTES] ^= 1;
         assert_eq!(unframe(&flipped, 0), Err(FrameError::Checksum { offset: 0 }));
+        let mut long = buf.clone();
+        long[1] ^= 0x10; // the length now claims the frame runs past the end
+        assert_eq!(unframe(&long, 0), Err(FrameError::HeaderChecksum { offset: 0 }));
     }
 }

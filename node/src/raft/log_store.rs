@@ -7,10 +7,11 @@
 //!   told it is flushed, so an acknowledged entry survives a crash.
 //! - `raft/vote`: the current vote, one frame, replaced atomically (write tmp, sync, rename).
 //!
-//! Recovery: a short or checksum-failing frame at the very end of `raft/log` is a torn write of
-//! an entry that was never acknowledged; it is cut off (and the cut is synced) and reported. A bad
-//! frame anywhere else is corruption of data that may have been acknowledged: the server refuses
-//! to start rather than silently apply or drop it.
+//! Recovery: a frame cut short at the very end of `raft-log` (the file ends inside its header, or
+//! inside a payload whose checksummed length says it is longer) is a torn write of an entry that
+//! was never acknowledged; it is cut off (and the cut is synced) and reported. A frame that fails
+//! a checksum is corruption of data that may have been acknowledged, wherever it is: it is never
+//! applied, and the server abandons its storage (see `agent::identity`) rather than drop it.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -142,7 +143,6 @@ impl LogStore {
                     offset = next;
                 }
                 Err(FrameError::Truncated { .. }) => break,
-                Err(FrameError::Checksum { .. }) if is_last_frame(&bytes, offset) => break,
                 Err(e) => {
                     return Err(storage_io_error(
                         ErrorSubject::Logs,
@@ -233,18 +233,10 @@ pub async fn check_integrity(disk: &dyn Disk) -> std::io::Result<Option<String>>
         match unframe(&bytes, offset) {
             Ok((_, next)) => offset = next,
             Err(FrameError::Truncated { .. }) => break,
-            Err(FrameError::Checksum { .. }) if is_last_frame(&bytes, offset) => break,
             Err(e) => return Ok(Some(format!("raft log corrupted before its tail: {e}"))),
         }
     }
     Ok(None)
-}
-
-/// A checksum failure is a torn write only if the frame's declared length reaches the end of file.
-fn is_last_frame(bytes: &[u8], offset: usize) -> bool {
-    let Some(h) = bytes.get(offset..offset + 4) else { return true };
-    let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
-    offset + crate::codec::FRAME_HEADER_BYTES + len >= bytes.len()
 }
 
 async fn read_vote(disk: &dyn Disk) -> Result<Option<Vote<NodeId>>, StorageError> {
@@ -380,6 +372,22 @@ mod tests {
         let (mut store, _) = LogStore::open(disk.clone()).await.unwrap();
         append_direct(&mut store, vec![entry(1, 1), entry(1, 2), entry(1, 3)]).await;
         assert!(disk.flip_bit(LOG_FILE, crate::codec::FRAME_HEADER_BYTES + 2, 3));
+        assert!(LogStore::open(disk.clone()).await.is_err());
+    }
+
+    /// Regression (sim disk-corruption seed 89): a flipped bit in the last frame's length made it
+    /// look like a frame running to the end of the file, i.e. a torn write, and 20 KB of
+    /// acknowledged log was cut. The length now has its own checksum.
+    #[tokio::test]
+    async fn flipped_length_in_a_synced_frame_is_corruption_not_a_torn_tail() {
+        let disk = Arc::new(MemDisk::new());
+        let (mut store, _) = LogStore::open(disk.clone()).await.unwrap();
+        append_direct(&mut store, vec![entry(1, 1), entry(1, 2)]).await;
+        let second_frame = disk.len(LOG_FILE) / 2;
+        let (_, next) = crate::codec::unframe(&disk.read(LOG_FILE).await.unwrap().unwrap(), 0).unwrap();
+        assert!(next <= second_frame + 64);
+        assert!(disk.flip_bit(LOG_FILE, next + 1, 4), "flip a bit in the second frame's length");
+        assert!(check_integrity(disk.as_ref()).await.unwrap().is_some());
         assert!(LogStore::open(disk.clone()).await.is_err());
     }
 

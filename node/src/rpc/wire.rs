@@ -4,7 +4,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::codec::{frame, unframe, FRAME_HEADER_BYTES};
+use crate::codec::{frame, header_len, unframe, FRAME_HEADER_BYTES};
 use crate::io::Stream;
 
 /// Largest accepted RPC frame: 64 MiB (bounded by `max_payload_entries` × the 512 KiB value limit,
@@ -23,7 +23,7 @@ pub async fn write_msg<S: Stream + ?Sized, T: Serialize>(stream: &mut S, msg: &T
 pub async fn read_msg<S: Stream + ?Sized, T: DeserializeOwned>(stream: &mut S) -> std::io::Result<T> {
     let mut header = [0u8; FRAME_HEADER_BYTES];
     stream.read_exact(&mut header).await?;
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let len = header_len(&header, 0).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     if len > MAX_FRAME_BYTES {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("rpc frame too large: {len} bytes")));
     }
