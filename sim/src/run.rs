@@ -166,21 +166,11 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     }
     let live_at = Rc::new(RefCell::new(None));
     let liveness_deadline = options.fault_phase + options.liveness_bound;
-    let live_expected = Rc::new(RefCell::new(http_addrs.clone()));
-    let final_reads = (keys.clone(), history.clone());
-    sim.client(
-        "liveness",
-        liveness_probe(live_expected.clone(), options.fault_phase, liveness_deadline, live_at.clone(), final_reads),
-    );
-
+    // The liveness probe and the operator join the world only when needed: every host costs a
+    // runtime tick per simulation step, and most of a run they would sit idle.
     let operator = Rc::new(RefCell::new(OperatorQueue::default()));
-    sim.client(
-        "operator",
-        run_operator(operator.clone(), http_addrs.clone(), options.fault_phase, live_at.clone(), liveness_deadline),
-    );
-    let mut client_names: Vec<String> = (0..options.clients).map(|c| format!("c{}", c + 1)).collect();
-    client_names.push("liveness".into());
-    client_names.push("operator".into());
+    let mut operator_started = false;
+    let client_names: Vec<String> = (0..options.clients).map(|c| format!("c{}", c + 1)).collect();
     let latency = (Duration::from_millis(1), options.latency_max);
     let mut world =
         World::new(names.clone(), client_names, agents.clone(), disks, clocks, options.seed, latency, (operator.clone(), rpc_addrs.clone()));
@@ -205,7 +195,11 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             for i in world.removed() {
                 world.apply(&mut sim, &Fault::AddServer(i));
             }
-            *live_expected.borrow_mut() = world.expected_live().into_iter().map(|i| http_addrs[i]).collect();
+            let expected = world.expected_live().into_iter().map(|i| http_addrs[i]).collect();
+            let final_reads = (keys.clone(), history.clone());
+            let probe = liveness_probe(expected, now, liveness_deadline, live_at.clone(), final_reads);
+            sim.client("liveness", probe);
+            world.add_client("liveness");
             let mut restarted = Vec::new();
             for i in 0..n {
                 if world.is_crashed(i) {
@@ -217,6 +211,12 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             trace.record(now, "nemesis", &what);
             faults.push((now, what));
             healed = true;
+        }
+        if !operator_started && !operator.borrow().pending.is_empty() {
+            let fault_phase = options.fault_phase;
+            sim.client("operator", run_operator(operator.clone(), http_addrs.clone(), fault_phase, live_at.clone(), liveness_deadline));
+            world.add_client("operator");
+            operator_started = true;
         }
         for outcome in std::mem::take(&mut operator.borrow_mut().outcomes) {
             trace.record(now, "operator", &outcome);

@@ -149,18 +149,18 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
 }
 
 /// The liveness probe: from `start`, repeatedly write a fresh value through each server in turn
-/// and read it back with `?consistent`, until every server in `servers` (read at `start`: the
-/// simulator fills it at the final heal) has served one such round trip.
+/// and read it back with `?consistent`, until every server in `servers` has served one such round
+/// trip. The simulator starts it at the final heal.
 /// Returns the simulated time at which the cluster was proven live, if it was before `deadline`.
 pub async fn liveness_probe(
-    servers: Rc<RefCell<Vec<SocketAddr>>>,
+    servers: Vec<SocketAddr>,
     start: Duration,
     deadline: Duration,
     proven_at: Rc<RefCell<Option<Duration>>>,
     final_reads: (Vec<String>, Rc<RefCell<History>>),
 ) -> turmoil::Result {
     tokio::time::sleep(start.saturating_sub(now())).await;
-    let mut remaining: Vec<SocketAddr> = servers.borrow().clone();
+    let mut remaining: Vec<SocketAddr> = servers.clone();
     let mut n: u64 = 0;
     while !remaining.is_empty() && now() < deadline {
         let server = remaining[0];
@@ -179,7 +179,7 @@ pub async fn liveness_probe(
     }
     if remaining.is_empty() {
         *proven_at.borrow_mut() = Some(now());
-        final_consistent_reads(servers.borrow().clone(), final_reads.0, final_reads.1).await;
+        final_consistent_reads(servers, final_reads.0, final_reads.1).await;
     }
     Ok(())
 }

@@ -95,6 +95,12 @@ impl World {
         (0..self.names.len()).collect()
     }
 
+    /// Registers a host that joined the world late (it is never partitioned by faults, but a
+    /// crash must cut it off too).
+    pub fn add_client(&mut self, name: &str) {
+        self.client_names.push(name.to_string());
+    }
+
     /// Servers currently removed from the voters.
     pub fn removed(&self) -> Vec<usize> {
         self.removed.iter().copied().collect()

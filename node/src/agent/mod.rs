@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ServerState, SnapshotPolicy};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use config::{AgentConfig, BugSwitches, Ports, RaftTiming};
@@ -369,6 +369,7 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
         tokio::spawn(crate::http::serve(agent.clone(), http_listener)),
         tokio::spawn(bootstrap::run(agent.clone(), join)),
         tokio::spawn(watch_raft_metrics(agent.clone())),
+        tokio::spawn(election_backoff(agent.clone())),
     ];
     *agent.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
     tracing::info!(node = %agent.config.node_name, id = agent.id, rpc = %agent.config.rpc_addr(),
@@ -395,6 +396,46 @@ async fn recover_identity(config: &AgentConfig, io: &Io) -> Result<identity::Ide
         &format!("storage corrupted ({why}); moved aside, rejoining as generation {}", next.generation),
     );
     Ok(next)
+}
+
+/// Breaks election lockstep. openraft 0.9 draws each server's election timeout once, at start,
+/// and checks it on a fixed tick; two servers whose timers were reset by the same heartbeat and
+/// whose timeouts round to the same tick then campaign in the same instant every round and split
+/// the vote forever (found by the simulator: membership-change seed 7, after the leader removed
+/// itself). After two failed elections in a row, this server sits out elections for a random
+/// time up to one maximum election timeout, as Raft's randomised timeouts intend.
+async fn election_backoff(agent: Arc<Agent>) {
+    let mut rx = agent.raft.metrics();
+    let mut failed_in_a_row = 0u32;
+    let mut last_candidate_term = None;
+    loop {
+        let (state, term) = {
+            let m = rx.borrow_and_update();
+            (m.state, m.current_term)
+        };
+        match state {
+            ServerState::Candidate if last_candidate_term.is_some_and(|t| t < term) => {
+                failed_in_a_row += 1;
+                last_candidate_term = Some(term);
+            }
+            ServerState::Candidate => last_candidate_term = Some(term),
+            _ => {
+                failed_in_a_row = 0;
+                last_candidate_term = None;
+            }
+        }
+        if failed_in_a_row >= 2 {
+            let max_ms = agent.config.raft.election_timeout_max_ms;
+            let pause = Duration::from_millis(agent.rng().gen_range(0..=max_ms));
+            agent.raft.runtime_config().elect(false);
+            tokio::time::sleep(pause).await;
+            agent.raft.runtime_config().elect(true);
+            failed_in_a_row = 0;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Follows openraft's metrics: keeps the leader lease's quorum-ack time, and emits a trace line
