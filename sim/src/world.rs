@@ -89,12 +89,6 @@ impl World {
         }
     }
 
-    /// Servers expected to serve in the liveness phase: all of them (a server whose disk was
-    /// corrupted must come back by rejoining under a new identity).
-    pub fn expected_live(&self) -> Vec<usize> {
-        (0..self.names.len()).collect()
-    }
-
     /// Registers a host that joined the world late (it is never partitioned by faults, but a
     /// crash must cut it off too).
     pub fn add_client(&mut self, name: &str) {

@@ -121,8 +121,8 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    /// Opens the log and vote from `disk`, cutting a torn tail. Errors: unreadable files, or
-    /// corruption before the tail (a frame that fails its checksum with valid frames after it).
+    /// Opens the log and vote from `disk`, cutting a torn tail. Errors: unreadable files, or a
+    /// frame that fails a checksum (corruption; see the module docs).
     pub async fn open(disk: Arc<dyn Disk>) -> Result<(Self, RecoveryReport), StorageError> {
         let vote = read_vote(disk.as_ref()).await?;
         let bytes = disk
@@ -130,27 +130,15 @@ impl LogStore {
             .await
             .map_err(|e| storage_io_error(ErrorSubject::Logs, ErrorVerb::Read, e))?
             .unwrap_or_default();
+        let (payloads, offset) = split_frames(&bytes).map_err(|e| {
+            storage_io_error(ErrorSubject::Logs, ErrorVerb::Read, format!("raft log corrupted ({e}); refusing to start"))
+        })?;
         let mut mem = LogMem::default();
-        let mut report = RecoveryReport::default();
-        let mut offset = 0;
-        while offset < bytes.len() {
-            match unframe(&bytes, offset) {
-                Ok((payload, next)) => {
-                    let rec: LogRecord = serde_json::from_slice(payload)
-                        .map_err(|e| storage_io_error(ErrorSubject::Logs, ErrorVerb::Read, e))?;
-                    mem.replay(rec);
-                    report.records += 1;
-                    offset = next;
-                }
-                Err(FrameError::Truncated { .. }) => break,
-                Err(e) => {
-                    return Err(storage_io_error(
-                        ErrorSubject::Logs,
-                        ErrorVerb::Read,
-                        format!("raft log corrupted before its tail ({e}); refusing to start"),
-                    ))
-                }
-            }
+        let mut report = RecoveryReport { records: payloads.len(), ..RecoveryReport::default() };
+        for payload in payloads {
+            let rec: LogRecord =
+                serde_json::from_slice(payload).map_err(|e| storage_io_error(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            mem.replay(rec);
         }
         if offset < bytes.len() {
             report.torn_tail_bytes = bytes.len() - offset;
@@ -194,11 +182,12 @@ impl LogStore {
     async fn maybe_compact(&mut self) -> Result<(), StorageError> {
         let (live, purged) = {
             let mem = self.mem.lock().map_err(lock_err)?;
+            // Decide before copying: most purges do not compact.
+            if self.records_in_file < mem.entries.len() + COMPACT_SLACK_RECORDS {
+                return Ok(());
+            }
             (mem.entries.values().cloned().collect::<Vec<_>>(), mem.last_purged)
         };
-        if self.records_in_file < live.len() + COMPACT_SLACK_RECORDS {
-            return Ok(());
-        }
         let mut buf = Vec::new();
         let mut count = 0;
         if let Some(p) = purged {
@@ -228,15 +217,26 @@ pub async fn check_integrity(disk: &dyn Disk) -> std::io::Result<Option<String>>
         }
     }
     let bytes = disk.read(LOG_FILE).await?.unwrap_or_default();
+    Ok(split_frames(&bytes).err().map(|e| format!("raft log corrupted: {e}")))
+}
+
+/// Splits a log file into its frames' payloads, stopping at a torn tail. Returns the payloads and
+/// the offset where the whole frames end (the file length unless the tail is torn). Errors: a
+/// frame that fails a checksum.
+fn split_frames(bytes: &[u8]) -> Result<(Vec<&[u8]>, usize), FrameError> {
+    let mut payloads = Vec::new();
     let mut offset = 0;
     while offset < bytes.len() {
-        match unframe(&bytes, offset) {
-            Ok((_, next)) => offset = next,
+        match unframe(bytes, offset) {
+            Ok((payload, next)) => {
+                payloads.push(payload);
+                offset = next;
+            }
             Err(FrameError::Truncated { .. }) => break,
-            Err(e) => return Ok(Some(format!("raft log corrupted before its tail: {e}"))),
+            Err(e) => return Err(e),
         }
     }
-    Ok(None)
+    Ok((payloads, offset))
 }
 
 async fn read_vote(disk: &dyn Disk) -> Result<Option<Vote<NodeId>>, StorageError> {
