@@ -1,5 +1,35 @@
-//! Encodings shared by the Raft log, snapshots, RPC and disk: base64 bytes in JSON, and
-//! checksummed length-prefixed frames.
+//! Encodings shared by the Raft log, snapshots, RPC and disk: the one binary encoding
+//! ([`encode`], [`decode`]: MessagePack with named fields, via `rmp-serde`), base64 bytes for the
+//! JSON edges, and checksummed length-prefixed frames.
+//!
+//! Why MessagePack: it is compact (bytes are bytes, not base64), self-describing, so openraft's
+//! serde types (which rely on `deserialize_any` in places) decode without special cases, and with
+//! named fields a later version can add a field with `#[serde(default)]` and still read old data.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// A value that could not be encoded or decoded in the binary encoding.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("encode: {0}")]
+    Encode(String),
+    #[error("decode: {0}")]
+    Decode(String),
+}
+
+/// Encodes `value` in Concord's binary encoding (MessagePack, struct fields by name).
+/// Errors: the value's `Serialize` impl fails (e.g. a map with non-string keys is fine; a
+/// custom impl that errors is not).
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    rmp_serde::to_vec_named(value).map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+/// Decodes bytes produced by [`encode`]. Errors: truncated or malformed input, or a shape that
+/// does not match `T` (never panics on untrusted bytes).
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    rmp_serde::from_slice(bytes).map_err(|e| CodecError::Decode(e.to_string()))
+}
 
 /// Serde helper: `Vec<u8>` as a base64 string (Consul's `Value` encoding, and compact in JSON).
 pub mod b64 {
@@ -81,6 +111,24 @@ pub fn unframe(buf: &[u8], offset: usize) -> Result<(&[u8], usize), FrameError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_encoding_round_trips_openraft_entries_and_rejects_garbage() {
+        use crate::raft::Entry;
+        let entry: Entry = openraft::Entry {
+            log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(3, 7), 42),
+            payload: openraft::EntryPayload::Membership(openraft::Membership::new(
+                vec![[1u64, 2, 3].into_iter().collect()],
+                None,
+            )),
+        };
+        let bytes = encode(&entry).unwrap();
+        let back: Entry = decode(&bytes).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{entry:?}"));
+        let vote = openraft::Vote::<u64>::new(5, 2);
+        assert_eq!(decode::<openraft::Vote<u64>>(&encode(&vote).unwrap()).unwrap(), vote);
+        assert!(decode::<Entry>(&bytes[..bytes.len() / 2]).is_err());
+    }
 
     #[test]
     fn frame_round_trips_and_detects_tears_and_flips() {
