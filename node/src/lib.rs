@@ -11,3 +11,5 @@ pub mod io;
 pub mod raft;
 pub mod rpc;
 pub mod state;
+pub mod telemetry;
+pub mod version;

@@ -67,14 +67,15 @@ pub async fn run(agent: Arc<Agent>, join: Vec<SocketAddr>) {
             peers.values().map(|p| (p.node_id, BasicNode { addr: p.rpc_addr.clone() })).collect()
         };
         if members.len() >= agent.config.bootstrap_expect.max(1) {
-            let names: Vec<String> = members.values().map(|n| n.addr.clone()).collect();
-            tracing::info!(?names, "bootstrap-expect reached; initialising raft");
+            let names: Vec<String> = agent.peers.lock().unwrap_or_else(|e| e.into_inner()).values().map(|p| p.name.clone()).collect();
+            tracing::info!(servers = %names.join(", "), "bootstrap-expect reached; initialising raft");
             agent.io.trace.event(&agent.config.node_name, &format!("bootstrap with {} servers", members.len()));
             if let Err(e) = agent.raft.initialize(members).await {
                 tracing::info!(error = %e, "raft initialise skipped");
             }
             return;
         }
+        agent.telemetry.peers.bootstrap_waiting(&agent, members.len());
         tokio::time::sleep(RETRY_INTERVAL).await;
     }
 }

@@ -10,6 +10,10 @@
 //!
 //! The generation lives in `node-identity` (one checksummed frame); generation 0 is the plain
 //! node name, so a server that never lost its storage keeps the id `node_id_for(name)`.
+//!
+//! Separately, Consul's `NodeID` ([`load_or_create_node_uuid`]): a random UUID made once and kept
+//! in `node-id` in the data dir, as Consul does. It names the agent in the API; the Raft id stays
+//! derived from the node name.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +24,12 @@ use crate::raft::state_machine::SNAPSHOT_FILE;
 use crate::raft::{node_id_for, NodeId};
 
 const IDENTITY_FILE: &str = "node-identity";
+/// Consul's file name for the agent's NodeID (plain text, one UUID).
+pub const NODE_ID_FILE: &str = "node-id";
+const NODE_ID_TMP_FILE: &str = "node-id.tmp";
+/// ChaCha stream the NodeID is drawn from, apart from the agent's main RNG stream (so drawing it
+/// does not shift any other random choice of a seeded run). ASCII "nodeid".
+const NODE_ID_RNG_STREAM: u64 = 0x6e6f_6465_6964;
 const IDENTITY_TMP_FILE: &str = "node-identity.tmp";
 
 /// How many times this server has had to abandon corrupted storage.
@@ -73,6 +83,43 @@ pub async fn abandon_storage(disk: &dyn Disk, current: Identity) -> Result<Ident
     Ok(next)
 }
 
+/// Formats 16 random bytes as an RFC 4122 version-4 UUID (`8-4-4-4-12` lowercase hex).
+fn uuid_v4(mut bytes: [u8; 16]) -> String {
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
+}
+
+/// The agent's NodeID: read from `node-id`, or drawn from `seed` (the agent's seeded RNG, on its
+/// own stream) and durably written on first start. Errors: unreadable file, a file that does not
+/// hold a UUID (refusing to silently change the agent's identity), or a failed write.
+pub async fn load_or_create_node_uuid(disk: &dyn Disk, seed: u64) -> Result<String, String> {
+    use rand::{RngCore, SeedableRng};
+    if let Some(bytes) = disk.read(NODE_ID_FILE).await.map_err(|e| format!("{NODE_ID_FILE} unreadable: {e}"))? {
+        let text = String::from_utf8_lossy(&bytes).trim().to_string();
+        if !is_uuid(&text) {
+            return Err(format!("{NODE_ID_FILE} does not hold a UUID ({text:?}); fix or remove it"));
+        }
+        return Ok(text);
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(NODE_ID_RNG_STREAM);
+    let mut bytes = [0u8; 16];
+    rng.fill_bytes(&mut bytes);
+    let id = uuid_v4(bytes);
+    let io = |e: std::io::Error| format!("writing {NODE_ID_FILE}: {e}");
+    disk.write(NODE_ID_TMP_FILE, id.as_bytes()).await.map_err(io)?;
+    disk.sync(NODE_ID_TMP_FILE).await.map_err(io)?;
+    disk.rename(NODE_ID_TMP_FILE, NODE_ID_FILE).await.map_err(io)?;
+    Ok(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +139,24 @@ mod tests {
         assert_eq!(gen1.replaces("n1"), Some(gen0.node_id("n1")));
         disk.crash();
         assert_eq!(load(&disk).await.unwrap(), gen1, "the new generation is durable");
+    }
+
+    #[tokio::test]
+    async fn node_uuid_is_made_once_and_kept() {
+        let disk = MemDisk::new();
+        let id = load_or_create_node_uuid(&disk, 7).await.unwrap();
+        assert!(is_uuid(&id), "{id}");
+        assert_eq!(&id[14..15], "4", "version 4");
+        disk.crash();
+        assert_eq!(load_or_create_node_uuid(&disk, 8).await.unwrap(), id, "persisted, not redrawn");
+        let other = load_or_create_node_uuid(&MemDisk::new(), 8).await.unwrap();
+        assert_ne!(other, id, "another seed gives another agent its own NodeID");
+    }
+
+    #[tokio::test]
+    async fn a_node_id_file_without_a_uuid_is_refused() {
+        let disk = MemDisk::new();
+        disk.write(NODE_ID_FILE, b"not-a-uuid").await.unwrap();
+        assert!(load_or_create_node_uuid(&disk, 1).await.unwrap_err().contains("UUID"));
     }
 }

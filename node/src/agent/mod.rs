@@ -8,7 +8,9 @@
 
 pub mod bootstrap;
 pub mod config;
+pub mod events;
 pub mod identity;
+pub mod leave;
 pub mod membership;
 pub mod query;
 
@@ -89,6 +91,12 @@ pub struct Agent {
     pub replaces: Option<NodeId>,
     /// The agent's long-running tasks (servers, bootstrap, metrics watcher), aborted on shutdown.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Metrics and peer reachability (see [`crate::telemetry`]).
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// Consul's NodeID: a UUID generated once and kept in the data dir (see [`identity`]).
+    pub node_uuid: String,
+    /// Fired when a graceful leave completed (`PUT /v1/agent/leave`): the process should exit.
+    pub leave: leave::LeaveSignal,
 }
 
 impl Agent {
@@ -165,7 +173,7 @@ impl Agent {
         self.is_leader() && acked.is_some_and(|at| at.elapsed() < lease)
     }
 
-    fn last_contact_ms(&self) -> u64 {
+    pub(crate) fn last_contact_ms(&self) -> u64 {
         if self.is_leader() {
             return 0;
         }
@@ -201,6 +209,7 @@ impl Agent {
         if !self.is_leader() {
             return Err(WriteError::NoLeader);
         }
+        let _commit_timer = self.telemetry.metrics.raft_commit_timer();
         if self.config.bugs.ack_before_commit {
             // Deliberate bug: answer before the entry commits (the write may later be lost).
             let _pending = self.raft.client_write_ff(cmd).await;
@@ -314,26 +323,7 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
     let identity = recover_identity(&config, &io).await?;
     let id = identity.node_id(&config.node_name);
     let replaces = identity.replaces(&config.node_name);
-    let (mut log_store, report) = LogStore::open(io.disk.clone()).await.map_err(|e| StartError::Storage(e.to_string()))?;
-    log_store.set_skip_fsync(config.bugs.skip_log_fsync);
-    let startup_log_index = {
-        use openraft::storage::RaftLogStorage;
-        let st = log_store.get_log_state().await.map_err(|e| StartError::Storage(e.to_string()))?;
-        st.last_log_id.map(|l| l.index).unwrap_or(0)
-    };
-    if report.torn_tail_bytes > 0 {
-        io.trace.event(&config.node_name, &format!("recovered: cut torn tail of {} bytes", report.torn_tail_bytes));
-    }
-    let state = Arc::new(SharedState::default());
-    let sm = StateMachine::open(state.clone(), io.disk.clone(), io.trace.clone(), config.node_name.clone())
-        .await
-        .map_err(|e| StartError::Storage(e.to_string()))?;
-    let rpc = RpcClient::new(io.net.clone());
-    let raft_cfg = Arc::new(raft_config(&config)?);
-    let raft = Raft::new(id, raft_cfg, NetworkFactory { rpc: rpc.clone() }, log_store, sm)
-        .await
-        .map_err(|e| StartError::Raft(e.to_string()))?;
-
+    // Bind first: a port that is taken fails the start before Raft exists (no trailing errors).
     let rpc_listener = io
         .net
         .bind(config.rpc_addr())
@@ -344,6 +334,29 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
         .bind(config.http_addr())
         .await
         .map_err(|source| StartError::Bind { addr: config.http_addr(), source })?;
+    let telemetry = Arc::new(crate::telemetry::Telemetry::default());
+    let node_uuid = identity::load_or_create_node_uuid(io.disk.as_ref(), io.seed).await.map_err(StartError::Storage)?;
+    let (mut log_store, report) = LogStore::open(io.disk.clone()).await.map_err(|e| StartError::Storage(e.to_string()))?;
+    log_store.set_skip_fsync(config.bugs.skip_log_fsync);
+    log_store.set_telemetry(telemetry.clone());
+    let startup_log_index = {
+        use openraft::storage::RaftLogStorage;
+        let st = log_store.get_log_state().await.map_err(|e| StartError::Storage(e.to_string()))?;
+        st.last_log_id.map(|l| l.index).unwrap_or(0)
+    };
+    if report.torn_tail_bytes > 0 {
+        io.trace.event(&config.node_name, &format!("recovered: cut torn tail of {} bytes", report.torn_tail_bytes));
+    }
+    let state = Arc::new(SharedState::default());
+    let mut sm = StateMachine::open(state.clone(), io.disk.clone(), io.trace.clone(), config.node_name.clone())
+        .await
+        .map_err(|e| StartError::Storage(e.to_string()))?;
+    sm.set_telemetry(telemetry.clone());
+    let rpc = RpcClient::new(io.net.clone());
+    let raft_cfg = Arc::new(raft_config(&config)?);
+    let raft = Raft::new(id, raft_cfg, NetworkFactory { rpc: rpc.clone(), telemetry: telemetry.clone() }, log_store, sm)
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
 
     let agent = Arc::new(Agent {
         config,
@@ -360,6 +373,9 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
         startup_log_index,
         replaces,
         io,
+        telemetry,
+        node_uuid,
+        leave: leave::LeaveSignal::default(),
     });
     let me = agent.me();
     agent.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(me.node_id, me);
@@ -372,7 +388,7 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
         tokio::spawn(election_backoff(agent.clone())),
     ];
     *agent.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
-    tracing::info!(node = %agent.config.node_name, id = agent.id, rpc = %agent.config.rpc_addr(),
+    tracing::info!(node = %agent.config.node_name, node_id = %agent.node_uuid, rpc = %agent.config.rpc_addr(),
         http = %agent.config.http_addr(), "agent started");
     Ok(agent)
 }
@@ -443,9 +459,11 @@ async fn election_backoff(agent: Arc<Agent>) {
 async fn watch_raft_metrics(agent: Arc<Agent>) {
     let mut rx = agent.raft.metrics();
     let mut last = None;
+    let mut events = events::RaftEvents::default();
     loop {
         let (now, acked_ms) = {
             let m = rx.borrow_and_update();
+            events.observe(&agent, &m);
             ((m.current_term, m.state, m.current_leader), m.millis_since_quorum_ack)
         };
         let acked_at = match (now.1, acked_ms) {

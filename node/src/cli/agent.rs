@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use tracing_subscriber::EnvFilter;
 
 use super::EXIT_FAILURE;
 use crate::agent::{self, AgentConfig};
@@ -17,8 +16,9 @@ use crate::io::tokio::production_io;
 
 /// How long shutdown may take (Raft shutdown, then the runtime's tasks) before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
-/// Environment variables read, in order, for the log filter (`tracing_subscriber` syntax).
-const LOG_ENV_VARS: [&str; 2] = ["CONCORD_LOG", "RUST_LOG"];
+/// After a graceful leave, how long the HTTP answer to `PUT /v1/agent/leave` gets to reach the
+/// client before the process exits.
+const LEAVE_REPLY_GRACE: Duration = Duration::from_millis(200);
 
 /// `concord agent` flags (Consul's names; single or double dash).
 #[derive(Debug, Args)]
@@ -68,9 +68,13 @@ pub struct AgentArgs {
     /// Serf WAN port [default: 8302] (gossip is not implemented yet).
     #[arg(long, value_name = "PORT")]
     pub serf_wan_port: Option<u16>,
-    /// Log level when neither CONCORD_LOG nor RUST_LOG is set (trace, debug, info, warn, error).
+    /// Log level: trace, debug, info, warn, err. Below debug, openraft logs only its errors.
+    /// (CONCORD_LOG or RUST_LOG, when set, override it with a tracing filter.)
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     pub log_level: String,
+    /// Log as JSON, one object per line.
+    #[arg(long)]
+    pub log_json: bool,
 }
 
 /// The host name, for the default node name (as Consul does).
@@ -157,27 +161,6 @@ pub fn config_from_args(a: &AgentArgs) -> Result<AgentConfig, String> {
     Ok(c)
 }
 
-/// Logs to stderr, filtered by CONCORD_LOG, else RUST_LOG, else `default_level` (at `info`,
-/// openraft's chatty per-election lines are held back to `warn`). Colour only on a terminal.
-fn init_logging(default_level: &str) {
-    use std::io::IsTerminal;
-    let default_spec = match default_level {
-        "info" => "info,openraft=warn".to_string(),
-        other => other.to_string(),
-    };
-    let filter = LOG_ENV_VARS
-        .iter()
-        .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))
-        .and_then(|spec| EnvFilter::try_new(spec).ok())
-        .or_else(|| EnvFilter::try_new(&default_spec).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
-}
-
 /// Consul-style start-up banner on stdout.
 fn print_banner(c: &AgentConfig) {
     println!("==> Starting Concord agent...");
@@ -218,7 +201,14 @@ impl ShutdownSignals {
 
 /// Runs `concord agent`; returns the exit code (0 after a signal, 1 if the agent cannot start).
 pub fn run(args: AgentArgs) -> i32 {
-    init_logging(&args.log_level);
+    let level = match crate::telemetry::logs::LogLevel::parse(&args.log_level) {
+        Ok(level) => level,
+        Err(e) => {
+            eprintln!("==> {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    super::logging::init(level, args.log_json);
     let config = match config_from_args(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -226,6 +216,12 @@ pub fn run(args: AgentArgs) -> i32 {
             return EXIT_FAILURE;
         }
     };
+    if let Some(dir) = &config.data_dir {
+        if let Err(e) = super::datadir::check(dir) {
+            eprintln!("==> Error: {e}");
+            return EXIT_FAILURE;
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -263,6 +259,12 @@ pub fn run(args: AgentArgs) -> i32 {
         let code = tokio::select! {
             signal = signals.recv() => {
                 tracing::info!(signal, "shutting down");
+                0
+            }
+            _ = agent.leave.wait() => {
+                // Let the answer to `PUT /v1/agent/leave` reach the client before exiting.
+                tokio::time::sleep(LEAVE_REPLY_GRACE).await;
+                tracing::info!("left the cluster; shutting down");
                 0
             }
             why = agent.wait_fatal() => {

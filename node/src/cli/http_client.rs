@@ -1,9 +1,11 @@
 //! A minimal HTTP/1.1 client for the CLI: one request per connection, hyper's client handshake over
 //! a connection opened through [`crate::io::Net`] ([`TokioNet`]).
 //!
-//! Owns: the agent address (`-http-addr`, `CONSUL_HTTP_ADDR`, default `127.0.0.1:8500`), URL
-//! building with percent-encoded keys, and deadlines on connect and on the whole exchange. It never
-//! retries: a failed request is reported once, with its cause.
+//! Owns: the agent address (`-http-addr`, `CONSUL_HTTP_ADDR`, default `127.0.0.1:8500`), the ACL
+//! token (`-token`, `CONSUL_HTTP_TOKEN`, sent as `X-Consul-Token`), URL building with
+//! percent-encoded keys, and deadlines on connect and on the whole exchange (except streams,
+//! which run until the agent closes them). It never retries: a failed request is reported once,
+//! with its cause.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +20,8 @@ use crate::io::Net;
 
 /// Environment variable naming the agent's HTTP address (Consul's).
 pub const HTTP_ADDR_ENV: &str = "CONSUL_HTTP_ADDR";
+/// Environment variable holding the ACL token (Consul's).
+pub const HTTP_TOKEN_ENV: &str = "CONSUL_HTTP_TOKEN";
 /// Where the agent listens when nothing else is said (Consul's default).
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8500";
 /// Port assumed when an address names only a host.
@@ -52,6 +56,8 @@ impl Response {
 pub struct HttpClient {
     /// `host:port` as given (sent as the Host header).
     authority: String,
+    /// ACL token sent as `X-Consul-Token`.
+    token: Option<String>,
 }
 
 impl HttpClient {
@@ -80,7 +86,18 @@ impl HttpClient {
             !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && (!host.contains(':') || host.ends_with(']'))
         });
         let authority = if has_port { rest.to_string() } else { format!("{rest}:{DEFAULT_HTTP_PORT}") };
-        Ok(Self { authority })
+        Ok(Self { authority, token: None })
+    }
+
+    /// Sends `token` (if any and non-empty) as `X-Consul-Token` on every request.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.trim().is_empty());
+        self
+    }
+
+    /// The token this client sends.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     /// `host:port` this client talks to.
@@ -98,9 +115,23 @@ impl HttpClient {
             .map_err(|e| format!("{what}: {e}"))
     }
 
-    async fn exchange(&self, method: Method, path_and_query: &str, body: Vec<u8>) -> Result<Response, String> {
+    fn build(&self, method: Method, path_and_query: &str, body: Vec<u8>) -> Result<Request<Full<Bytes>>, String> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .header(hyper::header::HOST, &self.authority)
+            .header(hyper::header::USER_AGENT, concat!("concord/", env!("CARGO_PKG_VERSION")));
+        if let Some(token) = &self.token {
+            req = req.header("X-Consul-Token", token);
+        }
+        req.body(Full::new(Bytes::from(body))).map_err(|e| format!("bad request: {e}"))
+    }
+
+    async fn handshake(
+        &self,
+    ) -> Result<(hyper::client::conn::http1::SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>), String> {
         let stream = self.connect().await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| format!("HTTP handshake failed: {e}"))?;
         let driver = tokio::spawn(async move {
@@ -108,13 +139,44 @@ impl HttpClient {
                 tracing::debug!(error = %e, "http client connection ended");
             }
         });
-        let req = Request::builder()
-            .method(method)
-            .uri(path_and_query)
-            .header(hyper::header::HOST, &self.authority)
-            .header(hyper::header::USER_AGENT, concat!("concord/", env!("CARGO_PKG_VERSION")))
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| format!("bad request: {e}"))?;
+        Ok((sender, driver))
+    }
+
+    /// Sends a GET and hands each chunk of the body to `on_chunk` as it arrives, until the agent
+    /// ends the response (`Ok(status)`). A non-2xx answer is returned whole as an error.
+    /// Errors: connection, protocol, or a non-success status with its body.
+    pub async fn stream(&self, path_and_query: &str, mut on_chunk: impl FnMut(&[u8])) -> Result<StatusCode, String> {
+        let what = format!("GET http://{}{path_and_query}", self.authority);
+        let req = self.build(Method::GET, path_and_query, Vec::new())?;
+        let (mut sender, driver) = tokio::time::timeout(REQUEST_TIMEOUT, self.handshake())
+            .await
+            .map_err(|_| format!("{what}: no answer within {REQUEST_TIMEOUT:?}"))?
+            .map_err(|e| format!("{what}: {e}"))?;
+        let result = async {
+            let resp = sender.send_request(req).await.map_err(|e| format!("{what}: request failed: {e}"))?;
+            let status = resp.status();
+            let mut body = resp.into_body();
+            if !status.is_success() {
+                let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let text = String::from_utf8_lossy(&bytes).trim().to_string();
+                return Err(format!("Unexpected response code: {} ({text})", status.as_u16()));
+            }
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| format!("{what}: reading body: {e}"))?;
+                if let Some(data) = frame.data_ref() {
+                    on_chunk(data);
+                }
+            }
+            Ok(status)
+        }
+        .await;
+        driver.abort();
+        result
+    }
+
+    async fn exchange(&self, method: Method, path_and_query: &str, body: Vec<u8>) -> Result<Response, String> {
+        let req = self.build(method, path_and_query, body)?;
+        let (mut sender, driver) = self.handshake().await?;
         let result = async {
             let resp = sender.send_request(req).await.map_err(|e| format!("request failed: {e}"))?;
             let status = resp.status();
@@ -182,6 +244,14 @@ mod tests {
         assert_eq!(HttpClient::new("[::1]:9").unwrap().authority(), "[::1]:9");
         assert!(HttpClient::new("https://x:1").unwrap_err().contains("https"));
         assert!(HttpClient::new("").is_err());
+    }
+
+    #[test]
+    fn a_token_is_sent_only_when_non_empty() {
+        let c = HttpClient::new("127.0.0.1:1").unwrap();
+        assert_eq!(c.clone().with_token(Some("  ".into())).token(), None);
+        let req = c.with_token(Some("s3cr3t".into())).build(Method::GET, "/v1/kv/x", Vec::new()).unwrap();
+        assert_eq!(req.headers().get("X-Consul-Token").unwrap(), "s3cr3t");
     }
 
     #[test]

@@ -1,26 +1,20 @@
-//! `concord kv put|get|delete`: Consul's KV commands, with Consul's flags, messages and exit codes,
+//! `concord kv put|get|delete|export|import`: Consul's KV commands, with Consul's flags, messages and exit codes,
 //! driven over a running agent's HTTP API ([`super::http_client`]).
 //!
 //! Owns: turning flags into `/v1/kv` requests and rendering the answers (raw value, `key:value`
 //! lines, or the `-detailed` table). Never talks to Raft or the state store directly.
 
-use std::io::{Read, Write};
+use std::io::Read;
 
 use base64::Engine;
 use clap::{Args, Subcommand};
 use hyper::{Method, StatusCode};
 
+pub use super::common::HttpArgs;
+use super::common::{line, Outcome};
 use super::http_client::{encode_path, encode_query_value, HttpClient};
 use super::kv_format::{detailed, render_value, KvPair};
-use super::EXIT_FAILURE;
-
-/// Options shared by every command that talks to an agent.
-#[derive(Debug, Args)]
-pub struct HttpArgs {
-    /// Agent HTTP address, `host:port` or `http://host:port` [env: CONSUL_HTTP_ADDR; default: 127.0.0.1:8500].
-    #[arg(long, value_name = "ADDR")]
-    pub http_addr: Option<String>,
-}
+use super::kv_transfer::{ExportArgs, ImportArgs};
 
 /// `concord kv <command>`.
 #[derive(Debug, Subcommand)]
@@ -31,6 +25,10 @@ pub enum KvCommand {
     Get(GetArgs),
     /// Removes data from the KV store.
     Delete(DeleteArgs),
+    /// Exports a tree from the KV store as JSON.
+    Export(ExportArgs),
+    /// Imports a tree stored as JSON to the KV store.
+    Import(ImportArgs),
 }
 
 /// `concord kv put [options] KEY [DATA]`.
@@ -101,52 +99,27 @@ pub struct DeleteArgs {
     pub key: String,
 }
 
-/// What a command produced: text for stdout, or an error for stderr (exit 1).
-type Outcome = Result<Vec<u8>, String>;
-
 /// Runs a `concord kv` command; returns the exit code.
 pub fn run(cmd: KvCommand) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("Error! cannot build the tokio runtime: {e}");
-            return EXIT_FAILURE;
-        }
-    };
-    let outcome = runtime.block_on(async move {
+    super::common::run(async move {
         match cmd {
             KvCommand::Put(a) => put(a).await,
             KvCommand::Get(a) => get(a).await,
             KvCommand::Delete(a) => delete(a).await,
+            KvCommand::Export(a) => super::kv_transfer::export(a).await,
+            KvCommand::Import(a) => super::kv_transfer::import(a).await,
         }
-    });
-    match outcome {
-        Ok(out) => {
-            let mut stdout = std::io::stdout().lock();
-            if stdout.write_all(&out).and_then(|_| stdout.flush()).is_err() {
-                return EXIT_FAILURE;
-            }
-            0
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            EXIT_FAILURE
-        }
-    }
+    })
 }
 
-/// The agent client for `-http-addr` / `CONSUL_HTTP_ADDR`.
+/// The agent client for `-http-addr` / `CONSUL_HTTP_ADDR` and `-token` / `CONSUL_HTTP_TOKEN`.
 fn client(http: &HttpArgs) -> Result<HttpClient, String> {
-    HttpClient::from_flag_or_env(http.http_addr.as_deref()).map_err(|e| format!("Error connecting to Concord agent: {e}"))
+    http.client()
 }
 
 /// Consul strips one leading `/` from keys "to be nice".
 fn strip_leading_slash(key: &str) -> &str {
     key.strip_prefix('/').unwrap_or(key)
-}
-
-fn line(s: impl AsRef<str>) -> Vec<u8> {
-    format!("{}\n", s.as_ref()).into_bytes()
 }
 
 /// Reads the value as Consul does: `@file`, `-` (stdin), or the literal.
@@ -173,7 +146,7 @@ fn value_bytes(a: &PutArgs) -> Result<Vec<u8>, String> {
 }
 
 /// Parses a `true`/`false` write answer.
-fn write_answer(resp: &super::http_client::Response) -> Result<bool, String> {
+pub(super) fn write_answer(resp: &super::http_client::Response) -> Result<bool, String> {
     if !resp.status.is_success() {
         return Err(resp.unexpected());
     }
@@ -218,7 +191,7 @@ async fn put(a: PutArgs) -> Outcome {
     }
 }
 
-fn with_query(path: &str, query: &[String]) -> String {
+pub(super) fn with_query(path: &str, query: &[String]) -> String {
     if query.is_empty() {
         path.to_string()
     } else {

@@ -1,8 +1,9 @@
-//! The `concord` command line: `concord agent ...` and `concord kv put|get|delete ...`, with
-//! Consul's flag names and messages.
+//! The `concord` command line: `concord agent|info|kv|leave|monitor|operator|version`, with
+//! Consul's flag names, messages and exit codes.
 //!
 //! Owns: argument parsing (clap derive), the Consul-style single-dash rewrite ([`normalize_args`]),
-//! logging setup, and the process exit code. It never touches agent internals beyond
+//! Consul's usage errors ([`usage_error`]), and the process exit code. Only built commands exist:
+//! clap lists exactly the subcommands defined here. It never touches agent internals beyond
 //! [`crate::agent::start`] and talks to a running agent only over its HTTP API, like `consul` does.
 //!
 //! Consul's CLI is written with Go's `flag` package, where long flags take ONE dash
@@ -14,21 +15,31 @@
 //! bare `--` is touched.
 
 pub mod agent;
+pub mod common;
+pub mod datadir;
 pub mod http_client;
+pub mod info;
 pub mod kv;
 pub mod kv_format;
+pub mod kv_transfer;
+pub mod leave;
+pub mod logging;
+pub mod monitor;
+pub mod operator;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-/// Exit code for every failure, as Consul's CLI uses.
+/// Exit code for every failure, as Consul's CLI uses (also usage errors: an unknown flag).
 pub const EXIT_FAILURE: i32 = 1;
+/// Exit code for an unknown or missing command (Consul's CLI library, `mitchellh/cli`).
+pub const EXIT_UNKNOWN_COMMAND: i32 = 127;
 
 /// Concord: a Consul-compatible, Raft-replicated KV agent.
 #[derive(Debug, Parser)]
-#[command(name = "concord", version, about, long_about = None)]
+#[command(name = "concord", version, about, long_about = None, arg_required_else_help = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -39,9 +50,20 @@ pub struct Cli {
 pub enum Command {
     /// Runs a Concord agent (a Raft server) until SIGINT or SIGTERM.
     Agent(agent::AgentArgs),
-    /// Reads and writes the key/value store of a running agent over HTTP.
+    /// Provides debugging information for operators.
+    Info(info::InfoArgs),
+    /// Interact with the key-value store.
     #[command(subcommand)]
     Kv(kv::KvCommand),
+    /// Gracefully leaves the cluster and shuts down the agent.
+    Leave(leave::LeaveArgs),
+    /// Stream logs from a Concord agent.
+    Monitor(monitor::MonitorArgs),
+    /// Provides cluster-level tools for operators.
+    #[command(subcommand)]
+    Operator(operator::OperatorCommand),
+    /// Prints the Concord version, and the Consul API version it implements.
+    Version,
 }
 
 /// Rewrites Consul-style single-dash long options (`-node=a`) into clap's `--node=a`. Only names
@@ -98,19 +120,94 @@ pub fn parse_from(args: Vec<OsString>) -> Result<Cli, clap::Error> {
     Cli::try_parse_from(normalize_args(args, &long_option_names()))
 }
 
+/// The flag as the user typed it, for Consul's `flag provided but not defined: -NAME`: clap's
+/// offending argument (`--name`, or `-n` when it split an unknown `-name` into short flags)
+/// mapped back to the original token, without any `=value`.
+fn offending_flag(invalid: &str, args: &[OsString]) -> String {
+    let typed = if let Some(long) = invalid.strip_prefix("--") {
+        format!("-{long}")
+    } else {
+        args.iter()
+            .skip(1)
+            .filter_map(|a| a.to_str())
+            .take_while(|a| *a != "--")
+            .find(|a| a.starts_with(invalid) && !a.starts_with("--"))
+            .unwrap_or(invalid)
+            .to_string()
+    };
+    typed.split('=').next().unwrap_or_default().to_string()
+}
+
+/// The help of the (sub)command the user named in `args` (the deepest one that exists).
+fn command_help(args: &[OsString]) -> String {
+    let mut cmd = Cli::command().bin_name("concord");
+    cmd.build();
+    let mut current = cmd;
+    for arg in args.iter().skip(1).filter_map(|a| a.to_str()) {
+        if arg.starts_with('-') {
+            continue;
+        }
+        match current.find_subcommand(arg).cloned() {
+            Some(sub) => current = sub,
+            None => break,
+        }
+    }
+    current.render_help().to_string()
+}
+
+/// Reports a parse error as Consul's CLI does and returns the exit code: help and version on
+/// stdout (0); an unknown flag as `flag provided but not defined: -NAME` plus the command's usage
+/// (1); an unknown or missing command with the command list (127); other usage errors with
+/// clap's message and the usage (1).
+pub fn usage_error(e: &clap::Error, args: &[OsString]) -> i32 {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            0
+        }
+        ErrorKind::UnknownArgument => {
+            let invalid = match e.get(ContextKind::InvalidArg) {
+                Some(ContextValue::String(s)) => s.clone(),
+                _ => String::new(),
+            };
+            eprintln!("flag provided but not defined: {}", offending_flag(&invalid, args));
+            eprint!("{}", command_help(args));
+            EXIT_FAILURE
+        }
+        ErrorKind::InvalidSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            let top_level = args.iter().skip(1).filter_map(|a| a.to_str()).filter(|a| !a.starts_with('-')).count() <= 1;
+            if let Some(ContextValue::String(name)) = e.get(ContextKind::InvalidSubcommand) {
+                eprintln!("Unknown command: {name:?}\n");
+            }
+            eprint!("{}", command_help(args));
+            if top_level { EXIT_UNKNOWN_COMMAND } else { EXIT_FAILURE }
+        }
+        _ => {
+            let _ = e.print();
+            EXIT_FAILURE
+        }
+    }
+}
+
 /// The `concord` binary's entry point; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = match parse_from(std::env::args_os().collect()) {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = match parse_from(args.clone()) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            // Help and version go to stdout and succeed; usage errors fail like Consul's (1).
-            return if e.use_stderr() { EXIT_FAILURE } else { 0 };
-        }
+        Err(e) => return usage_error(&e, &args),
     };
     match cli.command {
         Command::Agent(args) => agent::run(args),
+        Command::Info(a) => common::run(info::info(a)),
         Command::Kv(cmd) => kv::run(cmd),
+        Command::Leave(a) => common::run(leave::leave(a)),
+        Command::Monitor(a) => common::run(monitor::monitor(a)),
+        Command::Operator(cmd) => common::run(operator::run(cmd)),
+        Command::Version => {
+            print!("{}", info::version_text());
+            0
+        }
     }
 }
 
@@ -155,6 +252,46 @@ mod tests {
         assert_eq!(a.bootstrap_expect, Some(3));
         assert_eq!(a.retry_join, ["127.0.0.1:8301", "127.0.0.2"]);
         assert_eq!(a.http_port, Some(18500));
+    }
+
+    fn usage_error_of(args: &[&str]) -> (clap::Error, Vec<OsString>) {
+        (parse_from(os(args)).unwrap_err(), os(args))
+    }
+
+    #[test]
+    fn an_unknown_single_dash_flag_is_named_as_typed() {
+        for (args, flag) in [
+            (&["concord", "agent", "-dev", "-ui"][..], "-ui"),
+            (&["concord", "kv", "get", "-consistent", "k"][..], "-consistent"),
+            (&["concord", "kv", "get", "-bogus=3", "k"][..], "-bogus"),
+            (&["concord", "kv", "get", "--nope", "k"][..], "-nope"),
+            (&["concord", "kv", "get", "-server", "k"][..], "-server"),
+        ] {
+            let (e, argv) = usage_error_of(args);
+            assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument, "{args:?}: {e}");
+            let invalid = match e.get(clap::error::ContextKind::InvalidArg) {
+                Some(clap::error::ContextValue::String(s)) => s.clone(),
+                other => panic!("{args:?}: no invalid arg in {other:?}"),
+            };
+            assert_eq!(offending_flag(&invalid, &argv), flag, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn usage_names_the_subcommand_and_exit_codes_follow_consul() {
+        assert!(command_help(&os(&["concord", "kv", "get", "-x"])).contains("concord kv get"));
+        let (e, argv) = usage_error_of(&["concord", "frobnicate"]);
+        assert_eq!(usage_error(&e, &argv), EXIT_UNKNOWN_COMMAND);
+        let (e, argv) = usage_error_of(&["concord", "agent", "-dev", "-ui"]);
+        assert_eq!(usage_error(&e, &argv), EXIT_FAILURE);
+        let (e, argv) = usage_error_of(&["concord", "-h"]);
+        assert_eq!(usage_error(&e, &argv), 0);
+    }
+
+    #[test]
+    fn only_built_commands_are_listed() {
+        let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
+        assert_eq!(names, ["agent", "info", "kv", "leave", "monitor", "operator", "version"]);
     }
 
     #[test]

@@ -154,6 +154,7 @@ pub async fn get_kv(
         min_index,
         wait_ms: (wait + Duration::from_millis(jitter)).as_millis() as u64,
     };
+    let _blocking = (min_index > 0).then(|| agent.telemetry.metrics.blocking_query());
     let result = agent.query(q).await.map_err(query_error)?;
     let mut headers = meta_headers(&result, consistency.header_value());
     let not_found = match read {

@@ -4,7 +4,10 @@
 //! status/agent endpoints ([`status`]). Errors become Consul's status codes and plain-text bodies
 //! here, at the edge, and nowhere else.
 
+pub mod agent_self;
 pub mod kv;
+pub mod metrics;
+pub mod monitor;
 pub mod operator;
 pub mod params;
 pub mod status;
@@ -29,9 +32,15 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/kv/{*key}", get(kv::get_kv).put(kv::put_kv).delete(kv::delete_kv))
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))
-        .route("/v1/agent/self", get(status::agent_self))
+        .route("/v1/agent/self", get(agent_self::agent_self))
+        .route("/v1/agent/version", get(agent_self::version))
+        .route("/v1/agent/host", get(agent_self::host))
+        .route("/v1/agent/metrics", get(metrics::metrics))
+        .route("/v1/agent/monitor", get(monitor::monitor))
+        .route("/v1/agent/leave", axum::routing::put(monitor::leave))
         .route("/v1/operator/raft/configuration", get(operator::configuration))
         .route("/v1/operator/raft/peer", axum::routing::delete(operator::remove_peer).put(operator::add_peer))
+        .route_layer(axum::middleware::from_fn_with_state(agent.clone(), metrics::track))
         .with_state(agent)
 }
 

@@ -118,6 +118,8 @@ pub struct LogStore {
     records_in_file: usize,
     /// Test-only: acknowledge appends without fsync (the simulator must catch the lost writes).
     skip_fsync: bool,
+    /// Metrics hooks (fsync time).
+    telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 impl LogStore {
@@ -154,6 +156,7 @@ impl LogStore {
             vote,
             records_in_file: report.records,
             skip_fsync: false,
+            telemetry: Arc::default(),
         };
         Ok((store, report))
     }
@@ -161,6 +164,11 @@ impl LogStore {
     /// Test-only switch: acknowledge appends before they are durable.
     pub fn set_skip_fsync(&mut self, skip: bool) {
         self.skip_fsync = skip;
+    }
+
+    /// Reports fsync times to this agent's metrics.
+    pub fn set_telemetry(&mut self, telemetry: Arc<crate::telemetry::Telemetry>) {
+        self.telemetry = telemetry;
     }
 
     async fn write_records(&mut self, recs: &[LogRecord]) -> Result<(), StorageError> {
@@ -172,6 +180,7 @@ impl LogStore {
         }
         self.disk.append(LOG_FILE, &buf).await.map_err(log_w)?;
         if !self.skip_fsync {
+            let _fsync_timer = self.telemetry.metrics.fsync_timer();
             self.disk.sync(LOG_FILE).await.map_err(log_w)?;
         }
         self.records_in_file += recs.len();

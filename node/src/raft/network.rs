@@ -20,11 +20,15 @@ use crate::rpc::{RaftMessage, RpcRequest, RpcResponse};
 /// Creates per-peer clients.
 pub struct NetworkFactory {
     pub rpc: RpcClient,
+    /// Peer reachability for operator logs.
+    pub telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
 }
 
 /// A client for one peer.
 pub struct PeerNetwork {
     rpc: RpcClient,
+    telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
+    addr_text: String,
     target: NodeId,
     addr: Result<SocketAddr, String>,
 }
@@ -34,7 +38,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
         let addr = node.addr.parse::<SocketAddr>().map_err(|e| format!("bad peer address {:?}: {e}", node.addr));
-        PeerNetwork { rpc: self.rpc.clone(), target, addr }
+        PeerNetwork { rpc: self.rpc.clone(), telemetry: self.telemetry.clone(), addr_text: node.addr.clone(), target, addr }
     }
 }
 
@@ -48,7 +52,9 @@ impl PeerNetwork {
     async fn send<E: std::error::Error>(&self, msg: RaftMessage, option: &RPCOption) -> Result<RpcResponse, Err<E>> {
         let addr = self.addr.clone().map_err(unreachable)?;
         let req = RpcRequest::Raft { target: self.target, msg };
-        self.rpc.call(addr, &req, option.hard_ttl()).await.map_err(|e| unreachable(e.to_string()))
+        let result = self.rpc.call(addr, &req, option.hard_ttl()).await;
+        self.telemetry.peers.record(self.target, &self.addr_text, result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        result.map_err(|e| unreachable(e.to_string()))
     }
 }
 

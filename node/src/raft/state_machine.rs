@@ -74,6 +74,8 @@ pub struct StateMachine {
     trace: Arc<dyn TraceSink>,
     node_name: String,
     snapshot_seq: u64,
+    /// Metrics hooks (apply time, KV applies by verb).
+    telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 fn sm_w(e: impl std::fmt::Display) -> StorageError {
@@ -93,12 +95,17 @@ impl StateMachine {
         trace: Arc<dyn TraceSink>,
         node_name: String,
     ) -> Result<Self, StorageError> {
-        let sm = Self { shared, disk, trace, node_name, snapshot_seq: 0 };
+        let sm = Self { shared, disk, trace, node_name, snapshot_seq: 0, telemetry: Arc::default() };
         if let Some(snap) = sm.read_snapshot().await? {
             let store: Store = serde_json::from_slice(&snap.data).map_err(|e| sm_err(ErrorVerb::Read, e))?;
             *sm.shared.store.lock().map_err(|e| sm_err(ErrorVerb::Read, e))? = store;
         }
         Ok(sm)
+    }
+
+    /// Reports apply times and KV applies to this agent's metrics.
+    pub fn set_telemetry(&mut self, telemetry: Arc<crate::telemetry::Telemetry>) {
+        self.telemetry = telemetry;
     }
 
     /// The durable snapshot, if any. The file is the single source of truth (the snapshot
@@ -155,6 +162,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let _apply_timer = self.telemetry.metrics.fsm_apply_timer();
         let mut results = Vec::new();
         let mut changed_keys = Vec::new();
         let mut trace_lines = Vec::new();
@@ -167,6 +175,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     EntryPayload::Blank => CommandResult { ok: true, index },
                     EntryPayload::Normal(cmd) => {
                         let (result, changed) = store.kv.apply(index, cmd);
+                        self.telemetry.metrics.kv_apply(cmd);
                         if !matches!(cmd, Command::Noop) {
                             trace_lines.push(format!("apply {index} t{} {cmd} ok={}", entry.log_id.leader_id.term, result.ok));
                         }
@@ -204,6 +213,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             trace: self.trace.clone(),
             node_name: self.node_name.clone(),
             snapshot_seq: self.snapshot_seq + 1000,
+            telemetry: self.telemetry.clone(),
         }
     }
 

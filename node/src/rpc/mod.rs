@@ -45,6 +45,8 @@ pub enum RpcRequest {
     /// A server asks to join a running cluster as a voter, optionally in place of its old Raft
     /// id (after abandoning corrupted storage). Followers forward it to the leader.
     Join { peer: PeerInfo, replaces: Option<NodeId> },
+    /// A server leaving gracefully asks the leader to remove it from the Raft configuration.
+    Leave { node_id: NodeId },
 }
 
 /// openraft's peer-to-peer messages.
@@ -81,6 +83,8 @@ pub enum RpcResponse {
     Hello { me: PeerInfo, initialized: bool, known: Vec<PeerInfo> },
     /// The outcome of a join: the log index of the membership change, or why it failed.
     Join(Result<u64, String>),
+    /// The outcome of a leave: the log index of the membership change, or why it failed.
+    Leave(Result<u64, String>),
     /// The request could not be decoded or served.
     Error(String),
 }

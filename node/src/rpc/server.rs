@@ -33,7 +33,9 @@ async fn handle_conn(agent: Arc<Agent>, mut stream: BoxStream) {
                 return;
             }
         };
+        let endpoint = crate::telemetry::metrics::rpc_endpoint(&req);
         let resp = dispatch(&agent, req).await;
+        agent.telemetry.metrics.rpc(endpoint, crate::telemetry::metrics::rpc_failed(&resp));
         if write_msg(&mut *stream, &resp).await.is_err() {
             return;
         }
@@ -59,6 +61,7 @@ async fn dispatch(agent: &Agent, req: RpcRequest) -> RpcResponse {
         RpcRequest::ForwardWrite(cmd) => RpcResponse::ForwardWrite(agent.write_as_leader(cmd).await),
         RpcRequest::ForwardQuery(q) => RpcResponse::ForwardQuery(agent.query_local(q).await),
         RpcRequest::Join { peer, replaces } => RpcResponse::Join(agent.join_server(peer, replaces).await),
+        RpcRequest::Leave { node_id } => RpcResponse::Leave(agent.remove_leaving_server(node_id).await),
         RpcRequest::Hello(peer) => {
             let initialized = agent.raft.is_initialized().await.unwrap_or(false);
             let known = {
