@@ -261,7 +261,7 @@ pub fn run(args: AgentArgs) -> i32 {
                 tracing::info!(signal, "shutting down");
                 0
             }
-            _ = agent.leave.wait() => {
+            _ = agent.server.leave.wait() => {
                 // Let the answer to `PUT /v1/agent/leave` reach the client before exiting.
                 tokio::time::sleep(LEAVE_REPLY_GRACE).await;
                 tracing::info!("left the cluster; shutting down");

@@ -13,8 +13,8 @@ use axum::Json;
 use openraft::ServerState;
 use serde_json::{json, Value};
 
-use crate::agent::membership::server_id;
-use crate::agent::Agent;
+use crate::server::membership::server_id;
+use crate::server::Server;
 use crate::version::{CONCORD_VERSION, CONSUL_API_VERSION, RAFT_PROTOCOL_VERSION, REVISION};
 
 /// Consul's initial Vivaldi coordinate (`lib.GenerateCoordinate` origin, dimensionality 8).
@@ -39,7 +39,7 @@ fn node_meta() -> Value {
 }
 
 /// The agent's `Member` record, as `/v1/agent/members` would list it.
-pub fn member(agent: &Agent) -> Value {
+pub fn member(agent: &Server) -> Value {
     let c = &agent.config;
     json!({
         "Name": c.node_name,
@@ -62,7 +62,7 @@ pub fn member(agent: &Agent) -> Value {
 }
 
 /// The `Stats` object: agent, build, consul, raft, runtime.
-pub fn stats(agent: &Agent) -> Value {
+pub fn stats(agent: &Server) -> Value {
     let c = &agent.config;
     let m = agent.raft.metrics().borrow().clone();
     let membership = m.membership_config.membership();
@@ -114,7 +114,7 @@ pub fn stats(agent: &Agent) -> Value {
 
 /// The `DebugConfig` object: the agent's effective runtime configuration (Consul's
 /// `RuntimeConfig` names for the settings Concord has).
-fn debug_config(agent: &Agent) -> Value {
+fn debug_config(agent: &Server) -> Value {
     let c = &agent.config;
     json!({
         "Datacenter": c.datacenter,
@@ -145,7 +145,7 @@ fn debug_config(agent: &Agent) -> Value {
 }
 
 /// The whole `/v1/agent/self` document.
-pub fn agent_self_json(agent: &Agent) -> Value {
+pub fn agent_self_json(agent: &Server) -> Value {
     let c = &agent.config;
     json!({
         "Config": {
@@ -169,13 +169,13 @@ pub fn agent_self_json(agent: &Agent) -> Value {
 }
 
 /// `GET /v1/agent/self`.
-pub async fn agent_self(State(agent): State<Arc<Agent>>) -> Json<Value> {
+pub async fn agent_self(State(agent): State<Arc<Server>>) -> Json<Value> {
     Json(agent_self_json(&agent))
 }
 
 /// `GET /v1/agent/version` (Consul 1.15+): `{SHA, BuildDate, HumanVersion, FIPS}`, plus
 /// Concord's own version.
-pub async fn version(State(_agent): State<Arc<Agent>>) -> Json<Value> {
+pub async fn version(State(_agent): State<Arc<Server>>) -> Json<Value> {
     Json(json!({
         "SHA": REVISION,
         "BuildDate": "",
@@ -188,7 +188,7 @@ pub async fn version(State(_agent): State<Arc<Agent>>) -> Json<Value> {
 /// `GET /v1/agent/host`: Consul's host report. Concord's agent reads nothing from the OS outside
 /// its I/O layer, so it reports what it knows without asking the OS (architecture, OS, CPU
 /// count) and says in `Errors` what it does not collect.
-pub async fn host(State(agent): State<Arc<Agent>>) -> Json<Value> {
+pub async fn host(State(agent): State<Arc<Server>>) -> Json<Value> {
     let collected_ns = agent
         .io
         .clock

@@ -10,14 +10,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::params::Params;
-use crate::agent::Agent;
+use crate::server::Server;
 use crate::telemetry::consul_json::{from_prometheus, go_utc};
 
 /// Prometheus' text exposition content type (format 0.0.4).
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// `GET /v1/agent/metrics[?format=prometheus]`.
-pub async fn metrics(State(agent): State<Arc<Agent>>, Query(pairs): Query<Vec<(String, String)>>) -> Response {
+pub async fn metrics(State(agent): State<Arc<Server>>, Query(pairs): Query<Vec<(String, String)>>) -> Response {
     let text = agent.telemetry.metrics.prometheus_text();
     if Params::from_pairs(pairs).get("format") == Some("prometheus") {
         let mut resp = text.into_response();
@@ -31,7 +31,7 @@ pub async fn metrics(State(agent): State<Arc<Agent>>, Query(pairs): Query<Vec<(S
 /// `/v1/kv/*key`, never the raw path, so the label set stays bounded; axum's braces are dropped,
 /// as some text-format parsers mishandle braces inside label values) and times it until the
 /// response head is ready.
-pub async fn track(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Response {
+pub async fn track(State(agent): State<Arc<Server>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()

@@ -11,12 +11,12 @@ use axum::response::{IntoResponse, Response};
 
 use super::params::Params;
 use super::ApiError;
-use crate::agent::Agent;
+use crate::server::Server;
 use crate::telemetry::logs::{hub, LogLevel};
 
 /// `GET /v1/agent/monitor[?loglevel=info]`. Errors: 400 for an unknown level (Consul's message).
 pub async fn monitor(
-    State(_agent): State<Arc<Agent>>,
+    State(_agent): State<Arc<Server>>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let params = Params::from_pairs(pairs);
@@ -33,9 +33,9 @@ pub async fn monitor(
     Ok(resp)
 }
 
-/// `PUT /v1/agent/leave`: leaves the cluster gracefully (see [`crate::agent::leave`]); the agent
+/// `PUT /v1/agent/leave`: leaves the cluster gracefully (see [`crate::server::leave`]); the agent
 /// process exits after answering. Errors: 500 with the reason (the agent keeps running).
-pub async fn leave(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {
+pub async fn leave(State(agent): State<Arc<Server>>) -> Result<Response, ApiError> {
     agent.leave_cluster().await.map_err(|e| ApiError {
         status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
         message: e.to_string(),

@@ -4,7 +4,7 @@
 //! names: trace, debug, info, warn, err); openraft's chatter only at `debug` and below. At `info`
 //! and above, openraft's ERRORs still surface — except the network errors it prints for every
 //! failed RPC to an unreachable peer (several a second per peer), which Concord reports itself,
-//! once and then summarised ([`crate::agent::events`]).
+//! once and then summarised ([`crate::server::events`]).
 //!
 //! Stream ([`hub`]): the `concord` binary installs a `tracing` layer that formats each event once
 //! and publishes it here; `GET /v1/agent/monitor` subscribes. `tracing` is process-global, so the

@@ -16,8 +16,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::raft::NodeId;
-use crate::rpc::{RpcRequest, RpcResponse};
-use crate::state::Command;
+use crate::structs::Request;
 
 /// Latency buckets: 0.1 ms doubling up to ~6.5 s (17 buckets), for fsync, apply, commit, HTTP.
 fn latency_histogram() -> Histogram {
@@ -190,10 +189,11 @@ impl Metrics {
         self.http_requests.get_or_create(&with_code).inc();
     }
 
-    /// Counts one applied KV command by Consul's verb name.
-    pub fn kv_apply(&self, cmd: &Command) {
-        if let Some(verb) = kv_verb(cmd) {
-            self.kvs_apply.get_or_create(&vec![("verb".to_string(), verb.to_string())]).inc();
+    /// Counts one applied KV command by Consul's verb name (`set`, `cas`, `delete`,
+    /// `delete-cas`, `delete-tree`); other requests are not KV applies.
+    pub fn kv_apply(&self, req: &Request) {
+        if let Request::Kvs(r) = req {
+            self.kvs_apply.get_or_create(&vec![("verb".to_string(), r.op.as_str().to_string())]).inc();
         }
     }
 
@@ -201,51 +201,6 @@ impl Metrics {
     pub fn blocking_query(&self) -> InFlight {
         self.blocking_queries.inc();
         InFlight(self.blocking_queries.clone())
-    }
-}
-
-/// Consul's KV verb for a command (`set`, `cas`, `delete`, `delete-cas`, `delete-tree`).
-pub fn kv_verb(cmd: &Command) -> Option<&'static str> {
-    #[allow(unreachable_patterns)]
-    match cmd {
-        Command::KvSet { cas: Some(_), .. } => Some("cas"),
-        Command::KvSet { .. } => Some("set"),
-        Command::KvDelete { recurse: true, .. } => Some("delete-tree"),
-        Command::KvDelete { cas: Some(_), .. } => Some("delete-cas"),
-        Command::KvDelete { .. } => Some("delete"),
-        _ => None,
-    }
-}
-
-/// The endpoint label for a server RPC request.
-pub fn rpc_endpoint(req: &RpcRequest) -> &'static str {
-    use crate::rpc::RaftMessage;
-    #[allow(unreachable_patterns)]
-    match req {
-        RpcRequest::Raft { msg: RaftMessage::AppendEntries(_), .. } => "Raft.AppendEntries",
-        RpcRequest::Raft { msg: RaftMessage::Vote(_), .. } => "Raft.RequestVote",
-        RpcRequest::Raft { msg: RaftMessage::InstallSnapshot(_), .. } => "Raft.InstallSnapshot",
-        RpcRequest::ForwardWrite(_) => "KVS.Apply",
-        RpcRequest::ForwardQuery(_) => "KVS.Get",
-        RpcRequest::Hello(_) => "Status.Hello",
-        RpcRequest::Join { .. } => "Operator.RaftJoin",
-        RpcRequest::Leave { .. } => "Operator.RaftLeave",
-        _ => "other",
-    }
-}
-
-/// Whether a server RPC response reports a failure.
-pub fn rpc_failed(resp: &RpcResponse) -> bool {
-    #[allow(unreachable_patterns)]
-    match resp {
-        RpcResponse::Error(_) => true,
-        RpcResponse::AppendEntries(r) => r.is_err(),
-        RpcResponse::Vote(r) => r.is_err(),
-        RpcResponse::InstallSnapshot(r) => r.is_err(),
-        RpcResponse::ForwardWrite(r) => r.is_err(),
-        RpcResponse::ForwardQuery(r) => r.is_err(),
-        RpcResponse::Join(r) | RpcResponse::Leave(r) => r.is_err(),
-        _ => false,
     }
 }
 
@@ -260,7 +215,8 @@ mod tests {
         m.http("PUT", "/v1/kv/*key", 500, 0.2);
         m.rpc("Raft.AppendEntries", false);
         m.rpc("KVS.Apply", true);
-        m.kv_apply(&Command::KvSet { key: "k".into(), value: vec![], flags: 0, cas: Some(0) });
+        let cas = crate::structs::KvsRequest { op: crate::structs::KvsOp::Cas, dir_ent: crate::structs::DirEntry::new("k", vec![]) };
+        m.kv_apply(&Request::Kvs(cas));
         drop(m.raft_commit_timer());
         let _blocking = m.blocking_query();
         let text = m.prometheus_text();

@@ -20,5 +20,5 @@ pub use metrics::Metrics;
 pub struct Telemetry {
     pub metrics: Metrics,
     /// Peer reachability as the Raft transport sees it (operator log lines).
-    pub peers: crate::agent::events::PeerReachability,
+    pub peers: crate::server::events::PeerReachability,
 }

@@ -1,12 +1,14 @@
 //! Operator log lines: Concord's own cluster events at INFO, naming servers by node name.
 //!
 //! Owns: turning openraft's metrics stream into events ([`RaftEvents::observe`], called from the
-//! agent's metrics watcher) — leader elected, leadership acquired and lost, no leader (then a
-//! summary every [`SUMMARY_INTERVAL`]), servers added to or removed from the Raft configuration,
-//! snapshots taken or installed — and peer reachability ([`PeerReachability`], fed by the Raft
-//! transport): "peer unreachable" once, a summary every [`SUMMARY_INTERVAL`] while it lasts, and
-//! "peer reachable again". It never changes Raft or agent state, except learning the names of
-//! servers it has only an id for (a `Hello` to their RPC address, as bootstrap does).
+//! server's metrics watcher, [`super::leader::watch_raft_metrics`]) — raft state restored,
+//! leader elected, leadership acquired and lost, no leader (then a summary every
+//! [`SUMMARY_INTERVAL`]), servers added to or removed from the Raft configuration, snapshots
+//! taken (installs are logged by the state machine) — and peer reachability
+//! ([`PeerReachability`], fed by the Raft transport): "peer unreachable" once, a summary every
+//! [`SUMMARY_INTERVAL`] while it lasts, and "peer reachable again". It never changes Raft or
+//! server state, except learning the names of servers it has only an id for (a `Server.Hello`
+//! to their RPC address, as bootstrap does).
 //!
 //! Consul's equivalents: `New leader elected`, `cluster leadership acquired|lost`,
 //! `Adding|Removing server`, `raft: failed to contact`, `snapshot complete up to`.
@@ -18,10 +20,11 @@ use std::time::Duration;
 use openraft::{BasicNode, RaftMetrics, ServerState};
 use tokio::time::Instant;
 
+use super::bootstrap::HelloResponse;
+use super::endpoints::SERVER_HELLO;
 use super::membership::server_id;
-use super::Agent;
+use super::Server;
 use crate::raft::{LogId, NodeId};
-use crate::rpc::{RpcRequest, RpcResponse};
 
 /// How often an ongoing condition (a peer down, no leader, bootstrap waiting) is summarised.
 pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(30);
@@ -38,21 +41,21 @@ fn human(d: Duration) -> String {
     }
 }
 
-/// The node name for a Raft id, from what this agent has learned; else the id in hex.
-pub fn name_of(agent: &Agent, id: NodeId) -> String {
-    let peers = agent.peers.lock().unwrap_or_else(|e| e.into_inner());
+/// The node name for a Raft id, from what this server has learned; else the id in hex.
+pub fn name_of(server: &Server, id: NodeId) -> String {
+    let peers = server.peers.lock().unwrap_or_else(|e| e.into_inner());
     peers.get(&id).map(|p| p.name.clone()).unwrap_or_else(|| server_id(id))
 }
 
-fn names(agent: &Agent, ids: &BTreeSet<NodeId>) -> String {
-    ids.iter().map(|id| name_of(agent, *id)).collect::<Vec<_>>().join(", ")
+fn names(server: &Server, ids: &BTreeSet<NodeId>) -> String {
+    ids.iter().map(|id| name_of(server, *id)).collect::<Vec<_>>().join(", ")
 }
 
-/// Copies the names this agent knows into the reachability tracker.
-fn sync_names(agent: &Agent) {
-    let peers = agent.peers.lock().unwrap_or_else(|e| e.into_inner()).clone();
+/// Copies the names this server knows into the reachability tracker.
+fn sync_names(server: &Server) {
+    let peers = server.peers.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for p in peers.values() {
-        agent.telemetry.peers.set_name(p.node_id, &p.name);
+        server.telemetry.peers.set_name(p.node_id, &p.name);
     }
 }
 
@@ -73,15 +76,15 @@ pub struct RaftEvents {
 
 impl RaftEvents {
     /// Compares `m` with the previous metrics and logs what changed. Cheap; never blocks.
-    pub fn observe(&mut self, agent: &Arc<Agent>, m: &RaftMetrics<NodeId, BasicNode>) {
-        self.learn_names(agent, m);
-        sync_names(agent);
-        let me = agent.id;
+    pub fn observe(&mut self, server: &Arc<Server>, m: &RaftMetrics<NodeId, BasicNode>) {
+        self.learn_names(server, m);
+        sync_names(server);
+        let me = server.id;
         let term = m.current_term;
         let voters: BTreeSet<NodeId> = m.membership_config.membership().voter_ids().collect();
-        agent.telemetry.metrics.observe_raft(m);
+        server.telemetry.metrics.observe_raft(m);
         if !self.seen {
-            self.first(agent, m, voters);
+            self.first(server, m, voters);
             return;
         }
 
@@ -89,13 +92,13 @@ impl RaftEvents {
             let added: BTreeSet<NodeId> = voters.difference(&self.voters).copied().collect();
             let removed: BTreeSet<NodeId> = self.voters.difference(&voters).copied().collect();
             if self.voters.is_empty() {
-                tracing::info!(voters = %names(agent, &voters), "raft configuration initialised");
+                tracing::info!(voters = %names(server, &voters), "raft configuration initialised");
             } else {
                 if !added.is_empty() {
-                    tracing::info!(servers = %names(agent, &added), voters = voters.len(), "server added to the raft configuration");
+                    tracing::info!(servers = %names(server, &added), voters = voters.len(), "server added to the raft configuration");
                 }
                 if !removed.is_empty() {
-                    tracing::info!(servers = %names(agent, &removed), voters = voters.len(), "server removed from the raft configuration");
+                    tracing::info!(servers = %names(server, &removed), voters = voters.len(), "server removed from the raft configuration");
                 }
             }
         }
@@ -107,16 +110,16 @@ impl RaftEvents {
             match m.current_leader {
                 Some(l) if l == me && m.state == ServerState::Leader => {
                     tracing::info!(term, voters = voters.len(), "cluster leadership acquired");
-                    agent.telemetry.metrics.leader_changed();
+                    server.telemetry.metrics.leader_changed();
                     self.leaderless = None;
                 }
                 Some(l) => {
-                    tracing::info!(leader = %name_of(agent, l), term, "new leader elected");
-                    agent.telemetry.metrics.leader_changed();
+                    tracing::info!(leader = %name_of(server, l), term, "new leader elected");
+                    server.telemetry.metrics.leader_changed();
                     self.leaderless = None;
                 }
                 None if !voters.is_empty() => {
-                    let was = self.leader.map(|l| name_of(agent, l)).unwrap_or_else(|| "none".into());
+                    let was = self.leader.map(|l| name_of(server, l)).unwrap_or_else(|| "none".into());
                     tracing::info!(previous = %was, term, "no cluster leader: election under way");
                     let now = Instant::now();
                     self.leaderless = Some((now, term, now));
@@ -136,15 +139,10 @@ impl RaftEvents {
         }
 
         if m.snapshot != self.snapshot {
-            if let Some(snap) = m.snapshot {
-                // A server cannot build a snapshot past what it has applied: one beyond it came
-                // from the leader.
-                if snap.index > self.applied {
-                    tracing::info!(index = snap.index, leader = %m.current_leader.map(|l| name_of(agent, l)).unwrap_or_default(),
-                        "snapshot installed from the leader");
-                } else {
-                    tracing::info!(index = snap.index, "snapshot taken");
-                }
+            // A server cannot build a snapshot past what it has applied: one beyond it came from
+            // the leader, and the state machine logs that install itself.
+            if let Some(snap) = m.snapshot.filter(|snap| snap.index <= self.applied) {
+                tracing::info!(index = snap.index, "snapshot taken");
             }
         }
 
@@ -159,10 +157,10 @@ impl RaftEvents {
     /// The first metrics after start: what was restored from disk. openraft 0.9 restores a
     /// server that was leader *as leader* of its old term until it hears a higher term; that is
     /// not an election, so it is reported as restored state and not as leadership.
-    fn first(&mut self, agent: &Arc<Agent>, m: &RaftMetrics<NodeId, BasicNode>, voters: BTreeSet<NodeId>) {
+    fn first(&mut self, server: &Arc<Server>, m: &RaftMetrics<NodeId, BasicNode>, voters: BTreeSet<NodeId>) {
         if !voters.is_empty() {
             tracing::info!(term = m.current_term, last_index = m.last_log_index.unwrap_or(0),
-                snapshot_index = m.snapshot.map(|s| s.index).unwrap_or(0), voters = %names(agent, &voters),
+                snapshot_index = m.snapshot.map(|s| s.index).unwrap_or(0), voters = %names(server, &voters),
                 "raft state restored from disk; waiting for a leader");
         }
         self.seen = true;
@@ -173,11 +171,11 @@ impl RaftEvents {
         self.applied = m.last_applied.map(|l| l.index).unwrap_or(0);
     }
 
-    /// Starts a `Hello` to every member whose name this agent does not know yet (after a restart
+    /// Starts a `Hello` to every member whose name this server does not know yet (after a restart
     /// it knows only itself), so that logs and the API can name it.
-    fn learn_names(&mut self, agent: &Arc<Agent>, m: &RaftMetrics<NodeId, BasicNode>) {
+    fn learn_names(&mut self, server: &Arc<Server>, m: &RaftMetrics<NodeId, BasicNode>) {
         let unknown: Vec<(NodeId, String)> = {
-            let peers = agent.peers.lock().unwrap_or_else(|e| e.into_inner());
+            let peers = server.peers.lock().unwrap_or_else(|e| e.into_inner());
             m.membership_config
                 .membership()
                 .nodes()
@@ -188,19 +186,19 @@ impl RaftEvents {
         for (id, addr) in unknown {
             self.looked_up.insert(id);
             let Ok(addr) = addr.parse() else { continue };
-            let agent = agent.clone();
+            let server = server.clone();
             tokio::spawn(async move {
-                if let Ok(RpcResponse::Hello { me, known, .. }) =
-                    agent.rpc.call(addr, &RpcRequest::Hello(agent.me()), NAME_LOOKUP_TIMEOUT).await
+                if let Ok(HelloResponse { me, known, .. }) =
+                    server.rpc.call::<_, HelloResponse>(addr, SERVER_HELLO, &server.me(), NAME_LOOKUP_TIMEOUT).await
                 {
-                    let mut peers = agent.peers.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut peers = server.peers.lock().unwrap_or_else(|e| e.into_inner());
                     for p in known.into_iter().chain(std::iter::once(me)) {
-                        if p.datacenter == agent.config.datacenter {
+                        if p.datacenter == server.config.datacenter {
                             peers.entry(p.node_id).or_insert(p);
                         }
                     }
                     drop(peers);
-                    sync_names(&agent);
+                    sync_names(&server);
                 }
             });
         }
@@ -269,8 +267,8 @@ impl PeerReachability {
 
     /// Bootstrap progress: logs "waiting for N of M servers" when the count changes, and a
     /// summary every [`SUMMARY_INTERVAL`] while it does not.
-    pub fn bootstrap_waiting(&self, agent: &Agent, known: usize) {
-        let expect = agent.config.bootstrap_expect;
+    pub fn bootstrap_waiting(&self, server: &Server, known: usize) {
+        let expect = server.config.bootstrap_expect;
         let mut last = self.bootstrap.lock().unwrap_or_else(|e| e.into_inner());
         let due = match *last {
             Some((n, at)) => n != known || at.elapsed() >= SUMMARY_INTERVAL,
@@ -278,7 +276,7 @@ impl PeerReachability {
         };
         if due {
             let servers: Vec<String> =
-                agent.peers.lock().unwrap_or_else(|e| e.into_inner()).values().map(|p| p.name.clone()).collect();
+                server.peers.lock().unwrap_or_else(|e| e.into_inner()).values().map(|p| p.name.clone()).collect();
             tracing::info!(known = %servers.join(", "), "bootstrap: waiting for {} more of {expect} servers", expect.saturating_sub(known));
             *last = Some((known, Instant::now()));
         }

@@ -4,16 +4,17 @@
 //! On the leader, removing itself makes openraft 0.9 step down once the configuration without it
 //! commits; the remaining voters elect a new leader within an election timeout. (openraft 0.9.25
 //! has no leadership-transfer API, so leadership is handed over by stepping down, not by naming a
-//! successor.) A follower asks the leader to remove it (`RpcRequest::Leave`). The last voter
+//! successor.) A follower asks the leader to remove it (`Server.Leave`). The last voter
 //! cannot be removed: it just leaves, and the cluster is gone, as with Consul.
 
 use std::time::Duration;
 
+use super::endpoints::SERVER_LEAVE;
 use super::events::name_of;
+use super::forward::ForwardError;
 use super::membership::MembershipError;
-use super::Agent;
+use super::Server;
 use crate::raft::NodeId;
-use crate::rpc::{RpcRequest, RpcResponse};
 
 /// Deadline for a follower's leave forwarded to the leader (a membership change commits in a
 /// few round trips; joint consensus takes two).
@@ -50,9 +51,9 @@ impl LeaveSignal {
     }
 }
 
-impl Agent {
+impl Server {
     /// Leaves the cluster gracefully: removes this server from the Raft configuration (through
-    /// the leader) and fires [`Agent::leave`]. Errors: no leader, or the change failed.
+    /// the leader) and fires [`Server::leave`]. Errors: no leader, or the change failed.
     pub async fn leave_cluster(&self) -> Result<(), LeaveError> {
         let voters: Vec<NodeId> = self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
         if voters.contains(&self.id) && voters.len() > 1 {
@@ -61,12 +62,12 @@ impl Agent {
                 self.remove_leaving_server(self.id).await.map_err(LeaveError::Failed)?;
                 tracing::info!("graceful leave: stepped down as leader; the other servers elect a new one");
             } else {
-                let (_, addr) = self.leader().ok_or(LeaveError::NoLeader)?;
-                let addr: std::net::SocketAddr = addr.parse().map_err(|e| LeaveError::Failed(format!("bad leader address: {e}")))?;
-                match self.rpc.call(addr, &RpcRequest::Leave { node_id: self.id }, LEAVE_FORWARD_TIMEOUT).await {
-                    Ok(RpcResponse::Leave(Ok(_))) => {}
-                    Ok(RpcResponse::Leave(Err(e))) => return Err(LeaveError::Failed(e)),
-                    Ok(other) => return Err(LeaveError::Failed(format!("unexpected response {other:?}"))),
+                let answer: Result<Result<u64, String>, ForwardError> =
+                    self.forward_to_leader(SERVER_LEAVE, self.id, LEAVE_FORWARD_TIMEOUT).await;
+                match answer {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(LeaveError::Failed(e)),
+                    Err(ForwardError::NoLeader) => return Err(LeaveError::NoLeader),
                     Err(e) => return Err(LeaveError::Failed(e.to_string())),
                 }
             }
@@ -78,8 +79,9 @@ impl Agent {
         Ok(())
     }
 
-    /// Leader: removes a leaving server (`RpcRequest::Leave`). Returns the configuration's log
-    /// index. Errors: not the leader, unknown server, the last voter, or a failed change.
+    /// Leader: removes a leaving server (`Server.Leave`). Returns the configuration's log index
+    /// (0 if it was not in the configuration). Errors: not the leader, the last voter, or a
+    /// failed change.
     pub async fn remove_leaving_server(&self, id: NodeId) -> Result<u64, String> {
         let name = name_of(self, id);
         match self.remove_server(id).await {
