@@ -11,12 +11,15 @@ fn git(args: &[&str]) -> Option<String> {
 fn main() {
     let revision = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=CONCORD_REVISION={revision}");
-    // Rebuild when HEAD moves: the HEAD file (branch switches) and the branch's ref (commits).
-    if let Some(head) = git(&["rev-parse", "--git-path", "HEAD"]) {
-        println!("cargo:rerun-if-changed={head}");
-    }
+    // Rebuild when HEAD moves: the HEAD file (branch switches), the branch's ref (commits) and
+    // packed refs. Only existing files are named: cargo reruns a build script whose watched file
+    // is missing on every build, which would rebuild this crate and its dependents every time.
+    let mut watched = vec![git(&["rev-parse", "--git-path", "HEAD"]), git(&["rev-parse", "--git-path", "packed-refs"])];
     if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        if let Some(path) = git(&["rev-parse", "--git-path", &branch]) {
+        watched.push(git(&["rev-parse", "--git-path", &branch]));
+    }
+    for path in watched.into_iter().flatten() {
+        if std::path::Path::new(&path).exists() {
             println!("cargo:rerun-if-changed={path}");
         }
     }

@@ -7,6 +7,7 @@
 //! nothing here ever leaves a process behind.
 
 pub mod cluster;
+pub mod dev;
 pub mod http;
 pub mod python;
 

@@ -1,64 +1,14 @@
 //! End-to-end: `concord agent -dev` driven by the `concord kv` CLI (Consul's flags and messages)
 //! and by curl for the HTTP API's request validation.
 
-use std::process::Command;
 use std::time::Duration;
 
-use tests::cluster::AgentProcess;
+use tests::dev::{cli, DevAgent};
 use tests::http::must;
-use tests::{concord_bin, free_ports, run_with_timeout, serial, wait_until, Finished};
+use tests::{free_ports, serial, Finished};
 
-/// How long a dev agent may take to listen and elect itself.
-const DEV_READY_TIMEOUT: Duration = Duration::from_secs(20);
-/// Deadline for one CLI invocation.
-const CLI_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the agent may take to exit after SIGTERM.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A `concord agent -dev` on free ports, with its log in a temp dir.
-struct DevAgent {
-    agent: AgentProcess,
-    _dir: tempfile::TempDir,
-}
-
-impl DevAgent {
-    fn start() -> Self {
-        let dir = tempfile::Builder::new().prefix("concord-dev-").tempdir().expect("tempdir");
-        let p = free_ports(5);
-        let args = vec![
-            "agent".to_string(),
-            "-dev".to_string(),
-            format!("-http-port={}", p[0]),
-            format!("-server-port={}", p[1]),
-            format!("-dns-port={}", p[2]),
-            format!("-serf-lan-port={}", p[3]),
-            format!("-serf-wan-port={}", p[4]),
-        ];
-        let agent = AgentProcess::spawn("dev", args, p[0], p[1], &dir.path().join("agent.log"));
-        wait_until(DEV_READY_TIMEOUT, "the dev agent to elect itself", || agent.leader());
-        Self { agent, _dir: dir }
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.agent.http_port)
-    }
-
-    /// Runs `concord <args>` with `CONSUL_HTTP_ADDR` pointing at this agent.
-    fn cli(&self, args: &[&str]) -> Finished {
-        cli(args, Some(&self.addr()))
-    }
-}
-
-/// Runs `concord <args>`, with `CONSUL_HTTP_ADDR` set to `env_addr` or removed.
-fn cli(args: &[&str], env_addr: Option<&str>) -> Finished {
-    let mut cmd = Command::new(concord_bin());
-    cmd.args(args);
-    match env_addr {
-        Some(addr) => cmd.env("CONSUL_HTTP_ADDR", addr),
-        None => cmd.env_remove("CONSUL_HTTP_ADDR"),
-    };
-    run_with_timeout(&mut cmd, CLI_TIMEOUT)
-}
 
 fn assert_ok(out: &Finished, what: &str) {
     assert!(out.status.success(), "{what} failed ({}): stdout {:?} stderr {:?}", out.status, out.stdout, out.stderr);
@@ -191,4 +141,68 @@ fn http_rejects_dotdot_keys_with_400_and_oversized_values_with_413() {
     assert_eq!(r.status, 413, "{:?} {:?}", r.status, r.text());
     let r = must("GET", &dev.agent.url("/v1/kv/big"), None);
     assert_eq!(r.status, 404, "an oversized value must not be stored");
+}
+
+#[test]
+fn unknown_flags_and_commands_get_consuls_messages_and_exit_codes() {
+    let out = cli(&["agent", "-dev", "-ui"], None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.starts_with("flag provided but not defined: -ui\n"), "{:?}", out.stderr);
+    assert!(out.stderr.contains("Usage: concord agent"), "the agent command's usage follows: {:?}", out.stderr);
+    let out = cli(&["kv", "get", "-consistent", "k"], None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.starts_with("flag provided but not defined: -consistent\n"), "{:?}", out.stderr);
+    assert!(out.stderr.contains("Usage: concord kv get"), "{:?}", out.stderr);
+    let out = cli(&["frobnicate"], None);
+    assert_eq!(out.status.code(), Some(127), "an unknown command exits 127 like Consul's: {out:?}");
+    let out = cli(&["version"], None);
+    assert_ok(&out, "version");
+    assert!(out.stdout.starts_with("Concord v") && out.stdout.contains("Consul API v1.20.0"), "{:?}", out.stdout);
+}
+
+#[test]
+fn a_bad_data_dir_is_one_line_and_exit_1_before_anything_starts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"x").expect("write");
+    let p = free_ports(2);
+    for (data_dir, says) in [(file.display().to_string(), "is not a directory"), ("/proc/self".to_string(), "is not writable")] {
+        let out = cli(
+            &["agent", "-server", "-bootstrap", "-bind=127.0.0.1", &format!("-data-dir={data_dir}"),
+              &format!("-http-port={}", p[0]), &format!("-server-port={}", p[1])],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let errors: Vec<&str> = out.stderr.lines().filter(|l| l.contains("Error")).collect();
+        assert_eq!(errors.len(), 1, "exactly one error line: {:?}", out.stderr);
+        assert!(errors[0].contains(says) && errors[0].contains(&data_dir), "{:?}", errors[0]);
+        assert!(!out.stdout.contains("agent running"), "nothing started: {:?}", out.stdout);
+        assert!(!out.stderr.contains("openraft"), "no openraft errors: {:?}", out.stderr);
+    }
+}
+
+#[test]
+fn the_token_flag_and_env_are_sent_as_x_consul_token() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let server = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let (mut conn, _) = listener.accept().expect("accept");
+            let mut buf = [0u8; 4096];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            seen.push(String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase());
+            let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+        seen
+    });
+    let flag = cli(&["kv", "get", &format!("-http-addr={addr}"), "-token=from-flag", "k"], None);
+    assert_eq!(flag.status.code(), Some(1), "{flag:?}");
+    let mut cmd = std::process::Command::new(tests::concord_bin());
+    cmd.args(["kv", "get", &format!("-http-addr={addr}"), "k"]).env("CONSUL_HTTP_TOKEN", "from-env");
+    tests::run_with_timeout(&mut cmd, Duration::from_secs(20));
+    let seen = server.join().expect("server thread");
+    assert!(seen[0].contains("x-consul-token: from-flag"), "{:?}", seen[0]);
+    assert!(seen[1].contains("x-consul-token: from-env"), "{:?}", seen[1]);
 }

@@ -94,7 +94,7 @@ pub fn from_prometheus(text: &str, timestamp: &str) -> Value {
         } else if let Some(base) = family_of("_count") {
             histos.entry((base.to_string(), labels)).or_default().0 = value;
         } else if family_of("_bucket").is_some() {
-        } else if let Some(base) = name.strip_suffix("_total").filter(|b| types.get(*b).is_some_and(|t| t == "counter")) {
+        } else if let Some(base) = name.strip_suffix("_total").filter(|_| types.get(&name).is_some_and(|t| t == "counter")) {
             counters.push(json!({
                 "Name": dotted(base), "Count": value, "Rate": 0.0, "Sum": value, "Min": 0.0, "Max": 0.0,
                 "Mean": 0.0, "Stddev": 0.0, "Labels": labels_json(&labels),
@@ -144,7 +144,7 @@ mod tests {
 
     #[test]
     fn counters_gauges_and_histograms_map_to_consul_sections() {
-        let text = "# TYPE consul_kvs_apply counter\nconsul_kvs_apply_total{verb=\"set\"} 3\n\
+        let text = "# TYPE consul_kvs_apply_total counter\nconsul_kvs_apply_total{verb=\"set\"} 3\n\
                     # TYPE consul_raft_term gauge\nconsul_raft_term 7\n\
                     # TYPE consul_http_request_duration_seconds histogram\n\
                     consul_http_request_duration_seconds_sum{method=\"GET\",path=\"/v1/kv/*key\"} 0.5\n\

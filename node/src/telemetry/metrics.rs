@@ -130,15 +130,14 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition (version 0.0.4 compatible, OpenMetrics `# EOF` stripped).
+    /// The Prometheus text exposition, format 0.0.4 (what `?format=prometheus` serves).
     pub fn prometheus_text(&self) -> String {
         let _guard = self.encode_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             return String::new();
         }
-        // `# EOF` is OpenMetrics-only; Prometheus' 0.0.4 text parsers reject it.
-        out.lines().filter(|l| *l != "# EOF").map(|l| format!("{l}\n")).collect()
+        openmetrics_to_text_004(&out)
     }
 
     /// Times a leader write until the returned guard drops (`consul.raft.commitTime`).
@@ -204,6 +203,31 @@ impl Metrics {
     }
 }
 
+/// Rewrites prometheus-client's OpenMetrics text as Prometheus text format 0.0.4: `# EOF` and
+/// `# UNIT` lines are OpenMetrics-only (0.0.4 parsers reject or ignore them), and a counter's
+/// `# TYPE`/`# HELP` must name the sample (`x_total`), not the OpenMetrics family (`x`).
+pub fn openmetrics_to_text_004(openmetrics: &str) -> String {
+    let counters: std::collections::BTreeSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# TYPE ", "# HELP "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,15 +247,11 @@ mod tests {
         let lines = text.lines().map(|l| Ok(l.to_string()));
         let scrape = prometheus_parse::Scrape::parse(lines).expect("prometheus-parse accepts the exposition");
         let find = |name: &str| scrape.samples.iter().find(|s| s.metric == name).unwrap_or_else(|| panic!("{name} missing in\n{text}"));
-        let value = |name: &str| match find(name).value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
-            ref other => panic!("{name}: unexpected {other:?}"),
-        };
-        assert_eq!(value("consul_kvs_apply_total"), 1.0, "{text}");
-        assert_eq!(value("consul_rpc_queries_blocking"), 1.0, "{text}");
+        assert!(matches!(find("consul_kvs_apply_total").value, prometheus_parse::Value::Counter(v) if v == 1.0), "typed as a counter: {text}");
+        assert!(matches!(find("consul_rpc_queries_blocking").value, prometheus_parse::Value::Gauge(v) if v == 1.0), "{text}");
         assert!(matches!(find("consul_raft_commit_time_seconds").value, prometheus_parse::Value::Histogram(_)), "{text}");
         let http = scrape.samples.iter().find(|s| s.metric == "consul_http_requests_total" && s.labels.get("code") == Some("500"));
         assert_eq!(http.and_then(|s| s.labels.get("path")), Some("/v1/kv/*key"));
-        assert!(!text.contains("# EOF"));
+        assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
     }
 }
