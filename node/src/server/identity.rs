@@ -120,6 +120,29 @@ pub async fn load_or_create_node_uuid(disk: &dyn Disk, seed: u64) -> Result<Stri
     Ok(id)
 }
 
+/// Loads this server's identity; if its Raft storage fails its checksums, moves it aside and
+/// takes the next identity. Errors: unreadable storage (maybe transient: the start fails and is
+/// retried) or a failure while moving files.
+pub async fn recover(config: &crate::config::AgentConfig, io: &crate::io::Io) -> Result<Identity, super::OpenError> {
+    use super::OpenError;
+    let disk = io.disk.as_ref();
+    let current = load(disk).await.map_err(OpenError::Storage)?;
+    let io_err = |e: std::io::Error| OpenError::Storage(e.to_string());
+    let corruption = match crate::raft::log_store::check_integrity(disk).await.map_err(io_err)? {
+        Some(why) => Some(why),
+        None => crate::raft::snapshot_file::check_integrity(disk).await.map_err(io_err)?,
+    };
+    let Some(why) = corruption else { return Ok(current) };
+    let next = abandon_storage(disk, current).await.map_err(OpenError::Storage)?;
+    tracing::error!(node = %config.node_name, %why, generation = next.generation,
+        "raft storage corrupted: moved aside; rejoining as a new server");
+    io.trace.event(
+        &config.node_name,
+        &format!("storage corrupted ({why}); moved aside, rejoining as generation {}", next.generation),
+    );
+    Ok(next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,27 +182,4 @@ mod tests {
         disk.write(NODE_ID_FILE, b"not-a-uuid").await.unwrap();
         assert!(load_or_create_node_uuid(&disk, 1).await.unwrap_err().contains("UUID"));
     }
-}
-
-/// Loads this server's identity; if its Raft storage fails its checksums, moves it aside and
-/// takes the next identity. Errors: unreadable storage (maybe transient: the start fails and is
-/// retried) or a failure while moving files.
-pub async fn recover(config: &crate::config::AgentConfig, io: &crate::io::Io) -> Result<Identity, super::OpenError> {
-    use super::OpenError;
-    let disk = io.disk.as_ref();
-    let current = load(disk).await.map_err(OpenError::Storage)?;
-    let io_err = |e: std::io::Error| OpenError::Storage(e.to_string());
-    let corruption = match crate::raft::log_store::check_integrity(disk).await.map_err(io_err)? {
-        Some(why) => Some(why),
-        None => crate::raft::snapshot_file::check_integrity(disk).await.map_err(io_err)?,
-    };
-    let Some(why) = corruption else { return Ok(current) };
-    let next = abandon_storage(disk, current).await.map_err(OpenError::Storage)?;
-    tracing::error!(node = %config.node_name, %why, generation = next.generation,
-        "raft storage corrupted: moved aside; rejoining as a new server");
-    io.trace.event(
-        &config.node_name,
-        &format!("storage corrupted ({why}); moved aside, rejoining as generation {}", next.generation),
-    );
-    Ok(next)
 }
