@@ -47,8 +47,19 @@ pub fn name_of(server: &Server, id: NodeId) -> String {
     peers.get(&id).map(|p| p.name.clone()).unwrap_or_else(|| server_id(id))
 }
 
-fn names(server: &Server, ids: &BTreeSet<NodeId>) -> String {
-    ids.iter().map(|id| name_of(server, *id)).collect::<Vec<_>>().join(", ")
+/// Names for `ids`; a server not yet known by name is shown by its RPC address from `m`'s
+/// configuration (after a restart, names are learned from peers a moment later).
+fn names(server: &Server, m: &RaftMetrics<NodeId, BasicNode>, ids: &BTreeSet<NodeId>) -> String {
+    let peers = server.peers.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let membership = m.membership_config.membership();
+    ids.iter()
+        .map(|id| match (peers.get(id), membership.get_node(id)) {
+            (Some(p), _) => p.name.clone(),
+            (None, Some(node)) => node.addr.clone(),
+            (None, None) => server_id(*id),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Copies the names this server knows into the reachability tracker.
@@ -72,6 +83,9 @@ pub struct RaftEvents {
     leaderless: Option<(Instant, u64, Instant)>,
     /// Ids whose name lookup is under way or done.
     looked_up: BTreeSet<NodeId>,
+    /// The term restored from disk: openraft may restore a former leader *as leader* of it,
+    /// which is not an election and is not reported as one.
+    restored_term: u64,
 }
 
 impl RaftEvents {
@@ -92,13 +106,13 @@ impl RaftEvents {
             let added: BTreeSet<NodeId> = voters.difference(&self.voters).copied().collect();
             let removed: BTreeSet<NodeId> = self.voters.difference(&voters).copied().collect();
             if self.voters.is_empty() {
-                tracing::info!(voters = %names(server, &voters), "raft configuration initialised");
+                tracing::info!(voters = %names(server, m, &voters), "raft configuration initialised");
             } else {
                 if !added.is_empty() {
-                    tracing::info!(servers = %names(server, &added), voters = voters.len(), "server added to the raft configuration");
+                    tracing::info!(servers = %names(server, m, &added), voters = voters.len(), "server added to the raft configuration");
                 }
                 if !removed.is_empty() {
-                    tracing::info!(servers = %names(server, &removed), voters = voters.len(), "server removed from the raft configuration");
+                    tracing::info!(servers = %names(server, m, &removed), voters = voters.len(), "server removed from the raft configuration");
                 }
             }
         }
@@ -108,6 +122,9 @@ impl RaftEvents {
         }
         if m.current_leader != self.leader {
             match m.current_leader {
+                Some(l) if l == me && m.state == ServerState::Leader && term <= self.restored_term => {
+                    tracing::debug!(term, "restored as leader of the term on disk; not an election");
+                }
                 Some(l) if l == me && m.state == ServerState::Leader => {
                     tracing::info!(term, voters = voters.len(), "cluster leadership acquired");
                     server.telemetry.metrics.leader_changed();
@@ -147,7 +164,8 @@ impl RaftEvents {
         }
 
         self.seen = true;
-        self.state = Some(m.state);
+        let restored_leadership = m.state == ServerState::Leader && term <= self.restored_term;
+        self.state = Some(if restored_leadership { ServerState::Follower } else { m.state });
         self.leader = m.current_leader;
         self.voters = voters;
         self.snapshot = m.snapshot;
@@ -160,10 +178,11 @@ impl RaftEvents {
     fn first(&mut self, server: &Arc<Server>, m: &RaftMetrics<NodeId, BasicNode>, voters: BTreeSet<NodeId>) {
         if !voters.is_empty() {
             tracing::info!(term = m.current_term, last_index = m.last_log_index.unwrap_or(0),
-                snapshot_index = m.snapshot.map(|s| s.index).unwrap_or(0), voters = %names(server, &voters),
+                snapshot_index = m.snapshot.map(|s| s.index).unwrap_or(0), voters = %names(server, m, &voters),
                 "raft state restored from disk; waiting for a leader");
         }
         self.seen = true;
+        self.restored_term = m.current_term;
         self.state = Some(ServerState::Follower);
         self.leader = None;
         self.voters = voters;
