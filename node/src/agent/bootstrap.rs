@@ -42,7 +42,7 @@ pub async fn run(agent: Arc<Agent>, join: Vec<SocketAddr>) {
             if *addr == agent.config.rpc_addr() {
                 continue;
             }
-            match agent.rpc.call(*addr, &RpcRequest::Hello(agent.me()), HELLO_TIMEOUT).await {
+            match agent.rpc.call(*addr, crate::rpc::legacy::METHOD, &RpcRequest::Hello(agent.me()), HELLO_TIMEOUT).await {
                 Ok(RpcResponse::Hello { me, initialized, known }) => {
                     peer_initialized |= initialized;
                     let mut peers = agent.peers.lock().unwrap_or_else(|e| e.into_inner());
@@ -85,7 +85,7 @@ async fn join_running_cluster(agent: &Agent, join: &[SocketAddr]) {
     let req = RpcRequest::Join { peer: agent.me(), replaces: agent.replaces };
     loop {
         for addr in join {
-            match agent.rpc.call(*addr, &req, JOIN_TIMEOUT).await {
+            match agent.rpc.call(*addr, crate::rpc::legacy::METHOD, &req, JOIN_TIMEOUT).await {
                 Ok(RpcResponse::Join(Ok(index))) => {
                     tracing::info!(index, replaces = ?agent.replaces, "joined the running cluster");
                     agent.io.trace.event(&agent.config.node_name, &format!("joined the running cluster at {index}"));

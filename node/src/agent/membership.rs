@@ -113,7 +113,7 @@ impl Agent {
         if !self.is_leader() {
             let (_, addr) = self.leader().ok_or("no leader")?;
             let addr: std::net::SocketAddr = addr.parse().map_err(|e| format!("bad leader address: {e}"))?;
-            return match self.rpc.call(addr, &RpcRequest::Join { peer, replaces }, JOIN_FORWARD_TIMEOUT).await {
+            return match self.rpc.call(addr, crate::rpc::legacy::METHOD, &RpcRequest::Join { peer, replaces }, JOIN_FORWARD_TIMEOUT).await {
                 Ok(RpcResponse::Join(result)) => result,
                 Ok(other) => Err(format!("unexpected response {other:?}")),
                 Err(e) => Err(e.to_string()),

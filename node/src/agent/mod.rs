@@ -184,7 +184,7 @@ impl Agent {
         }
         let Some((_, addr)) = self.leader() else { return Err(WriteError::NoLeader) };
         let addr: SocketAddr = addr.parse().map_err(|e| WriteError::Rejected(format!("bad leader address: {e}")))?;
-        match self.rpc.call(addr, &RpcRequest::ForwardWrite(cmd), FORWARD_WRITE_TIMEOUT).await {
+        match self.rpc.call(addr, crate::rpc::legacy::METHOD, &RpcRequest::ForwardWrite(cmd), FORWARD_WRITE_TIMEOUT).await {
             // Fault point: the leader's answer is lost on the way back.
             Ok(RpcResponse::ForwardWrite(_)) if crate::buggify!() => {
                 Err(WriteError::Unknown("buggify: forwarded write's reply lost".into()))
@@ -229,7 +229,7 @@ impl Agent {
         let Some((_, addr)) = self.leader() else { return Err(QueryError::NoLeader) };
         let addr: SocketAddr = addr.parse().map_err(|e| QueryError::Internal(format!("bad leader address: {e}")))?;
         let timeout = Duration::from_millis(q.wait_ms) + FORWARD_READ_SLACK;
-        match self.rpc.call(addr, &RpcRequest::ForwardQuery(q), timeout).await {
+        match self.rpc.call(addr, crate::rpc::legacy::METHOD, &RpcRequest::ForwardQuery(q), timeout).await {
             Ok(RpcResponse::ForwardQuery(result)) => result,
             Ok(other) => Err(QueryError::Rpc(format!("unexpected response {other:?}"))),
             Err(e) => Err(QueryError::Rpc(e.to_string())),
@@ -365,7 +365,7 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
     agent.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(me.node_id, me);
 
     let tasks = vec![
-        tokio::spawn(crate::rpc::server::serve(agent.clone(), rpc_listener)),
+        tokio::spawn(crate::rpc::serve(Arc::new(crate::rpc::legacy::AgentHandler(agent.clone())), rpc_listener)),
         tokio::spawn(crate::http::serve(agent.clone(), http_listener)),
         tokio::spawn(bootstrap::run(agent.clone(), join)),
         tokio::spawn(watch_raft_metrics(agent.clone())),

@@ -48,7 +48,7 @@ impl PeerNetwork {
     async fn send<E: std::error::Error>(&self, msg: RaftMessage, option: &RPCOption) -> Result<RpcResponse, Err<E>> {
         let addr = self.addr.clone().map_err(unreachable)?;
         let req = RpcRequest::Raft { target: self.target, msg };
-        self.rpc.call(addr, &req, option.hard_ttl()).await.map_err(|e| unreachable(e.to_string()))
+        self.rpc.call(addr, crate::rpc::legacy::METHOD, &req, option.hard_ttl()).await.map_err(|e| unreachable(e.to_string()))
     }
 }
 

@@ -1,74 +1,85 @@
-//! The RPC server: accepts connections on the server port and dispatches each request.
+//! The RPC server: accepts connections on the server port and serves each connection's requests
+//! concurrently (one task per request), writing responses through one writer task.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::wire::{read_msg, write_msg};
-use super::{RaftMessage, RpcRequest, RpcResponse};
-use crate::agent::Agent;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, Semaphore};
+
+use super::conn::MAX_IN_FLIGHT_PER_CONN;
+use super::wire::{encode_frame, Envelope, FrameReader};
+use super::RpcHandler;
 use crate::io::{BoxStream, Listener};
 
+/// A connection with no request in flight that sends nothing for this long is closed: 5 min.
+/// (Frees connections whose client vanished without a FIN; clients reconnect on demand.)
+pub const SERVER_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
 /// Accepts connections forever, one task per connection.
-pub async fn serve(agent: Arc<Agent>, mut listener: Box<dyn Listener>) {
+pub async fn serve(handler: Arc<dyn RpcHandler>, mut listener: Box<dyn Listener>) {
     loop {
         match listener.accept().await {
-            Ok((stream, _peer)) => {
-                tokio::spawn(handle_conn(agent.clone(), stream));
+            Ok((stream, peer)) => {
+                tokio::spawn(serve_conn(handler.clone(), stream, peer));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "rpc accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(ACCEPT_RETRY).await;
             }
         }
     }
 }
 
-async fn handle_conn(agent: Arc<Agent>, mut stream: BoxStream) {
-    loop {
-        let req: RpcRequest = match read_msg(&mut *stream).await {
-            Ok(req) => req,
-            Err(e) => {
-                if e.kind() == std::io::ErrorKind::InvalidData {
-                    let _ = write_msg(&mut *stream, &RpcResponse::Error(e.to_string())).await;
-                }
+/// Serves one connection until the peer closes it, sends a bad frame, or idles out. At most
+/// [`MAX_IN_FLIGHT_PER_CONN`] requests run at once; past that the connection is not read.
+async fn serve_conn(handler: Arc<dyn RpcHandler>, stream: BoxStream, peer: SocketAddr) {
+    let (rd, mut wr) = tokio::io::split(stream);
+    let (outbox, mut queue) = mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = queue.recv().await {
+            if async { wr.write_all(&bytes).await?; wr.flush().await }.await.is_err() {
                 return;
             }
-        };
-        let resp = dispatch(&agent, req).await;
-        if write_msg(&mut *stream, &resp).await.is_err() {
-            return;
         }
-    }
-}
-
-async fn dispatch(agent: &Agent, req: RpcRequest) -> RpcResponse {
-    match req {
-        RpcRequest::Raft { target, .. } if target != agent.id => {
-            RpcResponse::Error(format!("raft message for {target:016x} reached {:016x}", agent.id))
-        }
-        RpcRequest::Raft { msg: RaftMessage::AppendEntries(rpc), .. } => {
-            let result = agent.raft.append_entries(rpc).await;
-            if result.as_ref().is_ok_and(|r| r.is_success()) {
-                *agent.last_leader_contact.lock().unwrap_or_else(|e| e.into_inner()) = Some(tokio::time::Instant::now());
+    });
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CONN));
+    let mut frames = FrameReader::new(rd);
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+        let env = match tokio::time::timeout(SERVER_IDLE_TIMEOUT, frames.next()).await {
+            Ok(Ok(env)) => env,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "rpc connection ends");
+                break;
             }
-            RpcResponse::AppendEntries(result)
-        }
-        RpcRequest::Raft { msg: RaftMessage::Vote(rpc), .. } => RpcResponse::Vote(agent.raft.vote(rpc).await),
-        RpcRequest::Raft { msg: RaftMessage::InstallSnapshot(rpc), .. } => {
-            RpcResponse::InstallSnapshot(agent.raft.install_snapshot(rpc).await)
-        }
-        RpcRequest::ForwardWrite(cmd) => RpcResponse::ForwardWrite(agent.write_as_leader(cmd).await),
-        RpcRequest::ForwardQuery(q) => RpcResponse::ForwardQuery(agent.query_local(q).await),
-        RpcRequest::Join { peer, replaces } => RpcResponse::Join(agent.join_server(peer, replaces).await),
-        RpcRequest::Hello(peer) => {
-            let initialized = agent.raft.is_initialized().await.unwrap_or(false);
-            let known = {
-                let mut peers = agent.peers.lock().unwrap_or_else(|e| e.into_inner());
-                if peer.datacenter == agent.config.datacenter {
-                    peers.insert(peer.node_id, peer);
-                }
-                peers.values().cloned().collect()
+            // Reading is cancel-safe, so an idle check that finds work in flight just resumes.
+            Err(_) if permits.available_permits() + 1 < MAX_IN_FLIGHT_PER_CONN => continue,
+            Err(_) => {
+                tracing::debug!(%peer, "rpc connection idle; closing");
+                break;
+            }
+        };
+        let Envelope::Request { id, method, body } = env else {
+            tracing::warn!(%peer, "rpc protocol error: a response sent to the server; closing");
+            break;
+        };
+        let (handler, outbox) = (handler.clone(), outbox.clone());
+        tokio::spawn(async move {
+            let reply = match handler.handle(method, body).await {
+                Ok(body) => Envelope::Ok { id, body },
+                Err(error) => Envelope::Err { id, error },
             };
-            RpcResponse::Hello { me: agent.me(), initialized, known }
-        }
+            let bytes = encode_frame(&reply).or_else(|e| encode_frame(&Envelope::Err { id, error: e.to_string() }));
+            if let Ok(bytes) = bytes {
+                let _ = outbox.send(bytes);
+            }
+            drop(permit);
+        });
     }
+    // Requests still running finish, but their answers have nowhere to go.
+    writer.abort();
 }
