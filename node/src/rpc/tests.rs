@@ -180,3 +180,26 @@ fn client_reconnects_with_backoff_after_the_server_restarts() {
     });
     assert_eq!(client.connections_opened(), 2, "one connection per server incarnation");
 }
+
+#[tokio::test]
+async fn a_silent_connection_is_replaced_even_when_its_callers_gave_up() {
+    // A server that accepts and reads but never answers: like a stream stalled by a partition.
+    let mut listener = TokioNet.bind(LOOPBACK.parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let client = RpcClient::new(Arc::new(TokioNet));
+    // The caller is dropped (e.g. its HTTP client hung up) long before the RPC deadline.
+    let abandoned = tokio::time::timeout(Duration::from_millis(20), sleep_call(&client, addr, 1, SHORT)).await;
+    assert!(abandoned.is_err(), "the caller gave up first");
+    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    let err = sleep_call(&client, addr, 1, SHORT).await.unwrap_err();
+    assert!(matches!(err, RpcError::Timeout { .. }), "{err:?}");
+    assert_eq!(client.connections_opened(), 2, "the silent connection was closed at the abandoned request's deadline");
+}
