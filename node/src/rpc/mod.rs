@@ -1,18 +1,16 @@
-//! Server RPC (port 8300): the transport that carries the Raft messages, forwarding to the leader
-//! and the bootstrap handshake between servers.
+//! Server RPC transport (port 8300): named methods carrying encoded bodies, with deadlines.
 //!
 //! One long-lived TCP connection per peer carries many requests at once, matched to responses by
 //! id ([`conn`]), as Consul multiplexes its RPC over one yamux session per server. Every call
 //! has a deadline ([`RpcClient::call_raw`]): turmoil's TCP does not retransmit, and a partition can
 //! swallow a reply forever. Wire format: [`wire`].
 //!
-//! The transport knows no endpoint types: a request is a method name (`"KVS.Apply"`) and a body in
-//! the binary encoding ([`crate::codec`]), served by an [`RpcHandler`]. The agent's endpoints live
-//! behind [`legacy`] for now.
+//! The transport knows no endpoint types: a request is a method name (`"KVS.Apply"`,
+//! `"Raft.AppendEntries"`, …, as Consul names its RPC endpoints) and a body in the binary encoding
+//! ([`crate::codec`]); an [`RpcHandler`] (the server core) dispatches it.
 
 pub mod client;
 pub mod conn;
-pub mod legacy;
 pub mod server;
 pub mod wire;
 
@@ -22,7 +20,6 @@ mod tests;
 use async_trait::async_trait;
 
 pub use client::{RpcClient, RpcError};
-pub use legacy::{PeerInfo, RaftMessage, RpcRequest, RpcResponse, WriteError};
 pub use server::serve;
 
 /// Serves the requests that arrive on the server RPC port.
