@@ -47,12 +47,12 @@ where
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
         rt.block_on(async {
-            let ((), log, sm) = MemStoreBuilder.build().await?;
-            case(log, sm).await
+            let ((), log, sm) = MemStoreBuilder.build().await.map_err(|e| e.to_string())?;
+            case(log, sm).await.map_err(|e| e.to_string())
         })
     }));
     match outcome {
-        Ok(r) => r.map_err(|e| e.to_string()),
+        Ok(r) => r,
         Err(panic) => Err(panic
             .downcast_ref::<String>()
             .cloned()
@@ -106,8 +106,10 @@ fn log_store_and_state_machine_pass_openraft_storage_suite() {
         apply_multiple,
     ];
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let transfer = std::panic::catch_unwind(AssertUnwindSafe(|| rt.block_on(S::transfer_snapshot(&MemStoreBuilder))));
-    results.push(("transfer_snapshot", transfer.map_err(|_| "panic".to_string()).and_then(|r| r.map_err(|e| e.to_string()))));
+    let transfer = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        rt.block_on(async { S::transfer_snapshot(&MemStoreBuilder).await.map_err(|e| e.to_string()) })
+    }));
+    results.push(("transfer_snapshot", transfer.unwrap_or_else(|_| Err("panic".to_string()))));
 
     let failed: Vec<&str> = results.iter().filter(|(_, r)| r.is_err()).map(|(name, _)| *name).collect();
     for (name, r) in &results {
