@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use node::io::{BoxStream, Clock, Listener, Net, TraceSink};
+use node::io::{BoxStream, Clock, Listener, Net, TraceSink, UdpSocket};
 
-/// TCP over turmoil's simulated network.
+/// TCP and UDP over turmoil's simulated network.
 pub struct TurmoilNet;
 
 struct TurmoilListener(turmoil::net::TcpListener);
@@ -33,6 +33,27 @@ impl Net for TurmoilNet {
     }
     async fn connect(&self, addr: SocketAddr) -> std::io::Result<BoxStream> {
         Ok(Box::new(turmoil::net::TcpStream::connect(addr).await?))
+    }
+    async fn bind_udp(&self, addr: SocketAddr) -> std::io::Result<Box<dyn UdpSocket>> {
+        // As for TCP: turmoil binds the unspecified address (or loopback), never a host IP.
+        let any = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port());
+        Ok(Box::new(TurmoilUdp(turmoil::net::UdpSocket::bind(any).await?)))
+    }
+}
+
+/// A UDP socket in turmoil's simulated network (datagrams obey partitions, loss and latency).
+struct TurmoilUdp(turmoil::net::UdpSocket);
+
+#[async_trait]
+impl UdpSocket for TurmoilUdp {
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> std::io::Result<usize> {
+        self.0.send_to(buf, target).await
+    }
+    async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        self.0.recv_from(buf).await
+    }
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
     }
 }
 
@@ -124,5 +145,56 @@ pub struct TraceHandle(pub Arc<Trace>);
 impl TraceSink for TraceHandle {
     fn event(&self, node: &str, event: &str) {
         self.0.record(turmoil::sim_elapsed().unwrap_or_default(), node, event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PORT: u16 = 8301;
+
+    /// Runs a world where "b" echoes datagrams on [`PORT`] and "a" sends `ping` to it; returns
+    /// what "a" received, or `None` if nothing came back within a second.
+    fn ping(partitioned: bool) -> Option<(Vec<u8>, SocketAddr, SocketAddr)> {
+        let mut sim = turmoil::Builder::new().build();
+        sim.host("b", || async {
+            let sock = TurmoilNet.bind_udp(SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT))).await?;
+            let mut buf = [0u8; 64];
+            loop {
+                let (n, from) = sock.recv_from(&mut buf).await?;
+                sock.send_to(&buf[..n], from).await?;
+            }
+        });
+        let got = Arc::new(Mutex::new(None));
+        let out = got.clone();
+        sim.client("a", async move {
+            let sock = TurmoilNet.bind_udp(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))).await?;
+            assert_eq!(sock.send_to(b"ping", SocketAddr::new(turmoil::lookup("b"), PORT)).await?, 4);
+            let mut buf = [0u8; 64];
+            if let Ok(r) = tokio::time::timeout(Duration::from_secs(1), sock.recv_from(&mut buf)).await {
+                let (n, from) = r?;
+                *out.lock().unwrap() = Some((buf[..n].to_vec(), from, SocketAddr::new(turmoil::lookup("b"), PORT)));
+            }
+            Ok(())
+        });
+        if partitioned {
+            sim.partition("a", "b");
+        }
+        sim.run().unwrap();
+        let result = got.lock().unwrap().take();
+        result
+    }
+
+    #[test]
+    fn udp_datagram_round_trips_in_turmoil() {
+        let (bytes, from, b) = ping(false).expect("an echo");
+        assert_eq!(bytes, b"ping");
+        assert_eq!(from, b, "the reply comes from b's address and port");
+    }
+
+    #[test]
+    fn udp_datagram_is_lost_across_a_turmoil_partition() {
+        assert_eq!(ping(true), None);
     }
 }

@@ -35,7 +35,24 @@ pub trait Listener: Send {
     fn local_addr(&self) -> std::io::Result<SocketAddr>;
 }
 
-/// TCP networking, shaped like tokio's (and turmoil's, which mirrors it).
+/// A bound UDP socket, shaped like tokio's (and turmoil's). Datagrams may be lost, duplicated or
+/// reordered (the simulator drops them across partitions); callers that need an answer put a
+/// deadline around `recv_from`.
+#[async_trait]
+pub trait UdpSocket: Send + Sync {
+    /// Sends one datagram to `target`; returns the bytes sent (all of `buf`). Success means only
+    /// that it left, not that it arrived.
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> std::io::Result<usize>;
+    /// Waits for the next datagram; copies it into `buf` and returns its length and sender. A
+    /// datagram longer than `buf` is truncated to `buf.len()` (size `buf` for the largest
+    /// expected datagram: 512 bytes for classic DNS, the gossip packet size for gossip).
+    async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)>;
+    /// The address actually bound (resolves port 0). In the simulator the IP is the unspecified
+    /// address, as turmoil reports it.
+    fn local_addr(&self) -> std::io::Result<SocketAddr>;
+}
+
+/// TCP and UDP networking, shaped like tokio's (and turmoil's, which mirrors it).
 #[async_trait]
 pub trait Net: Send + Sync + 'static {
     /// Binds a TCP listener on `addr`.
@@ -43,6 +60,8 @@ pub trait Net: Send + Sync + 'static {
     /// Opens a TCP connection to `addr`. Callers put a deadline around it: in turmoil a partition
     /// can swallow the SYN and the call would otherwise hang.
     async fn connect(&self, addr: SocketAddr) -> std::io::Result<BoxStream>;
+    /// Binds a UDP socket on `addr` (DNS on 8600, gossip on 8301/8302).
+    async fn bind_udp(&self, addr: SocketAddr) -> std::io::Result<Box<dyn UdpSocket>>;
 }
 
 /// The wall clock. Used only where Consul exposes wall time (session and event timestamps, logs);
