@@ -218,9 +218,9 @@ fn show_op(op: &Op) -> String {
         _ => ms(op.complete_ns),
     };
     format!(
-        "#{:<6} client {:<4} {:<24} {:<16} invoke {:>12}  complete {}",
+        "#{:<6} {:<8} {:<24} {:<16} invoke {:>12}  complete {}",
         op.id,
-        op.client,
+        op.client_name(),
         show_fn(&op.f),
         show_outcome(&op.outcome),
         ms(op.invoke_ns),

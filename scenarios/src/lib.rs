@@ -6,7 +6,6 @@
 //! the module below, and add one line to [`REGISTRY`].
 
 mod bridge;
-mod clock_skew;
 mod crash_restart;
 mod disk_corruption;
 mod flapping_partitions;
@@ -51,7 +50,6 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "leader-isolation", about: "cut the current leader off, then heal, repeatedly", build: leader_isolation::build, describe: None },
     Scenario { name: "crash-restart", about: "kill a server (losing unsynced writes), then restart it", build: crash_restart::build, describe: None },
     Scenario { name: "pause-leader", about: "freeze the current leader's traffic (SIGSTOP-like), then resume it", build: pause_leader::build, describe: None },
-    Scenario { name: "clock-skew", about: "skew and jump servers' wall clocks under partitions", build: clock_skew::build, describe: None },
     Scenario { name: "disk-corruption", about: "torn writes, read errors at restart, a bit flip that must be refused", build: disk_corruption::build, describe: None },
     Scenario { name: "membership-change", about: "remove a server from raft and add it back, under faults", build: membership_change::build, describe: None },
     Scenario { name: "swizzle-clog", about: "clog links one by one, then unclog in random order (FoundationDB)", build: swizzle_clog::build, describe: None },
@@ -86,12 +84,10 @@ mod tests {
                 assert!(!a.events().is_empty(), "{} seed {seed} schedules faults", sc.name);
                 assert!(a.end() <= p.fault_phase, "{} ends within the fault phase", sc.name);
                 for (_, f) in a.events() {
-                    let nodes: Vec<usize> = match f {
-                        Fault::Crash(i) | Fault::Restart(i) | Fault::Pause(i) | Fault::Resume(i) => vec![*i],
-                        Fault::Partition { a, b } => a.iter().chain(b).copied().collect(),
-                        _ => vec![],
-                    };
-                    assert!(nodes.iter().all(|i| *i < p.servers), "{}: node out of range in {f}", sc.name);
+                    for host in f.named_hosts() {
+                        let in_range = nemesis::hosts::server_index(host).is_some_and(|i| i < p.servers);
+                        assert!(in_range, "{} seed {seed}: {host} is not one of the {} servers in {f}", sc.name, p.servers);
+                    }
                 }
             }
         }

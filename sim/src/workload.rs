@@ -24,7 +24,8 @@ pub const OP_TIMEOUT: Duration = Duration::from_secs(3);
 /// What one workload client needs.
 pub struct ClientSpec {
     pub id: u32,
-    pub servers: Vec<SocketAddr>,
+    /// The servers, by host name and HTTP address.
+    pub servers: Vec<(String, SocketAddr)>,
     pub keys: Vec<String>,
     /// Stop issuing new ops at this simulated time.
     pub until: Duration,
@@ -71,7 +72,7 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
     let mut counter: u64 = 0;
     while now() < spec.until {
         let key = spec.keys[spec.rng.gen_range(0..spec.keys.len())].clone();
-        let server = spec.servers[spec.rng.gen_range(0..spec.servers.len())];
+        let (server_name, server) = spec.servers[spec.rng.gen_range(0..spec.servers.len())].clone();
         counter += 1;
         let value = u64::from(spec.id) * 1_000_000_000 + counter;
         let roll = spec.rng.gen_range(0..100);
@@ -110,7 +111,7 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
                     key: key.clone(),
                     index,
                     at_ns: complete.as_nanos() as u64,
-                    server: server.to_string(),
+                    server: server_name.clone(),
                 });
             }
         }

@@ -14,7 +14,7 @@ pub mod tokio;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use ::tokio::io::{AsyncRead, AsyncWrite};
 use async_trait::async_trait;
@@ -45,12 +45,29 @@ pub trait Net: Send + Sync + 'static {
     async fn connect(&self, addr: SocketAddr) -> std::io::Result<BoxStream>;
 }
 
-/// The wall clock. Used only where Consul exposes wall time (session and event timestamps, logs);
-/// never for ordering, which comes from Raft indexes and tokio's monotonic clock.
+/// This host's clocks.
+///
+/// - [`Clock::wall_now`]: wall time, used only where Consul exposes wall time (session and event
+///   timestamps, logs); never for ordering, which comes from Raft indexes.
+/// - [`Clock::monotonic`]: this host's own monotonic reading, used to time leases and TTLs. A real
+///   oscillator runs a little fast or slow; in the simulator the nemesis sets its *rate*
+///   (`ClockDrift`), so every duration timed with it is stretched or shrunk as on a drifting
+///   machine. Code that times a lease must assume the rate is off by up to
+///   [`MAX_CLOCK_DRIFT_PPM`] (see `agent::lease`).
+///
+/// Sleeps and timeouts still come from `tokio::time` (turmoil virtualises it).
 pub trait Clock: Send + Sync + 'static {
-    /// Current wall-clock time (the nemesis may skew or jump it in the simulator).
+    /// Current wall-clock time.
     fn wall_now(&self) -> SystemTime;
+    /// Time since this clock started, as this host's oscillator counts it. Never goes backwards;
+    /// continuous when the simulator changes its rate.
+    fn monotonic(&self) -> Duration;
 }
+
+/// The drift bound Concord assumes: every host's monotonic clock runs within ±10% of real time
+/// (100_000 parts per million). Real quartz oscillators are within ±0.01%; the wide margin also
+/// covers VM steal and timer slack. Leases are sized so they stay safe within this bound.
+pub const MAX_CLOCK_DRIFT_PPM: u32 = 100_000;
 
 /// Durable files with explicit sync, named by relative path inside the agent's data directory.
 ///
