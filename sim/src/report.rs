@@ -14,7 +14,7 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
     let o = &result.options;
     let mut out = String::new();
     let _ = writeln!(out, "concord sim  seed={}  scenario={}", o.seed, o.scenario);
-    let _ = writeln!(out, "options: {o}");
+    let _ = writeln!(out, "options: {o} workload={}", crate::workload::for_scenario(&o.scenario).name());
     if let Some(detail) = &result.scenario_detail {
         let _ = writeln!(out, "scenario options: {detail}");
     }

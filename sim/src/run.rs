@@ -19,7 +19,7 @@ use crate::io::{SimClock, Trace, TraceHandle, TurmoilNet};
 use crate::operator::{run_operator, OperatorQueue};
 use crate::world::World;
 use crate::options::RunOptions;
-use crate::workload::{liveness_probe, run_client, ClientSpec};
+use crate::workload::{liveness_probe, ClientSpec};
 
 const HTTP_PORT: u16 = 8500;
 const SERVER_PORT: u16 = 8300;
@@ -149,6 +149,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     let history = Rc::new(RefCell::new(History::default()));
     let workload_until = options.fault_phase + WORKLOAD_TAIL;
     let keys: Vec<String> = (0..options.keys).map(|k| format!("k{k}")).collect();
+    let workload = crate::workload::for_scenario(&options.scenario);
     for c in 0..options.clients {
         let spec = ClientSpec {
             id: c as u32 + 1,
@@ -158,7 +159,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             rng: ChaCha8Rng::seed_from_u64(rand::Rng::gen::<u64>(&mut seeds)),
             history: history.clone(),
         };
-        sim.client(nemesis::hosts::workload(c), run_client(spec));
+        sim.client(nemesis::hosts::workload(c), workload.client(spec));
     }
     let live_at = Rc::new(RefCell::new(None));
     let liveness_deadline = options.fault_phase + options.liveness_bound;
