@@ -29,6 +29,9 @@ const WORKLOAD_TAIL: Duration = Duration::from_secs(5);
 const BOOT_STAGGER_MS: u64 = 300;
 /// Pause before a server that failed to start is started again.
 const RESTART_BACKOFF: Duration = Duration::from_secs(1);
+/// Tombstones are reaped this long after their delete (production: 15 min), so reaping happens,
+/// and races blocking queries, within a run (the workload's blocking reads wait 200 ms, under it).
+const SIM_TOMBSTONE_TTL: Duration = Duration::from_secs(1);
 /// Hard stop beyond the liveness bound, in case a client never returns.
 const RUN_SLACK: Duration = Duration::from_secs(15);
 
@@ -96,7 +99,12 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             ports: Ports { http: HTTP_PORT, server: SERVER_PORT, ..Ports::default() },
             data_dir: None,
             retry_join: rpc_addrs.iter().filter(|a| **a != rpc_addrs[i]).cloned().collect(),
-            raft: RaftTiming { snapshot_threshold: options.snapshot_threshold, trailing_logs: 32, ..RaftTiming::default() },
+            raft: RaftTiming {
+                snapshot_threshold: options.snapshot_threshold,
+                trailing_logs: 32,
+                tombstone_ttl_ms: SIM_TOMBSTONE_TTL.as_millis() as u64,
+                ..RaftTiming::default()
+            },
             bugs: options.bug_switches(),
             dev: false,
         };

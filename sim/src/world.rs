@@ -131,7 +131,7 @@ impl World {
         let mut best: Option<(u64, usize)> = None;
         for (i, a) in agents.iter().enumerate() {
             let Some(a) = a else { continue };
-            let m = a.raft.metrics();
+            let m = a.server.raft.metrics();
             let m = m.borrow();
             if m.state == ServerState::Leader && best.is_none_or(|(t, _)| m.current_term > t) {
                 best = Some((m.current_term, i));

@@ -213,9 +213,17 @@ async fn put(a: PutArgs) -> Outcome {
         Ok(true) => Ok(line(format!("Success! Data written to: {key}"))),
         Ok(false) if a.cas => Err(format!("Error! Did not write to {key}: CAS failed")),
         Ok(false) => Err(format!("Error! Failed writing data to {key}: the agent answered false")),
+        // The agent could not tell whether the write committed (or never answered): saying
+        // "failed" would be a lie if it is applied later.
+        Err(e) if outcome_unknown(&e) => Err(format!("Error! The write to {key} may have been applied; its outcome is unknown: {e}")),
         Err(e) if a.cas => Err(format!("Error! Did not write to {key}: {e}")),
         Err(e) => Err(format!("Error! Failed writing data: {e}")),
     }
+}
+
+/// Whether a write error leaves the outcome unknown: the agent said so, or never answered.
+fn outcome_unknown(err: &str) -> bool {
+    err.contains("may have been applied") || err.contains("no answer within")
 }
 
 fn with_query(path: &str, query: &[String]) -> String {

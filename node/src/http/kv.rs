@@ -5,22 +5,19 @@
 //! "ModifyIndex"[,"Session"]}` with `Value` base64 (null when empty).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use rand::Rng;
 use serde::Serialize;
 
 use super::params::Params;
+use super::query::meta_headers;
 use super::ApiError;
-use crate::agent::query::{KvQuery, KvRead, QueryError, QueryResult};
-use crate::agent::Agent;
-use crate::rpc::WriteError;
-use crate::state::{Command, KvEntry};
+use crate::server::Server;
+use crate::structs::{DirEntry, KeyListRequest, KeyRequest, KvsOp, KvsRequest, QueryOptions};
 
 /// Largest accepted value: 512 KiB (Consul `kv_max_value_size`).
 pub const MAX_VALUE_BYTES: usize = 512 * 1024;
@@ -39,10 +36,10 @@ struct EntryJson<'a> {
     modify_index: u64,
 }
 
-fn entry_json<'a>(key: &'a str, e: &'a KvEntry) -> EntryJson<'a> {
+fn entry_json(e: &DirEntry) -> EntryJson<'_> {
     EntryJson {
         lock_index: e.lock_index,
-        key,
+        key: &e.key,
         flags: e.flags,
         value: (!e.value.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(&e.value)),
         session: e.session.as_deref(),
@@ -91,37 +88,21 @@ pub fn validate_key(key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn query_error(e: QueryError) -> ApiError {
-    ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string(), not_applied: true }
-}
-
-fn write_error(e: WriteError) -> ApiError {
-    let not_applied = matches!(e, WriteError::NoLeader | WriteError::Rejected(_));
-    ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string(), not_applied }
-}
-
-/// Blocking-query and consistency headers (Consul: `X-Consul-Index` is never 0).
-fn meta_headers(result: &QueryResult, consistency: &str) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert("X-Consul-Index", HeaderValue::from(result.index.max(1)));
-    h.insert("X-Consul-KnownLeader", HeaderValue::from_static(if result.known_leader { "true" } else { "false" }));
-    h.insert("X-Consul-LastContact", HeaderValue::from(result.last_contact_ms));
-    if let Ok(v) = HeaderValue::from_str(consistency) {
-        h.insert("X-Consul-Effective-Consistency", v);
-    }
-    h
-}
-
 fn json_response(status: StatusCode, mut headers: HeaderMap, body: Vec<u8>) -> Response {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     (status, headers, body).into_response()
 }
 
+fn bool_response(ok: bool) -> Response {
+    json_response(StatusCode::OK, HeaderMap::new(), if ok { b"true".to_vec() } else { b"false".to_vec() })
+}
+
 /// `GET /v1/kv/<key>` with `?recurse`, `?keys[&separator=]`, `?raw`, blocking `?index=&wait=`,
 /// and `?consistent` / `?stale`. 404 (with index headers) when nothing matches.
 pub async fn get_kv(
-    State(agent): State<Arc<Agent>>,
+    State(server): State<Arc<Server>>,
     uri: Uri,
+    opts: QueryOptions,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let params = Params::from_pairs(pairs);
@@ -134,47 +115,33 @@ pub async fn get_kv(
     if key.is_empty() && !(recurse || keys) {
         return Err(ApiError::bad_request("Missing key name"));
     }
-    let consistency = params.consistency()?;
-    let min_index = params.u64("index")?.unwrap_or(0);
-    let wait = params.wait()?;
-    // Consul adds up to wait/16 of jitter so many watchers do not return in lockstep.
-    let jitter_ms = (wait.as_millis() as u64) / 16;
-    let jitter = if jitter_ms > 0 { agent.rng().gen_range(0..=jitter_ms) } else { 0 };
-    let read = if keys {
-        KvRead::Keys { separator: params.get("separator").map(str::to_string) }
-    } else if recurse {
-        KvRead::Recurse
-    } else {
-        KvRead::Get
-    };
-    let q = KvQuery {
-        key,
-        read: read.clone(),
-        consistency,
-        min_index,
-        wait_ms: (wait + Duration::from_millis(jitter)).as_millis() as u64,
-    };
-    let result = agent.query(q).await.map_err(query_error)?;
-    let mut headers = meta_headers(&result, consistency.header_value());
-    let not_found = match read {
-        KvRead::Keys { .. } => result.keys.is_empty(),
-        _ => result.entries.is_empty(),
-    };
-    if not_found {
-        return Ok((StatusCode::NOT_FOUND, headers).into_response());
-    }
-    if let KvRead::Keys { .. } = read {
+    if keys {
+        let req = KeyListRequest { prefix: key, separator: params.get("separator").map(str::to_string), opts };
+        let result = server.kvs_list_keys(req, false).await?;
+        let headers = meta_headers(&result.meta);
+        if result.keys.is_empty() {
+            return Ok((StatusCode::NOT_FOUND, headers).into_response());
+        }
         let body = serde_json::to_vec(&result.keys).map_err(|e| ApiError::bad_request(e.to_string()))?;
         return Ok(json_response(StatusCode::OK, headers, body));
     }
-    if params.flag("raw") && read == KvRead::Get {
-        let value = result.entries.into_iter().next().map(|(_, e)| e.value).unwrap_or_default();
+    let result = if recurse {
+        server.kvs_list(KeyListRequest { prefix: key, separator: None, opts }, false).await?
+    } else {
+        server.kvs_get(KeyRequest { key, opts }, false).await?
+    };
+    let mut headers = meta_headers(&result.meta);
+    if result.entries.is_empty() {
+        return Ok((StatusCode::NOT_FOUND, headers).into_response());
+    }
+    if params.flag("raw") && !recurse {
+        let value = result.entries.into_iter().next().map(|e| e.value).unwrap_or_default();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
         headers.insert("X-Content-Type-Options", HeaderValue::from_static("nosniff"));
         headers.insert("Content-Security-Policy", HeaderValue::from_static("sandbox"));
         return Ok((StatusCode::OK, headers, value).into_response());
     }
-    let list: Vec<EntryJson> = result.entries.iter().map(|(k, e)| entry_json(k, e)).collect();
+    let list: Vec<EntryJson> = result.entries.iter().map(entry_json).collect();
     let body = serde_json::to_vec(&list).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(json_response(StatusCode::OK, headers, body))
 }
@@ -182,12 +149,14 @@ pub async fn get_kv(
 /// `PUT /v1/kv/<key>` with the raw value as body, `?flags=`, `?cas=`. Answers `true`/`false`.
 /// Errors: 400 bad key or parameters, 413 value over 512 KiB, 500 no leader / outcome unknown.
 pub async fn put_kv(
-    State(agent): State<Arc<Agent>>,
+    State(server): State<Arc<Server>>,
     uri: Uri,
+    opts: QueryOptions,
     Query(pairs): Query<Vec<(String, String)>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let params = Params::from_pairs(pairs);
+    server.check_datacenter(&opts)?;
     let key = key_from_uri(&uri)?;
     if key.is_empty() {
         return Err(ApiError::bad_request("Missing key name"));
@@ -209,18 +178,21 @@ pub async fn put_kv(
             not_applied: true,
         });
     }
-    let cmd = Command::KvSet { key, value: body.to_vec(), flags, cas };
-    let result = agent.write(cmd).await.map_err(write_error)?;
-    Ok(json_response(StatusCode::OK, HeaderMap::new(), if result.ok { b"true".to_vec() } else { b"false".to_vec() }))
+    let dir_ent = DirEntry { flags, modify_index: cas.unwrap_or(0), ..DirEntry::new(key, body.to_vec()) };
+    let op = if cas.is_some() { KvsOp::Cas } else { KvsOp::Set };
+    let result = server.kvs_apply(KvsRequest { op, dir_ent }, false).await?;
+    Ok(bool_response(result.ok()))
 }
 
 /// `DELETE /v1/kv/<key>` with `?recurse` or `?cas=`. Answers `true`/`false`.
 pub async fn delete_kv(
-    State(agent): State<Arc<Agent>>,
+    State(server): State<Arc<Server>>,
     uri: Uri,
+    opts: QueryOptions,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let params = Params::from_pairs(pairs);
+    server.check_datacenter(&opts)?;
     let key = key_from_uri(&uri)?;
     let recurse = params.flag("recurse");
     let cas = params.u64("cas")?;
@@ -233,8 +205,14 @@ pub async fn delete_kv(
     if !key.is_empty() {
         validate_key(&key)?;
     }
-    let result = agent.write(Command::KvDelete { key, recurse, cas }).await.map_err(write_error)?;
-    Ok(json_response(StatusCode::OK, HeaderMap::new(), if result.ok { b"true".to_vec() } else { b"false".to_vec() }))
+    let op = match (recurse, cas) {
+        (true, _) => KvsOp::DeleteTree,
+        (false, Some(_)) => KvsOp::DeleteCas,
+        (false, None) => KvsOp::Delete,
+    };
+    let dir_ent = DirEntry { modify_index: cas.unwrap_or(0), ..DirEntry::new(key, Vec::new()) };
+    let result = server.kvs_apply(KvsRequest { op, dir_ent }, false).await?;
+    Ok(bool_response(result.ok()))
 }
 
 #[cfg(test)]

@@ -1,12 +1,15 @@
 //! The HTTP API (`/v1`, port 8500), served by axum over connections from [`crate::io::Net`].
 //!
-//! Owns: routing, Consul's query-parameter conventions ([`params`]), the KV endpoints ([`kv`]) and
-//! status/agent endpoints ([`status`]). Errors become Consul's status codes and plain-text bodies
-//! here, at the edge, and nowhere else.
+//! Owns: routing, Consul's query-parameter conventions ([`params`]), the `QueryOptions`
+//! extractor and `QueryMeta` headers ([`query`]), the KV endpoints ([`kv`]), status/agent
+//! endpoints ([`status`]) and operator endpoints ([`operator`]). Handlers call the server core
+//! ([`crate::server::Server`]) and never reach past it. Errors become Consul's status codes and
+//! plain-text bodies here, at the edge, and nowhere else.
 
 pub mod kv;
 pub mod operator;
 pub mod params;
+pub mod query;
 pub mod status;
 
 use std::sync::Arc;
@@ -18,11 +21,12 @@ use axum::Router;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 
-use crate::agent::Agent;
 use crate::io::Listener;
+use crate::server::Server;
+use crate::structs::{QueryError, WriteError};
 
 /// Builds the `/v1` router.
-pub fn router(agent: Arc<Agent>) -> Router {
+pub fn router(server: Arc<Server>) -> Router {
     Router::new()
         .route("/v1/kv", get(kv::get_kv).put(kv::put_kv).delete(kv::delete_kv))
         .route("/v1/kv/", get(kv::get_kv).put(kv::put_kv).delete(kv::delete_kv))
@@ -32,12 +36,12 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/agent/self", get(status::agent_self))
         .route("/v1/operator/raft/configuration", get(operator::configuration))
         .route("/v1/operator/raft/peer", axum::routing::delete(operator::remove_peer).put(operator::add_peer))
-        .with_state(agent)
+        .with_state(server)
 }
 
 /// Serves HTTP/1.1 on `listener` forever, one task per connection.
-pub async fn serve(agent: Arc<Agent>, mut listener: Box<dyn Listener>) {
-    let app = router(agent);
+pub async fn serve(server: Arc<Server>, mut listener: Box<dyn Listener>) {
+    let app = router(server);
     loop {
         let (stream, _peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -63,8 +67,24 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     /// For write errors: whether the write certainly was not applied. Sent as
-    /// `X-Concord-Write-Applied: false` so a history recorder can tell `fail` from `info`.
+    /// `X-Concord-Write-Applied: false` (else `unknown` on a 5xx) so a client or a history
+    /// recorder can tell `fail` from `info`.
     pub not_applied: bool,
+}
+
+impl From<QueryError> for ApiError {
+    /// Consul answers read failures with 500 and the error text ("No cluster leader",
+    /// "No path to datacenter").
+    fn from(e: QueryError) -> Self {
+        Self { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string(), not_applied: true }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    /// 500 with the error text; an unknown outcome says the write may have been applied.
+    fn from(e: WriteError) -> Self {
+        Self { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string(), not_applied: e.certainly_not_applied() }
+    }
 }
 
 impl ApiError {
@@ -79,6 +99,8 @@ impl IntoResponse for ApiError {
         let mut headers = HeaderMap::new();
         if self.not_applied {
             headers.insert("X-Concord-Write-Applied", HeaderValue::from_static("false"));
+        } else if self.status.is_server_error() {
+            headers.insert("X-Concord-Write-Applied", HeaderValue::from_static("unknown"));
         }
         (self.status, headers, self.message).into_response()
     }

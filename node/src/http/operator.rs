@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 
 use super::params::Params;
 use super::ApiError;
-use crate::agent::membership::MembershipError;
-use crate::agent::Agent;
+use crate::server::membership::MembershipError;
+use crate::server::Server;
 use crate::raft::node_id_for;
 
 fn membership_error(e: MembershipError) -> ApiError {
@@ -24,7 +24,7 @@ fn membership_error(e: MembershipError) -> ApiError {
 }
 
 /// `GET /v1/operator/raft/configuration` → `{"Servers":[{ID,Node,Address,Leader,Voter}],"Index"}`.
-pub async fn configuration(State(agent): State<Arc<Agent>>) -> Json<Value> {
+pub async fn configuration(State(agent): State<Arc<Server>>) -> Json<Value> {
     let (servers, index) = agent.raft_configuration();
     Json(json!({ "Servers": servers, "Index": index }))
 }
@@ -32,7 +32,7 @@ pub async fn configuration(State(agent): State<Arc<Agent>>) -> Json<Value> {
 /// `DELETE /v1/operator/raft/peer?id=<id>` or `?address=<ip:port>`: removes a voter.
 /// Errors: 400 neither or unknown, 500 not the leader.
 pub async fn remove_peer(
-    State(agent): State<Arc<Agent>>,
+    State(agent): State<Arc<Server>>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<bool>, ApiError> {
     let p = Params::from_pairs(pairs);
@@ -47,7 +47,7 @@ pub async fn remove_peer(
 /// `PUT /v1/operator/raft/peer?node=<name>&address=<ip:port>` (Concord extension): adds the
 /// server named `node` at its server RPC `address` as a voter.
 pub async fn add_peer(
-    State(agent): State<Arc<Agent>>,
+    State(agent): State<Arc<Server>>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<bool>, ApiError> {
     let p = Params::from_pairs(pairs);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::ApiError;
-use crate::agent::query::Consistency;
+use crate::structs::Consistency;
 
 /// Default `?wait` for blocking queries: 5 minutes (Consul).
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(5 * 60);

@@ -6,20 +6,20 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::agent::Agent;
+use crate::server::Server;
 
 /// `GET /v1/status/leader`: the leader's server RPC address as a JSON string, `""` if none.
-pub async fn leader(State(agent): State<Arc<Agent>>) -> Json<String> {
+pub async fn leader(State(agent): State<Arc<Server>>) -> Json<String> {
     Json(agent.leader().map(|(_, addr)| addr).unwrap_or_default())
 }
 
 /// `GET /v1/status/peers`: the Raft voters' server RPC addresses.
-pub async fn peers(State(agent): State<Arc<Agent>>) -> Json<Vec<String>> {
+pub async fn peers(State(agent): State<Arc<Server>>) -> Json<Vec<String>> {
     Json(agent.voter_addrs())
 }
 
 /// `GET /v1/agent/self`: this agent's configuration and member record (a subset of Consul's).
-pub async fn agent_self(State(agent): State<Arc<Agent>>) -> Json<Value> {
+pub async fn agent_self(State(agent): State<Arc<Server>>) -> Json<Value> {
     let c = &agent.config;
     let m = agent.raft.metrics();
     let (term, state, last_log, applied) = {

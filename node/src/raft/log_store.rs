@@ -11,7 +11,7 @@
 //! inside a payload whose checksummed length says it is longer) is a torn write of an entry that
 //! was never acknowledged; it is cut off (and the cut is synced) and reported. A frame that fails
 //! a checksum is corruption of data that may have been acknowledged, wherever it is: it is never
-//! applied, and the server abandons its storage (see `agent::identity`) rather than drop it.
+//! applied, and the server abandons its storage (see `server::identity`) rather than drop it.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -23,7 +23,7 @@ use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, Vote};
 use serde::{Deserialize, Serialize};
 
 use super::{storage_io_error, Entry, LogId, NodeId, StorageError, TypeConfig};
-use crate::codec::{frame, unframe, FrameError};
+use crate::codec::{decode, encode, frame, unframe, FrameError};
 use crate::io::Disk;
 
 pub(crate) const LOG_FILE: &str = "raft-log";
@@ -137,7 +137,7 @@ impl LogStore {
         let mut report = RecoveryReport { records: payloads.len(), ..RecoveryReport::default() };
         for payload in payloads {
             let rec: LogRecord =
-                serde_json::from_slice(payload).map_err(|e| storage_io_error(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+                decode(payload).map_err(|e| storage_io_error(ErrorSubject::Logs, ErrorVerb::Read, e))?;
             mem.replay(rec);
         }
         if offset < bytes.len() {
@@ -166,8 +166,7 @@ impl LogStore {
     async fn write_records(&mut self, recs: &[LogRecord]) -> Result<(), StorageError> {
         let mut buf = Vec::new();
         for rec in recs {
-            let payload =
-                serde_json::to_vec(rec).map_err(|e| storage_io_error(ErrorSubject::Logs, ErrorVerb::Write, e))?;
+            let payload = encode(rec).map_err(log_w)?;
             buf.extend(frame(&payload));
         }
         self.disk.append(LOG_FILE, &buf).await.map_err(log_w)?;
@@ -191,11 +190,11 @@ impl LogStore {
         let mut buf = Vec::new();
         let mut count = 0;
         if let Some(p) = purged {
-            buf.extend(frame(&serde_json::to_vec(&LogRecord::Purge(p)).map_err(log_w)?));
+            buf.extend(frame(&encode(&LogRecord::Purge(p)).map_err(log_w)?));
             count += 1;
         }
         for e in live {
-            buf.extend(frame(&serde_json::to_vec(&LogRecord::Append(e)).map_err(log_w)?));
+            buf.extend(frame(&encode(&LogRecord::Append(e)).map_err(log_w)?));
             count += 1;
         }
         self.disk.write(LOG_TMP_FILE, &buf).await.map_err(log_w)?;
@@ -242,7 +241,7 @@ fn split_frames(bytes: &[u8]) -> Result<(Vec<&[u8]>, usize), FrameError> {
 async fn read_vote(disk: &dyn Disk) -> Result<Option<Vote<NodeId>>, StorageError> {
     let Some(bytes) = disk.read(VOTE_FILE).await.map_err(vote_r)? else { return Ok(None) };
     let (payload, _) = unframe(&bytes, 0).map_err(vote_r)?;
-    Ok(Some(serde_json::from_slice(payload).map_err(vote_r)?))
+    Ok(Some(decode(payload).map_err(vote_r)?))
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -269,7 +268,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
-        let payload = serde_json::to_vec(vote).map_err(vote_w)?;
+        let payload = encode(vote).map_err(vote_w)?;
         self.disk.write(VOTE_TMP_FILE, &frame(&payload)).await.map_err(vote_w)?;
         self.disk.sync(VOTE_TMP_FILE).await.map_err(vote_w)?;
         self.disk.rename(VOTE_TMP_FILE, VOTE_FILE).await.map_err(vote_w)?;

@@ -1,17 +1,19 @@
 //! Consensus: openraft's type configuration and the glue that binds it to Concord.
 //!
 //! Owns: the seeded async runtime ([`runtime`]), the durable Raft log and vote ([`log_store`]),
-//! the state machine with durable snapshots ([`state_machine`]) and the Raft transport
-//! ([`network`]). Servers are Raft voters; client agents are not in Raft.
+//! the state machine ([`state_machine`]) with durable snapshots ([`snapshot_file`]), the data-dir
+//! format marker ([`format`]) and the Raft transport ([`network`]). Servers are Raft voters; client agents are not in Raft.
 
+pub mod format;
 pub mod log_store;
 pub mod network;
 pub mod runtime;
+pub mod snapshot_file;
 pub mod state_machine;
 
 use std::io::Cursor;
 
-use crate::state::{Command, CommandResult};
+use crate::structs::{Command, CommandResult};
 
 openraft::declare_raft_types!(
     /// Concord's openraft configuration: commands are [`Command`]s, node ids are `u64` derived

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -14,8 +14,8 @@ use openraft::raft::{
 use openraft::BasicNode;
 
 use super::{NodeId, TypeConfig};
-use crate::rpc::client::RpcClient;
-use crate::rpc::{RaftMessage, RpcRequest, RpcResponse};
+use crate::rpc::RpcClient;
+use crate::server::endpoints::{RaftRpc, RAFT_APPEND_ENTRIES, RAFT_INSTALL_SNAPSHOT, RAFT_VOTE};
 
 /// Creates per-peer clients.
 pub struct NetworkFactory {
@@ -45,15 +45,20 @@ fn unreachable<E: std::error::Error>(msg: impl Into<String>) -> Err<E> {
 }
 
 impl PeerNetwork {
-    async fn send<E: std::error::Error>(&self, msg: RaftMessage, option: &RPCOption) -> Result<RpcResponse, Err<E>> {
+    /// Sends one openraft message to the peer's `method`; transport failures are `Unreachable`
+    /// (openraft backs off), the peer's own Raft errors are `RemoteError`.
+    async fn send<Req: serde::Serialize, Resp: serde::de::DeserializeOwned, E: std::error::Error + serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        msg: Req,
+        option: &RPCOption,
+    ) -> Result<Resp, Err<E>> {
         let addr = self.addr.clone().map_err(unreachable)?;
-        let req = RpcRequest::Raft { target: self.target, msg };
-        self.rpc.call(addr, &req, option.hard_ttl()).await.map_err(|e| unreachable(e.to_string()))
+        let req = RaftRpc { target: self.target, msg };
+        let answer: Result<Resp, RaftError<NodeId, E>> =
+            self.rpc.call(addr, method, &req, option.hard_ttl()).await.map_err(|e| unreachable(e.to_string()))?;
+        answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
-}
-
-fn unexpected<E: std::error::Error>(resp: RpcResponse) -> Err<E> {
-    RPCError::Network(NetworkError::new(&std::io::Error::other(format!("unexpected response: {resp:?}"))))
 }
 
 impl RaftNetwork<TypeConfig> for PeerNetwork {
@@ -62,10 +67,7 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, Err<openraft::error::Infallible>> {
-        match self.send(RaftMessage::AppendEntries(rpc), &option).await? {
-            RpcResponse::AppendEntries(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
-            other => Err(unexpected(other)),
-        }
+        self.send(RAFT_APPEND_ENTRIES, rpc, &option).await
     }
 
     async fn install_snapshot(
@@ -73,10 +75,7 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, Err<InstallSnapshotError>> {
-        match self.send(RaftMessage::InstallSnapshot(rpc), &option).await? {
-            RpcResponse::InstallSnapshot(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
-            other => Err(unexpected(other)),
-        }
+        self.send(RAFT_INSTALL_SNAPSHOT, rpc, &option).await
     }
 
     async fn vote(
@@ -84,9 +83,6 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, Err<openraft::error::Infallible>> {
-        match self.send(RaftMessage::Vote(rpc), &option).await? {
-            RpcResponse::Vote(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
-            other => Err(unexpected(other)),
-        }
+        self.send(RAFT_VOTE, rpc, &option).await
     }
 }

@@ -1,37 +1,40 @@
-//! The Raft state machine: applies committed [`Command`]s to the [`KvStore`], wakes watchers, and
-//! builds, persists and installs snapshots.
+//! The Raft state machine: decodes committed [`Command`]s, applies them to the [`Store`], wakes
+//! watchers, and builds, persists and installs snapshots.
 //!
-//! The store lives in [`SharedState`], which HTTP reads borrow briefly; the state machine is its
-//! only writer. Snapshots are one checksummed frame in `raft-snapshot` (replaced atomically), so a
-//! restarted server resumes from its last snapshot and openraft replays the log after it.
+//! The store lives in [`SharedState`], which reads borrow briefly; the state machine is its only
+//! writer. Applying checks that entries arrive contiguously. A command this server cannot decode
+//! (an unknown type without the ignore flag, a newer body version) stops the state machine with
+//! an error that says to upgrade, as Consul's FSM halts; an ignorable one is skipped.
+//!
+//! Snapshots ([`super::snapshot_file`]) are encoded from a copy of the store taken under the
+//! lock, and written with the lock released, so applies continue while a large snapshot is
+//! written. An installed snapshot is decoded into a fresh store, persisted, then swapped in.
 
 use std::io::Cursor;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, StoredMembership};
-use serde::{Deserialize, Serialize};
 
+use super::snapshot_file::{self, SnapshotWriter};
 use super::{storage_io_error, Entry, LogId, NodeId, StorageError, TypeConfig};
-use crate::codec::{frame, unframe};
 use crate::io::{Disk, TraceSink};
-use crate::state::{Command, CommandResult, KvStore, WatchSet};
+use crate::state::snapshot::{decode_sections, encode_sections};
+use crate::state::{Store, WatchSet};
+use crate::structs::{Command, CommandResult};
 
-pub(crate) const SNAPSHOT_FILE: &str = "raft-snapshot";
-const SNAPSHOT_TMP_FILE: &str = "raft-snapshot.tmp";
-
-/// Everything the log has built: the tables plus the Raft position they reflect.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Store {
-    pub kv: KvStore,
+/// The store plus the Raft position it reflects.
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    pub store: Store,
     pub last_applied: Option<LogId>,
     pub last_membership: StoredMembership<NodeId, openraft::BasicNode>,
 }
 
-/// The store shared between the state machine (writer) and HTTP reads, with the watch set.
+/// The store shared between the state machine (writer) and reads, with the watch set.
 #[derive(Default)]
 pub struct SharedState {
-    store: Mutex<Store>,
+    applied: Mutex<Applied>,
     /// Wakes blocking queries when what they read changes.
     pub watches: WatchSet,
 }
@@ -39,8 +42,8 @@ pub struct SharedState {
 impl SharedState {
     /// Locks the store for a short read. A poisoned lock means a panic mid-apply, which is a bug:
     /// the state cannot be trusted, so we surface it rather than read half-applied data.
-    pub fn read(&self) -> Result<MutexGuard<'_, Store>, StateLockPoisoned> {
-        self.store.lock().map_err(|_| StateLockPoisoned)
+    pub fn read(&self) -> Result<MutexGuard<'_, Applied>, StateLockPoisoned> {
+        self.applied.lock().map_err(|_| StateLockPoisoned)
     }
 }
 
@@ -49,94 +52,72 @@ impl SharedState {
 #[error("state store lock poisoned")]
 pub struct StateLockPoisoned;
 
-/// A snapshot as persisted on disk.
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta<NodeId, openraft::BasicNode>,
-    #[serde(with = "crate::codec::b64")]
-    data: Vec<u8>,
-}
-
-/// Checks the snapshot file's checksum: `Ok(Some(description))` if corrupted, `Err` on I/O errors.
-pub async fn check_integrity(disk: &dyn Disk) -> std::io::Result<Option<String>> {
-    if let Some(bytes) = disk.read(SNAPSHOT_FILE).await? {
-        if let Err(e) = unframe(&bytes, 0) {
-            return Ok(Some(format!("raft snapshot corrupted: {e}")));
-        }
-    }
-    Ok(None)
-}
-
 /// The openraft state machine.
 pub struct StateMachine {
     shared: Arc<SharedState>,
     disk: Arc<dyn Disk>,
     trace: Arc<dyn TraceSink>,
     node_name: String,
+    snapshots: Arc<SnapshotWriter>,
     snapshot_seq: u64,
-}
-
-fn sm_w(e: impl std::fmt::Display) -> StorageError {
-    sm_err(ErrorVerb::Write, e)
 }
 
 fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
     storage_io_error(ErrorSubject::StateMachine, verb, e)
 }
 
+fn sm_w(e: impl std::fmt::Display) -> StorageError {
+    sm_err(ErrorVerb::Write, e)
+}
+
+fn sm_r(e: impl std::fmt::Display) -> StorageError {
+    sm_err(ErrorVerb::Read, e)
+}
+
 impl StateMachine {
     /// Opens the state machine, restoring the last durable snapshot if there is one. Errors: the
-    /// snapshot file is unreadable or fails its checksum (never applied half-read).
+    /// snapshot file is unreadable, fails its checksum or has an unknown format (never applied
+    /// half-read).
     pub async fn open(
         shared: Arc<SharedState>,
         disk: Arc<dyn Disk>,
         trace: Arc<dyn TraceSink>,
         node_name: String,
     ) -> Result<Self, StorageError> {
-        let sm = Self { shared, disk, trace, node_name, snapshot_seq: 0 };
-        if let Some(snap) = sm.read_snapshot().await? {
-            let store: Store = serde_json::from_slice(&snap.data).map_err(|e| sm_err(ErrorVerb::Read, e))?;
-            *sm.shared.store.lock().map_err(|e| sm_err(ErrorVerb::Read, e))? = store;
+        let snap = snapshot_file::read(disk.as_ref()).await.map_err(sm_r)?;
+        let persisted = snap.as_ref().map(|(h, _)| h.last_index);
+        if let Some((header, sections)) = snap {
+            let store = decode_sections(&sections).map_err(sm_r)?;
+            let applied = Applied {
+                store,
+                last_applied: header.meta.last_log_id,
+                last_membership: header.meta.last_membership.clone(),
+            };
+            *shared.applied.lock().map_err(sm_r)? = applied;
         }
-        Ok(sm)
+        Ok(Self { shared, disk, trace, node_name, snapshots: SnapshotWriter::new(persisted), snapshot_seq: 0 })
     }
 
-    /// The durable snapshot, if any. The file is the single source of truth (the snapshot
-    /// builder and the state machine both write it), so it is read rather than cached.
-    async fn read_snapshot(&self) -> Result<Option<StoredSnapshot>, StorageError> {
-        let Some(bytes) = self.disk.read(SNAPSHOT_FILE).await.map_err(|e| sm_err(ErrorVerb::Read, e))? else {
-            return Ok(None);
-        };
-        let (payload, _) = unframe(&bytes, 0).map_err(|e| sm_err(ErrorVerb::Read, e))?;
-        Ok(Some(serde_json::from_slice(payload).map_err(|e| sm_err(ErrorVerb::Read, e))?))
-    }
-
-    fn lock(&self) -> Result<MutexGuard<'_, Store>, StorageError> {
-        self.shared.store.lock().map_err(|e| sm_err(ErrorVerb::Write, e))
-    }
-
-    async fn persist(&mut self, snap: &StoredSnapshot) -> Result<(), StorageError> {
-        let bytes = frame(&serde_json::to_vec(snap).map_err(sm_w)?);
-        self.disk.write(SNAPSHOT_TMP_FILE, &bytes).await.map_err(sm_w)?;
-        self.disk.sync(SNAPSHOT_TMP_FILE).await.map_err(sm_w)?;
-        self.disk.rename(SNAPSHOT_TMP_FILE, SNAPSHOT_FILE).await.map_err(sm_w)?;
-        Ok(())
+    fn lock(&self) -> Result<MutexGuard<'_, Applied>, StorageError> {
+        self.shared.applied.lock().map_err(sm_w)
     }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let (data, last_applied, membership) = {
-            let store = self.lock()?;
-            let data = serde_json::to_vec(&*store).map_err(|e| sm_err(ErrorVerb::Write, e))?;
-            (data, store.last_applied, store.last_membership.clone())
-        };
+        // A consistent copy under the lock; the encoding and the disk write happen without it.
+        let copy = self.lock()?.clone();
+        let sections = encode_sections(&copy.store).map_err(sm_w)?;
         self.snapshot_seq += 1;
-        let snapshot_id = format!("{}-{}", last_applied.map(|l| l.index).unwrap_or(0), self.snapshot_seq);
-        let meta = SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
-        self.persist(&StoredSnapshot { meta: meta.clone(), data: data.clone() }).await?;
-        self.trace.event(&self.node_name, &format!("snapshot built at {}", meta.last_log_id.map(|l| l.index).unwrap_or(0)));
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        let last = copy.last_applied;
+        let snapshot_id = format!("{}-{}", last.map(|l| l.index).unwrap_or(0), self.snapshot_seq);
+        let meta = SnapshotMeta { last_log_id: last, last_membership: copy.last_membership, snapshot_id };
+        let header = snapshot_file::header(&meta, &sections).map_err(sm_w)?;
+        if self.snapshots.persist(self.disk.as_ref(), &header, &sections).await.map_err(sm_w)? {
+            self.trace.event(&self.node_name, &format!("snapshot built at {}", header.last_index));
+            tracing::info!(node = %self.node_name, index = header.last_index, bytes = sections.len(), "snapshot taken");
+        }
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(sections)) })
     }
 }
 
@@ -146,8 +127,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn applied_state(
         &mut self,
     ) -> Result<(Option<LogId>, StoredMembership<NodeId, openraft::BasicNode>), StorageError> {
-        let store = self.lock()?;
-        Ok((store.last_applied, store.last_membership.clone()))
+        let a = self.lock()?;
+        Ok((a.last_applied, a.last_membership.clone()))
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError>
@@ -156,53 +137,62 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let mut results = Vec::new();
-        let mut changed_keys = Vec::new();
+        let mut changes = Vec::new();
         let mut trace_lines = Vec::new();
+        let mut halted = None;
         {
-            let mut store = self.lock()?;
+            let mut a = self.lock()?;
             for entry in entries {
                 let index = entry.log_id.index;
-                store.last_applied = Some(entry.log_id);
+                let expected = a.last_applied.map(|l| l.index + 1).unwrap_or(if index == 0 { 0 } else { 1 });
+                assert!(index == expected || a.last_applied.is_none(), "apply must be contiguous: got {index}, expected {expected}");
                 let result = match &entry.payload {
-                    EntryPayload::Blank => CommandResult { ok: true, index },
-                    EntryPayload::Normal(cmd) => {
-                        let (result, changed) = store.kv.apply(index, cmd);
-                        if !matches!(cmd, Command::Noop) {
-                            trace_lines.push(format!("apply {index} t{} {cmd} ok={}", entry.log_id.leader_id.term, result.ok));
+                    EntryPayload::Blank => CommandResult::None { index },
+                    EntryPayload::Normal(cmd) => match apply_command(&mut a.store, index, cmd) {
+                        Ok((result, changed)) => {
+                            trace_lines.push(format!("apply {index} t{} {cmd} ok={}", entry.log_id.leader_id.term, result.ok()));
+                            changes.extend(changed);
+                            result
                         }
-                        changed_keys.extend(changed);
-                        result
-                    }
+                        Err(e) => {
+                            halted = Some(format!("log entry {index}: {e}"));
+                            break;
+                        }
+                    },
                     EntryPayload::Membership(m) => {
-                        store.last_membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                        a.last_membership = StoredMembership::new(Some(entry.log_id), m.clone());
                         trace_lines.push(format!(
                             "apply {index} t{} membership {:?}",
                             entry.log_id.leader_id.term,
                             m.voter_ids().collect::<Vec<_>>()
                         ));
-                        CommandResult { ok: true, index }
+                        CommandResult::None { index }
                     }
                 };
+                a.last_applied = Some(entry.log_id);
                 results.push(result);
             }
         }
         for line in &trace_lines {
             self.trace.event(&self.node_name, line);
         }
-        for key in &changed_keys {
-            self.shared.watches.changed(key);
+        self.shared.watches.changed(&changes);
+        if let Some(why) = halted {
+            tracing::error!(node = %self.node_name, %why, "state machine halted");
+            return Err(sm_err(ErrorVerb::Write, why));
         }
         Ok(results)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        // openraft builds snapshots from a separate builder; ours shares the store, so a builder
-        // is a cheap handle onto the same state.
+        // openraft builds snapshots from a separate builder; ours shares the store and the
+        // snapshot writer, so a builder is a cheap handle onto the same state.
         Self {
             shared: self.shared.clone(),
             disk: self.disk.clone(),
             trace: self.trace.clone(),
             node_name: self.node_name.clone(),
+            snapshots: self.snapshots.clone(),
             snapshot_seq: self.snapshot_seq + 1000,
         }
     }
@@ -216,25 +206,32 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
-        let data = snapshot.into_inner();
-        let store: Store = serde_json::from_slice(&data).map_err(|e| sm_err(ErrorVerb::Read, e))?;
-        // Fault point: a slow snapshot install, racing appends and reads.
+        let sections = snapshot.into_inner();
+        let store = decode_sections(&sections).map_err(sm_r)?;
+        // Fault point: a slow snapshot install, racing appends, reads and the snapshot builder.
         crate::buggify_delay!(200);
         // Persist first: if we crash after installing in memory, the log may already be purged.
-        self.persist(&StoredSnapshot { meta: meta.clone(), data }).await?;
-        *self.lock()? = store;
-        self.trace.event(
-            &self.node_name,
-            &format!("snapshot installed at {}", meta.last_log_id.map(|l| l.index).unwrap_or(0)),
-        );
+        let header = snapshot_file::header(meta, &sections).map_err(sm_w)?;
+        self.snapshots.persist(self.disk.as_ref(), &header, &sections).await.map_err(sm_w)?;
+        *self.lock()? = Applied { store, last_applied: meta.last_log_id, last_membership: meta.last_membership.clone() };
+        self.trace.event(&self.node_name, &format!("snapshot installed at {}", header.last_index));
+        tracing::info!(node = %self.node_name, index = header.last_index, "snapshot installed from the leader");
         self.shared.watches.changed_all();
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(self
-            .read_snapshot()
-            .await?
-            .map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
+        let snap = snapshot_file::read(self.disk.as_ref()).await.map_err(sm_r)?;
+        Ok(snap.map(|(h, sections)| Snapshot { meta: h.meta, snapshot: Box::new(Cursor::new(sections)) }))
     }
+}
+
+/// Decodes and applies one command. Errors: the command cannot be decoded by this build.
+fn apply_command(
+    store: &mut Store,
+    index: u64,
+    cmd: &Command,
+) -> Result<(CommandResult, Vec<crate::state::Change>), crate::structs::CommandError> {
+    let req = cmd.decode()?;
+    Ok(store.apply(index, &req))
 }

@@ -1,11 +1,16 @@
 //! The RPC client: one connection per call, with a deadline covering connect, send and receive.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use super::wire::{read_msg, write_msg};
-use super::{RpcRequest, RpcResponse};
+use super::{RequestFrame, ResponseFrame};
+use crate::codec::{decode, encode};
 use crate::io::Net;
 
 /// Why an RPC failed.
@@ -20,6 +25,12 @@ pub enum RpcError {
     /// The connection failed after the request may have been sent.
     #[error("rpc to {addr}: {source}")]
     Io { addr: SocketAddr, source: std::io::Error },
+    /// The remote handler answered with an error.
+    #[error("rpc error: {0}")]
+    Remote(String),
+    /// A body could not be encoded or decoded.
+    #[error("rpc codec: {0}")]
+    Codec(String),
 }
 
 impl RpcError {
@@ -33,26 +44,48 @@ impl RpcError {
 #[derive(Clone)]
 pub struct RpcClient {
     net: Arc<dyn Net>,
+    opened: Arc<AtomicU64>,
 }
 
 impl RpcClient {
     pub fn new(net: Arc<dyn Net>) -> Self {
-        Self { net }
+        Self { net, opened: Arc::default() }
     }
 
-    /// Sends `req` to `addr` and waits up to `timeout` for the response.
-    pub async fn call(&self, addr: SocketAddr, req: &RpcRequest, timeout: Duration) -> Result<RpcResponse, RpcError> {
+    /// Connections this client has opened so far.
+    pub fn connections_opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    /// Calls `method` on `addr` with an encoded `body`; waits up to `timeout` for the answer.
+    pub async fn call_raw(&self, addr: SocketAddr, method: &str, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, RpcError> {
         // Fault point: a deadline far shorter than configured.
         let timeout = if crate::buggify!() { timeout / 10 } else { timeout };
         let timeout_ms = timeout.as_millis() as u64;
+        let req = RequestFrame { method: method.to_string(), body };
         let work = async {
             let mut stream = self.net.connect(addr).await.map_err(|source| RpcError::Connect { addr, source })?;
-            write_msg(&mut *stream, req).await.map_err(|source| RpcError::Io { addr, source })?;
-            read_msg::<_, RpcResponse>(&mut *stream).await.map_err(|source| RpcError::Io { addr, source })
+            self.opened.fetch_add(1, Ordering::Relaxed);
+            write_msg(&mut *stream, &req).await.map_err(|source| RpcError::Io { addr, source })?;
+            read_msg::<_, ResponseFrame>(&mut *stream).await.map_err(|source| RpcError::Io { addr, source })
         };
         match tokio::time::timeout(timeout, work).await {
-            Ok(result) => result,
+            Ok(Ok(resp)) => resp.result.map(|b| b.into_vec()).map_err(RpcError::Remote),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(RpcError::Timeout { addr, timeout_ms }),
         }
+    }
+
+    /// Calls `method` with `req`, decoding the answer as `Resp`.
+    pub async fn call<Req: Serialize + ?Sized, Resp: DeserializeOwned>(
+        &self,
+        addr: SocketAddr,
+        method: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, RpcError> {
+        let body = encode(req).map_err(|e| RpcError::Codec(e.to_string()))?;
+        let bytes = self.call_raw(addr, method, body, timeout).await?;
+        decode(&bytes).map_err(|e| RpcError::Codec(e.to_string()))
     }
 }

@@ -1,4 +1,5 @@
-//! Framing of RPC messages on a byte stream: `[len u32][crc32 u32][json]`.
+//! Framing of RPC messages on a byte stream: checksummed frames ([`crate::codec::frame`]) holding
+//! the binary encoding ([`crate::codec::encode`]).
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -13,12 +14,12 @@ pub const MAX_FRAME_BYTES: usize = 64 << 20;
 
 /// Writes one message.
 pub async fn write_msg<S: Stream + ?Sized, T: Serialize>(stream: &mut S, msg: &T) -> std::io::Result<()> {
-    let payload = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    let payload = crate::codec::encode(msg).map_err(std::io::Error::other)?;
     stream.write_all(&frame(&payload)).await?;
     stream.flush().await
 }
 
-/// Reads one message. Errors: EOF, a frame over [`MAX_FRAME_BYTES`], a checksum mismatch, or JSON
+/// Reads one message. Errors: EOF, a frame over [`MAX_FRAME_BYTES`], a checksum mismatch, or a body
 /// that does not decode.
 pub async fn read_msg<S: Stream + ?Sized, T: DeserializeOwned>(stream: &mut S) -> std::io::Result<T> {
     let mut header = [0u8; FRAME_HEADER_BYTES];
@@ -32,5 +33,5 @@ pub async fn read_msg<S: Stream + ?Sized, T: DeserializeOwned>(stream: &mut S) -
     buf.resize(FRAME_HEADER_BYTES + len, 0);
     stream.read_exact(&mut buf[FRAME_HEADER_BYTES..]).await?;
     let (payload, _) = unframe(&buf, 0).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    serde_json::from_slice(payload).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    crate::codec::decode(payload).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }

@@ -1,14 +1,19 @@
 //! The replicated state store: what Raft applies and what reads see.
 //!
-//! Owns: the KV table with delete tombstones ([`kv`]), the watch set that wakes blocking queries
-//! only when what they read changed ([`watch`]), and the commands that change them ([`command`]).
-//! Every mutation is stamped with the Raft log index that carried it, like Consul's memdb. This
-//! module must never do I/O: it is a pure function of the applied log.
+//! Owns: the [`Store`] of tables with Consul's `index` table ([`store`]), the KV table ([`kv`])
+//! and its tombstones ([`graveyard`]), write transactions that apply atomically or roll back
+//! whole ([`txn`]), the watch set that wakes blocking queries only when what they read changed
+//! ([`watch`]), and the per-table snapshot sections ([`snapshot`]). Every mutation is stamped
+//! with the Raft log index that carried it, like Consul's memdb. This module must never do I/O
+//! or know about Raft: it is a pure function of the applied commands.
 
-pub mod command;
+pub mod graveyard;
 pub mod kv;
+pub mod snapshot;
+pub mod store;
+pub mod txn;
 pub mod watch;
 
-pub use command::{Command, CommandResult};
-pub use kv::{KvEntry, KvStore};
-pub use watch::{WatchKey, WatchSet};
+pub use store::Store;
+pub use txn::WriteTxn;
+pub use watch::{Change, Table, WatchKey, WatchSet};

@@ -1,61 +1,131 @@
-//! Watches for blocking queries: wake a query only when a key it read changed.
+//! Watches for blocking queries: wake a query only when a row or prefix it read changed.
 //!
 //! Consul wakes KV blocking queries on table-wide index changes, so every write wakes every
-//! watcher (Consul #4984, #3890). Here a query registers the exact key or the prefix it read, and
-//! an applied write notifies only the exact key and the prefixes of that key.
+//! watcher (Consul #4984, #3890). Here a query registers what it read — a row, a prefix of rows,
+//! or a whole table — and an applied write wakes only the watches of the rows it changed: the
+//! exact row, every watched prefix of it, and its table.
+//!
+//! Bounded: watches nobody waits on are dropped whenever the set doubles past its last clean
+//! size, and past [`MAX_WATCHES`] distinct keys a query is handed its table's watch instead
+//! (coarser, never wrong: a table watch fires on every change to the table).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+/// Most distinct watch keys kept; beyond it queries share their table's watch.
+pub const MAX_WATCHES: usize = 65_536;
+/// Clean when the set grows past this many keys at least.
+const MIN_CLEAN_AT: usize = 64;
+
+/// A replicated table, as named in watch keys and Consul's `index` table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Table {
+    /// KV entries (Consul `kvs`).
+    Kvs,
+    /// KV delete tombstones (Consul `tombstones`).
+    Tombstones,
+}
+
+impl Table {
+    /// Consul's table name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Kvs => "kvs",
+            Table::Tombstones => "tombstones",
+        }
+    }
+}
+
 /// What a blocking query read.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum WatchKey {
-    /// A single key.
-    Exact(String),
-    /// Every key starting with this prefix.
-    Prefix(String),
+    /// One row (a KV key, later a service name, a node, a session).
+    Row(Table, String),
+    /// Every row whose key starts with this prefix.
+    Prefix(Table, String),
+    /// Any change to the table.
+    Table(Table),
+}
+
+/// A row an applied write changed.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Change {
+    pub table: Table,
+    pub key: String,
 }
 
 /// Registry of outstanding watches.
 #[derive(Default)]
 pub struct WatchSet {
-    watches: Mutex<BTreeMap<WatchKey, Arc<Notify>>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    watches: BTreeMap<WatchKey, Arc<Notify>>,
+    clean_at: usize,
 }
 
 impl WatchSet {
     /// Returns the notifier for `key`. Callers must create `notified()` and `enable()` it *before*
     /// reading state, so a write between the read and the wait is not missed.
     pub fn watch(&self, key: WatchKey) -> Arc<Notify> {
-        let Ok(mut map) = self.watches.lock() else { return Arc::new(Notify::new()) };
-        // Drop watches nobody waits on any more; bounded by the live ones.
-        if map.len() > 64 {
-            map.retain(|_, n| Arc::strong_count(n) > 1);
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.watches.len() >= inner.clean_at.max(MIN_CLEAN_AT) {
+            inner.watches.retain(|_, n| Arc::strong_count(n) > 1);
+            inner.clean_at = inner.watches.len() * 2;
         }
-        map.entry(key).or_insert_with(|| Arc::new(Notify::new())).clone()
+        let key = if inner.watches.len() >= MAX_WATCHES && !inner.watches.contains_key(&key) {
+            match key {
+                WatchKey::Row(t, _) | WatchKey::Prefix(t, _) | WatchKey::Table(t) => WatchKey::Table(t),
+            }
+        } else {
+            key
+        };
+        inner.watches.entry(key).or_insert_with(|| Arc::new(Notify::new())).clone()
     }
 
-    /// Wakes the watchers of `key`: its exact watch and every watched prefix of it.
-    pub fn changed(&self, key: &str) {
-        let Ok(map) = self.watches.lock() else { return };
-        if map.is_empty() {
+    /// Number of distinct watch keys held (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).watches.len()
+    }
+
+    /// Whether no watch is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Wakes the watchers of every changed row: its exact watch, every watched prefix of it, and
+    /// its table's watch.
+    pub fn changed(&self, changes: &[Change]) {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.watches.is_empty() {
             return;
         }
-        if let Some(n) = map.get(&WatchKey::Exact(key.to_string())) {
-            n.notify_waiters();
-        }
-        for (end, _) in key.char_indices().chain(std::iter::once((key.len(), ' '))) {
-            if let Some(n) = map.get(&WatchKey::Prefix(key[..end].to_string())) {
+        let wake = |k: &WatchKey| {
+            if let Some(n) = inner.watches.get(k) {
                 n.notify_waiters();
             }
+        };
+        let mut tables = std::collections::BTreeSet::new();
+        for c in changes {
+            tables.insert(c.table);
+            wake(&WatchKey::Row(c.table, c.key.clone()));
+            for (end, _) in c.key.char_indices().chain(std::iter::once((c.key.len(), ' '))) {
+                wake(&WatchKey::Prefix(c.table, c.key[..end].to_string()));
+            }
+        }
+        for t in tables {
+            wake(&WatchKey::Table(t));
         }
     }
 
     /// Wakes everyone (after a snapshot install replaced the whole state).
     pub fn changed_all(&self) {
-        let Ok(map) = self.watches.lock() else { return };
-        for n in map.values() {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for n in inner.watches.values() {
             n.notify_waiters();
         }
     }
@@ -65,29 +135,51 @@ impl WatchSet {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn write_to_other_key_does_not_wake_watcher() {
-        let ws = WatchSet::default();
-        let n = ws.watch(WatchKey::Exact("a".into()));
+    fn kv(key: &str) -> Vec<Change> {
+        vec![Change { table: Table::Kvs, key: key.into() }]
+    }
+
+    async fn is_woken(ws: &WatchSet, key: WatchKey, change: &[Change]) -> bool {
+        let n = ws.watch(key);
         let fut = n.notified();
         tokio::pin!(fut);
         fut.as_mut().enable();
-        ws.changed("b");
-        assert!(futures::poll!(fut.as_mut()).is_pending());
-        ws.changed("a");
-        assert!(futures::poll!(fut.as_mut()).is_ready());
+        ws.changed(change);
+        futures::poll!(fut.as_mut()).is_ready()
     }
 
     #[tokio::test]
-    async fn write_under_prefix_wakes_prefix_watcher() {
+    async fn write_to_other_row_does_not_wake_row_watcher() {
         let ws = WatchSet::default();
-        let n = ws.watch(WatchKey::Prefix("app/".into()));
-        let fut = n.notified();
+        assert!(!is_woken(&ws, WatchKey::Row(Table::Kvs, "a".into()), &kv("b")).await);
+        assert!(is_woken(&ws, WatchKey::Row(Table::Kvs, "a".into()), &kv("a")).await);
+    }
+
+    #[tokio::test]
+    async fn write_under_prefix_wakes_prefix_and_table_watchers_only_in_that_table() {
+        let ws = WatchSet::default();
+        assert!(!is_woken(&ws, WatchKey::Prefix(Table::Kvs, "app/".into()), &kv("other/x")).await);
+        assert!(is_woken(&ws, WatchKey::Prefix(Table::Kvs, "app/".into()), &kv("app/x/y")).await);
+        assert!(is_woken(&ws, WatchKey::Table(Table::Kvs), &kv("z")).await);
+        let tomb = vec![Change { table: Table::Tombstones, key: "app/x".into() }];
+        assert!(!is_woken(&ws, WatchKey::Prefix(Table::Kvs, "app/".into()), &tomb).await);
+    }
+
+    #[tokio::test]
+    async fn abandoned_watches_are_cleaned_and_the_set_is_capped() {
+        let ws = WatchSet::default();
+        for i in 0..10_000 {
+            drop(ws.watch(WatchKey::Row(Table::Kvs, format!("k{i}"))));
+        }
+        assert!(ws.len() < 200, "abandoned watches are dropped, {} left", ws.len());
+        let held: Vec<_> = (0..MAX_WATCHES + 10).map(|i| ws.watch(WatchKey::Row(Table::Kvs, format!("h{i}")))).collect();
+        assert!(ws.len() <= MAX_WATCHES + 1, "capped: {}", ws.len());
+        // A query past the cap shares the table watch, which still wakes on its row.
+        let last = held.last().expect("held").clone();
+        let fut = last.notified();
         tokio::pin!(fut);
         fut.as_mut().enable();
-        ws.changed("other/x");
-        assert!(futures::poll!(fut.as_mut()).is_pending());
-        ws.changed("app/x/y");
+        ws.changed(&kv("anything"));
         assert!(futures::poll!(fut.as_mut()).is_ready());
     }
 }

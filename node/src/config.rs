@@ -33,6 +33,9 @@ pub struct RaftTiming {
     pub snapshot_threshold: u64,
     /// Entries kept in the log behind a snapshot, for slow followers (Consul `raft_trailing_logs`).
     pub trailing_logs: u64,
+    /// How long KV delete tombstones are kept before the leader reaps them, in ms (Consul
+    /// `tombstone_ttl`, 15 min). Must exceed the longest blocking-query wait (10 min).
+    pub tombstone_ttl_ms: u64,
 }
 
 impl Default for RaftTiming {
@@ -43,6 +46,7 @@ impl Default for RaftTiming {
             election_timeout_max_ms: 1000,
             snapshot_threshold: 8192,
             trailing_logs: 1024,
+            tombstone_ttl_ms: 15 * 60 * 1000,
         }
     }
 }

@@ -8,9 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use openraft::{BasicNode, ChangeMembers};
 use serde::Serialize;
 
-use super::Agent;
+use super::bootstrap::JoinRequest;
+use super::endpoints::SERVER_JOIN;
+use super::forward::ForwardError;
+use super::Server;
 use crate::raft::NodeId;
-use crate::rpc::{PeerInfo, RpcRequest, RpcResponse};
 
 /// Deadline for a join forwarded to the leader: adding a learner waits for it to catch up.
 const JOIN_FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -49,7 +51,7 @@ pub fn server_id(id: NodeId) -> String {
     format!("{id:016x}")
 }
 
-impl Agent {
+impl Server {
     /// The Raft configuration as this server knows it: (servers, log index of the configuration).
     pub fn raft_configuration(&self) -> (Vec<RaftServer>, u64) {
         let m = self.raft.metrics();
@@ -109,15 +111,15 @@ impl Agent {
     /// Adds `peer` as a voter, replacing the voter `replaces` if given (leader), or forwards the
     /// request to the leader (follower). Idempotent: re-joining as an existing voter is a no-op
     /// change. Returns the log index of the membership change.
-    pub async fn join_server(&self, peer: PeerInfo, replaces: Option<NodeId>) -> Result<u64, String> {
+    pub async fn join_server(&self, req: JoinRequest, forwarded: bool) -> Result<u64, String> {
+        let JoinRequest { peer, replaces } = req;
         if !self.is_leader() {
-            let (_, addr) = self.leader().ok_or("no leader")?;
-            let addr: std::net::SocketAddr = addr.parse().map_err(|e| format!("bad leader address: {e}"))?;
-            return match self.rpc.call(addr, &RpcRequest::Join { peer, replaces }, JOIN_FORWARD_TIMEOUT).await {
-                Ok(RpcResponse::Join(result)) => result,
-                Ok(other) => Err(format!("unexpected response {other:?}")),
-                Err(e) => Err(e.to_string()),
-            };
+            if forwarded {
+                return Err("no leader".into());
+            }
+            let sent: Result<Result<u64, String>, ForwardError> =
+                self.forward_to_leader(SERVER_JOIN, JoinRequest { peer, replaces }, JOIN_FORWARD_TIMEOUT).await;
+            return sent.map_err(|e| e.to_string())?;
         }
         let node = BasicNode { addr: peer.rpc_addr.clone() };
         self.raft.add_learner(peer.node_id, node, true).await.map_err(|e| e.to_string())?;

@@ -14,9 +14,38 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::BasicNode;
+use serde::{Deserialize, Serialize};
 
-use super::Agent;
-use crate::rpc::{RpcRequest, RpcResponse};
+use super::endpoints::{SERVER_HELLO, SERVER_JOIN};
+use super::forward::Forwarded;
+use super::Server;
+use crate::raft::NodeId;
+
+/// Who a server is, exchanged while bootstrapping (`-bootstrap-expect`, `-retry-join`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub node_id: NodeId,
+    pub name: String,
+    /// Server RPC address, `ip:port`.
+    pub rpc_addr: String,
+    pub datacenter: String,
+}
+
+/// `Server.Hello`'s answer: the responder, whether its Raft is initialised, the peers it knows.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HelloResponse {
+    pub me: PeerInfo,
+    pub initialized: bool,
+    pub known: Vec<PeerInfo>,
+}
+
+/// `Server.Join`: add `peer` as a voter, in place of its old Raft id `replaces` (after it
+/// abandoned corrupted storage). Followers forward it to the leader.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub peer: PeerInfo,
+    pub replaces: Option<NodeId>,
+}
 
 /// Pause between rounds of join attempts (Consul's `retry_interval` is 30 s; servers bootstrapping
 /// together want it shorter).
@@ -27,7 +56,7 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs until this server's Raft is initialised (by us or by a peer), or it has joined a running
 /// cluster.
-pub async fn run(agent: Arc<Agent>, join: Vec<SocketAddr>) {
+pub async fn run(agent: Arc<Server>, join: Vec<SocketAddr>) {
     loop {
         match agent.raft.is_initialized().await {
             Ok(true) => return,
@@ -42,8 +71,8 @@ pub async fn run(agent: Arc<Agent>, join: Vec<SocketAddr>) {
             if *addr == agent.config.rpc_addr() {
                 continue;
             }
-            match agent.rpc.call(*addr, &RpcRequest::Hello(agent.me()), HELLO_TIMEOUT).await {
-                Ok(RpcResponse::Hello { me, initialized, known }) => {
+            match agent.rpc.call::<_, HelloResponse>(*addr, SERVER_HELLO, &agent.me(), HELLO_TIMEOUT).await {
+                Ok(HelloResponse { me, initialized, known }) => {
                     peer_initialized |= initialized;
                     let mut peers = agent.peers.lock().unwrap_or_else(|e| e.into_inner());
                     for p in known.into_iter().chain(std::iter::once(me)) {
@@ -52,7 +81,6 @@ pub async fn run(agent: Arc<Agent>, join: Vec<SocketAddr>) {
                         }
                     }
                 }
-                Ok(other) => tracing::warn!(%addr, ?other, "unexpected hello response"),
                 Err(e) => tracing::debug!(%addr, error = %e, "join attempt failed"),
             }
         }
@@ -81,12 +109,12 @@ pub async fn run(agent: Arc<Agent>, join: Vec<SocketAddr>) {
 
 /// Asks the running cluster, through any join address, to add this server as a voter; retries
 /// until a membership change including it commits or Raft stops.
-async fn join_running_cluster(agent: &Agent, join: &[SocketAddr]) {
-    let req = RpcRequest::Join { peer: agent.me(), replaces: agent.replaces };
+async fn join_running_cluster(agent: &Server, join: &[SocketAddr]) {
+    let req = Forwarded { forwarded: false, args: JoinRequest { peer: agent.me(), replaces: agent.replaces } };
     loop {
         for addr in join {
-            match agent.rpc.call(*addr, &req, JOIN_TIMEOUT).await {
-                Ok(RpcResponse::Join(Ok(index))) => {
+            match agent.rpc.call::<_, Result<u64, String>>(*addr, SERVER_JOIN, &req, JOIN_TIMEOUT).await {
+                Ok(Ok(index)) => {
                     tracing::info!(index, replaces = ?agent.replaces, "joined the running cluster");
                     agent.io.trace.event(&agent.config.node_name, &format!("joined the running cluster at {index}"));
                     return;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{frame, unframe};
 use crate::io::Disk;
 use crate::raft::log_store::{LOG_FILE, VOTE_FILE};
-use crate::raft::state_machine::SNAPSHOT_FILE;
+use crate::raft::snapshot_file::SNAPSHOT_FILE;
 use crate::raft::{node_id_for, NodeId};
 
 const IDENTITY_FILE: &str = "node-identity";
@@ -93,4 +93,27 @@ mod tests {
         disk.crash();
         assert_eq!(load(&disk).await.unwrap(), gen1, "the new generation is durable");
     }
+}
+
+/// Loads this server's identity; if its Raft storage fails its checksums, moves it aside and
+/// takes the next identity. Errors: unreadable storage (maybe transient: the start fails and is
+/// retried) or a failure while moving files.
+pub async fn recover(config: &crate::config::AgentConfig, io: &crate::io::Io) -> Result<Identity, super::OpenError> {
+    use super::OpenError;
+    let disk = io.disk.as_ref();
+    let current = load(disk).await.map_err(OpenError::Storage)?;
+    let io_err = |e: std::io::Error| OpenError::Storage(e.to_string());
+    let corruption = match crate::raft::log_store::check_integrity(disk).await.map_err(io_err)? {
+        Some(why) => Some(why),
+        None => crate::raft::snapshot_file::check_integrity(disk).await.map_err(io_err)?,
+    };
+    let Some(why) = corruption else { return Ok(current) };
+    let next = abandon_storage(disk, current).await.map_err(OpenError::Storage)?;
+    tracing::error!(node = %config.node_name, %why, generation = next.generation,
+        "raft storage corrupted: moved aside; rejoining as a new server");
+    io.trace.event(
+        &config.node_name,
+        &format!("storage corrupted ({why}); moved aside, rejoining as generation {}", next.generation),
+    );
+    Ok(next)
 }

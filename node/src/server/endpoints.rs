@@ -1,0 +1,116 @@
+//! RPC dispatch: the server core's named endpoints behind the transport's [`RpcHandler`].
+//!
+//! Names follow Consul's (`KVS.Apply`, `Status.Leader`, …); Concord-only endpoints are `Raft.*`
+//! (openraft's messages) and `Server.*` (bootstrap handshake and join, until gossip exists). A
+//! body that does not decode, or an unknown method, is answered with an error, never a panic.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::bootstrap::{HelloResponse, JoinRequest};
+use super::forward::Forwarded;
+use super::kvs::{KVS_APPLY, KVS_GET, KVS_LIST, KVS_LIST_KEYS};
+use super::{PeerInfo, Server};
+use crate::codec::{decode, encode};
+use crate::raft::{NodeId, TypeConfig};
+use crate::rpc::RpcHandler;
+
+/// openraft's messages name the Raft id they are for; a server with another id (e.g. one that
+/// abandoned corrupted storage and took a new id at the same address) refuses them.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RaftRpc<T> {
+    pub target: NodeId,
+    pub msg: T,
+}
+
+pub const RAFT_APPEND_ENTRIES: &str = "Raft.AppendEntries";
+pub const RAFT_VOTE: &str = "Raft.Vote";
+pub const RAFT_INSTALL_SNAPSHOT: &str = "Raft.InstallSnapshot";
+pub const STATUS_LEADER: &str = "Status.Leader";
+pub const STATUS_PEERS: &str = "Status.Peers";
+pub const SERVER_HELLO: &str = "Server.Hello";
+pub const SERVER_JOIN: &str = "Server.Join";
+
+/// Decodes `body` as `Req`, runs `f`, encodes its answer.
+async fn typed<Req, Resp, Fut>(body: &[u8], f: impl FnOnce(Req) -> Fut) -> Result<Vec<u8>, String>
+where
+    Req: DeserializeOwned,
+    Resp: Serialize,
+    Fut: Future<Output = Resp>,
+{
+    let req: Req = decode(body).map_err(|e| format!("bad request body: {e}"))?;
+    encode(&f(req).await).map_err(|e| e.to_string())
+}
+
+impl Server {
+    fn check_target(&self, target: NodeId) -> Result<(), String> {
+        if target == self.id {
+            Ok(())
+        } else {
+            Err(format!("raft message for {target:016x} reached {:016x}", self.id))
+        }
+    }
+}
+
+#[async_trait]
+impl RpcHandler for Server {
+    async fn handle(&self, method: String, body: Vec<u8>) -> Result<Vec<u8>, String> {
+        match method.as_str() {
+            RAFT_APPEND_ENTRIES => {
+                let rpc: RaftRpc<AppendEntriesRequest<TypeConfig>> = decode(&body).map_err(|e| e.to_string())?;
+                self.check_target(rpc.target)?;
+                let result = self.raft.append_entries(rpc.msg).await;
+                if result.as_ref().is_ok_and(|r| r.is_success()) {
+                    *self.last_leader_contact.lock().unwrap_or_else(|e| e.into_inner()) = Some(tokio::time::Instant::now());
+                }
+                encode(&result).map_err(|e| e.to_string())
+            }
+            RAFT_VOTE => {
+                let rpc: RaftRpc<VoteRequest<NodeId>> = decode(&body).map_err(|e| e.to_string())?;
+                self.check_target(rpc.target)?;
+                encode(&self.raft.vote(rpc.msg).await).map_err(|e| e.to_string())
+            }
+            RAFT_INSTALL_SNAPSHOT => {
+                let rpc: RaftRpc<InstallSnapshotRequest<TypeConfig>> = decode(&body).map_err(|e| e.to_string())?;
+                self.check_target(rpc.target)?;
+                encode(&self.raft.install_snapshot(rpc.msg).await).map_err(|e| e.to_string())
+            }
+            KVS_APPLY => typed(&body, |r: Forwarded<_>| self.kvs_apply(r.args, r.forwarded)).await,
+            KVS_GET => typed(&body, |r: Forwarded<_>| self.kvs_get(r.args, r.forwarded)).await,
+            KVS_LIST => typed(&body, |r: Forwarded<_>| self.kvs_list(r.args, r.forwarded)).await,
+            KVS_LIST_KEYS => typed(&body, |r: Forwarded<_>| self.kvs_list_keys(r.args, r.forwarded)).await,
+            STATUS_LEADER => typed(&body, |()| async { self.leader().map(|(_, a)| a).unwrap_or_default() }).await,
+            STATUS_PEERS => typed(&body, |()| async { self.voter_addrs() }).await,
+            SERVER_HELLO => typed(&body, |peer: PeerInfo| self.hello(peer)).await,
+            SERVER_JOIN => typed(&body, |r: Forwarded<JoinRequest>| self.join_server(r.args, r.forwarded)).await,
+            other => Err(format!("rpc: can't find method {other}")),
+        }
+    }
+}
+
+/// The handler the RPC server dispatches to.
+pub fn handler(server: Arc<Server>) -> Arc<dyn RpcHandler> {
+    server
+}
+
+impl Server {
+    /// `Server.Hello`: the bootstrap handshake. Records the caller (same datacenter only) and
+    /// answers with this server's identity, whether its Raft is initialised, and the servers it
+    /// knows.
+    pub async fn hello(&self, peer: PeerInfo) -> HelloResponse {
+        let initialized = self.raft.is_initialized().await.unwrap_or(false);
+        let known = {
+            let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            if peer.datacenter == self.config.datacenter {
+                peers.insert(peer.node_id, peer);
+            }
+            peers.values().cloned().collect()
+        };
+        HelloResponse { me: self.me(), initialized, known }
+    }
+}

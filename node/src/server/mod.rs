@@ -1,0 +1,287 @@
+//! The server core (Consul's `agent/consul.Server`): holds Raft and the state store, and serves
+//! reads and writes — locally, or forwarded to the leader.
+//!
+//! Owns: opening the core from disk ([`Server::open`]), the leader's view of itself (leader
+//! lease, quorum contact, stepping down), the write path ([`write`]), the read path with
+//! consistency modes and blocking queries over any table ([`read`]), forwarding
+//! ([`forward`]), the named RPC endpoints ([`endpoints`], [`kvs`]), the leader's background
+//! duties ([`leader`]), bootstrap and joining ([`bootstrap`]), membership changes
+//! ([`membership`]) and recovery from corrupted storage ([`identity`]).
+//!
+//! Layering: HTTP → server core → state store / Raft. This module never imports `http` or
+//! `agent`; the agent starts it and binds its ports.
+
+pub mod bootstrap;
+pub mod endpoints;
+pub mod forward;
+pub mod identity;
+pub mod kvs;
+pub mod leader;
+pub mod membership;
+pub mod read;
+pub mod write;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::{ServerState, SnapshotPolicy};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+pub use bootstrap::PeerInfo;
+
+use crate::config::AgentConfig;
+use crate::io::Io;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::NetworkFactory;
+use crate::raft::state_machine::{SharedState, StateMachine};
+use crate::raft::{NodeId, Raft};
+use crate::rpc::RpcClient;
+
+/// Why the server core could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("config: {0}")]
+    Config(String),
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// The Raft-holding core, shared by the HTTP API and the RPC server.
+pub struct Server {
+    pub config: AgentConfig,
+    pub id: NodeId,
+    pub raft: Raft,
+    pub state: Arc<SharedState>,
+    pub rpc: RpcClient,
+    pub io: Io,
+    /// Servers this one has heard of (bootstrap handshake), by node id.
+    pub peers: Mutex<BTreeMap<NodeId, PeerInfo>>,
+    /// When a follower last accepted an AppendEntries from a leader (for `X-Consul-LastContact`).
+    pub last_leader_contact: Mutex<Option<tokio::time::Instant>>,
+    /// This server's RNG (blocking-query jitter, election backoff), seeded from [`Io::seed`].
+    rng: Mutex<ChaCha8Rng>,
+    /// While leader: when the newest heartbeat a quorum acknowledged was sent. Derived from
+    /// openraft's `millis_since_quorum_ack` when the metric is observed, because the metric is a
+    /// snapshot that is not refreshed while no replies arrive.
+    quorum_acked_at: Mutex<Option<tokio::time::Instant>>,
+    /// While leader: when it won its election (a quorum voted for it then).
+    leader_since: Mutex<Option<tokio::time::Instant>>,
+    /// The term in which this leader last completed a read-index round (`ensure_linearizable`),
+    /// which proves its state machine has applied everything committed before its term began.
+    /// Lease reads are allowed only in that term: Consul's "ready for consistent reads" barrier
+    /// (Consul #2644), without which a new leader answers from a state machine still replaying.
+    read_ready_term: Mutex<Option<u64>>,
+    /// The last log index this server had when it started. openraft 0.9 restores a server that
+    /// was leader *as leader* of its old term without a persisted commit index, and sets its read
+    /// index to the first entry of that term; `ensure_linearizable` would then accept reads while
+    /// the state machine is still replaying, missing writes acknowledged before the crash (found
+    /// by the simulator: `crash-restart` seeds 13 and 6). Every write this server may have
+    /// acknowledged is in its log, so non-stale reads also wait until this index is applied.
+    startup_log_index: u64,
+    /// The Raft id this server replaced after abandoning corrupted storage, if any: it joins the
+    /// cluster in that id's place.
+    pub replaces: Option<NodeId>,
+    /// The core's long-running tasks, aborted on shutdown.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Server {
+    /// Opens the core from the data dir: checks its format, recovers from corrupted storage,
+    /// opens the Raft log and state machine and starts Raft. Nothing is bound and no background
+    /// task runs until [`Server::start_background`]. Errors: bad config, an old or corrupt data
+    /// dir, unreadable storage.
+    pub async fn open(config: AgentConfig, io: Io) -> Result<Arc<Self>, OpenError> {
+        crate::raft::format::ensure_format(io.disk.as_ref()).await.map_err(OpenError::Storage)?;
+        let identity = identity::recover(&config, &io).await?;
+        let id = identity.node_id(&config.node_name);
+        let replaces = identity.replaces(&config.node_name);
+        let (mut log_store, report) = LogStore::open(io.disk.clone()).await.map_err(|e| OpenError::Storage(e.to_string()))?;
+        log_store.set_skip_fsync(config.bugs.skip_log_fsync);
+        let startup_log_index = {
+            use openraft::storage::RaftLogStorage;
+            let st = log_store.get_log_state().await.map_err(|e| OpenError::Storage(e.to_string()))?;
+            st.last_log_id.map(|l| l.index).unwrap_or(0)
+        };
+        if report.torn_tail_bytes > 0 {
+            io.trace.event(&config.node_name, &format!("recovered: cut torn tail of {} bytes", report.torn_tail_bytes));
+        }
+        let state = Arc::new(SharedState::default());
+        let sm = StateMachine::open(state.clone(), io.disk.clone(), io.trace.clone(), config.node_name.clone())
+            .await
+            .map_err(|e| OpenError::Storage(e.to_string()))?;
+        let rpc = RpcClient::new(io.net.clone());
+        let raft_cfg = Arc::new(raft_config(&config)?);
+        let raft = Raft::new(id, raft_cfg, NetworkFactory { rpc: rpc.clone() }, log_store, sm)
+            .await
+            .map_err(|e| OpenError::Raft(e.to_string()))?;
+        let server = Arc::new(Server {
+            id,
+            raft,
+            state,
+            rpc,
+            peers: Mutex::new(BTreeMap::new()),
+            last_leader_contact: Mutex::new(None),
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(io.seed)),
+            quorum_acked_at: Mutex::new(None),
+            leader_since: Mutex::new(None),
+            read_ready_term: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
+            startup_log_index,
+            replaces,
+            io,
+            config,
+        });
+        let me = server.me();
+        server.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(me.node_id, me);
+        Ok(server)
+    }
+
+    /// Starts the core's background duties: bootstrap/join through `join`, the Raft metrics
+    /// watcher, election backoff, and the leader's tombstone reaper.
+    pub fn start_background(self: &Arc<Self>, join: Vec<SocketAddr>) {
+        let tasks = vec![
+            tokio::spawn(bootstrap::run(self.clone(), join)),
+            tokio::spawn(leader::watch_raft_metrics(self.clone())),
+            tokio::spawn(leader::election_backoff(self.clone())),
+            tokio::spawn(leader::reap_tombstones(self.clone())),
+        ];
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).extend(tasks);
+    }
+
+    /// Resolves when Raft has stopped on a fatal error (e.g. a failed fsync: the log can no longer
+    /// be trusted to be durable), with the error. The process should then exit and be restarted
+    /// from its disk, as PostgreSQL does after an fsync failure.
+    pub async fn wait_fatal(&self) -> String {
+        let mut rx = self.raft.metrics();
+        loop {
+            if let Err(e) = &rx.borrow_and_update().running_state {
+                return e.to_string();
+            }
+            if rx.changed().await.is_err() {
+                return "raft stopped".to_string();
+            }
+        }
+    }
+
+    /// Stops the core's background tasks and shuts Raft down.
+    pub async fn shutdown(&self) {
+        for task in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            task.abort();
+        }
+        let _ = self.raft.shutdown().await;
+    }
+
+    /// This server's seeded RNG.
+    pub fn rng(&self) -> std::sync::MutexGuard<'_, ChaCha8Rng> {
+        self.rng.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// This server's identity as exchanged with peers.
+    pub fn me(&self) -> PeerInfo {
+        PeerInfo {
+            node_id: self.id,
+            name: self.config.node_name.clone(),
+            rpc_addr: self.config.rpc_addr().to_string(),
+            datacenter: self.config.datacenter.clone(),
+        }
+    }
+
+    /// The name of the server with Raft id `id`, if this server has heard of it.
+    pub fn peer_name(&self, id: NodeId) -> Option<String> {
+        self.peers.lock().unwrap_or_else(|e| e.into_inner()).get(&id).map(|p| p.name.clone())
+    }
+
+    /// The current leader's id and RPC address, if one is known. A leader that has not heard from
+    /// a quorum within an election timeout has stepped down as far as clients can tell: it
+    /// reports no leader (`/v1/status/leader` answers `""`), refuses lease reads and new writes.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let leader = m.current_leader?;
+        if leader == self.id && !self.has_quorum_contact() {
+            return None;
+        }
+        let addr = m.membership_config.membership().get_node(&leader).map(|n| n.addr.clone())?;
+        Some((leader, addr))
+    }
+
+    /// The leader's RPC address, parsed.
+    pub fn leader_addr(&self) -> Option<SocketAddr> {
+        self.leader().and_then(|(_, addr)| addr.parse().ok())
+    }
+
+    /// RPC addresses of the Raft voters (Consul `/v1/status/peers`).
+    pub fn voter_addrs(&self) -> Vec<String> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let membership = m.membership_config.membership();
+        membership.voter_ids().filter_map(|id| membership.get_node(&id).map(|n| n.addr.clone())).collect()
+    }
+
+    /// Whether openraft holds this server as leader (whatever its quorum contact).
+    pub fn is_raft_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.id)
+    }
+
+    /// Whether this server leads and has heard from a quorum within an election timeout.
+    pub fn is_leader(&self) -> bool {
+        self.is_raft_leader() && self.has_quorum_contact()
+    }
+
+    fn since(at: &Mutex<Option<tokio::time::Instant>>) -> Option<Duration> {
+        at.lock().unwrap_or_else(|e| e.into_inner()).map(|at| at.elapsed())
+    }
+
+    /// Quorum contact (an acknowledged heartbeat, or the election itself) within the longest
+    /// election timeout: past it, the followers may already have elected someone else, so this
+    /// leader steps down as far as clients can tell (openraft 0.9 itself does not).
+    fn has_quorum_contact(&self) -> bool {
+        let bound = Duration::from_millis(self.config.raft.election_timeout_max_ms);
+        let recent = |at: &Mutex<Option<tokio::time::Instant>>| Self::since(at).is_some_and(|e| e < bound);
+        recent(&self.quorum_acked_at) || recent(&self.leader_since)
+    }
+
+    /// Whether this leader heard from a quorum within the lease: half the minimum election
+    /// timeout, counted from when the acknowledged heartbeat was *sent*. No other leader can be
+    /// elected that soon, so local reads are current.
+    fn lease_valid(&self) -> bool {
+        let lease = Duration::from_millis(self.config.raft.election_timeout_min_ms / 2);
+        self.is_raft_leader() && Self::since(&self.quorum_acked_at).is_some_and(|e| e < lease)
+    }
+
+    /// `X-Consul-LastContact` in ms: 0 on the leader, else since the last AppendEntries.
+    pub fn last_contact_ms(&self) -> u64 {
+        if self.is_raft_leader() {
+            return 0;
+        }
+        match *self.last_leader_contact.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(at) => at.elapsed().as_millis() as u64,
+            None => 0,
+        }
+    }
+}
+
+/// openraft configuration from the agent's timing.
+fn raft_config(config: &AgentConfig) -> Result<openraft::Config, OpenError> {
+    let t = &config.raft;
+    openraft::Config {
+        cluster_name: config.datacenter.clone(),
+        heartbeat_interval: t.heartbeat_ms,
+        election_timeout_min: t.election_timeout_min_ms,
+        election_timeout_max: t.election_timeout_max_ms,
+        max_payload_entries: 64,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_threshold),
+        max_in_snapshot_log_to_keep: t.trailing_logs,
+        install_snapshot_timeout: t.election_timeout_min_ms.max(200),
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| OpenError::Config(e.to_string()))
+}

@@ -1,0 +1,75 @@
+//! The write path: commit a command through Raft on the leader, within Consul's
+//! `rpc_hold_timeout`, and say honestly whether a failed write may have been applied.
+
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use serde::Serialize;
+
+use super::forward::ForwardError;
+use super::Server;
+use crate::codec::CodecError;
+use crate::structs::{Command, CommandResult, WriteError};
+
+/// How long a write may wait to commit (Consul's `rpc_hold_timeout`, 7 s). A leader that cannot
+/// commit within it answers "outcome unknown"; a follower forwarding to it waits this long plus
+/// [`FORWARD_SLACK`].
+pub const RPC_HOLD_TIMEOUT: Duration = Duration::from_secs(7);
+/// Extra time a forwarded call gets beyond the leader's own deadline, so the leader's answer
+/// (rather than a blind timeout) reaches the client.
+pub const FORWARD_SLACK: Duration = Duration::from_millis(500);
+
+impl Server {
+    /// Proposes `cmd` on this server, which must be a leader in contact with a quorum, and waits
+    /// for it to commit and apply. Errors: [`WriteError::NoLeader`] when not proposed (not the
+    /// leader, or a leader that lost its quorum: certainly not applied); [`WriteError::Unknown`]
+    /// when proposed but not known to have committed within [`RPC_HOLD_TIMEOUT`].
+    pub async fn raft_apply(&self, cmd: Command) -> Result<CommandResult, WriteError> {
+        if !self.is_leader() {
+            return Err(WriteError::NoLeader);
+        }
+        if self.config.bugs.ack_before_commit {
+            // Deliberate bug: answer before the entry commits (the write may later be lost).
+            let _pending = self.raft.client_write_ff(cmd).await;
+            return Ok(CommandResult::Kvs { ok: true, index: 0 });
+        }
+        match tokio::time::timeout(RPC_HOLD_TIMEOUT, self.raft.client_write(cmd)).await {
+            Ok(Ok(resp)) => Ok(resp.data),
+            // Leadership moved while the entry was in flight: it may still commit.
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                Err(WriteError::Unknown("leadership lost while the write was in flight".into()))
+            }
+            Ok(Err(e)) => Err(WriteError::Unknown(e.to_string())),
+            Err(_) => Err(WriteError::Unknown(format!(
+                "not committed within {} s (the leader may have lost its quorum)",
+                RPC_HOLD_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// Applies a write endpoint's request: on the leader, as the command `build` makes of it,
+    /// through Raft; from a follower, by forwarding the request to the leader's `method` (once: a
+    /// `forwarded` request is never forwarded again).
+    pub async fn apply_write<Req: Serialize>(
+        &self,
+        method: &str,
+        req: Req,
+        forwarded: bool,
+        build: impl FnOnce(&Req) -> Result<Command, CodecError>,
+    ) -> Result<CommandResult, WriteError> {
+        if self.is_leader() || forwarded {
+            let cmd = build(&req).map_err(|e| WriteError::Rejected(e.to_string()))?;
+            return self.raft_apply(cmd).await;
+        }
+        let result: Result<Result<CommandResult, WriteError>, ForwardError> =
+            self.forward_to_leader(method, req, RPC_HOLD_TIMEOUT + FORWARD_SLACK).await;
+        match result {
+            // Fault point: the leader's answer is lost on the way back.
+            Ok(_) if crate::buggify!() => Err(WriteError::Unknown("buggify: forwarded write's reply lost".into())),
+            Ok(answer) => answer,
+            Err(ForwardError::NoLeader) => Err(WriteError::NoLeader),
+            Err(ForwardError::Rpc(e)) if e.not_delivered() => Err(WriteError::Rejected(e.to_string())),
+            Err(ForwardError::Rpc(e)) => Err(WriteError::Unknown(e.to_string())),
+        }
+    }
+}

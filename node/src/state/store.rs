@@ -1,0 +1,79 @@
+//! The store: every replicated table, Consul's `index` table, and the apply entry point.
+//!
+//! Source: Consul `agent/consul/state/state_store.go` and `memdb.go`. Each table keeps per-row
+//! CreateIndex/ModifyIndex; the `index` table keeps, per table, the Raft index of its newest
+//! change, and [`Store::max_index`] is the newest across tables. All mutation goes through a
+//! [`WriteTxn`], which applies several changes atomically or rolls them all back.
+//!
+//! Invariants (asserted on every apply, so the simulator trips on them): table indexes only move
+//! forward, and never past the index being applied.
+
+use std::collections::BTreeMap;
+
+use super::graveyard::Graveyard;
+use super::txn::WriteTxn;
+use super::watch::{Change, Table};
+use crate::structs::{CommandResult, DirEntry, Request};
+
+/// Every replicated table. Cloned only to take a snapshot; compared in tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Store {
+    /// KV entries by key (ordered, for prefix scans).
+    pub(super) kvs: BTreeMap<String, DirEntry>,
+    /// KV delete tombstones.
+    pub(super) graveyard: Graveyard,
+    /// Consul's `index` table: the newest Raft index that changed each table.
+    pub(super) indexes: BTreeMap<Table, u64>,
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts a write transaction at Raft index `index`. Dropping it without
+    /// [`WriteTxn::commit`] rolls every change back.
+    pub fn txn(&mut self, index: u64) -> WriteTxn<'_> {
+        assert!(
+            index >= self.max_index(),
+            "apply must move forward: index {index} is behind the store's newest index {}",
+            self.max_index()
+        );
+        WriteTxn::new(self, index)
+    }
+
+    /// Applies one decoded command at Raft index `index`, atomically. Returns the result and the
+    /// rows it changed (for waking watchers). A write whose precondition fails (a CAS) changes
+    /// nothing and reports no rows.
+    pub fn apply(&mut self, index: u64, req: &Request) -> (CommandResult, Vec<Change>) {
+        let mut txn = self.txn(index);
+        let result = match req {
+            Request::Kvs(r) => CommandResult::Kvs { ok: txn.kvs_apply(r), index },
+            Request::TombstoneReap(r) => CommandResult::TombstoneReap { reaped: txn.reap_tombstones(r.reap_index), index },
+            Request::Ignored(_) => CommandResult::None { index },
+        };
+        let changes = if result.ok() { txn.commit() } else { Vec::new() };
+        (result, changes)
+    }
+
+    /// The Raft index of the newest change to `table` (0 if never changed).
+    pub fn table_index(&self, table: Table) -> u64 {
+        self.indexes.get(&table).copied().unwrap_or(0)
+    }
+
+    /// The newest index across tables.
+    pub fn max_index(&self) -> u64 {
+        self.indexes.values().copied().max().unwrap_or(0)
+    }
+
+    /// The newest index of several tables (Consul's `maxIndexTxn`).
+    pub fn max_index_of(&self, tables: &[Table]) -> u64 {
+        tables.iter().map(|t| self.table_index(*t)).max().unwrap_or(0)
+    }
+
+    /// Table names with their row counts, for snapshots and `inspect`.
+    pub fn table_sizes(&self) -> Vec<(Table, usize)> {
+        vec![(Table::Kvs, self.kvs.len()), (Table::Tombstones, self.graveyard.len())]
+    }
+}

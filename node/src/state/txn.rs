@@ -1,0 +1,180 @@
+//! Write transactions: several changes at one Raft index, applied atomically or rolled back whole.
+//!
+//! `/v1/txn` needs this, and so does a session invalidation that releases its locks in the same
+//! Raft entry. Every mutation records how to undo itself; [`WriteTxn::commit`] forgets the undo
+//! log and returns the changed rows, while dropping an uncommitted transaction replays the undo
+//! log backwards, leaving the store exactly as it was.
+
+use super::store::Store;
+use super::watch::{Change, Table};
+use crate::structs::DirEntry;
+
+/// How to put one mutated thing back.
+enum Undo {
+    KvRow { key: String, prev: Option<DirEntry> },
+    Tombstone { key: String, prev: Option<u64> },
+    ReapedMax { prev: u64 },
+    TableIndex { table: Table, prev: Option<u64> },
+}
+
+/// An open write transaction at one Raft index.
+pub struct WriteTxn<'a> {
+    pub(super) store: &'a mut Store,
+    index: u64,
+    undo: Vec<Undo>,
+    changes: Vec<Change>,
+}
+
+impl<'a> WriteTxn<'a> {
+    pub(super) fn new(store: &'a mut Store, index: u64) -> Self {
+        Self { store, index, undo: Vec::new(), changes: Vec::new() }
+    }
+
+    /// The Raft index this transaction writes at.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Read access to the store as this transaction has changed it so far.
+    pub fn store(&self) -> &Store {
+        self.store
+    }
+
+    /// Keeps every change; returns the rows changed, for waking watchers.
+    pub fn commit(mut self) -> Vec<Change> {
+        self.undo.clear();
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Records that `table` changed at this index (Consul's `indexUpdateMaxTxn`).
+    pub(super) fn bump(&mut self, table: Table, key: &str) {
+        let prev = self.store.indexes.get(&table).copied();
+        assert!(prev.unwrap_or(0) <= self.index, "{} index would go backwards: {prev:?} -> {}", table.name(), self.index);
+        if prev != Some(self.index) {
+            self.undo.push(Undo::TableIndex { table, prev });
+            self.store.indexes.insert(table, self.index);
+        }
+        self.changes.push(Change { table, key: key.to_string() });
+    }
+
+    /// Inserts or replaces a KV row.
+    pub(super) fn put_kv(&mut self, entry: DirEntry) {
+        let key = entry.key.clone();
+        let prev = self.store.kvs.insert(key.clone(), entry);
+        self.undo.push(Undo::KvRow { key, prev });
+    }
+
+    /// Removes a KV row; returns it.
+    pub(super) fn remove_kv(&mut self, key: &str) -> Option<DirEntry> {
+        let prev = self.store.kvs.remove(key);
+        if prev.is_some() {
+            self.undo.push(Undo::KvRow { key: key.to_string(), prev: prev.clone() });
+        }
+        prev
+    }
+
+    /// Sets (`Some`) or clears (`None`) the tombstone of `key`.
+    pub(super) fn set_tombstone(&mut self, key: &str, index: Option<u64>) {
+        let prev = match index {
+            Some(i) => self.store.graveyard.tombstones.insert(key.to_string(), i),
+            None => self.store.graveyard.tombstones.remove(key),
+        };
+        if prev != index {
+            self.undo.push(Undo::Tombstone { key: key.to_string(), prev });
+        }
+    }
+
+    /// Raises the graveyard's reaped-index floor.
+    pub(super) fn raise_reaped_max(&mut self, index: u64) {
+        let prev = self.store.graveyard.reaped_max;
+        if index > prev {
+            self.undo.push(Undo::ReapedMax { prev });
+            self.store.graveyard.reaped_max = index;
+        }
+    }
+
+    fn rollback(&mut self) {
+        while let Some(u) = self.undo.pop() {
+            match u {
+                Undo::KvRow { key, prev: Some(e) } => {
+                    self.store.kvs.insert(key, e);
+                }
+                Undo::KvRow { key, prev: None } => {
+                    self.store.kvs.remove(&key);
+                }
+                Undo::Tombstone { key, prev: Some(i) } => {
+                    self.store.graveyard.tombstones.insert(key, i);
+                }
+                Undo::Tombstone { key, prev: None } => {
+                    self.store.graveyard.tombstones.remove(&key);
+                }
+                Undo::ReapedMax { prev } => self.store.graveyard.reaped_max = prev,
+                Undo::TableIndex { table, prev: Some(i) } => {
+                    self.store.indexes.insert(table, i);
+                }
+                Undo::TableIndex { table, prev: None } => {
+                    self.store.indexes.remove(&table);
+                }
+            }
+        }
+        self.changes.clear();
+    }
+}
+
+impl Drop for WriteTxn<'_> {
+    fn drop(&mut self) {
+        self.rollback();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::structs::{KvsOp, KvsRequest};
+
+    fn set(key: &str) -> KvsRequest {
+        KvsRequest { op: KvsOp::Set, dir_ent: DirEntry::new(key, b"v".to_vec()) }
+    }
+
+    #[test]
+    fn dropped_transaction_rolls_every_change_back() {
+        let mut store = Store::new();
+        {
+            let mut txn = store.txn(1);
+            txn.kvs_apply(&set("a"));
+            txn.kvs_apply(&set("b"));
+            txn.commit();
+        }
+        let before = store.clone();
+        {
+            let mut txn = store.txn(2);
+            txn.kvs_apply(&set("c"));
+            txn.kvs_apply(&KvsRequest { op: KvsOp::Delete, dir_ent: DirEntry::new("a", vec![]) });
+            txn.kvs_apply(&KvsRequest { op: KvsOp::DeleteTree, dir_ent: DirEntry::new("", vec![]) });
+            assert!(txn.store().kv_get("b").0.is_none(), "the transaction sees its own writes");
+        }
+        assert_eq!(store, before);
+    }
+
+    #[test]
+    fn committed_transaction_changes_several_rows_at_one_index() {
+        let mut store = Store::new();
+        let mut txn = store.txn(7);
+        txn.kvs_apply(&set("x"));
+        txn.kvs_apply(&set("y"));
+        let changes = txn.commit();
+        assert_eq!(changes.len(), 2);
+        assert_eq!(store.kv_get("x").1, 7);
+        assert_eq!(store.kv_get("y").0.map(|e| e.create_index), Some(7));
+    }
+
+    #[test]
+    #[should_panic(expected = "apply must move forward")]
+    fn applying_behind_the_newest_index_is_refused() {
+        let mut store = Store::new();
+        let mut txn = store.txn(5);
+        txn.kvs_apply(&set("a"));
+        txn.commit();
+        let _ = store.txn(4);
+    }
+}

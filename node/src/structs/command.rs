@@ -1,0 +1,181 @@
+//! Raft commands: a message type, a format version and an encoded body.
+//!
+//! Source: Consul `agent/structs/structs.go` (`MessageType`, `IgnoreUnknownTypeFlag`) and
+//! `agent/consul/fsm/fsm.go` (one apply function per type; an unknown type halts the server
+//! unless it carries the ignore flag). The body is encoded once, with [`crate::codec::encode`],
+//! when the command is built; the log, snapshots and RPC carry the bytes as they are.
+//!
+//! A command is decided entirely by the state it is applied to, so every server computes the same
+//! result for the same log index: a CAS that fails on one server fails on all.
+
+use serde::{Deserialize, Serialize};
+
+use super::kvs::KvsRequest;
+use crate::codec::{decode, encode, CodecError};
+
+/// A Raft message type (Consul's numbering where Consul has the type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MessageType(pub u8);
+
+impl MessageType {
+    /// `KVSRequestType`: a KV write (Consul: 2).
+    pub const KVS: Self = Self(2);
+    /// `TombstoneRequestType`: reap KV tombstones (Consul: 5).
+    pub const TOMBSTONE: Self = Self(5);
+    /// High bit: a server that does not know the type skips the entry instead of halting
+    /// (Consul's `IgnoreUnknownTypeFlag`, 128).
+    pub const IGNORE_UNKNOWN_FLAG: u8 = 128;
+
+    /// The type without the ignore flag.
+    pub fn base(self) -> u8 {
+        self.0 & !Self::IGNORE_UNKNOWN_FLAG
+    }
+    /// Whether an unknown type may be skipped.
+    pub fn ignorable(self) -> bool {
+        self.0 & Self::IGNORE_UNKNOWN_FLAG != 0
+    }
+}
+
+/// The newest body version this build writes and reads, per message type.
+pub const COMMAND_VERSION: u8 = 1;
+
+/// A replicated write as it sits in the Raft log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub msg_type: MessageType,
+    /// Body format version ([`COMMAND_VERSION`] today).
+    pub version: u8,
+    /// The request, encoded with [`crate::codec::encode`].
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+}
+
+/// `TombstoneRequest`: forget KV tombstones at or below a Raft index. Issued by the leader once
+/// they are older than the tombstone TTL (Consul's `TombstoneGC`, 15 min by default).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TombstoneReapRequest {
+    /// Reap tombstones whose delete index is ≤ this Raft index.
+    pub reap_index: u64,
+}
+
+/// A decoded command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    Kvs(KvsRequest),
+    TombstoneReap(TombstoneReapRequest),
+    /// A type this build does not know but that is flagged ignorable: applied as a no-op.
+    Ignored(MessageType),
+}
+
+/// Why a log entry cannot be applied. Every server reaches the same verdict for the same entry,
+/// so the state machine stops (as Consul's FSM panics) rather than let servers diverge.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("unknown raft message type {0} without the ignore flag: this server is older than the one that wrote the entry; upgrade it")]
+    UnknownType(u8),
+    #[error("raft message type {msg_type} has body version {version}, newer than {COMMAND_VERSION} this server reads; upgrade it")]
+    NewerVersion { msg_type: u8, version: u8 },
+    #[error("raft message type {msg_type}: undecodable body: {reason}")]
+    Body { msg_type: u8, reason: String },
+}
+
+impl Command {
+    fn build<T: Serialize>(msg_type: MessageType, body: &T) -> Result<Self, CodecError> {
+        Ok(Self { msg_type, version: COMMAND_VERSION, body: encode(body)? })
+    }
+    /// A KV write. Errors: the request cannot be encoded.
+    pub fn kvs(req: &KvsRequest) -> Result<Self, CodecError> {
+        Self::build(MessageType::KVS, req)
+    }
+    /// A tombstone reap. Errors: the request cannot be encoded.
+    pub fn tombstone_reap(req: &TombstoneReapRequest) -> Result<Self, CodecError> {
+        Self::build(MessageType::TOMBSTONE, req)
+    }
+
+    /// Decodes the body by type. Errors: see [`CommandError`].
+    pub fn decode(&self) -> Result<Request, CommandError> {
+        let t = self.msg_type;
+        let known = matches!(t.base(), 2 | 5);
+        if !known {
+            return if t.ignorable() { Ok(Request::Ignored(t)) } else { Err(CommandError::UnknownType(t.0)) };
+        }
+        if self.version > COMMAND_VERSION {
+            return Err(CommandError::NewerVersion { msg_type: t.0, version: self.version });
+        }
+        let body_err = |e: CodecError| CommandError::Body { msg_type: t.0, reason: e.to_string() };
+        match t.base() {
+            2 => Ok(Request::Kvs(decode(&self.body).map_err(body_err)?)),
+            _ => Ok(Request::TombstoneReap(decode(&self.body).map_err(body_err)?)),
+        }
+    }
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.decode() {
+            Ok(Request::Kvs(r)) => write!(f, "{r}"),
+            Ok(Request::TombstoneReap(r)) => write!(f, "reap tombstones <= {}", r.reap_index),
+            Ok(Request::Ignored(t)) => write!(f, "ignored type {}", t.0),
+            Err(e) => write!(f, "undecodable: {e}"),
+        }
+    }
+}
+
+/// The outcome of applying one log entry, by command kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResult {
+    /// A KV write: Consul answers with a bare `true`/`false` (`false` when a CAS failed and the
+    /// write changed nothing).
+    Kvs { ok: bool, index: u64 },
+    /// Tombstones reaped.
+    TombstoneReap { reaped: u64, index: u64 },
+    /// A blank or membership entry, or an ignorable unknown type: nothing changed.
+    None { index: u64 },
+}
+
+impl Default for CommandResult {
+    fn default() -> Self {
+        CommandResult::None { index: 0 }
+    }
+}
+
+impl CommandResult {
+    /// The Raft log index the entry was applied at.
+    pub fn index(&self) -> u64 {
+        match self {
+            CommandResult::Kvs { index, .. } | CommandResult::TombstoneReap { index, .. } | CommandResult::None { index } => {
+                *index
+            }
+        }
+    }
+    /// Whether the write took effect (a failed CAS is `false`).
+    pub fn ok(&self) -> bool {
+        match self {
+            CommandResult::Kvs { ok, .. } => *ok,
+            _ => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::structs::kvs::{DirEntry, KvsOp};
+
+    #[test]
+    fn unknown_type_halts_unless_flagged_ignorable() {
+        let cmd = Command { msg_type: MessageType(77), version: 1, body: vec![] };
+        assert_eq!(cmd.decode(), Err(CommandError::UnknownType(77)));
+        let ignorable = Command { msg_type: MessageType(77 | MessageType::IGNORE_UNKNOWN_FLAG), version: 1, body: vec![] };
+        assert!(matches!(ignorable.decode(), Ok(Request::Ignored(_))));
+    }
+
+    #[test]
+    fn newer_body_version_is_refused_and_current_round_trips() {
+        let req = KvsRequest { op: KvsOp::Set, dir_ent: DirEntry::new("a", b"v".to_vec()) };
+        let mut cmd = Command::kvs(&req).unwrap();
+        assert_eq!(cmd.decode(), Ok(Request::Kvs(req)));
+        cmd.version = COMMAND_VERSION + 1;
+        assert!(matches!(cmd.decode(), Err(CommandError::NewerVersion { .. })));
+    }
+}
