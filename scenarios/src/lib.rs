@@ -6,6 +6,7 @@
 //! the module below, and add one line to [`REGISTRY`].
 
 mod bridge;
+mod clock_drift;
 mod crash_restart;
 mod disk_corruption;
 mod flapping_partitions;
@@ -70,6 +71,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "leader-isolation", about: "cut the current leader off, then heal, repeatedly", build: leader_isolation::build, workload: KV, describe: None },
     Scenario { name: "crash-restart", about: "kill a server (losing unsynced writes), then restart it", build: crash_restart::build, workload: KV, describe: None },
     Scenario { name: "pause-leader", about: "freeze the current leader's traffic (SIGSTOP-like), then resume it", build: pause_leader::build, workload: KV, describe: None },
+    Scenario { name: "clock-drift", about: "drift clock rates within the lease's bound, then cut off the slow-clocked leader", build: clock_drift::build, workload: KV, describe: None },
     Scenario { name: "disk-corruption", about: "torn writes, read errors at restart, a bit flip that must be refused", build: disk_corruption::build, workload: KV, describe: None },
     Scenario { name: "membership-change", about: "remove a server from raft and add it back, under faults", build: membership_change::build, workload: KV, describe: None },
     Scenario { name: "swizzle-clog", about: "clog links one by one, then unclog in random order (FoundationDB)", build: swizzle_clog::build, workload: KV, describe: None },

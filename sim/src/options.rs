@@ -17,6 +17,8 @@ pub enum Bug {
     AckBeforeCommit,
     /// Raft log appends acknowledged without fsync.
     SkipFsync,
+    /// The leader lease timed as if clocks never drift (caught by `clock-drift`).
+    LeaseIgnoresDrift,
 }
 
 impl Bug {
@@ -26,6 +28,7 @@ impl Bug {
             Bug::StaleConsistentRead => "stale-consistent-read",
             Bug::AckBeforeCommit => "ack-before-commit",
             Bug::SkipFsync => "skip-fsync",
+            Bug::LeaseIgnoresDrift => "lease-ignores-drift",
         }
     }
 }
@@ -82,6 +85,7 @@ impl RunOptions {
             stale_consistent_read: self.bugs.contains(&Bug::StaleConsistentRead),
             ack_before_commit: self.bugs.contains(&Bug::AckBeforeCommit),
             skip_log_fsync: self.bugs.contains(&Bug::SkipFsync),
+            lease_ignores_drift: self.bugs.contains(&Bug::LeaseIgnoresDrift),
         }
     }
 

@@ -32,6 +32,8 @@ const RESTART_BACKOFF: Duration = Duration::from_secs(1);
 /// Tombstones are reaped this long after their delete (production: 15 min), so reaping happens,
 /// and races blocking queries, within a run (the workload's blocking reads wait 200 ms, under it).
 const SIM_TOMBSTONE_TTL: Duration = Duration::from_secs(1);
+/// Mixed into the seed for each server's disk latency stream.
+const DISK_SEED_SALT: u64 = 0x6469_736b_6c61_7421;
 /// Hard stop beyond the liveness bound, in case a client never returns.
 const RUN_SLACK: Duration = Duration::from_secs(15);
 
@@ -83,7 +85,9 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     let ips: Vec<_> = names.iter().map(|name| sim.lookup(name.as_str())).collect();
     let rpc_addrs: Vec<String> = ips.iter().map(|ip| SocketAddr::new(*ip, SERVER_PORT).to_string()).collect();
     let http_addrs: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(*ip, HTTP_PORT)).collect();
-    let disks: Vec<Arc<MemDisk>> = (0..n).map(|_| Arc::new(MemDisk::new())).collect();
+    // Each disk's service times come from its own seeded stream, so they replay.
+    let disks: Vec<Arc<MemDisk>> =
+        (0..n).map(|i| Arc::new(MemDisk::with_latency(options.seed ^ DISK_SEED_SALT.wrapping_mul(i as u64 + 1)))).collect();
     let clocks: Vec<Arc<SimClock>> = (0..n).map(|_| Arc::new(SimClock::new())).collect();
     let agents: Rc<RefCell<Vec<Option<Arc<Agent>>>>> = Rc::new(RefCell::new(vec![None; n]));
     let mut seeds = ChaCha8Rng::seed_from_u64(options.seed);

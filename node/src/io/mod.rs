@@ -1,6 +1,6 @@
 //! The I/O abstraction: everything the agent does to the outside world goes through here.
 //!
-//! Owns: network ([`Net`]), wall clock ([`Clock`]), entropy (a seeded ChaCha RNG), disk ([`Disk`]) and
+//! Owns: network ([`Net`]), clocks ([`Clock`]: wall and drifting monotonic), entropy (a seeded ChaCha RNG), disk ([`Disk`]) and
 //! the event trace ([`TraceSink`]). The `concord` binary uses [`tokio`] (real sockets, files, system
 //! clock); the simulator supplies turmoil sockets, an in-memory crash-able disk ([`mem::MemDisk`]),
 //! and a skewable clock. Agent code must never reach for `std::net`, `std::fs`, `SystemTime::now()`
@@ -53,7 +53,7 @@ pub trait Net: Send + Sync + 'static {
 ///   oscillator runs a little fast or slow; in the simulator the nemesis sets its *rate*
 ///   (`ClockDrift`), so every duration timed with it is stretched or shrunk as on a drifting
 ///   machine. Code that times a lease must assume the rate is off by up to
-///   [`MAX_CLOCK_DRIFT_PPM`] (see `agent::lease`).
+///   `server::lease::MAX_CLOCK_DRIFT_PPM`.
 ///
 /// Sleeps and timeouts still come from `tokio::time` (turmoil virtualises it).
 pub trait Clock: Send + Sync + 'static {
@@ -63,11 +63,6 @@ pub trait Clock: Send + Sync + 'static {
     /// continuous when the simulator changes its rate.
     fn monotonic(&self) -> Duration;
 }
-
-/// The drift bound Concord assumes: every host's monotonic clock runs within ±10% of real time
-/// (100_000 parts per million). Real quartz oscillators are within ±0.01%; the wide margin also
-/// covers VM steal and timer slack. Leases are sized so they stay safe within this bound.
-pub const MAX_CLOCK_DRIFT_PPM: u32 = 100_000;
 
 /// Durable files with explicit sync, named by relative path inside the agent's data directory.
 ///
