@@ -8,6 +8,9 @@ use node::agent::BugSwitches;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// Environment variables that change what a seed does; the replay line carries them.
+pub const REPLAY_ENV: [&str; 2] = ["CONCORD_SIM_TICK_MS", "CONCORD_SIM_NO_BUGGIFY"];
+
 /// A deliberate bug to switch on (to prove the checkers catch it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Bug {
@@ -89,12 +92,19 @@ impl RunOptions {
         }
     }
 
-    /// The command line that replays this run.
+    /// The command line that replays this run, with the environment settings that change a run
+    /// (`CONCORD_SIM_TICK_MS`, `CONCORD_SIM_NO_BUGGIFY`) in front when they are set.
     pub fn replay_command(&self) -> String {
-        let mut cmd = format!(
+        let mut cmd = String::new();
+        for var in REPLAY_ENV {
+            if let Some(v) = std::env::var_os(var) {
+                cmd.push_str(&format!("{var}={} ", v.to_string_lossy()));
+            }
+        }
+        cmd.push_str(&format!(
             "cargo run --release -p sim -- --seed {} --scenario {} --servers {}",
             self.seed, self.scenario, self.servers
-        );
+        ));
         for b in &self.bugs {
             cmd.push_str(&format!(" --bug {}", b.flag()));
         }

@@ -32,6 +32,10 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
     }
     let (ok, fail, info) = result.history.outcome_counts();
     let _ = writeln!(out, "operations: {} (ok {ok}, fail {fail}, info {info})", result.history.ops.len());
+    let _ = writeln!(
+        out,
+        "  (ok: took effect; fail: certainly did not, e.g. refused with no leader, expected while faults cut servers off; info: unknown, e.g. a timeout, may have taken effect)"
+    );
     for (name, pred) in [
         ("read", (|f: &OpFn| matches!(f, OpFn::Read)) as fn(&OpFn) -> bool),
         ("write", |f| matches!(f, OpFn::Write(_))),
