@@ -73,28 +73,6 @@ pub async fn abandon_storage(disk: &dyn Disk, current: Identity) -> Result<Ident
     Ok(next)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::io::mem::MemDisk;
-
-    #[tokio::test]
-    async fn abandoning_storage_moves_raft_files_aside_and_changes_the_id() {
-        let disk = MemDisk::new();
-        disk.write(LOG_FILE, b"garbage").await.unwrap();
-        disk.sync(LOG_FILE).await.unwrap();
-        let gen0 = load(&disk).await.unwrap();
-        let gen1 = abandon_storage(&disk, gen0).await.unwrap();
-        assert_eq!(gen1.generation, 1);
-        assert!(disk.read(LOG_FILE).await.unwrap().is_none());
-        assert_eq!(disk.read("raft-log.corrupt-0").await.unwrap().as_deref(), Some(&b"garbage"[..]));
-        assert_ne!(gen1.node_id("n1"), gen0.node_id("n1"));
-        assert_eq!(gen1.replaces("n1"), Some(gen0.node_id("n1")));
-        disk.crash();
-        assert_eq!(load(&disk).await.unwrap(), gen1, "the new generation is durable");
-    }
-}
-
 /// Loads this server's identity; if its Raft storage fails its checksums, moves it aside and
 /// takes the next identity. Errors: unreadable storage (maybe transient: the start fails and is
 /// retried) or a failure while moving files.
@@ -116,4 +94,26 @@ pub async fn recover(config: &crate::config::AgentConfig, io: &crate::io::Io) ->
         &format!("storage corrupted ({why}); moved aside, rejoining as generation {}", next.generation),
     );
     Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::mem::MemDisk;
+
+    #[tokio::test]
+    async fn abandoning_storage_moves_raft_files_aside_and_changes_the_id() {
+        let disk = MemDisk::new();
+        disk.write(LOG_FILE, b"garbage").await.unwrap();
+        disk.sync(LOG_FILE).await.unwrap();
+        let gen0 = load(&disk).await.unwrap();
+        let gen1 = abandon_storage(&disk, gen0).await.unwrap();
+        assert_eq!(gen1.generation, 1);
+        assert!(disk.read(LOG_FILE).await.unwrap().is_none());
+        assert_eq!(disk.read("raft-log.corrupt-0").await.unwrap().as_deref(), Some(&b"garbage"[..]));
+        assert_ne!(gen1.node_id("n1"), gen0.node_id("n1"));
+        assert_eq!(gen1.replaces("n1"), Some(gen0.node_id("n1")));
+        disk.crash();
+        assert_eq!(load(&disk).await.unwrap(), gen1, "the new generation is durable");
+    }
 }
