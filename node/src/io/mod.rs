@@ -1,6 +1,6 @@
 //! The I/O abstraction: everything the agent does to the outside world goes through here.
 //!
-//! Owns: network ([`Net`]), wall clock ([`Clock`]), entropy (a seeded ChaCha RNG), disk ([`Disk`]) and
+//! Owns: network ([`Net`]), clocks ([`Clock`]: wall and drifting monotonic), entropy (a seeded ChaCha RNG), disk ([`Disk`]) and
 //! the event trace ([`TraceSink`]). The `concord` binary uses [`tokio`] (real sockets, files, system
 //! clock); the simulator supplies turmoil sockets, an in-memory crash-able disk ([`mem::MemDisk`]),
 //! and a skewable clock. Agent code must never reach for `std::net`, `std::fs`, `SystemTime::now()`
@@ -14,7 +14,7 @@ pub mod tokio;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use ::tokio::io::{AsyncRead, AsyncWrite};
 use async_trait::async_trait;
@@ -64,11 +64,23 @@ pub trait Net: Send + Sync + 'static {
     async fn bind_udp(&self, addr: SocketAddr) -> std::io::Result<Box<dyn UdpSocket>>;
 }
 
-/// The wall clock. Used only where Consul exposes wall time (session and event timestamps, logs);
-/// never for ordering, which comes from Raft indexes and tokio's monotonic clock.
+/// This host's clocks.
+///
+/// - [`Clock::wall_now`]: wall time, used only where Consul exposes wall time (session and event
+///   timestamps, logs); never for ordering, which comes from Raft indexes.
+/// - [`Clock::monotonic`]: this host's own monotonic reading, used to time leases and TTLs. A real
+///   oscillator runs a little fast or slow; in the simulator the nemesis sets its *rate*
+///   (`ClockDrift`), so every duration timed with it is stretched or shrunk as on a drifting
+///   machine. Code that times a lease must assume the rate is off by up to
+///   `server::lease::MAX_CLOCK_DRIFT_PPM`.
+///
+/// Sleeps and timeouts still come from `tokio::time` (turmoil virtualises it).
 pub trait Clock: Send + Sync + 'static {
-    /// Current wall-clock time (the nemesis may skew or jump it in the simulator).
+    /// Current wall-clock time.
     fn wall_now(&self) -> SystemTime;
+    /// Time since this clock started, as this host's oscillator counts it. Never goes backwards;
+    /// continuous when the simulator changes its rate.
+    fn monotonic(&self) -> Duration;
 }
 
 /// Durable files with explicit sync, named by relative path inside the agent's data directory.

@@ -61,11 +61,30 @@ impl UdpSocket for TokioUdp {
     }
 }
 
-/// The system wall clock.
-pub struct SystemClock;
+/// The system clocks: wall time from the OS, monotonic time from tokio since this clock was made.
+pub struct SystemClock {
+    start: tokio::time::Instant,
+}
+
+impl SystemClock {
+    /// A clock whose monotonic reading starts at zero now.
+    pub fn new() -> Self {
+        Self { start: tokio::time::Instant::now() }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Clock for SystemClock {
     fn wall_now(&self) -> SystemTime {
         SystemTime::now()
+    }
+    fn monotonic(&self) -> std::time::Duration {
+        self.start.elapsed()
     }
 }
 
@@ -139,7 +158,7 @@ pub fn production_io(data_dir: Option<&Path>) -> std::io::Result<Io> {
     getrandom_seed(&mut seed);
     Ok(Io {
         net: Arc::new(TokioNet),
-        clock: Arc::new(SystemClock),
+        clock: Arc::new(SystemClock::new()),
         disk,
         trace: Arc::new(NoTrace),
         seed: u64::from_le_bytes(seed),
