@@ -93,6 +93,20 @@ pub struct IndexObservation {
     pub server: String,
 }
 
+/// The host name of the client that recorded ops as `client`, in the simulator's scheme (see
+/// `nemesis::hosts`): workload client `id` ≥ 1 is `w{id}`; 0 is the liveness probe, which records
+/// the final reads.
+pub fn client_name(client: u32) -> String {
+    if client == 0 { "liveness".to_string() } else { format!("w{client}") }
+}
+
+impl Op {
+    /// The host name of the client that issued this op ([`client_name`]).
+    pub fn client_name(&self) -> String {
+        client_name(self.client)
+    }
+}
+
 impl History {
     /// Appends a completed op, assigning its `id`.
     pub fn push(&mut self, mut op: Op) {

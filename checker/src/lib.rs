@@ -3,7 +3,8 @@
 //! - [`history`]: the recorded history types (ops, outcomes), shared by simulator and real runs.
 //! - [`linearizable`]: per-key linearizability of the KV register (Wing & Gong 1993 / Lowe 2017
 //!   search with Porcupine-style memoisation), with shrinking of violations to a minimal failing
-//!   sub-history.
+//!   sub-history; the search is generic over a [`Model`] (Porcupine's init / step / equal), so a
+//!   new data type is checked by implementing it ([`check_model`]).
 //! - [`raft`]: Raft safety invariants (Ongaro & Ousterhout 2014, Figure 3) over the simulator's
 //!   trace.
 //! - [`oracles`]: targeted history properties (no phantom values, acknowledged writes survive,
@@ -17,6 +18,7 @@ pub mod raft;
 
 pub use history::{History, IndexObservation, OkResult, Op, OpFn, Outcome, Value};
 pub use invariant::InvariantViolation;
-pub use linearizable::{check_history, check_key, Verdict, Violation};
+pub use linearizable::model::{Model, Operation, Register};
+pub use linearizable::{check_history, check_key, check_model, ModelVerdict, Verdict, Violation};
 pub use oracles::check_oracles;
 pub use raft::{check_raft_trace, parse_trace, TraceEvent};

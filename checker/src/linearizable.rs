@@ -20,6 +20,7 @@
 //! [`Verdict::Unknown`], never a silent pass.
 
 mod cache;
+pub mod model;
 #[cfg(test)]
 mod proptests;
 mod reduce;
@@ -101,6 +102,31 @@ pub fn check_key(key: &str, ops: &[Op], budget: Duration) -> Verdict {
                 explanation,
             })
         }
+    }
+}
+
+/// The verdict on a history checked against any [`model::Model`] with [`check_model`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelVerdict<S> {
+    /// Some order of the ops, consistent with real time, is legal for the model.
+    Linearizable,
+    /// No such order exists. `op` (an index into the checked slice) could not take effect before
+    /// it returned; `prefix` is the longest partial linearization found, after which the model was
+    /// in `state`.
+    NotLinearizable { op: usize, prefix: Vec<usize>, state: S },
+    /// The time or state budget ran out; nothing was proven.
+    Unknown { reason: String },
+}
+
+/// Checks `ops` against `model` with the same Wing–Gong–Lowe search (and memoisation) as the KV
+/// register. Ops that certainly did not happen must be left out by the caller; ops whose outcome
+/// is unknown report [`model::Operation::is_info`]. `budget` bounds the search.
+pub fn check_model<M: model::Model>(model: &M, ops: &[&M::Op], budget: Duration) -> ModelVerdict<M::State> {
+    let limits = Limits { deadline: Instant::now().checked_add(budget), max_states: MAX_STATES };
+    match search::search_model(model, ops, &limits) {
+        SearchResult::Linearizable => ModelVerdict::Linearizable,
+        SearchResult::NotLinearizable(s) => ModelVerdict::NotLinearizable { op: s.op, prefix: s.prefix, state: s.state },
+        SearchResult::Exhausted(reason) => ModelVerdict::Unknown { reason },
     }
 }
 
@@ -218,9 +244,9 @@ fn show_op(op: &Op) -> String {
         _ => ms(op.complete_ns),
     };
     format!(
-        "#{:<6} client {:<4} {:<24} {:<16} invoke {:>12}  complete {}",
+        "#{:<6} {:<8} {:<24} {:<16} invoke {:>12}  complete {}",
         op.id,
-        op.client,
+        op.client_name(),
         show_fn(&op.f),
         show_outcome(&op.outcome),
         ms(op.invoke_ns),

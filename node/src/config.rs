@@ -61,6 +61,8 @@ pub struct BugSwitches {
     pub ack_before_commit: bool,
     /// Acknowledge Raft log appends without fsync.
     pub skip_log_fsync: bool,
+    /// Time the leader lease as if clocks never drift (the whole minimum election timeout).
+    pub lease_ignores_drift: bool,
 }
 
 /// Everything an agent needs to start.

@@ -1,6 +1,6 @@
 //! Kill a server (unsynced disk writes are lost), then restart it from its disk. One window in
 //! four kills a majority at once, which only durable (fsynced) logs survive.
-use nemesis::{Fault, Schedule};
+use nemesis::{Fault, Schedule, Target};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -13,8 +13,8 @@ pub fn build(rng: &mut ChaCha8Rng, p: &Params) -> Schedule {
         let mut nodes: Vec<usize> = (0..p.servers).collect();
         rand::seq::SliceRandom::shuffle(nodes.as_mut_slice(), rng);
         for v in nodes.into_iter().take(victims) {
-            s.at(start, Fault::Crash(v));
-            s.at(end, Fault::Restart(v));
+            s.at(start, Fault::Crash(Target::server(v)));
+            s.at(end, Fault::Restart(Target::server(v)));
         }
     })
 }

@@ -6,7 +6,7 @@
 //! the module below, and add one line to [`REGISTRY`].
 
 mod bridge;
-mod clock_skew;
+mod clock_drift;
 mod crash_restart;
 mod disk_corruption;
 mod flapping_partitions;
@@ -36,32 +36,52 @@ pub struct Params {
     pub fault_phase: Duration,
 }
 
-/// A scenario: name, one-line description, schedule builder, and (for the swarm) a description
-/// of the options the seed chose, printed in the report.
+/// Which workload the clients run (the simulator maps each to its `Workload` implementation and
+/// the checker model that judges its history).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// Reads, writes, CAS and deletes on a few KV keys, each checked as a linearizable register.
+    KvRegister,
+}
+
+impl WorkloadKind {
+    /// The name printed in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::KvRegister => "kv-register",
+        }
+    }
+}
+
+const KV: WorkloadKind = WorkloadKind::KvRegister;
+
+/// A scenario: name, one-line description, schedule builder, the workload its clients run, and
+/// (for the swarm) a description of the options the seed chose, printed in the report.
 pub struct Scenario {
     pub name: &'static str,
     pub about: &'static str,
     pub build: fn(&mut ChaCha8Rng, &Params) -> Schedule,
+    pub workload: WorkloadKind,
     pub describe: Option<fn(&mut ChaCha8Rng, &Params) -> String>,
 }
 
 /// Every scenario, by name.
 pub const REGISTRY: &[Scenario] = &[
-    Scenario { name: "partition-heal", about: "random halves, then heal, repeatedly", build: partition_heal::build, describe: None },
-    Scenario { name: "leader-isolation", about: "cut the current leader off, then heal, repeatedly", build: leader_isolation::build, describe: None },
-    Scenario { name: "crash-restart", about: "kill a server (losing unsynced writes), then restart it", build: crash_restart::build, describe: None },
-    Scenario { name: "pause-leader", about: "freeze the current leader's traffic (SIGSTOP-like), then resume it", build: pause_leader::build, describe: None },
-    Scenario { name: "clock-skew", about: "skew and jump servers' wall clocks under partitions", build: clock_skew::build, describe: None },
-    Scenario { name: "disk-corruption", about: "torn writes, read errors at restart, a bit flip that must be refused", build: disk_corruption::build, describe: None },
-    Scenario { name: "membership-change", about: "remove a server from raft and add it back, under faults", build: membership_change::build, describe: None },
-    Scenario { name: "swizzle-clog", about: "clog links one by one, then unclog in random order (FoundationDB)", build: swizzle_clog::build, describe: None },
-    Scenario { name: "rolling-restart", about: "restart every server in turn, as an upgrade would", build: rolling_restart::build, describe: None },
-    Scenario { name: "flapping-partitions", about: "short partitions in quick succession", build: flapping_partitions::build, describe: None },
-    Scenario { name: "majorities-ring", about: "every server sees a majority, no two the same (Jepsen)", build: majorities_ring::build, describe: None },
-    Scenario { name: "bridge", about: "two halves joined only through one server (Jepsen)", build: bridge::build, describe: None },
-    Scenario { name: "one-way", about: "asymmetric partitions: messages flow one way only", build: one_way::build, describe: None },
-    Scenario { name: "slow-lossy", about: "high latency, jitter and lossy links on random servers", build: slow_lossy::build, describe: None },
-    Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, describe: Some(swarm::describe) },
+    Scenario { name: "partition-heal", about: "random halves, then heal, repeatedly", build: partition_heal::build, workload: KV, describe: None },
+    Scenario { name: "leader-isolation", about: "cut the current leader off, then heal, repeatedly", build: leader_isolation::build, workload: KV, describe: None },
+    Scenario { name: "crash-restart", about: "kill a server (losing unsynced writes), then restart it", build: crash_restart::build, workload: KV, describe: None },
+    Scenario { name: "pause-leader", about: "freeze the current leader's traffic (SIGSTOP-like), then resume it", build: pause_leader::build, workload: KV, describe: None },
+    Scenario { name: "clock-drift", about: "drift clock rates within the lease's bound, then cut off the slow-clocked leader", build: clock_drift::build, workload: KV, describe: None },
+    Scenario { name: "disk-corruption", about: "torn writes, read errors at restart, a bit flip that must be refused", build: disk_corruption::build, workload: KV, describe: None },
+    Scenario { name: "membership-change", about: "remove a server from raft and add it back, under faults", build: membership_change::build, workload: KV, describe: None },
+    Scenario { name: "swizzle-clog", about: "clog links one by one, then unclog in random order (FoundationDB)", build: swizzle_clog::build, workload: KV, describe: None },
+    Scenario { name: "rolling-restart", about: "restart every server in turn, as an upgrade would", build: rolling_restart::build, workload: KV, describe: None },
+    Scenario { name: "flapping-partitions", about: "short partitions in quick succession", build: flapping_partitions::build, workload: KV, describe: None },
+    Scenario { name: "majorities-ring", about: "every server sees a majority, no two the same (Jepsen)", build: majorities_ring::build, workload: KV, describe: None },
+    Scenario { name: "bridge", about: "two halves joined only through one server (Jepsen)", build: bridge::build, workload: KV, describe: None },
+    Scenario { name: "one-way", about: "asymmetric partitions: messages flow one way only", build: one_way::build, workload: KV, describe: None },
+    Scenario { name: "slow-lossy", about: "high latency, jitter and lossy links on random servers", build: slow_lossy::build, workload: KV, describe: None },
+    Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV, describe: Some(swarm::describe) },
 ];
 
 /// Looks a scenario up by name.
@@ -86,12 +106,10 @@ mod tests {
                 assert!(!a.events().is_empty(), "{} seed {seed} schedules faults", sc.name);
                 assert!(a.end() <= p.fault_phase, "{} ends within the fault phase", sc.name);
                 for (_, f) in a.events() {
-                    let nodes: Vec<usize> = match f {
-                        Fault::Crash(i) | Fault::Restart(i) | Fault::Pause(i) | Fault::Resume(i) => vec![*i],
-                        Fault::Partition { a, b } => a.iter().chain(b).copied().collect(),
-                        _ => vec![],
-                    };
-                    assert!(nodes.iter().all(|i| *i < p.servers), "{}: node out of range in {f}", sc.name);
+                    for host in f.named_hosts() {
+                        let in_range = nemesis::hosts::server_index(host).is_some_and(|i| i < p.servers);
+                        assert!(in_range, "{} seed {seed}: {host} is not one of the {} servers in {f}", sc.name, p.servers);
+                    }
                 }
             }
         }

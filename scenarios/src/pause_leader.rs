@@ -1,6 +1,6 @@
 //! Freeze the current leader (its peers see silence), then resume it: it wakes up still
 //! believing it leads, with a burst of stale messages in flight.
-use nemesis::{Fault, Schedule};
+use nemesis::{Fault, Schedule, Target};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -12,7 +12,7 @@ pub fn build(rng: &mut ChaCha8Rng, p: &Params) -> Schedule {
     // window; the one leading is the one that matters, and the others exercise pauses of followers.
     windows(rng, p, 1_000..5_000, 1_000..3_000, |rng, s, start, end| {
         let victim = rng.gen_range(0..p.servers);
-        s.at(start, Fault::Pause(victim));
-        s.at(end, Fault::Resume(victim));
+        s.at(start, Fault::Pause(Target::server(victim)));
+        s.at(end, Fault::Resume(Target::server(victim)));
     })
 }

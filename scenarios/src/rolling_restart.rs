@@ -2,7 +2,7 @@
 //! for the previous one to catch up.
 use std::time::Duration;
 
-use nemesis::{Fault, Schedule};
+use nemesis::{Fault, Schedule, Target};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -17,8 +17,8 @@ pub fn build(rng: &mut ChaCha8Rng, p: &Params) -> Schedule {
             if t + down >= p.fault_phase {
                 break 'rounds;
             }
-            s.at(t, Fault::Crash(node));
-            s.at(t + down, Fault::Restart(node));
+            s.at(t, Fault::Crash(Target::server(node)));
+            s.at(t + down, Fault::Restart(Target::server(node)));
             t += down + Duration::from_millis(rng.gen_range(100..3_000));
         }
     }

@@ -2,7 +2,8 @@
 //! fires, so across seeds the simulator explores many different mixes rather than one average.
 use std::time::Duration;
 
-use nemesis::{majorities_ring, random_halves, Fault, Schedule};
+use nemesis::hosts::server;
+use nemesis::{majorities_ring, random_halves, Fault, Schedule, Target};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -44,6 +45,7 @@ pub fn build(rng: &mut ChaCha8Rng, p: &Params) -> Schedule {
         let len = Duration::from_millis(rng.gen_range(200..5_000));
         let end = (t + len).min(p.fault_phase);
         let node = rng.gen_range(0..p.servers);
+        let host = Target::server(node);
         match kind {
             "partition" => {
                 let (a, b) = random_halves(rng, p.servers);
@@ -51,28 +53,28 @@ pub fn build(rng: &mut ChaCha8Rng, p: &Params) -> Schedule {
                 s.at(end, Fault::HealAll);
             }
             "isolate-leader" => {
-                s.at(t, Fault::IsolateLeader);
+                s.at(t, Fault::Isolate(Target::Leader));
                 s.at(end, Fault::HealAll);
             }
             "crash" => {
-                s.at(t, if rng.gen_bool(0.3) { Fault::CrashTorn(node) } else { Fault::Crash(node) });
-                s.at(end, Fault::Restart(node));
+                s.at(t, if rng.gen_bool(0.3) { Fault::CrashTorn(host.clone()) } else { Fault::Crash(host.clone()) });
+                s.at(end, Fault::Restart(host));
             }
             "pause" => {
-                s.at(t, Fault::Pause(node));
-                s.at(end, Fault::Resume(node));
+                s.at(t, Fault::Pause(host.clone()));
+                s.at(end, Fault::Resume(host));
             }
             "clog" => {
                 let other = (node + rng.gen_range(1..p.servers.max(2))) % p.servers;
-                s.at(t, Fault::Clog(node, other));
-                s.at(end, Fault::Unclog(node, other));
+                s.at(t, Fault::Clog(server(node), server(other)));
+                s.at(end, Fault::Unclog(server(node), server(other)));
             }
             "slow" => {
-                s.at(t, Fault::SlowNode { node, min_ms: rng.gen_range(10..200), jitter_ms: rng.gen_range(0..200) });
+                s.at(t, Fault::SlowNode { host, min_ms: rng.gen_range(10..200), jitter_ms: rng.gen_range(0..200) });
                 s.at(end, Fault::HealAll);
             }
             "lossy" => {
-                s.at(t, Fault::LossyNode { node, per_mille: rng.gen_range(5..60) });
+                s.at(t, Fault::LossyNode { host, per_mille: rng.gen_range(5..60) });
                 s.at(end, Fault::HealAll);
             }
             _ => {

@@ -2,6 +2,7 @@
 //! different random order. Messages on a clogged link queue and arrive late, in a burst.
 use std::time::Duration;
 
+use nemesis::hosts::server;
 use nemesis::{Fault, Schedule};
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -19,12 +20,12 @@ pub fn build(rng: &mut ChaCha8Rng, p: &Params) -> Schedule {
         let chosen = &links[..k];
         let step = (end - start) / (2 * k as u32 + 1);
         for (i, (a, b)) in chosen.iter().enumerate() {
-            s.at(start + step * i as u32, Fault::Clog(*a, *b));
+            s.at(start + step * i as u32, Fault::Clog(server(*a), server(*b)));
         }
         let mut order = chosen.to_vec();
         order.shuffle(rng);
         for (i, (a, b)) in order.iter().enumerate() {
-            s.at(start + step * (k + i) as u32 + Duration::from_millis(1), Fault::Unclog(*a, *b));
+            s.at(start + step * (k + i) as u32 + Duration::from_millis(1), Fault::Unclog(server(*a), server(*b)));
         }
     })
 }

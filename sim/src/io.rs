@@ -1,14 +1,14 @@
-//! The simulator's implementation of the agent's I/O traits: turmoil sockets, a skewable wall
-//! clock, and a trace sink that timestamps every event with simulated time and hashes it.
+//! The simulator's implementation of the agent's I/O traits: turmoil sockets, a per-host clock
+//! whose rate the nemesis can drift, and a trace sink that timestamps every event with simulated time and hashes it.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use node::io::{BoxStream, Clock, Listener, Net, TraceSink};
+use node::io::{BoxStream, Clock, Listener, Net, TraceSink, UdpSocket};
 
-/// TCP over turmoil's simulated network.
+/// TCP and UDP over turmoil's simulated network.
 pub struct TurmoilNet;
 
 struct TurmoilListener(turmoil::net::TcpListener);
@@ -34,12 +34,78 @@ impl Net for TurmoilNet {
     async fn connect(&self, addr: SocketAddr) -> std::io::Result<BoxStream> {
         Ok(Box::new(turmoil::net::TcpStream::connect(addr).await?))
     }
+    async fn bind_udp(&self, addr: SocketAddr) -> std::io::Result<Box<dyn UdpSocket>> {
+        // As for TCP: turmoil binds the unspecified address (or loopback), never a host IP.
+        let any = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port());
+        Ok(Box::new(TurmoilUdp(turmoil::net::UdpSocket::bind(any).await?)))
+    }
 }
 
-/// Simulated wall clock: a fixed epoch plus simulated elapsed time plus a per-node skew that the
-/// nemesis may change.
+/// A UDP socket in turmoil's simulated network (datagrams obey partitions, loss and latency).
+struct TurmoilUdp(turmoil::net::UdpSocket);
+
+#[async_trait]
+impl UdpSocket for TurmoilUdp {
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> std::io::Result<usize> {
+        self.0.send_to(buf, target).await
+    }
+    async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        self.0.recv_from(buf).await
+    }
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+/// A host's simulated clock: its monotonic reading advances at a rate the nemesis may change
+/// (`ClockDrift`), continuously at the change; wall time is a fixed epoch plus that reading (one
+/// oscillator drives both, as on a real machine). The clock belongs to the host's hardware, so it
+/// survives a crash and restart of the agent.
 pub struct SimClock {
-    pub skew_ms: Mutex<i64>,
+    drift: Mutex<Drift>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Drift {
+    /// Parts per million of real (simulated) time.
+    rate_ppm: u32,
+    /// Simulated time of the last rate change.
+    changed_at: Duration,
+    /// The clock's reading at that moment.
+    reading_at_change: Duration,
+}
+
+impl Drift {
+    fn reading(&self, real: Duration) -> Duration {
+        let since = real.saturating_sub(self.changed_at);
+        let scaled = since.as_nanos() * u128::from(self.rate_ppm) / u128::from(nemesis::RATE_REAL);
+        self.reading_at_change + Duration::from_nanos(u64::try_from(scaled).unwrap_or(u64::MAX))
+    }
+}
+
+impl Default for SimClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SimClock {
+    /// A clock running at real rate, reading zero at the start of the simulation.
+    pub fn new() -> Self {
+        Self { drift: Mutex::new(Drift { rate_ppm: nemesis::RATE_REAL, changed_at: Duration::ZERO, reading_at_change: Duration::ZERO }) }
+    }
+
+    /// Changes the rate from simulated time `now` on; the reading is continuous at `now`.
+    pub fn set_rate_ppm(&self, rate_ppm: u32, now: Duration) {
+        let mut d = self.drift.lock().unwrap_or_else(|e| e.into_inner());
+        let reading = d.reading(now);
+        *d = Drift { rate_ppm, changed_at: now, reading_at_change: reading };
+    }
+
+    /// The reading at simulated time `real`.
+    pub fn reading_at(&self, real: Duration) -> Duration {
+        self.drift.lock().unwrap_or_else(|e| e.into_inner()).reading(real)
+    }
 }
 
 /// The simulated epoch: 2026-01-01T00:00:00Z, fixed so timestamps replay.
@@ -47,14 +113,26 @@ pub const SIM_EPOCH_SECS: u64 = 1_767_225_600;
 
 impl Clock for SimClock {
     fn wall_now(&self) -> SystemTime {
-        let elapsed = turmoil::sim_elapsed().unwrap_or_default();
-        let skew = *self.skew_ms.lock().unwrap_or_else(|e| e.into_inner());
-        let base = UNIX_EPOCH + Duration::from_secs(SIM_EPOCH_SECS) + elapsed;
-        if skew >= 0 {
-            base + Duration::from_millis(skew as u64)
-        } else {
-            base - Duration::from_millis(skew.unsigned_abs())
-        }
+        UNIX_EPOCH + Duration::from_secs(SIM_EPOCH_SECS) + self.monotonic()
+    }
+    fn monotonic(&self) -> Duration {
+        self.reading_at(turmoil::sim_elapsed().unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    #[test]
+    fn drift_changes_the_rate_and_keeps_the_reading_continuous() {
+        let c = SimClock::new();
+        assert_eq!(c.reading_at(Duration::from_secs(10)), Duration::from_secs(10));
+        c.set_rate_ppm(900_000, Duration::from_secs(10));
+        assert_eq!(c.reading_at(Duration::from_secs(10)), Duration::from_secs(10), "continuous at the change");
+        assert_eq!(c.reading_at(Duration::from_secs(20)), Duration::from_secs(19), "10 s at 90% reads 9 s");
+        c.set_rate_ppm(1_100_000, Duration::from_secs(20));
+        assert_eq!(c.reading_at(Duration::from_secs(30)), Duration::from_secs(30));
     }
 }
 
@@ -124,5 +202,56 @@ pub struct TraceHandle(pub Arc<Trace>);
 impl TraceSink for TraceHandle {
     fn event(&self, node: &str, event: &str) {
         self.0.record(turmoil::sim_elapsed().unwrap_or_default(), node, event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PORT: u16 = 8301;
+
+    /// Runs a world where "b" echoes datagrams on [`PORT`] and "a" sends `ping` to it; returns
+    /// what "a" received, or `None` if nothing came back within a second.
+    fn ping(partitioned: bool) -> Option<(Vec<u8>, SocketAddr, SocketAddr)> {
+        let mut sim = turmoil::Builder::new().build();
+        sim.host("b", || async {
+            let sock = TurmoilNet.bind_udp(SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT))).await?;
+            let mut buf = [0u8; 64];
+            loop {
+                let (n, from) = sock.recv_from(&mut buf).await?;
+                sock.send_to(&buf[..n], from).await?;
+            }
+        });
+        let got = Arc::new(Mutex::new(None));
+        let out = got.clone();
+        sim.client("a", async move {
+            let sock = TurmoilNet.bind_udp(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))).await?;
+            assert_eq!(sock.send_to(b"ping", SocketAddr::new(turmoil::lookup("b"), PORT)).await?, 4);
+            let mut buf = [0u8; 64];
+            if let Ok(r) = tokio::time::timeout(Duration::from_secs(1), sock.recv_from(&mut buf)).await {
+                let (n, from) = r?;
+                *out.lock().unwrap() = Some((buf[..n].to_vec(), from, SocketAddr::new(turmoil::lookup("b"), PORT)));
+            }
+            Ok(())
+        });
+        if partitioned {
+            sim.partition("a", "b");
+        }
+        sim.run().unwrap();
+        let result = got.lock().unwrap().take();
+        result
+    }
+
+    #[test]
+    fn udp_datagram_round_trips_in_turmoil() {
+        let (bytes, from, b) = ping(false).expect("an echo");
+        assert_eq!(bytes, b"ping");
+        assert_eq!(from, b, "the reply comes from b's address and port");
+    }
+
+    #[test]
+    fn udp_datagram_is_lost_across_a_turmoil_partition() {
+        assert_eq!(ping(true), None);
     }
 }

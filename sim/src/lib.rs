@@ -18,6 +18,11 @@ pub mod world;
 use options::RunOptions;
 use rand::SeedableRng;
 
+/// Checks that `scenario` names a registered scenario (before a sweep starts).
+pub fn run_seed_check(scenario: &str) -> Result<(), String> {
+    scenarios::find(scenario).map(|_| ()).ok_or_else(|| format!("unknown scenario {scenario:?}"))
+}
+
 /// Builds the scenario's schedule and runs it. Errors: unknown scenario name.
 pub fn run_seed(options: &RunOptions) -> Result<(run::RunResult, verdict::Judgement), String> {
     let scenario = scenarios::find(&options.scenario).ok_or_else(|| {

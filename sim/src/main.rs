@@ -11,18 +11,18 @@ use sim::options::{Bug, RunOptions};
 #[derive(Parser, Debug)]
 #[command(name = "sim", about = "Concord deterministic simulator")]
 struct Args {
-    /// The seed: one seed is one run.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    /// The seed: one seed is one run (default 42).
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
     /// Sweep seeds A..B (half-open), e.g. `1..200`.
     #[arg(long)]
     seeds: Option<String>,
     /// Scenario name (see --list).
     #[arg(long, default_value = "partition-heal")]
     scenario: String,
-    /// Number of servers.
-    #[arg(long, default_value_t = 3)]
-    servers: usize,
+    /// Number of servers (1 to 9).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=9))]
+    servers: u8,
     /// Run each seed twice and fail if the trace hashes differ.
     #[arg(long)]
     check_determinism: bool,
@@ -39,6 +39,9 @@ struct Args {
     #[arg(long)]
     quiet: bool,
 }
+
+/// The seed of a run when neither `--seed` nor `--seeds` is given.
+const DEFAULT_SEED: u64 = 42;
 
 fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {
     let (a, b) = s.split_once("..").ok_or_else(|| format!("--seeds wants A..B, got {s:?}"))?;
@@ -69,8 +72,16 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        None => args.seed..args.seed + 1,
+        None => {
+            let seed = args.seed.unwrap_or(DEFAULT_SEED);
+            seed..seed.saturating_add(1)
+        }
     };
+    if sim::run_seed_check(&args.scenario).is_err() {
+        let names: Vec<&str> = scenarios::REGISTRY.iter().map(|s| s.name).collect();
+        eprintln!("error: unknown scenario {:?}; known: {}", args.scenario, names.join(", "));
+        return ExitCode::from(2);
+    }
     let sweep = seeds.end - seeds.start > 1;
     let started = Instant::now();
     let mut failed = Vec::new();
@@ -78,7 +89,7 @@ fn main() -> ExitCode {
     for seed in seeds.clone() {
         // Determinism checks keep the trace so a divergence can be shown line by line.
         let keep_trace = args.trace || args.check_determinism;
-        let options = RunOptions::derive(seed, &args.scenario, args.servers, args.bug.clone(), keep_trace);
+        let options = RunOptions::derive(seed, &args.scenario, usize::from(args.servers), args.bug.clone(), keep_trace);
         let (result, judgement) = match sim::run_seed(&options) {
             Ok(r) => r,
             Err(e) => {
@@ -141,7 +152,7 @@ fn main() -> ExitCode {
     let wall = started.elapsed().as_secs_f64();
     if sweep {
         println!(
-            "sweep {} seeds {}..{}: {} passed, {} failed in {:.1}s wall ({:.0}x real time){}",
+            "sweep {} seeds {}..{}: {} passed, {} failed in {:.1}s wall ({:.0}x real time); determinism {}{}",
             args.scenario,
             seeds.start,
             seeds.end,
@@ -149,6 +160,7 @@ fn main() -> ExitCode {
             failed.len(),
             wall,
             simulated / wall.max(1e-9),
+            if args.check_determinism { "checked (each seed run twice, trace hashes equal)" } else { "not checked (add --check-determinism)" },
             if failed.is_empty() { String::new() } else { format!("; failing seeds: {failed:?}") }
         );
     }

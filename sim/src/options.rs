@@ -8,6 +8,9 @@ use node::agent::BugSwitches;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// Environment variables that change what a seed does; the replay line carries them.
+pub const REPLAY_ENV: [&str; 2] = ["CONCORD_SIM_TICK_MS", "CONCORD_SIM_NO_BUGGIFY"];
+
 /// A deliberate bug to switch on (to prove the checkers catch it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Bug {
@@ -17,6 +20,8 @@ pub enum Bug {
     AckBeforeCommit,
     /// Raft log appends acknowledged without fsync.
     SkipFsync,
+    /// The leader lease timed as if clocks never drift (caught by `clock-drift`).
+    LeaseIgnoresDrift,
 }
 
 impl Bug {
@@ -26,6 +31,7 @@ impl Bug {
             Bug::StaleConsistentRead => "stale-consistent-read",
             Bug::AckBeforeCommit => "ack-before-commit",
             Bug::SkipFsync => "skip-fsync",
+            Bug::LeaseIgnoresDrift => "lease-ignores-drift",
         }
     }
 }
@@ -82,15 +88,23 @@ impl RunOptions {
             stale_consistent_read: self.bugs.contains(&Bug::StaleConsistentRead),
             ack_before_commit: self.bugs.contains(&Bug::AckBeforeCommit),
             skip_log_fsync: self.bugs.contains(&Bug::SkipFsync),
+            lease_ignores_drift: self.bugs.contains(&Bug::LeaseIgnoresDrift),
         }
     }
 
-    /// The command line that replays this run.
+    /// The command line that replays this run, with the environment settings that change a run
+    /// (`CONCORD_SIM_TICK_MS`, `CONCORD_SIM_NO_BUGGIFY`) in front when they are set.
     pub fn replay_command(&self) -> String {
-        let mut cmd = format!(
+        let mut cmd = String::new();
+        for var in REPLAY_ENV {
+            if let Some(v) = std::env::var_os(var) {
+                cmd.push_str(&format!("{var}={} ", v.to_string_lossy()));
+            }
+        }
+        cmd.push_str(&format!(
             "cargo run --release -p sim -- --seed {} --scenario {} --servers {}",
             self.seed, self.scenario, self.servers
-        );
+        ));
         for b in &self.bugs {
             cmd.push_str(&format!(" --bug {}", b.flag()));
         }

@@ -14,7 +14,7 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
     let o = &result.options;
     let mut out = String::new();
     let _ = writeln!(out, "concord sim  seed={}  scenario={}", o.seed, o.scenario);
-    let _ = writeln!(out, "options: {o}");
+    let _ = writeln!(out, "options: {o} workload={}", crate::workload::for_scenario(&o.scenario).name());
     if let Some(detail) = &result.scenario_detail {
         let _ = writeln!(out, "scenario options: {detail}");
     }
@@ -32,6 +32,10 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
     }
     let (ok, fail, info) = result.history.outcome_counts();
     let _ = writeln!(out, "operations: {} (ok {ok}, fail {fail}, info {info})", result.history.ops.len());
+    let _ = writeln!(
+        out,
+        "  (ok: took effect; fail: certainly did not, e.g. refused with no leader, expected while faults cut servers off; info: unknown, e.g. a timeout, may have taken effect)"
+    );
     for (name, pred) in [
         ("read", (|f: &OpFn| matches!(f, OpFn::Read)) as fn(&OpFn) -> bool),
         ("write", |f| matches!(f, OpFn::Write(_))),

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use checker::History;
@@ -19,7 +19,7 @@ use crate::io::{SimClock, Trace, TraceHandle, TurmoilNet};
 use crate::operator::{run_operator, OperatorQueue};
 use crate::world::World;
 use crate::options::RunOptions;
-use crate::workload::{liveness_probe, run_client, ClientSpec};
+use crate::workload::{liveness_probe, ClientSpec};
 
 const HTTP_PORT: u16 = 8500;
 const SERVER_PORT: u16 = 8300;
@@ -32,6 +32,8 @@ const RESTART_BACKOFF: Duration = Duration::from_secs(1);
 /// Tombstones are reaped this long after their delete (production: 15 min), so reaping happens,
 /// and races blocking queries, within a run (the workload's blocking reads wait 200 ms, under it).
 const SIM_TOMBSTONE_TTL: Duration = Duration::from_secs(1);
+/// Mixed into the seed for each server's disk latency stream.
+const DISK_SEED_SALT: u64 = 0x6469_736b_6c61_7421;
 /// Hard stop beyond the liveness bound, in case a client never returns.
 const RUN_SLACK: Duration = Duration::from_secs(15);
 
@@ -58,10 +60,6 @@ pub struct RunResult {
     pub buggified: Vec<(&'static str, u64)>,
 }
 
-fn server_name(i: usize) -> String {
-    format!("n{}", i + 1)
-}
-
 /// Runs the scenario for `options` and returns what happened. Deterministic in `options`.
 pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     let wall_start = Instant::now();
@@ -83,12 +81,14 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
 
     let trace = Arc::new(Trace::new());
     let n = options.servers;
-    let names: Vec<String> = (0..n).map(server_name).collect();
+    let names: Vec<String> = nemesis::hosts::servers(n);
     let ips: Vec<_> = names.iter().map(|name| sim.lookup(name.as_str())).collect();
     let rpc_addrs: Vec<String> = ips.iter().map(|ip| SocketAddr::new(*ip, SERVER_PORT).to_string()).collect();
     let http_addrs: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(*ip, HTTP_PORT)).collect();
-    let disks: Vec<Arc<MemDisk>> = (0..n).map(|_| Arc::new(MemDisk::new())).collect();
-    let clocks: Vec<Arc<SimClock>> = (0..n).map(|_| Arc::new(SimClock { skew_ms: Mutex::new(0) })).collect();
+    // Each disk's service times come from its own seeded stream, so they replay.
+    let disks: Vec<Arc<MemDisk>> =
+        (0..n).map(|i| Arc::new(MemDisk::with_latency(options.seed ^ DISK_SEED_SALT.wrapping_mul(i as u64 + 1)))).collect();
+    let clocks: Vec<Arc<SimClock>> = (0..n).map(|_| Arc::new(SimClock::new())).collect();
     let agents: Rc<RefCell<Vec<Option<Arc<Agent>>>>> = Rc::new(RefCell::new(vec![None; n]));
     let mut seeds = ChaCha8Rng::seed_from_u64(options.seed);
 
@@ -161,16 +161,17 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     let history = Rc::new(RefCell::new(History::default()));
     let workload_until = options.fault_phase + WORKLOAD_TAIL;
     let keys: Vec<String> = (0..options.keys).map(|k| format!("k{k}")).collect();
+    let workload = crate::workload::for_scenario(&options.scenario);
     for c in 0..options.clients {
         let spec = ClientSpec {
             id: c as u32 + 1,
-            servers: http_addrs.clone(),
+            servers: names.iter().cloned().zip(http_addrs.iter().copied()).collect(),
             keys: keys.clone(),
             until: workload_until,
             rng: ChaCha8Rng::seed_from_u64(rand::Rng::gen::<u64>(&mut seeds)),
             history: history.clone(),
         };
-        sim.client(format!("c{}", c + 1), run_client(spec));
+        sim.client(nemesis::hosts::workload(c), workload.client(spec));
     }
     let live_at = Rc::new(RefCell::new(None));
     let liveness_deadline = options.fault_phase + options.liveness_bound;
@@ -178,7 +179,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     // runtime tick per simulation step, and most of a run they would sit idle.
     let operator = Rc::new(RefCell::new(OperatorQueue::default()));
     let mut operator_started = false;
-    let client_names: Vec<String> = (0..options.clients).map(|c| format!("c{}", c + 1)).collect();
+    let client_names: Vec<String> = (0..options.clients).map(nemesis::hosts::workload).collect();
     let latency = (Duration::from_millis(1), options.latency_max);
     let mut world =
         World::new(names.clone(), client_names, agents.clone(), disks, clocks, options.seed, latency, (operator.clone(), rpc_addrs.clone()));
@@ -201,17 +202,17 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         if !healed && now >= options.fault_phase {
             let what = world.apply(&mut sim, &Fault::HealAll);
             for i in world.removed() {
-                world.apply(&mut sim, &Fault::AddServer(i));
+                world.apply(&mut sim, &Fault::AddServer(nemesis::Target::server(i)));
             }
             // Every server must serve again, including one that rejoined after disk corruption.
             let final_reads = (keys.clone(), history.clone());
             let probe = liveness_probe(http_addrs.clone(), now, liveness_deadline, live_at.clone(), final_reads);
-            sim.client("liveness", probe);
-            world.add_client("liveness");
+            sim.client(nemesis::hosts::LIVENESS, probe);
+            world.add_client(nemesis::hosts::LIVENESS);
             let mut restarted = Vec::new();
             for i in 0..n {
                 if world.is_crashed(i) {
-                    world.apply(&mut sim, &Fault::Restart(i));
+                    world.apply(&mut sim, &Fault::Restart(nemesis::Target::server(i)));
                     restarted.push(names[i].clone());
                 }
             }
@@ -222,8 +223,8 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         }
         if !operator_started && !operator.borrow().pending.is_empty() {
             let fault_phase = options.fault_phase;
-            sim.client("operator", run_operator(operator.clone(), http_addrs.clone(), fault_phase, live_at.clone(), liveness_deadline));
-            world.add_client("operator");
+            sim.client(nemesis::hosts::OPERATOR, run_operator(operator.clone(), http_addrs.clone(), fault_phase, live_at.clone(), liveness_deadline));
+            world.add_client(nemesis::hosts::OPERATOR);
             operator_started = true;
         }
         for outcome in std::mem::take(&mut operator.borrow_mut().outcomes) {

@@ -93,7 +93,7 @@ fn describe(op: &Op) -> String {
         Outcome::Info => format!("gave up at {:.3}ms (may take effect any time later)", ms(op.complete_ns)),
         _ => format!("completed {:.3}ms", ms(op.complete_ns)),
     };
-    format!("#{} c{} {} {} {}: invoked {:.3}ms, {done}", op.id, op.client, op.key, label(op), outcome_text(&op.outcome), ms(op.invoke_ns))
+    format!("#{} {} {} {} {}: invoked {:.3}ms, {done}", op.id, op.client_name(), op.key, label(op), outcome_text(&op.outcome), ms(op.invoke_ns))
 }
 
 /// A verdict summary from what the result and the highlight say (the judgement is not at hand).
@@ -177,7 +177,7 @@ oninput=\"document.getElementById('tl').style.setProperty('--z',{z0}*Math.pow(2,
     // Lane names, then the scrolling timeline.
     let _ = write!(h, "<div class=\"wrap\"><div class=\"names\"><div style=\"height:{AXIS_H}px\"></div>");
     for client in lanes.keys() {
-        let _ = write!(h, "<div>c{client}</div>");
+        let _ = write!(h, "<div>{}</div>", checker::history::client_name(*client));
     }
     let _ = writeln!(h, "</div><div class=\"scroll\"><div id=\"tl\" style=\"--z:{z0};--e:{end_ms:.3};height:{height}px\">");
     for (i, _) in lanes.iter().enumerate() {
@@ -230,9 +230,9 @@ oninput=\"document.getElementById('tl').style.setProperty('--z',{z0}*Math.pow(2,
             };
             let _ = writeln!(
                 h,
-                "<tr><td><a href=\"#op{0}\">#{0}</a></td><td>c{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td>{5:.3}</td><td>{6}</td></tr>",
+                "<tr><td><a href=\"#op{0}\">#{0}</a></td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td>{5:.3}</td><td>{6}</td></tr>",
                 op.id,
-                op.client,
+                op.client_name(),
                 esc(&op.key),
                 esc(&label(op)),
                 outcome_text(&op.outcome),
@@ -306,7 +306,7 @@ mod tests {
             options: RunOptions::derive(1, "partition-heal", 3, vec![], false),
             history,
             faults: vec![
-                (Duration::from_millis(105), "partition [n1] | [n2, n3]".into()),
+                (Duration::from_millis(105), "partition [s1] | [s2, s3]".into()),
                 (Duration::from_millis(1500), "evil <b>bold</b> & \"quoted\"".into()),
             ],
             trace_hash: 0,
@@ -345,7 +345,8 @@ mod tests {
         }
         // Fault markers, escaped.
         assert_eq!(html.matches("class=\"f\"").count(), 2);
-        assert!(html.contains("title=\"t=0.105s partition [n1] | [n2, n3]\""));
+        assert!(html.contains("title=\"t=0.105s partition [s1] | [s2, s3]\""));
+        assert!(html.contains("<div>w1</div>"), "lanes are named by host");
         assert!(html.contains("evil &lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot;"));
         assert!(!html.contains("<b>bold"));
         assert!(!html.contains("<script"));

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use checker::linearizable::{check_history, Verdict};
+use checker::linearizable::Verdict;
 use checker::InvariantViolation;
 
 use crate::run::RunResult;
@@ -39,7 +39,7 @@ impl Judgement {
 
 /// Runs every checker over `result`.
 pub fn judge(result: &RunResult) -> Judgement {
-    let linearizable = check_history(&result.history, CHECK_BUDGET_PER_KEY);
+    let linearizable = crate::workload::for_scenario(&result.options.scenario).check(&result.history, CHECK_BUDGET_PER_KEY);
     let no_liveness = match result.live_at {
         Some(_) => None,
         None => Some(format!(

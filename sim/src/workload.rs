@@ -1,17 +1,23 @@
-//! Workload clients: issue KV reads, writes, CAS and deletes over the HTTP API to random servers,
-//! with timeouts, and record every operation in the history (invoke → ok / fail / info).
+//! Workloads: what the clients of a run do and how their history is judged ([`Workload`]), chosen
+//! by the scenario ([`scenarios::WorkloadKind`]).
+//!
+//! The KV register workload ([`KvRegister`]): clients issue KV reads, writes, CAS and deletes over
+//! the HTTP API to random servers, with timeouts, and record every operation in the history
+//! (invoke → ok / fail / info); each key is checked as a linearizable register.
 //!
 //! Values are unique per write (`client * 10^9 + counter`), so a CAS on a ModifyIndex the client
 //! read can be checked as a CAS on the value it read (see `checker::history`).
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use checker::{History, IndexObservation, OkResult, Op, OpFn, Outcome, Value};
+use checker::{History, IndexObservation, OkResult, Op, OpFn, Outcome, Value, Verdict};
 use hyper::{Method, StatusCode};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -21,10 +27,44 @@ use crate::http_client::{request, ClientError, Response};
 /// Per-request timeout: past it the client records `info` (outcome unknown) and moves on.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// A workload: the client program every workload host runs, and the check of the history they
+/// record. Catalog, session and lock workloads implement it next to [`KvRegister`].
+pub trait Workload {
+    /// The name printed in the report.
+    fn name(&self) -> &'static str;
+    /// The program of one workload host; it records into `spec.history` until `spec.until`.
+    fn client(&self, spec: ClientSpec) -> Pin<Box<dyn Future<Output = turmoil::Result>>>;
+    /// Judges the history: one verdict per independent object (e.g. per key), sorted by name.
+    fn check(&self, history: &History, budget_per_object: Duration) -> Vec<(String, Verdict)>;
+}
+
+/// The KV register workload (see the module docs).
+pub struct KvRegister;
+
+impl Workload for KvRegister {
+    fn name(&self) -> &'static str {
+        scenarios::WorkloadKind::KvRegister.name()
+    }
+    fn client(&self, spec: ClientSpec) -> Pin<Box<dyn Future<Output = turmoil::Result>>> {
+        Box::pin(run_client(spec))
+    }
+    fn check(&self, history: &History, budget_per_object: Duration) -> Vec<(String, Verdict)> {
+        checker::check_history(history, budget_per_object)
+    }
+}
+
+/// The workload a scenario's clients run (the KV register for unknown names).
+pub fn for_scenario(scenario: &str) -> Box<dyn Workload> {
+    match scenarios::find(scenario).map(|s| s.workload) {
+        Some(scenarios::WorkloadKind::KvRegister) | None => Box::new(KvRegister),
+    }
+}
+
 /// What one workload client needs.
 pub struct ClientSpec {
     pub id: u32,
-    pub servers: Vec<SocketAddr>,
+    /// The servers, by host name and HTTP address.
+    pub servers: Vec<(String, SocketAddr)>,
     pub keys: Vec<String>,
     /// Stop issuing new ops at this simulated time.
     pub until: Duration,
@@ -71,7 +111,7 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
     let mut counter: u64 = 0;
     while now() < spec.until {
         let key = spec.keys[spec.rng.gen_range(0..spec.keys.len())].clone();
-        let server = spec.servers[spec.rng.gen_range(0..spec.servers.len())];
+        let (server_name, server) = spec.servers[spec.rng.gen_range(0..spec.servers.len())].clone();
         counter += 1;
         let value = u64::from(spec.id) * 1_000_000_000 + counter;
         let roll = spec.rng.gen_range(0..100);
@@ -110,7 +150,7 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
                     key: key.clone(),
                     index,
                     at_ns: complete.as_nanos() as u64,
-                    server: server.to_string(),
+                    server: server_name.clone(),
                 });
             }
         }

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nemesis::{DiskFile, Fault};
+use nemesis::{DiskFile, Fault, Host, Role, Target};
 use node::agent::Agent;
 use node::io::mem::MemDisk;
 use node::raft::ServerState;
@@ -100,6 +100,26 @@ impl World {
         self.removed.iter().copied().collect()
     }
 
+    /// The 0-based index of server `name`, if it is one of this world's servers.
+    pub fn server_index(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    /// Resolves a fault's target to a server index: a named server, the current leader, or a
+    /// random server (from the world's seeded RNG). `Err` says why nothing was hit.
+    fn resolve(&mut self, target: &Target) -> Result<usize, String> {
+        match target {
+            Target::Host(name) => self.server_index(name).ok_or_else(|| format!("{name} is not a server of this world")),
+            Target::Leader => self.current_leader().ok_or_else(|| "no leader now".to_string()),
+            Target::Any(Role::Server) => Ok(self.rng.gen_range(0..self.names.len())),
+            Target::Any(role) => Err(format!("no {role:?} hosts can take this fault")),
+        }
+    }
+
+    fn indexes(&self, hosts: &[Host]) -> Result<Vec<usize>, String> {
+        hosts.iter().map(|h| self.server_index(h).ok_or_else(|| format!("{h} is not a server of this world"))).collect()
+    }
+
     /// Whether server `i` is down.
     pub fn is_crashed(&self, i: usize) -> bool {
         self.crashed[i]
@@ -188,120 +208,177 @@ impl World {
         }
     }
 
-    /// Applies one fault; returns what it did, for the fault log.
+    /// Applies one fault; returns what it did, for the fault log (hosts by name; a target resolved
+    /// now is shown as the host it hit).
     pub fn apply(&mut self, sim: &mut turmoil::Sim<'_>, fault: &Fault) -> String {
+        match self.apply_resolved(sim, fault) {
+            Ok(what) => what,
+            Err(why) => format!("{fault}: {why}, skipped"),
+        }
+    }
+
+    fn apply_resolved(&mut self, sim: &mut turmoil::Sim<'_>, fault: &Fault) -> Result<String, String> {
         let n = self.names.len();
+        // What a resolved target hit, for the log: `crash s2` rather than `crash the leader`.
+        let hit = |name: &str| -> String {
+            match fault {
+                Fault::Isolate(Target::Leader) => format!("isolate leader {name}"),
+                Fault::Isolate(_) => format!("isolate {name}"),
+                _ => {
+                    let shown = fault.to_string();
+                    let target = match fault {
+                        Fault::Crash(t) | Fault::CrashTorn(t) | Fault::Restart(t) | Fault::Pause(t) | Fault::Resume(t)
+                        | Fault::DiskReadError(t) | Fault::RemoveServer(t) | Fault::AddServer(t)
+                        | Fault::SlowNode { host: t, .. } | Fault::LossyNode { host: t, .. }
+                        | Fault::ClockDrift { host: t, .. } | Fault::BitFlip { host: t, .. } => t.to_string(),
+                        _ => return shown,
+                    };
+                    shown.replacen(&target, name, 1)
+                }
+            }
+        };
         match fault {
             Fault::Partition { a, b } => {
+                let (a, b) = (self.indexes(a)?, self.indexes(b)?);
                 let pairs: Vec<(usize, usize)> = a.iter().flat_map(|x| b.iter().map(move |y| (*x, *y))).collect();
                 self.cut_pairs(sim, &pairs);
             }
-            Fault::Cut { pairs, .. } => self.cut_pairs(sim, pairs),
+            Fault::Cut { pairs, .. } => {
+                let pairs = pairs
+                    .iter()
+                    .map(|(x, y)| Ok((self.indexes(std::slice::from_ref(x))?[0], self.indexes(std::slice::from_ref(y))?[0])))
+                    .collect::<Result<Vec<_>, String>>()?;
+                self.cut_pairs(sim, &pairs);
+            }
             Fault::PartitionOneWay { from, to } => {
-                for x in from {
-                    for y in to {
+                let (from, to) = (self.indexes(from)?, self.indexes(to)?);
+                for x in &from {
+                    for y in &to {
                         sim.partition_oneway(self.name(*x), self.name(*y));
                         self.cut_oneway.insert((*x, *y));
                     }
                 }
             }
-            Fault::IsolateLeader => match self.current_leader() {
-                Some(l) => {
-                    let pairs: Vec<(usize, usize)> = (0..n).filter(|i| *i != l).map(|i| (l, i)).collect();
-                    self.cut_pairs(sim, &pairs);
-                    return format!("isolate leader {}", self.names[l]);
-                }
-                None => return "isolate leader: no leader now, skipped".to_string(),
-            },
+            Fault::Isolate(t) => {
+                let l = self.resolve(t)?;
+                let pairs: Vec<(usize, usize)> = (0..n).filter(|i| *i != l).map(|i| (l, i)).collect();
+                self.cut_pairs(sim, &pairs);
+                return Ok(hit(&self.names[l]));
+            }
             Fault::HealAll => self.heal_all(sim),
-            Fault::Crash(i) | Fault::CrashTorn(i) => {
-                if self.crashed[*i] {
-                    return format!("{fault}: already down, skipped");
+            Fault::Crash(t) | Fault::CrashTorn(t) => {
+                let i = self.resolve(t)?;
+                if self.crashed[i] {
+                    return Err(format!("{} already down", self.names[i]));
                 }
                 if matches!(fault, Fault::CrashTorn(_)) {
-                    self.disks[*i].tear_on_crash();
+                    self.disks[i].tear_on_crash();
                 }
-                self.crash(sim, *i);
+                self.crash(sim, i);
+                return Ok(hit(&self.names[i]));
             }
-            Fault::Restart(i) => {
-                if !self.crashed[*i] {
-                    return format!("{fault}: not down, skipped");
+            Fault::Restart(t) => {
+                let i = self.resolve(t)?;
+                if !self.crashed[i] {
+                    return Err(format!("{} not down", self.names[i]));
                 }
-                sim.bounce(self.name(*i));
-                self.crashed[*i] = false;
+                sim.bounce(self.name(i));
+                self.crashed[i] = false;
+                return Ok(hit(&self.names[i]));
             }
-            Fault::Pause(i) => {
-                if self.crashed[*i] || !self.paused.insert(*i) {
-                    return format!("{fault}: down or already paused, skipped");
+            Fault::Pause(t) => {
+                let i = self.resolve(t)?;
+                if self.crashed[i] || !self.paused.insert(i) {
+                    return Err(format!("{} down or already paused", self.names[i]));
                 }
-                for h in self.peers_of(*i) {
-                    sim.hold(self.name(*i), h.as_str());
+                for h in self.peers_of(i) {
+                    sim.hold(self.name(i), h.as_str());
                 }
+                return Ok(hit(&self.names[i]));
             }
-            Fault::Resume(i) => {
-                if !self.paused.remove(i) {
-                    return format!("{fault}: not paused, skipped");
+            Fault::Resume(t) => {
+                let i = self.resolve(t)?;
+                if !self.paused.remove(&i) {
+                    return Err(format!("{} not paused", self.names[i]));
                 }
-                for h in self.peers_of(*i) {
-                    sim.release(self.name(*i), h.as_str());
+                for h in self.peers_of(i) {
+                    sim.release(self.name(i), h.as_str());
                 }
+                return Ok(hit(&self.names[i]));
             }
             Fault::Clog(a, b) => {
-                if self.clogged.insert(pair(*a, *b)) {
-                    sim.hold(self.name(*a), self.name(*b));
+                let (a, b) = (self.indexes(std::slice::from_ref(a))?[0], self.indexes(std::slice::from_ref(b))?[0]);
+                if self.clogged.insert(pair(a, b)) {
+                    sim.hold(self.name(a), self.name(b));
                 }
             }
             Fault::Unclog(a, b) => {
-                if self.clogged.remove(&pair(*a, *b)) {
-                    sim.release(self.name(*a), self.name(*b));
+                let (a, b) = (self.indexes(std::slice::from_ref(a))?[0], self.indexes(std::slice::from_ref(b))?[0]);
+                if self.clogged.remove(&pair(a, b)) {
+                    sim.release(self.name(a), self.name(b));
                 }
             }
-            Fault::SlowNode { node, min_ms, jitter_ms } => {
-                self.degraded.insert(*node, "slow");
-                for h in self.peers_of(*node) {
-                    sim.set_link_latency(self.name(*node), h.as_str(), Duration::from_millis(*min_ms));
-                    sim.set_link_max_message_latency(self.name(*node), h.as_str(), Duration::from_millis(min_ms + jitter_ms));
+            Fault::SlowNode { host, min_ms, jitter_ms } => {
+                let i = self.resolve(host)?;
+                self.degraded.insert(i, "slow");
+                for h in self.peers_of(i) {
+                    sim.set_link_latency(self.name(i), h.as_str(), Duration::from_millis(*min_ms));
+                    sim.set_link_max_message_latency(self.name(i), h.as_str(), Duration::from_millis(min_ms + jitter_ms));
                 }
+                return Ok(hit(&self.names[i]));
             }
-            Fault::LossyNode { node, per_mille } => {
-                self.degraded.insert(*node, "lossy");
-                for h in self.peers_of(*node) {
-                    sim.set_link_fail_rate(self.name(*node), h.as_str(), f64::from(*per_mille) / 1000.0);
+            Fault::LossyNode { host, per_mille } => {
+                let i = self.resolve(host)?;
+                self.degraded.insert(i, "lossy");
+                for h in self.peers_of(i) {
+                    sim.set_link_fail_rate(self.name(i), h.as_str(), f64::from(*per_mille) / 1000.0);
                 }
+                return Ok(hit(&self.names[i]));
             }
-            Fault::ClockSkew { node, offset_ms } => {
-                *self.clocks[*node].skew_ms.lock().unwrap_or_else(|e| e.into_inner()) = *offset_ms;
+            Fault::ClockDrift { host, rate_ppm } => {
+                let i = self.resolve(host)?;
+                self.clocks[i].set_rate_ppm(*rate_ppm, sim.elapsed());
+                return Ok(hit(&self.names[i]));
             }
-            Fault::DiskReadError(i) => self.disks[*i].fail_next_read(),
-            Fault::RemoveServer(i) => {
-                if self.removed.len() + 1 >= n || !self.removed.insert(*i) {
-                    return format!("{fault}: would leave too few voters or already removed, skipped");
+            Fault::DiskReadError(t) => {
+                let i = self.resolve(t)?;
+                self.disks[i].fail_next_read();
+                return Ok(hit(&self.names[i]));
+            }
+            Fault::RemoveServer(t) => {
+                let i = self.resolve(t)?;
+                if self.removed.len() + 1 >= n || !self.removed.insert(i) {
+                    return Err("would leave too few voters or already removed".into());
                 }
-                let id = format!("{:016x}", node::raft::node_id_for(self.name(*i)));
+                let id = format!("{:016x}", node::raft::node_id_for(self.name(i)));
                 self.operator.borrow_mut().pending.push_back((hyper::Method::DELETE, format!("/v1/operator/raft/peer?id={id}")));
+                return Ok(hit(&self.names[i]));
             }
-            Fault::AddServer(i) => {
-                if !self.removed.remove(i) {
-                    return format!("{fault}: not removed, skipped");
+            Fault::AddServer(t) => {
+                let i = self.resolve(t)?;
+                if !self.removed.remove(&i) {
+                    return Err(format!("{} not removed", self.names[i]));
                 }
-                let path = format!("/v1/operator/raft/peer?node={}&address={}", self.names[*i], self.rpc_addrs[*i]);
+                let path = format!("/v1/operator/raft/peer?node={}&address={}", self.names[i], self.rpc_addrs[i]);
                 self.operator.borrow_mut().pending.push_back((hyper::Method::PUT, path));
+                return Ok(hit(&self.names[i]));
             }
-            Fault::BitFlip { node, file, position_per_mille } => {
+            Fault::BitFlip { host, file, position_per_mille } => {
+                let i = self.resolve(host)?;
                 let path = match file {
                     DiskFile::RaftLog => RAFT_LOG_FILE,
                     DiskFile::Snapshot => SNAPSHOT_FILE,
                 };
-                let len = self.disks[*node].len(path);
+                let len = self.disks[i].len(path);
                 if len == 0 {
-                    return format!("{fault}: file empty, skipped");
+                    return Err("file empty".into());
                 }
                 let offset = len * (*position_per_mille as usize) / 1000;
                 let bit = self.rng.gen_range(0..8u8);
-                self.disks[*node].flip_bit(path, offset.min(len - 1), bit);
-                return format!("{fault} (byte {offset} of {len}, bit {bit})");
+                self.disks[i].flip_bit(path, offset.min(len - 1), bit);
+                return Ok(format!("{} (byte {offset} of {len}, bit {bit})", hit(&self.names[i])));
             }
         }
-        fault.to_string()
+        Ok(fault.to_string())
     }
 }

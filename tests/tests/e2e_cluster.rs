@@ -161,11 +161,20 @@ fn writes_continue_after_leader_sigkill_and_restarted_leader_catches_up_from_dis
         wait_for_entry(&s.url("/v1/kv/before/4?stale"), "b4");
     }
 
+    let raft_term = |url: String| -> u64 {
+        let me = must("GET", &url, None).json();
+        me["Stats"]["raft"]["term"].as_str().and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("no raft term in {me}"))
+    };
+    let old_term = raft_term(c.servers[old].url("/v1/agent/self"));
     c.servers[old].kill();
+    // The kill is real: the old leader no longer answers (so the survivors had to elect anew)...
+    assert!(curl("GET", &c.servers[old].url("/v1/status/leader"), None).is_err(), "the killed leader still answers HTTP");
     let persisted_bytes = dir_size_bytes(&c.data_dir(old));
     assert!(persisted_bytes > 0, "the killed server left nothing in its data dir");
     let new = c.wait_for_leader(FAILOVER_TIMEOUT);
-    assert_ne!(new, old, "a killed server cannot still be the leader");
+    // ... and the leader the survivors agree on won a later election than the killed one.
+    let new_term = raft_term(c.servers[new].url("/v1/agent/self"));
+    assert!(new_term > old_term, "new leader {new} is in term {new_term}, not after the killed leader's term {old_term}");
     let survivor = (0..3).find(|&i| i != old && i != new).expect("a follower survives");
     let survivor_base = c.servers[survivor].base_url();
     for i in 0..5 {

@@ -20,7 +20,6 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-use super::search::State;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Status {
@@ -32,7 +31,7 @@ enum Status {
     Conditional,
 }
 
-struct Entry {
+struct Entry<State> {
     bits: Box<[u64]>,
     state: State,
     /// Non-zero class counts, sorted by class.
@@ -40,7 +39,7 @@ struct Entry {
     status: Status,
 }
 
-impl Entry {
+impl<State> Entry<State> {
     fn counts_equal(&self, counts: &[u32]) -> bool {
         let nonzero = counts.iter().filter(|&&c| c > 0).count();
         nonzero == self.counts.len()
@@ -69,20 +68,25 @@ pub(crate) enum Lookup {
 }
 
 /// Configurations, bucketed by a hash of (`Ok` ops, state).
-#[derive(Default)]
-pub(crate) struct Cache {
-    buckets: HashMap<u64, Vec<Entry>>,
+pub(crate) struct Cache<State> {
+    buckets: HashMap<u64, Vec<Entry<State>>>,
     len: usize,
 }
 
-fn bucket(bits: &[u64], state: State) -> u64 {
+fn bucket<State: Hash>(bits: &[u64], state: &State) -> u64 {
     let mut h = DefaultHasher::new();
     bits.hash(&mut h);
     state.hash(&mut h);
     h.finish()
 }
 
-impl Cache {
+impl<State> Default for Cache<State> {
+    fn default() -> Self {
+        Self { buckets: HashMap::new(), len: 0 }
+    }
+}
+
+impl<State: Copy + Eq + Hash> Cache<State> {
     /// Number of configurations recorded.
     pub(crate) fn len(&self) -> usize {
         self.len
@@ -90,7 +94,7 @@ impl Cache {
 
     /// Looks a configuration up (see [`Lookup`]).
     pub(crate) fn lookup(&self, bits: &[u64], state: State, counts: &[u32]) -> Lookup {
-        let Some(entries) = self.buckets.get(&bucket(bits, state)) else {
+        let Some(entries) = self.buckets.get(&bucket(bits, &state)) else {
             return Lookup::New;
         };
         let mut result = Lookup::New;
@@ -116,7 +120,7 @@ impl Cache {
 
     /// Records a configuration as being explored at `depth` on the current path.
     pub(crate) fn enter(&mut self, bits: &[u64], state: State, counts: &[u32], depth: usize) {
-        let entries = self.buckets.entry(bucket(bits, state)).or_default();
+        let entries = self.buckets.entry(bucket(bits, &state)).or_default();
         if let Some(e) = entries
             .iter_mut()
             .find(|e| e.state == state && *e.bits == *bits && e.counts_equal(counts))
@@ -148,7 +152,7 @@ impl Cache {
         counts: &[u32],
         unconditionally: bool,
     ) {
-        if let Some(entries) = self.buckets.get_mut(&bucket(bits, state)) {
+        if let Some(entries) = self.buckets.get_mut(&bucket(bits, &state)) {
             if let Some(e) = entries
                 .iter_mut()
                 .find(|e| e.state == state && *e.bits == *bits && e.counts_equal(counts))

@@ -28,7 +28,8 @@ use super::search::State;
 use crate::history::{OkResult, Op, OpFn, Outcome, Value};
 
 /// Per-search bookkeeping for the reductions; `mark`/`unmark` follow linearize/backtrack.
-pub(crate) struct Reducer {
+/// The register's reductions (opaque outside the checker).
+pub struct Reducer {
     /// A value no op observes, standing for every dead value.
     dead: Value,
     /// Dense index of each observed value.
@@ -237,5 +238,29 @@ impl Reducer {
     /// Whether every `Ok` op has been linearized.
     pub(crate) fn only_info_left(&self) -> bool {
         self.ok_remaining == 0
+    }
+}
+
+impl super::model::Reduce<State> for Reducer {
+    fn is_info(&self, i: usize) -> bool {
+        Reducer::is_info(self, i)
+    }
+    fn only_info_left(&self) -> bool {
+        Reducer::only_info_left(self)
+    }
+    fn may_linearize(&self, i: usize) -> bool {
+        Reducer::may_linearize(self, i)
+    }
+    fn mark(&mut self, i: usize) {
+        Reducer::mark(self, i)
+    }
+    fn unmark(&mut self, i: usize) {
+        Reducer::unmark(self, i)
+    }
+    fn canon(&self, state: State) -> State {
+        Reducer::canon(self, state)
+    }
+    fn class_counts(&self, state: State) -> Vec<u32> {
+        Reducer::class_counts(self, state)
     }
 }

@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use super::cache::{Cache, Lookup};
-use super::reduce::Reducer;
+use super::model::{Model, Operation, Reduce, Register};
 use crate::history::{OkResult, Op, OpFn, Outcome, Value};
 
 /// Model state: the register's value, `None` when the key is absent.
@@ -52,21 +52,21 @@ impl Limits {
 
 /// Where a failed search got furthest before running out of orderings.
 #[derive(Clone, Debug)]
-pub(crate) struct Stuck {
+pub(crate) struct Stuck<S = State> {
     /// Index (into the searched slice) of the op whose return was reached before it could be
     /// linearized.
     pub op: usize,
     /// The ops linearized at that point, in linearization order (indices into the searched slice).
     pub prefix: Vec<usize>,
-    /// The register's value after `prefix`.
-    pub state: State,
+    /// The model's state after `prefix`.
+    pub state: S,
 }
 
 /// Result of one search.
 #[derive(Clone, Debug)]
-pub(crate) enum SearchResult {
+pub(crate) enum SearchResult<S = State> {
     Linearizable,
-    NotLinearizable(Stuck),
+    NotLinearizable(Stuck<S>),
     /// The time or state budget ran out; the reason says which.
     Exhausted(String),
 }
@@ -142,12 +142,12 @@ struct Events {
 }
 
 impl Events {
-    fn new(ops: &[&Op]) -> Self {
+    fn new<O: Operation>(ops: &[&O]) -> Self {
         // (time, is_return, op): calls sort before returns at equal times.
         let mut evs: Vec<(u64, bool, usize)> = Vec::with_capacity(ops.len() * 2);
         for (i, op) in ops.iter().enumerate() {
-            evs.push((op.invoke_ns, false, i));
-            evs.push((return_time(op), true, i));
+            evs.push((op.invoke_ns(), false, i));
+            evs.push((op.return_ns(), true, i));
         }
         evs.sort_unstable();
         let len = evs.len() + 1;
@@ -216,11 +216,18 @@ fn clear_bit(bits: &mut [u64], i: usize) {
 /// Decides whether `ops` (all on one register, all relevant per [`is_relevant`], initially absent)
 /// are linearizable, within `limits`.
 pub(crate) fn search(ops: &[&Op], limits: &Limits) -> SearchResult {
+    search_model(&Register, ops, limits)
+}
+
+/// Decides whether `ops` are linearizable with respect to `model`, starting from
+/// `model.init()`, within `limits`. Ops whose outcome is certainly "did not happen" must be left
+/// out by the caller.
+pub(crate) fn search_model<M: Model>(model: &M, ops: &[&M::Op], limits: &Limits) -> SearchResult<M::State> {
     if ops.is_empty() {
         return SearchResult::Linearizable;
     }
     let mut ev = Events::new(ops);
-    let mut reducer = Reducer::new(ops);
+    let mut reducer = model.reducer(ops);
     if reducer.only_info_left() {
         return SearchResult::Linearizable;
     }
@@ -230,14 +237,14 @@ pub(crate) fn search(ops: &[&Op], limits: &Limits) -> SearchResult {
     let mut linearized = vec![0u64; words];
     // Moves from a configuration are tried `Ok` calls first, then `Info` calls.
     let mut info_phase = false;
-    let mut cache = Cache::default();
+    let mut cache: Cache<M::State> = Cache::default();
     // Per configuration on the path (index = depth): the shallowest ancestor depth its subtree
     // was pruned against (see `super::cache`).
     let mut taint: Vec<usize> = vec![NO_TAINT];
     // (call node, state before it) for each linearized op, in order.
-    let mut calls: Vec<(usize, State)> = Vec::new();
-    let mut state: State = None;
-    let mut best: Option<Stuck> = None;
+    let mut calls: Vec<(usize, M::State)> = Vec::new();
+    let mut state: M::State = model.init();
+    let mut best: Option<Stuck<M::State>> = None;
     let mut entry = ev.next[HEAD];
     let mut iterations: u64 = 0;
 
@@ -258,10 +265,10 @@ pub(crate) fn search(ops: &[&Op], limits: &Limits) -> SearchResult {
         if ret != NIL {
             let op = ev.op_of[entry];
             if reducer.is_info(op) == info_phase && reducer.may_linearize(op) {
-                if let Some(next_state) = step(state, ops[op]) {
+                if let Some(next_state) = model.step(state, ops[op]) {
                     reducer.mark(op);
                     let canon_next = reducer.canon(next_state);
-                    let no_op = reducer.is_info(op) && canon_next == reducer.canon(state);
+                    let no_op = reducer.is_info(op) && model.equal(&canon_next, &reducer.canon(state));
                     if !no_op {
                         if reducer.only_info_left() {
                             return SearchResult::Linearizable;

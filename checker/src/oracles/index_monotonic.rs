@@ -20,7 +20,7 @@ use super::secs;
 pub const INDEX_MONOTONIC: &str = "index_monotonic";
 
 fn describe(o: &IndexObservation) -> String {
-    format!("c{} {} index={} at {} from {}", o.client, o.key, o.index, secs(o.at_ns), o.server)
+    format!("{} {} index={} at {} from {}", crate::history::client_name(o.client), o.key, o.index, secs(o.at_ns), o.server)
 }
 
 /// One violation per zero index and per step backwards; the evidence is the offending
@@ -32,7 +32,7 @@ pub fn check_index_monotonic(history: &History) -> Vec<InvariantViolation> {
         if o.index == 0 {
             out.push(InvariantViolation::new(
                 INDEX_MONOTONIC,
-                format!("client c{} got X-Consul-Index 0 for {}", o.client, o.key),
+                format!("client {} got X-Consul-Index 0 for {}", crate::history::client_name(o.client), o.key),
                 vec![describe(o)],
             ));
             continue;
@@ -41,7 +41,7 @@ pub fn check_index_monotonic(history: &History) -> Vec<InvariantViolation> {
         if o.index < slot.index {
             out.push(InvariantViolation::new(
                 INDEX_MONOTONIC,
-                format!("client c{} saw X-Consul-Index for {} go back from {} to {}", o.client, o.key, slot.index, o.index),
+                format!("client {} saw X-Consul-Index for {} go back from {} to {}", crate::history::client_name(o.client), o.key, slot.index, o.index),
                 vec![describe(slot), describe(o)],
             ));
         } else {
@@ -56,7 +56,7 @@ mod tests {
     use super::*;
 
     fn obs(client: u32, key: &str, index: u64, at_ms: u64) -> IndexObservation {
-        IndexObservation { client, key: key.to_string(), index, at_ns: at_ms * 1_000_000, server: format!("n{}", at_ms % 3 + 1) }
+        IndexObservation { client, key: key.to_string(), index, at_ns: at_ms * 1_000_000, server: format!("s{}", at_ms % 3 + 1) }
     }
 
     fn with(observations: Vec<IndexObservation>) -> History {

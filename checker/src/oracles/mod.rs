@@ -40,7 +40,7 @@ pub(crate) fn secs(ns: u64) -> String {
     format!("{}.{:06}s", ns / 1_000_000_000, (ns % 1_000_000_000) / 1_000)
 }
 
-/// One op as an evidence line: `#id c<client> <key> <fn> [invoke..complete] -> <outcome>`.
+/// One op as an evidence line: `#id <client host> <key> <fn> [invoke..complete] -> <outcome>`.
 pub(crate) fn describe(op: &Op) -> String {
     let f = match &op.f {
         OpFn::Read => "read".to_string(),
@@ -58,7 +58,7 @@ pub(crate) fn describe(op: &Op) -> String {
         Outcome::Info => "info".to_string(),
     };
     let complete = if op.outcome == Outcome::Info { "?".to_string() } else { secs(op.complete_ns) };
-    format!("#{} c{} {} {f} [{}..{complete}] -> {outcome}", op.id, op.client, op.key, secs(op.invoke_ns))
+    format!("#{} {} {} {f} [{}..{complete}] -> {outcome}", op.id, op.client_name(), op.key, secs(op.invoke_ns))
 }
 
 #[cfg(test)]
@@ -115,8 +115,8 @@ mod tests {
     #[test]
     fn describe_renders_an_op_on_one_line() {
         let h = history(vec![write(7, 1, 2, DONE), read(Some(7), 3, 4)]);
-        assert_eq!(describe(&h.ops[0]), "#0 c1 k write 7 [0.001000s..0.002000s] -> ok");
-        assert_eq!(describe(&h.ops[1]), "#1 c2 k read [0.003000s..0.004000s] -> ok 7");
+        assert_eq!(describe(&h.ops[0]), "#0 w1 k write 7 [0.001000s..0.002000s] -> ok");
+        assert_eq!(describe(&h.ops[1]), "#1 w2 k read [0.003000s..0.004000s] -> ok 7");
     }
 
     #[test]

@@ -122,10 +122,10 @@ pub enum EventKind {
         /// The restarted node's name.
         node: String,
     },
-    /// `nemesis partition [a…] | [b…]`: links between the two sides (0-based server numbers) cut.
+    /// `nemesis partition [a…] | [b…]`: links between the two sides (host names) cut.
     Partition {
-        /// The server numbers on each side of the cut.
-        sides: Vec<Vec<usize>>,
+        /// The host names on each side of the cut.
+        sides: Vec<Vec<String>>,
     },
     /// `nemesis isolate leader nX`: the leader was cut off from the other servers.
     IsolateLeader {
@@ -237,9 +237,13 @@ fn parse_node_event(event: &str) -> Option<EventKind> {
     None
 }
 
-/// The node a fault names: the first token (`crash n3 with a torn last write` names `n3`), unless
-/// it ends in `:`, the mark of a skipped fault (`crash n1: already down, skipped`).
+/// The node a fault names: the first token (`crash s3 with a torn last write` names `s3`), unless
+/// the fault was skipped (`crash s1: s1 already down, skipped`; `crash the leader: no leader now,
+/// skipped`).
 fn node_name(s: &str) -> Option<String> {
+    if s.ends_with(", skipped") {
+        return None;
+    }
     let name = s.split_whitespace().next()?;
     (!name.contains(':')).then(|| name.to_string())
 }
@@ -271,9 +275,8 @@ fn parse_nemesis(event: &str) -> Option<EventKind> {
         let mut sides = Vec::new();
         for side in rest.split('|') {
             let inner = side.trim().strip_prefix('[')?.strip_suffix(']')?;
-            let members: Option<Vec<usize>> =
-                inner.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse().ok()).collect();
-            sides.push(members?);
+            let members: Vec<String> = inner.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+            sides.push(members);
         }
         return Some(EventKind::Partition { sides });
     }
@@ -296,7 +299,7 @@ mod tests {
      0.607 n2 apply 0 t0 membership [626980046172116160, 626982245195372582, 626983344707000793]
      0.622 n2 apply 2 t2 set k1 len=10 cas=None ok=true
      0.639 n2 apply 4 t2 delete k1 recurse=false cas=None ok=true
-     1.000 nemesis partition [0] | [1, 2]
+     1.000 nemesis partition [s1] | [s2, s3]
      1.000 nemesis heal all
      2.565 nemesis crash n1 with a torn last write
      2.600 nemesis crash n1: already down, skipped
@@ -329,7 +332,7 @@ concord sim  seed=1  scenario=partition-heal
             events[4].kind,
             EventKind::Apply { index: 2, term: 2, command: "set k1 len=10 cas=None ok=true".into() }
         );
-        assert_eq!(events[6].kind, EventKind::Partition { sides: vec![vec![0], vec![1, 2]] });
+        assert_eq!(events[6].kind, EventKind::Partition { sides: vec![vec!["s1".to_string()], vec!["s2".to_string(), "s3".to_string()]] });
         assert_eq!(events[7].kind, EventKind::HealAll);
         assert_eq!(events[8].kind, EventKind::Crash { node: "n1".into() });
         assert_eq!(events[9].kind, EventKind::Restart { node: "n1".into() });

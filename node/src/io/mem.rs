@@ -5,9 +5,18 @@
 //! [`MemDisk::crash`] when the nemesis kills a node: unsynced bytes are lost, exactly as an OS
 //! crash loses the page cache. The simulator may also arm one-shot faults
 //! ([`MemDisk::fail_next_read`], [`MemDisk::tear_on_crash`]) to exercise checksums.
+//!
+//! In the simulator ([`MemDisk::with_latency`]) every operation also takes seeded simulated time
+//! before it takes effect (fsync, rename and remove slower than reads and writes), so concurrent
+//! disk work interleaves as it does on a real disk. `-dev` mode uses [`MemDisk::new`]: no latency.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use async_trait::async_trait;
 
@@ -63,10 +72,17 @@ struct State {
     tear_on_crash: bool,
 }
 
-/// A crash-consistent in-memory disk. All methods are synchronous under the hood.
+/// Simulated service time of a read, write, append or truncate, in µs.
+pub const IO_LATENCY_US: Range<u64> = 20..300;
+/// Simulated service time of an fsync, rename or remove (a flush to stable media), in µs.
+pub const SYNC_LATENCY_US: Range<u64> = 500..5_000;
+
+/// A crash-consistent in-memory disk, optionally with seeded per-operation latency.
 #[derive(Default, Debug)]
 pub struct MemDisk {
     state: Mutex<State>,
+    /// Seeded service times (simulator only); `None` completes every operation at once.
+    latency: Option<Mutex<ChaCha8Rng>>,
 }
 
 fn poisoned() -> std::io::Error {
@@ -74,9 +90,22 @@ fn poisoned() -> std::io::Error {
 }
 
 impl MemDisk {
-    /// An empty disk.
+    /// An empty disk whose operations complete at once.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty disk whose operations each take simulated time ([`IO_LATENCY_US`],
+    /// [`SYNC_LATENCY_US`]) drawn from an RNG seeded with `seed`, so a run replays.
+    pub fn with_latency(seed: u64) -> Self {
+        Self { state: Mutex::default(), latency: Some(Mutex::new(ChaCha8Rng::seed_from_u64(seed))) }
+    }
+
+    /// Waits the operation's service time (before it takes effect: a crash meanwhile loses it).
+    async fn service_time(&self, range: Range<u64>) {
+        let Some(rng) = &self.latency else { return };
+        let us = rng.lock().map(|mut r| r.gen_range(range)).unwrap_or(0);
+        tokio::time::sleep(Duration::from_micros(us)).await;
     }
 
     /// Simulates power loss: every file reverts to its durable bytes. If a torn write was armed,
@@ -145,6 +174,7 @@ impl MemDisk {
 #[async_trait]
 impl Disk for MemDisk {
     async fn read(&self, path: &str) -> std::io::Result<Option<Vec<u8>>> {
+        self.service_time(IO_LATENCY_US).await;
         let mut st = self.state.lock().map_err(|_| poisoned())?;
         if std::mem::take(&mut st.fail_next_read) {
             return Err(std::io::Error::other("injected read error"));
@@ -152,11 +182,13 @@ impl Disk for MemDisk {
         Ok(st.files.get(path).map(|f| f.current.clone()))
     }
     async fn append(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+        self.service_time(IO_LATENCY_US).await;
         let mut st = self.state.lock().map_err(|_| poisoned())?;
         st.files.entry(path.to_string()).or_default().current.extend_from_slice(bytes);
         Ok(())
     }
     async fn write(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+        self.service_time(IO_LATENCY_US).await;
         let mut st = self.state.lock().map_err(|_| poisoned())?;
         let file = st.files.entry(path.to_string()).or_default();
         file.pin_durable(0);
@@ -164,6 +196,7 @@ impl Disk for MemDisk {
         Ok(())
     }
     async fn truncate(&self, path: &str, len: u64) -> std::io::Result<()> {
+        self.service_time(IO_LATENCY_US).await;
         let mut st = self.state.lock().map_err(|_| poisoned())?;
         let file = st.files.get_mut(path).ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
         file.pin_durable(len as usize);
@@ -171,6 +204,7 @@ impl Disk for MemDisk {
         Ok(())
     }
     async fn sync(&self, path: &str) -> std::io::Result<()> {
+        self.service_time(SYNC_LATENCY_US).await;
         let mut st = self.state.lock().map_err(|_| poisoned())?;
         if let Some(file) = st.files.get_mut(path) {
             file.sync();
@@ -178,6 +212,7 @@ impl Disk for MemDisk {
         Ok(())
     }
     async fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
+        self.service_time(SYNC_LATENCY_US).await;
         let mut st = self.state.lock().map_err(|_| poisoned())?;
         // The rename itself is durable; the renamed file's unsynced bytes stay unsynced.
         let file = st.files.remove(from).ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
@@ -185,6 +220,7 @@ impl Disk for MemDisk {
         Ok(())
     }
     async fn remove(&self, path: &str) -> std::io::Result<()> {
+        self.service_time(SYNC_LATENCY_US).await;
         let mut st = self.state.lock().map_err(|_| poisoned())?;
         st.files.remove(path);
         Ok(())

@@ -1,6 +1,6 @@
 //! The I/O abstraction: everything the agent does to the outside world goes through here.
 //!
-//! Owns: network ([`Net`]), wall clock ([`Clock`]), entropy (a seeded ChaCha RNG), disk ([`Disk`]) and
+//! Owns: network ([`Net`]), clocks ([`Clock`]: wall and drifting monotonic), entropy (a seeded ChaCha RNG), disk ([`Disk`]) and
 //! the event trace ([`TraceSink`]). The `concord` binary uses [`tokio`] (real sockets, files, system
 //! clock); the simulator supplies turmoil sockets, an in-memory crash-able disk ([`mem::MemDisk`]),
 //! and a skewable clock. Agent code must never reach for `std::net`, `std::fs`, `SystemTime::now()`
@@ -14,7 +14,7 @@ pub mod tokio;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use ::tokio::io::{AsyncRead, AsyncWrite};
 use async_trait::async_trait;
@@ -35,7 +35,24 @@ pub trait Listener: Send {
     fn local_addr(&self) -> std::io::Result<SocketAddr>;
 }
 
-/// TCP networking, shaped like tokio's (and turmoil's, which mirrors it).
+/// A bound UDP socket, shaped like tokio's (and turmoil's). Datagrams may be lost, duplicated or
+/// reordered (the simulator drops them across partitions); callers that need an answer put a
+/// deadline around `recv_from`.
+#[async_trait]
+pub trait UdpSocket: Send + Sync {
+    /// Sends one datagram to `target`; returns the bytes sent (all of `buf`). Success means only
+    /// that it left, not that it arrived.
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> std::io::Result<usize>;
+    /// Waits for the next datagram; copies it into `buf` and returns its length and sender. A
+    /// datagram longer than `buf` is truncated to `buf.len()` (size `buf` for the largest
+    /// expected datagram: 512 bytes for classic DNS, the gossip packet size for gossip).
+    async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)>;
+    /// The address actually bound (resolves port 0). In the simulator the IP is the unspecified
+    /// address, as turmoil reports it.
+    fn local_addr(&self) -> std::io::Result<SocketAddr>;
+}
+
+/// TCP and UDP networking, shaped like tokio's (and turmoil's, which mirrors it).
 #[async_trait]
 pub trait Net: Send + Sync + 'static {
     /// Binds a TCP listener on `addr`.
@@ -43,13 +60,27 @@ pub trait Net: Send + Sync + 'static {
     /// Opens a TCP connection to `addr`. Callers put a deadline around it: in turmoil a partition
     /// can swallow the SYN and the call would otherwise hang.
     async fn connect(&self, addr: SocketAddr) -> std::io::Result<BoxStream>;
+    /// Binds a UDP socket on `addr` (DNS on 8600, gossip on 8301/8302).
+    async fn bind_udp(&self, addr: SocketAddr) -> std::io::Result<Box<dyn UdpSocket>>;
 }
 
-/// The wall clock. Used only where Consul exposes wall time (session and event timestamps, logs);
-/// never for ordering, which comes from Raft indexes and tokio's monotonic clock.
+/// This host's clocks.
+///
+/// - [`Clock::wall_now`]: wall time, used only where Consul exposes wall time (session and event
+///   timestamps, logs); never for ordering, which comes from Raft indexes.
+/// - [`Clock::monotonic`]: this host's own monotonic reading, used to time leases and TTLs. A real
+///   oscillator runs a little fast or slow; in the simulator the nemesis sets its *rate*
+///   (`ClockDrift`), so every duration timed with it is stretched or shrunk as on a drifting
+///   machine. Code that times a lease must assume the rate is off by up to
+///   `server::lease::MAX_CLOCK_DRIFT_PPM`.
+///
+/// Sleeps and timeouts still come from `tokio::time` (turmoil virtualises it).
 pub trait Clock: Send + Sync + 'static {
-    /// Current wall-clock time (the nemesis may skew or jump it in the simulator).
+    /// Current wall-clock time.
     fn wall_now(&self) -> SystemTime;
+    /// Time since this clock started, as this host's oscillator counts it. Never goes backwards;
+    /// continuous when the simulator changes its rate.
+    fn monotonic(&self) -> Duration;
 }
 
 /// Durable files with explicit sync, named by relative path inside the agent's data directory.

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 
-use super::{BoxStream, Clock, Disk, Io, Listener, Net, NoTrace};
+use super::{BoxStream, Clock, Disk, Io, Listener, Net, NoTrace, UdpSocket};
 
 /// Real TCP over tokio.
 pub struct TokioNet;
@@ -40,13 +40,51 @@ impl Net for TokioNet {
         stream.set_nodelay(true)?;
         Ok(Box::new(stream))
     }
+    async fn bind_udp(&self, addr: SocketAddr) -> std::io::Result<Box<dyn UdpSocket>> {
+        Ok(Box::new(TokioUdp(tokio::net::UdpSocket::bind(addr).await?)))
+    }
 }
 
-/// The system wall clock.
-pub struct SystemClock;
+/// A real UDP socket.
+struct TokioUdp(tokio::net::UdpSocket);
+
+#[async_trait]
+impl UdpSocket for TokioUdp {
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> std::io::Result<usize> {
+        self.0.send_to(buf, target).await
+    }
+    async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        self.0.recv_from(buf).await
+    }
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+/// The system clocks: wall time from the OS, monotonic time from tokio since this clock was made.
+pub struct SystemClock {
+    start: tokio::time::Instant,
+}
+
+impl SystemClock {
+    /// A clock whose monotonic reading starts at zero now.
+    pub fn new() -> Self {
+        Self { start: tokio::time::Instant::now() }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Clock for SystemClock {
     fn wall_now(&self) -> SystemTime {
         SystemTime::now()
+    }
+    fn monotonic(&self) -> std::time::Duration {
+        self.start.elapsed()
     }
 }
 
@@ -120,7 +158,7 @@ pub fn production_io(data_dir: Option<&Path>) -> std::io::Result<Io> {
     getrandom_seed(&mut seed);
     Ok(Io {
         net: Arc::new(TokioNet),
-        clock: Arc::new(SystemClock),
+        clock: Arc::new(SystemClock::new()),
         disk,
         trace: Arc::new(NoTrace),
         seed: u64::from_le_bytes(seed),
@@ -130,4 +168,25 @@ pub fn production_io(data_dir: Option<&Path>) -> std::io::Result<Io> {
 fn getrandom_seed(buf: &mut [u8; 8]) {
     use rand::RngCore;
     rand::rngs::OsRng.fill_bytes(buf);
+}
+
+#[cfg(test)]
+mod udp_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn udp_datagram_round_trips_on_loopback() {
+        let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let server = TokioNet.bind_udp(loopback).await.unwrap();
+        let client = TokioNet.bind_udp(loopback).await.unwrap();
+        let (server_addr, client_addr) = (server.local_addr().unwrap(), client.local_addr().unwrap());
+        assert_ne!(server_addr.port(), 0, "port 0 resolves to the bound port");
+        assert_eq!(client.send_to(b"ping", server_addr).await.unwrap(), 4);
+        let mut buf = [0u8; 64];
+        let (n, from) = server.recv_from(&mut buf).await.unwrap();
+        assert_eq!((&buf[..n], from), (&b"ping"[..], client_addr));
+        server.send_to(b"pong", from).await.unwrap();
+        let (n, from) = client.recv_from(&mut buf).await.unwrap();
+        assert_eq!((&buf[..n], from), (&b"pong"[..], server_addr));
+    }
 }

@@ -33,6 +33,7 @@ pub async fn watch_raft_metrics(server: Arc<Server>) {
             _ => None,
         };
         *server.quorum_acked_at.lock().unwrap_or_else(|e| e.into_inner()) = acked_at;
+        server.lease.observe(if leading { acked_ms } else { None });
         {
             let mut since = server.leader_since.lock().unwrap_or_else(|e| e.into_inner());
             let new_term = last.is_none_or(|(t, s, _)| t != now.0 || s != ServerState::Leader);

@@ -18,6 +18,7 @@ pub mod forward;
 pub mod identity;
 pub mod kvs;
 pub mod leader;
+pub mod lease;
 pub mod leave;
 pub mod membership;
 pub mod read;
@@ -73,6 +74,8 @@ pub struct Server {
     quorum_acked_at: Mutex<Option<tokio::time::Instant>>,
     /// While leader: when it won its election (a quorum voted for it then).
     leader_since: Mutex<Option<tokio::time::Instant>>,
+    /// The leader lease, timed on this host's (possibly drifting) clock.
+    lease: lease::Lease,
     /// The term in which this leader last completed a read-index round (`ensure_linearizable`),
     /// which proves its state machine has applied everything committed before its term began.
     /// Lease reads are allowed only in that term: Consul's "ready for consistent reads" barrier
@@ -142,6 +145,7 @@ impl Server {
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(io.seed)),
             quorum_acked_at: Mutex::new(None),
             leader_since: Mutex::new(None),
+            lease: lease::Lease::new(io.clock.clone()),
             read_ready_term: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
             startup_log_index,
@@ -255,21 +259,21 @@ impl Server {
         at.lock().unwrap_or_else(|e| e.into_inner()).map(|at| at.elapsed())
     }
 
-    /// Quorum contact (an acknowledged heartbeat, or the election itself) within the longest
-    /// election timeout: past it, the followers may already have elected someone else, so this
+    /// Quorum contact (an acknowledged heartbeat, timed on this host's clock like the lease, or the
+    /// election itself) within the longest election timeout: past it, the followers may already have elected someone else, so this
     /// leader steps down as far as clients can tell (openraft 0.9 itself does not).
     fn has_quorum_contact(&self) -> bool {
         let bound = Duration::from_millis(self.config.raft.election_timeout_max_ms);
         let recent = |at: &Mutex<Option<tokio::time::Instant>>| Self::since(at).is_some_and(|e| e < bound);
-        recent(&self.quorum_acked_at) || recent(&self.leader_since)
+        self.lease.held(bound) || recent(&self.leader_since)
     }
 
-    /// Whether this leader heard from a quorum within the lease: half the minimum election
-    /// timeout, counted from when the acknowledged heartbeat was *sent*. No other leader can be
-    /// elected that soon, so local reads are current.
+    /// Whether this leader heard from a quorum within the lease ([`lease`]: counted on this
+    /// host's clock from when the acknowledged heartbeat was *sent*, short enough that no other
+    /// leader can be elected meanwhile under the assumed clock drift), so local reads are current.
     fn lease_valid(&self) -> bool {
-        let lease = Duration::from_millis(self.config.raft.election_timeout_min_ms / 2);
-        self.is_raft_leader() && Self::since(&self.quorum_acked_at).is_some_and(|e| e < lease)
+        let min = Duration::from_millis(self.config.raft.election_timeout_min_ms);
+        self.is_raft_leader() && self.lease.held(lease::lease_duration(min, self.config.bugs.lease_ignores_drift))
     }
 
     /// `X-Consul-LastContact` in ms: 0 on the leader, else since the last AppendEntries.
