@@ -28,11 +28,6 @@ pub async fn watch_raft_metrics(server: Arc<Server>) {
             ((m.current_term, m.state, m.current_leader), m.millis_since_quorum_ack)
         };
         let leading = now.1 == ServerState::Leader;
-        let acked_at = match (leading, acked_ms) {
-            (true, Some(ms)) => tokio::time::Instant::now().checked_sub(Duration::from_millis(ms)),
-            _ => None,
-        };
-        *server.quorum_acked_at.lock().unwrap_or_else(|e| e.into_inner()) = acked_at;
         server.lease.observe(if leading { acked_ms } else { None });
         {
             let mut since = server.leader_since.lock().unwrap_or_else(|e| e.into_inner());

@@ -68,10 +68,6 @@ pub struct Server {
     pub last_leader_contact: Mutex<Option<tokio::time::Instant>>,
     /// This server's RNG (blocking-query jitter, election backoff), seeded from [`Io::seed`].
     rng: Mutex<ChaCha8Rng>,
-    /// While leader: when the newest heartbeat a quorum acknowledged was sent. Derived from
-    /// openraft's `millis_since_quorum_ack` when the metric is observed, because the metric is a
-    /// snapshot that is not refreshed while no replies arrive.
-    quorum_acked_at: Mutex<Option<tokio::time::Instant>>,
     /// While leader: when it won its election (a quorum voted for it then).
     leader_since: Mutex<Option<tokio::time::Instant>>,
     /// The leader lease, timed on this host's (possibly drifting) clock.
@@ -143,7 +139,6 @@ impl Server {
             peers: Mutex::new(BTreeMap::new()),
             last_leader_contact: Mutex::new(None),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(io.seed)),
-            quorum_acked_at: Mutex::new(None),
             leader_since: Mutex::new(None),
             lease: lease::Lease::new(io.clock.clone()),
             read_ready_term: Mutex::new(None),
