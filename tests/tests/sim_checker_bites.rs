@@ -49,7 +49,9 @@ fn acknowledging_writes_before_commit_is_caught() {
 
 #[test]
 fn skipping_raft_log_fsync_is_caught() {
-    assert_caught_and_replayable(Bug::SkipFsync, "crash-restart");
+    // rolling-restart crashes every server in turn, so an unsynced acknowledged append is lost
+    // on whichever server leads; crash-restart may never crash the one that matters.
+    assert_caught_and_replayable(Bug::SkipFsync, "rolling-restart");
 }
 
 #[test]
