@@ -21,22 +21,11 @@ use crate::server::{OpenError, Server};
 pub enum StartError {
     #[error("config: {0}")]
     Config(String),
-    #[error("storage: {0}")]
-    Storage(String),
-    #[error("raft: {0}")]
-    Raft(String),
+    /// The server core could not open (config, storage, Raft).
+    #[error(transparent)]
+    Open(#[from] OpenError),
     #[error("bind {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
-}
-
-impl From<OpenError> for StartError {
-    fn from(e: OpenError) -> Self {
-        match e {
-            OpenError::Config(m) => StartError::Config(m),
-            OpenError::Storage(m) => StartError::Storage(m),
-            OpenError::Raft(m) => StartError::Raft(m),
-        }
-    }
 }
 
 /// A running agent: its server core and the tasks serving its ports.
