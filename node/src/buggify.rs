@@ -1,7 +1,8 @@
 //! `buggify!`: fault points in node code that fire only inside the simulator (FoundationDB's
 //! BUGGIFY).
 //!
-//! A fault point is `if buggify!() { ...misbehave... }` placed where real systems break (around
+//! A fault point is `if buggify!("what-goes-wrong") { ...misbehave... }`, named by what it does
+//! (the name is what the report's "buggify fired" line shows), placed where real systems break (around
 //! fsync, snapshot install, leader forwarding, blocking-query wake-ups, RPC deadlines). The
 //! simulator calls [`enable`] with the run's seed: each site is then switched on for the whole
 //! run with probability 1/4 (decided the first time it is reached), and an enabled site fires
@@ -80,13 +81,15 @@ pub fn delay_ms(max_ms: u64) -> u64 {
     STATE.with(|s| s.borrow_mut().as_mut().map(|st| st.rng.gen_range(1..=max_ms.max(1))).unwrap_or(1))
 }
 
-/// `buggify!()` is true when this fault point should misbehave now (simulator only).
+/// `buggify!("site-name")` is true when the fault point named by its purpose (a string literal,
+/// e.g. `"forwarded-write-reply-lost"`, unique in the code base) should misbehave now (simulator
+/// only).
 #[macro_export]
 macro_rules! buggify {
-    () => {{
+    ($site:literal) => {{
         #[cfg(feature = "buggify")]
         {
-            $crate::buggify::fires(concat!(file!(), ":", line!()))
+            $crate::buggify::fires($site)
         }
         #[cfg(not(feature = "buggify"))]
         {
@@ -95,11 +98,11 @@ macro_rules! buggify {
     }};
 }
 
-/// Sleeps a seeded 1..=`max_ms` ms if this fault point fires.
+/// `buggify_delay!("site-name", max_ms)`: sleeps a seeded 1..=`max_ms` ms if this fault point fires.
 #[macro_export]
 macro_rules! buggify_delay {
-    ($max_ms:expr) => {{
-        if $crate::buggify!() {
+    ($site:literal, $max_ms:expr) => {{
+        if $crate::buggify!($site) {
             ::tokio::time::sleep(::std::time::Duration::from_millis($crate::buggify::delay_ms($max_ms))).await;
         }
     }};
@@ -112,10 +115,10 @@ mod tests {
     #[test]
     fn sites_fire_only_when_enabled_and_replay_with_the_seed() {
         disable();
-        assert!(!fires("a:1"));
+        assert!(!fires("a"));
         let draw = |seed| {
             enable(seed);
-            let v: Vec<bool> = (0..200).map(|i| fires(if i % 2 == 0 { "a:1" } else { "b:2" })).collect();
+            let v: Vec<bool> = (0..200).map(|i| fires(if i % 2 == 0 { "a" } else { "b" })).collect();
             disable();
             v
         };

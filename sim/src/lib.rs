@@ -10,6 +10,7 @@ pub mod operator;
 pub mod options;
 pub mod report;
 pub mod run;
+pub mod sweep;
 pub mod timeline;
 pub mod verdict;
 pub mod workload;

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use sim::options::{Bug, RunOptions};
+use sim::sweep::{ScenarioTally, SeedOutcome};
 
 #[derive(Parser, Debug)]
 #[command(name = "sim", about = "Concord deterministic simulator")]
@@ -17,7 +18,8 @@ struct Args {
     /// Sweep seeds A..B (half-open), e.g. `1..200`.
     #[arg(long)]
     seeds: Option<String>,
-    /// Scenario name (see --list).
+    /// Scenario name (see --list); several, comma-separated, or `all` for a sweep of every
+    /// scenario ending in one summary table.
     #[arg(long, default_value = "partition-heal")]
     scenario: String,
     /// Number of servers (1 to 9).
@@ -35,7 +37,7 @@ struct Args {
     /// List scenarios and exit.
     #[arg(long)]
     list: bool,
-    /// In a sweep, print only the reports of failing seeds and the summary.
+    /// In a sweep, print only the reports of failing seeds and the summary table.
     #[arg(long)]
     quiet: bool,
 }
@@ -77,98 +79,132 @@ fn main() -> ExitCode {
             seed..seed.saturating_add(1)
         }
     };
-    if sim::run_seed_check(&args.scenario).is_err() {
-        let names: Vec<&str> = scenarios::REGISTRY.iter().map(|s| s.name).collect();
-        eprintln!("error: unknown scenario {:?}; known: {}", args.scenario, names.join(", "));
+    let scenario_names: Vec<String> = if args.scenario == "all" {
+        scenarios::REGISTRY.iter().map(|s| s.name.to_string()).collect()
+    } else {
+        args.scenario.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    };
+    for name in &scenario_names {
+        if sim::run_seed_check(name).is_err() {
+            let names: Vec<&str> = scenarios::REGISTRY.iter().map(|s| s.name).collect();
+            eprintln!("error: unknown scenario {name:?}; known: {} (or `all`)", names.join(", "));
+            return ExitCode::from(2);
+        }
+    }
+    if scenario_names.is_empty() {
+        eprintln!("error: --scenario names no scenario");
         return ExitCode::from(2);
     }
-    let sweep = seeds.end - seeds.start > 1;
-    let started = Instant::now();
-    let mut failed = Vec::new();
-    let mut simulated = 0f64;
-    for seed in seeds.clone() {
-        // Determinism checks keep the trace so a divergence can be shown line by line.
-        let keep_trace = args.trace || args.check_determinism;
-        let options = RunOptions::derive(seed, &args.scenario, usize::from(args.servers), args.bug.clone(), keep_trace);
-        let (result, judgement) = match sim::run_seed(&options) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        simulated += result.sim_elapsed.as_secs_f64();
-        let mut ok = judgement.passed();
-        let mut determinism_note = String::new();
-        if args.check_determinism {
-            let (again, _) = sim::run_seed(&options).unwrap_or_else(|e| panic!("second run failed to start: {e}"));
-            if again.trace_hash != result.trace_hash || again.history.ops != result.history.ops {
-                ok = false;
-                determinism_note = format!(
-                    "DETERMINISM VIOLATION: seed {seed} replayed with trace hash {:016x} then {:016x} ({} vs {} events)\n{}",
-                    result.trace_hash,
-                    again.trace_hash,
-                    result.trace_events,
-                    again.trace_events,
-                    first_divergence(&result.trace_lines, &again.trace_lines)
-                );
-            } else {
-                determinism_note = format!("determinism: ok (hash {:016x} twice)", result.trace_hash);
-            }
+    let sweep = seeds.end - seeds.start > 1 || scenario_names.len() > 1;
+    let total_runs = (seeds.end - seeds.start) * scenario_names.len() as u64;
+    let bar = sim::sweep::progress(total_runs, !sweep);
+    let mut tallies = Vec::new();
+    for scenario in &scenario_names {
+        let started = Instant::now();
+        let mut tally = ScenarioTally::new(scenario);
+        for seed in seeds.clone() {
+            bar.set_message(format!("{scenario} seed {seed}"));
+            let outcome = match bar.suspend(|| run_one(&args, scenario, seed, sweep)) {
+                Ok(o) => o,
+                Err(code) => return code,
+            };
+            tally.add(seed, &outcome);
+            bar.inc(1);
         }
-        if args.trace {
-            use std::io::Write as _;
-            let mut out = std::io::stdout().lock();
-            for line in &result.trace_lines {
-                if writeln!(out, "{line}").is_err() {
-                    return ExitCode::SUCCESS; // reader went away (e.g. `| head`)
-                }
-            }
+        tally.wall = started.elapsed();
+        if sweep {
+            bar.suspend(|| {
+                println!(
+                    "sweep {} seeds {}..{}: {} passed, {} failed in {:.1}s wall ({:.0}x real time); determinism {}{}",
+                    scenario,
+                    seeds.start,
+                    seeds.end,
+                    tally.seeds - tally.failed.len(),
+                    tally.failed.len(),
+                    tally.wall.as_secs_f64(),
+                    tally.simulated.as_secs_f64() / tally.wall.as_secs_f64().max(1e-9),
+                    if args.check_determinism { "checked (each seed run twice, trace hashes equal)" } else { "not checked (add --check-determinism)" },
+                    if tally.failed.is_empty() { String::new() } else { format!("; failing seeds: {:?}", tally.failed) }
+                )
+            });
         }
-        if !sweep || !args.quiet || !ok {
-            print!("{}", sim::report::render(&result, &judgement));
-            if !determinism_note.is_empty() {
-                println!("{determinism_note}");
-            }
-        }
-        if judgement.safety_violation() {
-            let violations: Vec<&checker::Violation> = judgement
-                .linearizable
-                .iter()
-                .filter_map(|(_, v)| match v {
-                    checker::Verdict::NotLinearizable(v) => Some(v),
-                    _ => None,
-                })
-                .collect();
-            match sim::timeline::write_violation_timeline(&result, &violations, std::path::Path::new("sim-reports")) {
-                Ok(path) => println!("timeline: {}", path.display()),
-                Err(e) => eprintln!("warning: could not write the timeline: {e}"),
-            }
-        }
-        if !ok {
-            failed.push(seed);
-        }
+        tallies.push(tally);
     }
-    let wall = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
     if sweep {
-        println!(
-            "sweep {} seeds {}..{}: {} passed, {} failed in {:.1}s wall ({:.0}x real time); determinism {}{}",
-            args.scenario,
-            seeds.start,
-            seeds.end,
-            (seeds.end - seeds.start) as usize - failed.len(),
-            failed.len(),
-            wall,
-            simulated / wall.max(1e-9),
-            if args.check_determinism { "checked (each seed run twice, trace hashes equal)" } else { "not checked (add --check-determinism)" },
-            if failed.is_empty() { String::new() } else { format!("; failing seeds: {failed:?}") }
-        );
+        print!("\n{}", sim::sweep::render_table(&tallies));
     }
-    if failed.is_empty() {
+    if tallies.iter().all(|t| t.failed.is_empty()) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Runs (and judges) one seed of `scenario`, printing its report unless this is a quiet sweep and
+/// it passed. Errors: the exit code for a run that could not start.
+fn run_one(args: &Args, scenario: &str, seed: u64, sweep: bool) -> Result<SeedOutcome, ExitCode> {
+    // Determinism checks keep the trace so a divergence can be shown line by line.
+    let keep_trace = args.trace || args.check_determinism;
+    let options = RunOptions::derive(seed, scenario, usize::from(args.servers), args.bug.clone(), keep_trace);
+    let (result, judgement) = sim::run_seed(&options).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    let mut ok = judgement.passed();
+    let mut determinism_note = String::new();
+    if args.check_determinism {
+        let (again, _) = sim::run_seed(&options).unwrap_or_else(|e| panic!("second run failed to start: {e}"));
+        if again.trace_hash != result.trace_hash || again.history.ops != result.history.ops {
+            ok = false;
+            determinism_note = format!(
+                "DETERMINISM VIOLATION: seed {seed} replayed with trace hash {:016x} then {:016x} ({} vs {} events)\n{}",
+                result.trace_hash,
+                again.trace_hash,
+                result.trace_events,
+                again.trace_events,
+                first_divergence(&result.trace_lines, &again.trace_lines)
+            );
+        } else {
+            determinism_note = format!("determinism: ok (hash {:016x} twice)", result.trace_hash);
+        }
+    }
+    if args.trace {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        for line in &result.trace_lines {
+            if writeln!(out, "{line}").is_err() {
+                return Err(ExitCode::SUCCESS); // reader went away (e.g. `| head`)
+            }
+        }
+    }
+    if !sweep || !args.quiet || !ok {
+        print!("{}", sim::report::render(&result, &judgement));
+        if !determinism_note.is_empty() {
+            println!("{determinism_note}");
+        }
+    }
+    if judgement.safety_violation() {
+        let violations: Vec<&checker::Violation> = judgement
+            .linearizable
+            .iter()
+            .filter_map(|(_, v)| match v {
+                checker::Verdict::NotLinearizable(v) => Some(v),
+                _ => None,
+            })
+            .collect();
+        match sim::timeline::write_violation_timeline(&result, &violations, std::path::Path::new("sim-reports")) {
+            Ok(path) => println!("timeline: {}", path.display()),
+            Err(e) => eprintln!("warning: could not write the timeline: {e}"),
+        }
+    }
+    Ok(SeedOutcome {
+        passed: ok,
+        safety_violation: judgement.safety_violation(),
+        no_liveness: judgement.no_liveness.is_some(),
+        ops: result.history.outcome_counts(),
+        simulated: result.sim_elapsed,
+    })
 }
 
 /// Shows where two traces of the same seed first differ, with a little context.

@@ -23,12 +23,8 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
         let _ = writeln!(out, "  t={:>8.3}s  {what}", at.as_secs_f64());
     }
     if !result.buggified.is_empty() {
-        let sites: Vec<String> = result
-            .buggified
-            .iter()
-            .map(|(site, n)| format!("{}x{n}", site.rsplit('/').next().unwrap_or(site)))
-            .collect();
-        let _ = writeln!(out, "buggify fired: {}", sites.join(" "));
+        let sites: Vec<String> = result.buggified.iter().map(|(site, n)| format!("{site} ×{n}")).collect();
+        let _ = writeln!(out, "buggify fired: {}", sites.join(", "));
     }
     let (ok, fail, info) = result.history.outcome_counts();
     let _ = writeln!(out, "operations: {} (ok {ok}, fail {fail}, info {info})", result.history.ops.len());

@@ -206,3 +206,37 @@ fn the_token_flag_and_env_are_sent_as_x_consul_token() {
     assert!(seen[0].contains("x-consul-token: from-flag"), "{:?}", seen[0]);
     assert!(seen[1].contains("x-consul-token: from-env"), "{:?}", seen[1]);
 }
+
+/// `concord monitor -log-json` streams Consul's JSON log objects, one per line: the agent's own
+/// debug line announcing the stream is the first thing a debug-level monitor sees.
+#[test]
+fn monitor_log_json_streams_one_json_object_per_line() {
+    use std::io::{BufRead, BufReader};
+    let _serial = serial();
+    let dev = DevAgent::start();
+    let mut monitor = std::process::Command::new(tests::concord_bin())
+        .args(["monitor", "-log-level=debug", "-log-json", &format!("-http-addr={}", dev.addr())])
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start monitor");
+    let stdout = monitor.stdout.take().expect("monitor stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(20));
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    let first = first.expect("monitor printed a line within 20 s");
+    let v: serde_json::Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("not JSON ({e}): {first:?}"));
+    assert_eq!(v["@level"], "debug", "{first}");
+    assert_eq!(v["@message"], "monitor stream opened", "{first}");
+    assert!(v["@module"].as_str().is_some_and(|m| m.contains("monitor")), "{first}");
+    assert!(v["@timestamp"].as_str().is_some_and(|t| t.starts_with("20")), "{first}");
+}

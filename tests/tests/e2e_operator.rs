@@ -1,5 +1,5 @@
 //! End-to-end: Consul's habitual operator commands against 3 real servers — `info`,
-//! `operator raft list-peers|remove-peer`, `kv export|import` (round-trip), `monitor` and a
+//! `operator raft list-peers|remove-peer|transfer-leader`, `kv export|import` (round-trip), `monitor` and a
 //! graceful `leave` — with the output shapes Consul's users expect.
 
 use std::io::Read;
@@ -67,6 +67,34 @@ fn consul_habitual_commands_work_against_a_3_server_cluster() {
     assert_eq!(imported, "Imported: app/a\nImported: app/bin\nImported: app/dir/b\n");
     let again = ok(cli(&["kv", "export", &addr_flag(&leader_http), "app/"], None), "export again");
     assert_eq!(again, exported, "export → import → export is the identity");
+
+    // transfer-leader, asked of the other follower (forwarded to the leader), by node name: the
+    // named follower is elected, and writes go on through it.
+    let target = followers[0];
+    let other_http = format!("127.0.0.1:{}", cluster.servers[followers[1]].http_port);
+    let out = ok(
+        cli(&["operator", "raft", "transfer-leader", &addr_flag(&other_http), &format!("-id={}", cluster.servers[target].name)], None),
+        "transfer-leader by name",
+    );
+    assert_eq!(out, "Success\n");
+    assert_eq!(cluster.wait_for_leader(Duration::from_secs(10)), target, "the named server leads");
+    ok(cli(&["kv", "put", &addr_flag(&leader_http), "after/transfer", "1"], None), "put after transfer");
+    // ... and back, by the ID list-peers prints.
+    let old_leader_id = peers_rows(&follower_http)
+        .iter()
+        .find(|r| r.starts_with(cluster.servers[leader].name.as_str()))
+        .and_then(|r| r.split_whitespace().nth(1).map(str::to_string))
+        .expect("the old leader's row");
+    let out = ok(
+        cli(&["operator", "raft", "transfer-leader", &addr_flag(&follower_http), &format!("-id={old_leader_id}")], None),
+        "transfer-leader by ID",
+    );
+    assert_eq!(out, "Success\n");
+    assert_eq!(cluster.wait_for_leader(Duration::from_secs(10)), leader, "leadership is back");
+    // An unknown target is refused with Consul's exit code and a clear message.
+    let refused = cli(&["operator", "raft", "transfer-leader", &addr_flag(&leader_http), "-id=nope"], None);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(refused.stderr.contains("Error transfering leadership") && refused.stderr.contains("nope"), "{refused:?}");
 
     // remove-peer by address, as an operator removes a dead server (3 → 2 keeps a quorum for
     // the joint configuration).

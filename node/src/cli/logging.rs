@@ -42,8 +42,9 @@ pub fn init(level: LogLevel, json: bool) {
     let _ = tracing_subscriber::registry().with(stderr).with(MonitorLayer.with_filter(MonitorFilter)).try_init();
 }
 
-/// Formats each event as Consul's monitor does (`<time> [LEVEL] <module>: <message>: k=v`) and
-/// publishes it to the log hub.
+/// Formats each event as Consul's monitor does, once as text (`<time> [LEVEL] <module>: <message>:
+/// k=v`) and once as JSON (Consul's `-log-json` keys: `@level`, `@message`, `@module`,
+/// `@timestamp`, then the event's fields), and publishes both to the log hub.
 struct MonitorLayer;
 
 impl<S: tracing::Subscriber> Layer<S> for MonitorLayer {
@@ -51,22 +52,34 @@ impl<S: tracing::Subscriber> Layer<S> for MonitorLayer {
         let meta = event.metadata();
         let mut fields = LineVisitor::default();
         event.record(&mut fields);
-        let mut text = String::new();
+        let mut timestamp = String::new();
         let _ = tracing_subscriber::fmt::time::SystemTime
-            .format_time(&mut tracing_subscriber::fmt::format::Writer::new(&mut text));
+            .format_time(&mut tracing_subscriber::fmt::format::Writer::new(&mut timestamp));
         let level = LogLevel::parse(meta.level().as_str()).unwrap_or(LogLevel::Info);
-        let _ = write!(text, " {} {}: {}", level.label(), meta.target(), fields.message);
+        let mut text = format!("{timestamp} {} {}: {}", level.label(), meta.target(), fields.message);
         if !fields.rest.is_empty() {
-            let _ = write!(text, ":{}", fields.rest);
+            text.push(':');
+            for (name, value) in &fields.rest {
+                let _ = write!(text, " {name}={value}");
+            }
         }
-        hub().publish(LogLine { level, text });
+        let mut json = serde_json::Map::new();
+        json.insert("@level".into(), meta.level().as_str().to_ascii_lowercase().into());
+        json.insert("@message".into(), fields.message.into());
+        json.insert("@module".into(), meta.target().into());
+        json.insert("@timestamp".into(), timestamp.into());
+        for (name, value) in fields.rest {
+            json.insert(name, value.into());
+        }
+        hub().publish(LogLine { level, text, json: serde_json::Value::Object(json).to_string() });
     }
 }
 
 #[derive(Default)]
 struct LineVisitor {
     message: String,
-    rest: String,
+    /// The other fields, in the order recorded, values as printed.
+    rest: Vec<(String, String)>,
 }
 
 impl Visit for LineVisitor {
@@ -74,14 +87,14 @@ impl Visit for LineVisitor {
         if field.name() == "message" {
             self.message.push_str(value);
         } else {
-            let _ = write!(self.rest, " {}={}", field.name(), value);
+            self.rest.push((field.name().to_string(), value.to_string()));
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
             let _ = write!(self.message, "{value:?}");
         } else {
-            let _ = write!(self.rest, " {}={:?}", field.name(), value);
+            self.rest.push((field.name().to_string(), format!("{value:?}")));
         }
     }
 }

@@ -1,8 +1,5 @@
-//! `concord operator raft list-peers|remove-peer`: Consul's Raft operator commands over
-//! `/v1/operator/raft/*`.
-//!
-//! `transfer-leader` is not offered: openraft 0.9.25 has no leadership-transfer API (it arrives
-//! in openraft 0.10), so there is nothing to drive it with.
+//! `concord operator raft list-peers|remove-peer|transfer-leader`: Consul's Raft operator
+//! commands over `/v1/operator/raft/*`.
 
 use clap::{Args, Subcommand};
 use hyper::Method;
@@ -26,6 +23,19 @@ pub enum RaftCommand {
     ListPeers(ListPeersArgs),
     /// Removes a Concord server from the Raft configuration.
     RemovePeer(RemovePeerArgs),
+    /// Transfer raft leadership to another node.
+    TransferLeader(TransferLeaderArgs),
+}
+
+/// `concord operator raft transfer-leader [-id=ID]`.
+#[derive(Debug, Args)]
+pub struct TransferLeaderArgs {
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// The ID of the node to transfer leadership to (as list-peers prints it, or its node name);
+    /// default: the most up-to-date other voter.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
 }
 
 /// `concord operator raft list-peers [options]`.
@@ -87,7 +97,29 @@ pub(super) async fn run(cmd: OperatorCommand) -> Outcome {
     match cmd {
         OperatorCommand::Raft(RaftCommand::ListPeers(a)) => list_peers(a).await,
         OperatorCommand::Raft(RaftCommand::RemovePeer(a)) => remove_peer(a).await,
+        OperatorCommand::Raft(RaftCommand::TransferLeader(a)) => transfer_leader(a).await,
     }
+}
+
+/// Prints Consul's `Success`; errors as Consul's "Error transfering leadership: …" (sic).
+async fn transfer_leader(a: TransferLeaderArgs) -> Outcome {
+    let client = a.http.client()?;
+    let path = match &a.id {
+        Some(id) => format!("/v1/operator/raft/transfer-leader?id={}", encode_query_value(id)),
+        None => "/v1/operator/raft/transfer-leader".to_string(),
+    };
+    let resp = client
+        .request(Method::POST, &path, Vec::new())
+        .await
+        .map_err(|e| format!("Error transfering leadership: Failed to transfer leadership {e}"))?;
+    if !resp.status.is_success() {
+        return Err(format!("Error transfering leadership: Failed to transfer leadership {}", resp.unexpected()));
+    }
+    let reply: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_default();
+    if reply["Success"] != serde_json::Value::Bool(true) {
+        return Err("Error transfering leadership: Failed to transfer leadership".into());
+    }
+    Ok(line("Success".to_string()))
 }
 
 async fn list_peers(a: ListPeersArgs) -> Outcome {

@@ -44,6 +44,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/v1/agent/leave", axum::routing::put(monitor::leave))
         .route("/v1/operator/raft/configuration", get(operator::configuration))
         .route("/v1/operator/raft/peer", axum::routing::delete(operator::remove_peer).put(operator::add_peer))
+        .route("/v1/operator/raft/transfer-leader", axum::routing::post(operator::transfer_leader))
         .route_layer(axum::middleware::from_fn_with_state(server.clone(), metrics::track))
         .with_state(server)
 }

@@ -1,5 +1,5 @@
 //! `GET /v1/agent/monitor?loglevel=<level>`: streams this agent's log lines as they are written
-//! (Consul's endpoint; one line per log event, plain text). Lines come from the process's log hub
+//! (Consul's endpoint; one line per log event, plain text or JSON with `?logjson`). Lines come from the process's log hub
 //! ([`crate::telemetry::logs::hub`]), which only the `concord` binary feeds.
 
 use std::sync::Arc;
@@ -14,7 +14,9 @@ use super::ApiError;
 use crate::server::Server;
 use crate::telemetry::logs::{hub, LogLevel};
 
-/// `GET /v1/agent/monitor[?loglevel=info]`. Errors: 400 for an unknown level (Consul's message).
+/// `GET /v1/agent/monitor[?loglevel=info][&logjson]`: one line per event, as text or, with
+/// `logjson`, as one JSON object per line (Consul's `-log-json` keys). Errors: 400 for an unknown
+/// level (Consul's message).
 pub async fn monitor(
     State(_agent): State<Arc<Server>>,
     Query(pairs): Query<Vec<(String, String)>>,
@@ -22,14 +24,16 @@ pub async fn monitor(
     let params = Params::from_pairs(pairs);
     let raw = params.get("loglevel").unwrap_or("info");
     let level = LogLevel::parse(raw).map_err(|_| ApiError::bad_request(format!("Unknown log level: {raw}")))?;
-    let subscription = hub().subscribe(level);
+    let json = params.flag("logjson");
+    let subscription = hub().subscribe(level, json);
     tracing::debug!(?level, "monitor stream opened");
     let stream = futures::stream::unfold(subscription, |mut sub| async move {
         let line = sub.next().await?;
         Some((Ok::<_, std::convert::Infallible>(Bytes::from(format!("{line}\n"))), sub))
     });
     let mut resp = Body::from_stream(stream).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    let content_type = if json { "application/x-ndjson" } else { "text/plain; charset=utf-8" };
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok(resp)
 }
 

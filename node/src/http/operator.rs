@@ -44,6 +44,35 @@ pub async fn remove_peer(
     Ok(Json(true))
 }
 
+/// `POST /v1/operator/raft/transfer-leader[?id=<id>]` → `{"Success":true}` once the target
+/// (a voter's ID as list-peers prints it, or its node name; default: the most caught-up other
+/// voter) has been elected. Forwarded to the leader from a follower. Errors: 400 an unknown
+/// target, 500 a failed transfer (the old leader keeps leading).
+pub async fn transfer_leader(
+    State(agent): State<Arc<Server>>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::from_pairs(pairs);
+    let target = match p.get("id").filter(|id| !id.is_empty()) {
+        None => None,
+        Some(want) => {
+            let by_name = agent.peers.lock().unwrap_or_else(|e| e.into_inner()).values().find(|peer| peer.name == want).map(|peer| peer.node_id);
+            match by_name {
+                Some(id) => Some(id),
+                None => Some(agent.find_server(Some(want), None).map_err(|_| {
+                    ApiError::bad_request(format!("cannot transfer leadership to {want:?}: no such server in the raft configuration"))
+                })?),
+            }
+        }
+    };
+    agent.transfer_leadership_via_leader(target).await.map_err(|message| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message,
+        not_applied: true,
+    })?;
+    Ok(Json(json!({ "Success": true })))
+}
+
 /// `PUT /v1/operator/raft/peer?node=<name>&address=<ip:port>` (Concord extension): adds the
 /// server named `node` at its server RPC `address` as a voter.
 pub async fn add_peer(

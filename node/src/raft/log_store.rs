@@ -99,13 +99,38 @@ fn lock_err(e: impl std::fmt::Display) -> StorageError {
     storage_io_error(ErrorSubject::Logs, ErrorVerb::Read, e)
 }
 
+/// The entries in `range`. Errors: an inverted range (start past end), which openraft asks for
+/// only when its log and state machine disagree (e.g. acknowledged entries lost to a skipped
+/// fsync): reported as a storage error, so Raft stops and the host restarts it, instead of
+/// `BTreeMap::range`'s panic taking the process down.
+fn entries_in<RB: RangeBounds<u64> + Debug>(entries: &BTreeMap<u64, Entry>, range: RB) -> Result<Vec<Entry>, StorageError> {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let start = match range.start_bound() {
+        Included(&s) => Some(s),
+        Excluded(&s) => s.checked_add(1),
+        Unbounded => Some(0),
+    };
+    let end_inclusive = match range.end_bound() {
+        Included(&e) => Some(e),
+        Excluded(&e) => e.checked_sub(1),
+        Unbounded => Some(u64::MAX),
+    };
+    match (start, end_inclusive) {
+        (Some(s), Some(e)) if s <= e => Ok(entries.range(s..=e).map(|(_, e)| e.clone()).collect()),
+        // Empty but well-formed (`n..n`, `..0`): nothing to read.
+        (Some(s), Some(e)) if s == e + 1 => Ok(Vec::new()),
+        (_, None) => Ok(Vec::new()),
+        _ => Err(lock_err(format!("log read of an inverted range {range:?}: the log and state machine disagree"))),
+    }
+}
+
 impl RaftLogReader<TypeConfig> for LogReader {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
         let mem = self.mem.lock().map_err(lock_err)?;
-        Ok(mem.entries.range(range).map(|(_, e)| e.clone()).collect())
+        entries_in(&mem.entries, range)
     }
 }
 
@@ -259,7 +284,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
         let mem = self.mem.lock().map_err(lock_err)?;
-        Ok(mem.entries.range(range).map(|(_, e)| e.clone()).collect())
+        entries_in(&mem.entries, range)
     }
 }
 

@@ -228,7 +228,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let sections = snapshot.into_inner();
         let store = decode_sections(&sections).map_err(sm_r)?;
         // Fault point: a slow snapshot install, racing appends, reads and the snapshot builder.
-        crate::buggify_delay!(200);
+        crate::buggify_delay!("slow-snapshot-install", 200);
         // Persist first: if we crash after installing in memory, the log may already be purged.
         let header = snapshot_file::header(meta, &sections).map_err(sm_w)?;
         self.snapshots.persist(self.disk.as_ref(), &header, &sections).await.map_err(sm_w)?;

@@ -100,7 +100,7 @@ impl RpcClient {
         timeout: Duration,
     ) -> Result<Vec<u8>, RpcError> {
         // Fault point: a deadline far shorter than configured.
-        let timeout = if crate::buggify!() { timeout / 10 } else { timeout };
+        let timeout = if crate::buggify!("rpc-deadline-cut-tenfold") { timeout / 10 } else { timeout };
         let timeout_ms = timeout.as_millis() as u64;
         let deadline = Instant::now() + timeout;
         let conn = self.connection(addr, deadline).await?;

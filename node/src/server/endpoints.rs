@@ -36,11 +36,14 @@ pub const STATUS_PEERS: &str = "Status.Peers";
 pub const SERVER_HELLO: &str = "Server.Hello";
 pub const SERVER_JOIN: &str = "Server.Join";
 pub const SERVER_LEAVE: &str = "Server.Leave";
+pub const RAFT_TIMEOUT_NOW: &str = "Raft.TimeoutNow";
+pub const OPERATOR_TRANSFER_LEADER: &str = "Operator.TransferLeader";
 
 /// Every method this server answers (bounds the RPC metrics' label set).
-pub const METHODS: [&str; 13] = [
-    RAFT_APPEND_ENTRIES, RAFT_VOTE, RAFT_INSTALL_SNAPSHOT, KVS_APPLY, KVS_GET, KVS_LIST, KVS_LIST_KEYS,
-    STATUS_LEADER, STATUS_PEERS, SERVER_HELLO, SERVER_JOIN, SERVER_LEAVE, "unknown",
+pub const METHODS: [&str; 15] = [
+    RAFT_APPEND_ENTRIES, RAFT_VOTE, RAFT_INSTALL_SNAPSHOT, RAFT_TIMEOUT_NOW, KVS_APPLY, KVS_GET, KVS_LIST,
+    KVS_LIST_KEYS, STATUS_LEADER, STATUS_PEERS, SERVER_HELLO, SERVER_JOIN, SERVER_LEAVE, OPERATOR_TRANSFER_LEADER,
+    "unknown",
 ];
 
 /// Decodes `body` as `Req`, runs `f`, encodes its answer.
@@ -96,6 +99,13 @@ impl RpcHandler for Server {
             SERVER_HELLO => typed(&body, |peer: PeerInfo| self.hello(peer)).await,
             SERVER_JOIN => typed(&body, |r: Forwarded<JoinRequest>| self.join_server(r.args, r.forwarded)).await,
             SERVER_LEAVE => typed(&body, |r: Forwarded<NodeId>| self.remove_leaving_server(r.args)).await,
+            RAFT_TIMEOUT_NOW => typed(&body, |msg| async { self.timeout_now(msg) }).await,
+            OPERATOR_TRANSFER_LEADER => {
+                typed(&body, |r: Forwarded<Option<NodeId>>| async move {
+                    self.transfer_leadership(r.args).await.map_err(|e| e.to_string())
+                })
+                .await
+            }
             other => Err(format!("rpc: can't find method {other}")),
         }
     }

@@ -49,6 +49,44 @@ pub async fn watch_raft_metrics(server: Arc<Server>) {
     }
 }
 
+/// Announces the quorum-loss step-down. A leader that has heard from no quorum within an election
+/// timeout reports no leader and refuses writes and lease reads ([`Server::leader`]); openraft 0.9
+/// keeps it leader internally, so nothing in the metrics stream marks the moment. This samples
+/// quorum contact every heartbeat while openraft holds this server as leader, and logs the
+/// step-down once and the recovery once (Consul: "failed to contact quorum of nodes, stepping down").
+pub async fn watch_quorum_contact(server: Arc<Server>) {
+    let every = Duration::from_millis(server.config.raft.heartbeat_ms.max(10));
+    let mut stepped_down_at: Option<tokio::time::Instant> = None;
+    let mut rx = server.raft.metrics();
+    loop {
+        if !server.is_raft_leader() {
+            stepped_down_at = None;
+            if rx.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        match (server.has_quorum_contact(), stepped_down_at) {
+            (false, None) => {
+                let m = rx.borrow().clone();
+                let silent_ms = m.millis_since_quorum_ack;
+                tracing::info!(
+                    term = m.current_term,
+                    last_quorum_ack_ms = ?silent_ms,
+                    "leader lost contact with a quorum: stepping down (no leader reported, writes and lease reads refused)"
+                );
+                stepped_down_at = Some(tokio::time::Instant::now());
+            }
+            (true, Some(at)) => {
+                tracing::info!(after = ?at.elapsed(), "leader regained contact with a quorum: serving again");
+                stepped_down_at = None;
+            }
+            _ => {}
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// Breaks election lockstep. openraft 0.9 draws each server's election timeout once, at start,
 /// and checks it on a fixed tick; two servers whose timers were reset by the same heartbeat and
 /// whose timeouts round to the same tick then campaign in the same instant every round and split

@@ -108,9 +108,10 @@ impl Server {
         self.change(ChangeMembers::AddVoters(BTreeMap::from([(id, BasicNode { addr })]))).await
     }
 
-    /// Adds `peer` as a voter, replacing the voter `replaces` if given (leader), or forwards the
-    /// request to the leader (follower). Idempotent: re-joining as an existing voter is a no-op
-    /// change. Returns the log index of the membership change.
+    /// Adds `peer` as a voter, then removes the voter `replaces` if given (leader), or forwards
+    /// the request to the leader (follower). Idempotent: re-joining as an existing voter changes
+    /// nothing and answers the current configuration's log index. Returns the log index of the
+    /// (last) membership change.
     pub async fn join_server(&self, req: JoinRequest, forwarded: bool) -> Result<u64, String> {
         let JoinRequest { peer, replaces } = req;
         if !self.is_leader() {
@@ -122,15 +123,31 @@ impl Server {
             return sent.map_err(|e| e.to_string())?;
         }
         let node = BasicNode { addr: peer.rpc_addr.clone() };
-        self.raft.add_learner(peer.node_id, node, true).await.map_err(|e| e.to_string())?;
-        let mut voters: BTreeSet<NodeId> =
-            self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
-        if let Some(old) = replaces {
-            voters.remove(&old);
+        let id = peer.node_id;
+        self.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(id, peer);
+        let is_voter = |server: &Server, id: NodeId| {
+            let m = server.raft.metrics();
+            let m = m.borrow();
+            let membership = m.membership_config.membership();
+            // A joint configuration's voters are the union of both halves: only a voter of the
+            // *last* half (the configuration being moved to) stays one.
+            membership.get_joint_config().last().is_some_and(|half| half.contains(&id))
+        };
+        let mut index = 0;
+        if !is_voter(self, id) {
+            self.raft.add_learner(id, node.clone(), true).await.map_err(|e| e.to_string())?;
+            // AddVoters, not ReplaceAllVoters from a copy of the voters read here: a copy taken
+            // while another change (a graceful leave) is under way would put back the server it
+            // removes. openraft applies AddVoters to the configuration current when it runs.
+            index = self.change(ChangeMembers::AddVoters(BTreeMap::from([(id, node)]))).await.map_err(|e| e.to_string())?;
         }
-        voters.insert(peer.node_id);
-        self.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(peer.node_id, peer);
-        self.change(ChangeMembers::ReplaceAllVoters(voters)).await.map_err(|e| e.to_string())
+        if let Some(old) = replaces.filter(|old| *old != id && is_voter(self, *old)) {
+            index = self.change(ChangeMembers::RemoveVoters(BTreeSet::from([old]))).await.map_err(|e| e.to_string())?;
+        }
+        if index == 0 {
+            index = self.raft.metrics().borrow().membership_config.log_id().map(|l| l.index).unwrap_or(0);
+        }
+        Ok(index)
     }
 
     async fn change(&self, change: ChangeMembers<NodeId, BasicNode>) -> Result<u64, MembershipError> {

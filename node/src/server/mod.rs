@@ -22,6 +22,7 @@ pub mod lease;
 pub mod leave;
 pub mod membership;
 pub mod read;
+pub mod transfer;
 pub mod write;
 
 use std::collections::BTreeMap;
@@ -96,6 +97,8 @@ pub struct Server {
     pub node_uuid: String,
     /// Fired when a graceful leave completed (`PUT /v1/agent/leave`): the process should exit.
     pub leave: leave::LeaveSignal,
+    /// Set while this leader hands leadership over ([`transfer`]): new writes are refused.
+    pub transfer: transfer::TransferState,
 }
 
 impl Server {
@@ -150,6 +153,7 @@ impl Server {
             telemetry,
             node_uuid,
             leave: leave::LeaveSignal::default(),
+            transfer: transfer::TransferState::default(),
         });
         let me = server.me();
         server.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(me.node_id, me);
@@ -157,12 +161,13 @@ impl Server {
     }
 
     /// Starts the core's background duties: bootstrap/join through `join`, the Raft metrics
-    /// watcher, election backoff, and the leader's tombstone reaper.
+    /// watcher, election backoff, the quorum-loss announcer and the leader's tombstone reaper.
     pub fn start_background(self: &Arc<Self>, join: Vec<SocketAddr>) {
         let tasks = vec![
             tokio::spawn(bootstrap::run(self.clone(), join)),
             tokio::spawn(leader::watch_raft_metrics(self.clone())),
             tokio::spawn(leader::election_backoff(self.clone())),
+            tokio::spawn(leader::watch_quorum_contact(self.clone())),
             tokio::spawn(leader::reap_tombstones(self.clone())),
         ];
         self.tasks.lock().unwrap_or_else(|e| e.into_inner()).extend(tasks);
@@ -257,7 +262,7 @@ impl Server {
     /// Quorum contact (an acknowledged heartbeat, timed on this host's clock like the lease, or the
     /// election itself) within the longest election timeout: past it, the followers may already have elected someone else, so this
     /// leader steps down as far as clients can tell (openraft 0.9 itself does not).
-    fn has_quorum_contact(&self) -> bool {
+    pub(super) fn has_quorum_contact(&self) -> bool {
         let bound = Duration::from_millis(self.config.raft.election_timeout_max_ms);
         let recent = |at: &Mutex<Option<tokio::time::Instant>>| Self::since(at).is_some_and(|e| e < bound);
         self.lease.held(bound) || recent(&self.leader_since)

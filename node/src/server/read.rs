@@ -103,7 +103,7 @@ impl Server {
                     break result;
                 }
                 // Fault point: a spurious wake-up; the loop must re-check, not return early.
-                if crate::buggify!() {
+                if crate::buggify!("blocking-query-spurious-wakeup") {
                     continue;
                 }
                 tokio::select! {

@@ -28,6 +28,10 @@ impl Server {
         if !self.is_leader() {
             return Err(WriteError::NoLeader);
         }
+        if self.transfer.in_progress() {
+            // hashicorp/raft's ErrLeadershipTransferInProgress: refused, so certainly not applied.
+            return Err(WriteError::Rejected("leadership transfer in progress".into()));
+        }
         let _commit_timer = self.telemetry.metrics.raft_commit_timer();
         if self.config.bugs.ack_before_commit {
             // Deliberate bug: answer before the entry commits (the write may later be lost).
@@ -66,7 +70,7 @@ impl Server {
             self.forward_to_leader(method, req, RPC_HOLD_TIMEOUT + FORWARD_SLACK).await;
         match result {
             // Fault point: the leader's answer is lost on the way back.
-            Ok(_) if crate::buggify!() => Err(WriteError::Unknown("buggify: forwarded write's reply lost".into())),
+            Ok(_) if crate::buggify!("forwarded-write-reply-lost") => Err(WriteError::Unknown("buggify: forwarded write's reply lost".into())),
             Ok(answer) => answer,
             Err(ForwardError::NoLeader) => Err(WriteError::NoLeader),
             Err(ForwardError::Rpc(e)) if e.not_delivered() => Err(WriteError::Rejected(e.to_string())),

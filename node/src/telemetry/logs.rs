@@ -160,12 +160,15 @@ impl<S> tracing_subscriber::layer::Filter<S> for PolicyFilter {
     }
 }
 
-/// One formatted log line and its level.
+/// One log event, formatted once both ways, and its level.
 #[derive(Clone, Debug)]
 pub struct LogLine {
     pub level: LogLevel,
-    /// The line without a trailing newline.
+    /// The line as text, without a trailing newline (`<time> [LEVEL] <module>: <message>: k=v`).
     pub text: String,
+    /// The line as one JSON object, without a trailing newline, in Consul's `-log-json` shape
+    /// (`{"@level":"info","@message":…,"@module":…,"@timestamp":…, field: value…}`).
+    pub json: String,
 }
 
 /// The process's live log stream: lines published by the binary's log layer, read by
@@ -203,8 +206,9 @@ impl LogHub {
         }
     }
 
-    /// Subscribes at `level`; the subscription ends when the returned guard drops.
-    pub fn subscribe(&'static self, level: LogLevel) -> Subscription {
+    /// Subscribes at `level`, receiving lines as text or (`json`) as JSON objects; the
+    /// subscription ends when the returned guard drops.
+    pub fn subscribe(&'static self, level: LogLevel, json: bool) -> Subscription {
         let rx = self.tx.subscribe();
         {
             let mut levels = self.levels.lock().unwrap_or_else(|e| e.into_inner());
@@ -212,7 +216,7 @@ impl LogHub {
             self.update_max(&levels);
         }
         self.subscribers.fetch_add(1, Ordering::Relaxed);
-        Subscription { hub: self, level, rx }
+        Subscription { hub: self, level, json, rx }
     }
 
     fn update_max(&self, levels: &[LogLevel]) {
@@ -228,6 +232,8 @@ impl LogHub {
 pub struct Subscription {
     hub: &'static LogHub,
     pub level: LogLevel,
+    /// Whether lines are delivered in their JSON form.
+    pub json: bool,
     rx: tokio::sync::broadcast::Receiver<LogLine>,
 }
 
@@ -238,9 +244,16 @@ impl Subscription {
         use tokio::sync::broadcast::error::RecvError;
         loop {
             match self.rx.recv().await {
-                Ok(line) if line.level <= self.level => return Some(line.text),
+                Ok(line) if line.level <= self.level => return Some(if self.json { line.json } else { line.text }),
                 Ok(_) => continue,
-                Err(RecvError::Lagged(n)) => return Some(format!("[WARN]  monitor: {n} log lines dropped (reader too slow)")),
+                Err(RecvError::Lagged(n)) => {
+                    let message = format!("{n} log lines dropped (reader too slow)");
+                    return Some(if self.json {
+                        serde_json::json!({"@level": "warn", "@module": "monitor", "@message": message}).to_string()
+                    } else {
+                        format!("[WARN]  monitor: {message}")
+                    });
+                }
                 Err(RecvError::Closed) => return None,
             }
         }
