@@ -78,6 +78,9 @@ pub enum Fault {
     RemoveServer(Target),
     /// Add a removed server back as a voter (learner first, then promoted).
     AddServer(Target),
+    /// Hand leadership to this server (as an operator would with `consul operator raft
+    /// transfer-leader -id=…`); skipped if it already leads or no leader is known.
+    TransferLeader(Target),
     /// Flip one bit in a durable file of a server (silent media corruption), at a seed-chosen
     /// offset; checksums must catch it and the bad data must never be applied.
     BitFlip { host: Target, file: DiskFile, position_per_mille: u32 },
@@ -102,6 +105,7 @@ impl Fault {
             | Fault::DiskReadError(h)
             | Fault::RemoveServer(h)
             | Fault::AddServer(h)
+            | Fault::TransferLeader(h)
             | Fault::SlowNode { host: h, .. }
             | Fault::LossyNode { host: h, .. }
             | Fault::ClockDrift { host: h, .. }
@@ -142,6 +146,7 @@ impl fmt::Display for Fault {
             Fault::DiskReadError(t) => write!(f, "disk read error armed on {t}"),
             Fault::RemoveServer(t) => write!(f, "remove server {t} from raft"),
             Fault::AddServer(t) => write!(f, "add server {t} to raft"),
+            Fault::TransferLeader(t) => write!(f, "transfer leadership to {t}"),
             Fault::BitFlip { host, file, position_per_mille } => {
                 write!(f, "bit flip in {host} {file:?} at {position_per_mille}‰")
             }

@@ -11,6 +11,7 @@ mod crash_restart;
 mod disk_corruption;
 mod flapping_partitions;
 mod leader_isolation;
+mod leader_transfer;
 mod majorities_ring;
 mod membership_change;
 mod one_way;
@@ -73,6 +74,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "pause-leader", about: "freeze the current leader's traffic (SIGSTOP-like), then resume it", build: pause_leader::build, workload: KV, describe: None },
     Scenario { name: "clock-drift", about: "drift clock rates within the lease's bound, then cut off the slow-clocked leader", build: clock_drift::build, workload: KV, describe: None },
     Scenario { name: "disk-corruption", about: "torn writes, read errors at restart, a bit flip that must be refused", build: disk_corruption::build, workload: KV, describe: None },
+    Scenario { name: "leader-transfer", about: "operator leadership transfers, the old leader cut off or the target crashed mid-handover", build: leader_transfer::build, workload: KV, describe: None },
     Scenario { name: "membership-change", about: "remove a server from raft and add it back, under faults", build: membership_change::build, workload: KV, describe: None },
     Scenario { name: "swizzle-clog", about: "clog links one by one, then unclog in random order (FoundationDB)", build: swizzle_clog::build, workload: KV, describe: None },
     Scenario { name: "rolling-restart", about: "restart every server in turn, as an upgrade would", build: rolling_restart::build, workload: KV, describe: None },

@@ -22,6 +22,9 @@ pub enum Bug {
     SkipFsync,
     /// The leader lease timed as if clocks never drift (caught by `clock-drift`).
     LeaseIgnoresDrift,
+    /// A leader handing over keeps serving lease reads until it sees the new leader (caught by
+    /// `leader-transfer`).
+    TransferKeepsLease,
 }
 
 impl Bug {
@@ -32,6 +35,7 @@ impl Bug {
             Bug::AckBeforeCommit => "ack-before-commit",
             Bug::SkipFsync => "skip-fsync",
             Bug::LeaseIgnoresDrift => "lease-ignores-drift",
+            Bug::TransferKeepsLease => "transfer-keeps-lease",
         }
     }
 }
@@ -89,6 +93,7 @@ impl RunOptions {
             ack_before_commit: self.bugs.contains(&Bug::AckBeforeCommit),
             skip_log_fsync: self.bugs.contains(&Bug::SkipFsync),
             lease_ignores_drift: self.bugs.contains(&Bug::LeaseIgnoresDrift),
+            transfer_keeps_lease: self.bugs.contains(&Bug::TransferKeepsLease),
         }
     }
 

@@ -228,7 +228,7 @@ impl World {
                     let shown = fault.to_string();
                     let target = match fault {
                         Fault::Crash(t) | Fault::CrashTorn(t) | Fault::Restart(t) | Fault::Pause(t) | Fault::Resume(t)
-                        | Fault::DiskReadError(t) | Fault::RemoveServer(t) | Fault::AddServer(t)
+                        | Fault::DiskReadError(t) | Fault::RemoveServer(t) | Fault::AddServer(t) | Fault::TransferLeader(t)
                         | Fault::SlowNode { host: t, .. } | Fault::LossyNode { host: t, .. }
                         | Fault::ClockDrift { host: t, .. } | Fault::BitFlip { host: t, .. } => t.to_string(),
                         _ => return shown,
@@ -361,6 +361,19 @@ impl World {
                 }
                 let path = format!("/v1/operator/raft/peer?node={}&address={}", self.names[i], self.rpc_addrs[i]);
                 self.operator.borrow_mut().pending.push_back((hyper::Method::PUT, path));
+                return Ok(hit(&self.names[i]));
+            }
+            Fault::TransferLeader(t) => {
+                let i = self.resolve(t)?;
+                match self.current_leader() {
+                    None => return Err("no leader now".into()),
+                    Some(l) if l == i => return Err(format!("{} already leads", self.names[i])),
+                    Some(_) if self.removed.contains(&i) => return Err(format!("{} is not a voter", self.names[i])),
+                    Some(_) => {}
+                }
+                let id = format!("{:016x}", node::raft::node_id_for(self.name(i)));
+                let path = format!("/v1/operator/raft/transfer-leader?id={id}");
+                self.operator.borrow_mut().pending.push_back((hyper::Method::POST, path));
                 return Ok(hit(&self.names[i]));
             }
             Fault::BitFlip { host, file, position_per_mille } => {

@@ -272,6 +272,10 @@ impl Server {
     /// host's clock from when the acknowledged heartbeat was *sent*, short enough that no other
     /// leader can be elected meanwhile under the assumed clock drift), so local reads are current.
     fn lease_valid(&self) -> bool {
+        if self.config.bugs.transfer_keeps_lease && self.transfer.in_progress() {
+            // Deliberate bug: "still my term until I see the new leader".
+            return self.is_raft_leader();
+        }
         let min = Duration::from_millis(self.config.raft.election_timeout_min_ms);
         self.is_raft_leader() && self.lease.held(lease::lease_duration(min, self.config.bugs.lease_ignores_drift))
     }
