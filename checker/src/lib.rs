@@ -21,4 +21,4 @@ pub use invariant::InvariantViolation;
 pub use linearizable::model::{Model, Operation, Register};
 pub use linearizable::{check_history, check_key, check_model, ModelVerdict, Verdict, Violation};
 pub use oracles::check_oracles;
-pub use raft::{check_raft_trace, parse_trace, TraceEvent};
+pub use raft::{check_raft_trace, trace_events, Record, TraceEvent};

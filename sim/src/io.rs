@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use node::io::trace::{Event, Record};
 use node::io::{BoxStream, Clock, Listener, Net, TraceSink, UdpSocket};
 
 /// TCP and UDP over turmoil's simulated network.
@@ -158,7 +159,7 @@ impl Fnv64 {
 }
 
 /// The run's trace: every agent event, stamped with simulated time, folded into a hash and kept
-/// for the trace checkers (Raft invariants) and `--trace`.
+/// for the trace checkers (Raft invariants), `--trace` and `--trace-json`.
 #[derive(Default)]
 pub struct Trace {
     state: Mutex<TraceState>,
@@ -168,7 +169,7 @@ pub struct Trace {
 struct TraceState {
     hash: Fnv64,
     events: u64,
-    lines: Vec<String>,
+    records: Vec<Record>,
 }
 
 impl Trace {
@@ -176,23 +177,27 @@ impl Trace {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Records a line at simulated time `at`.
-    pub fn record(&self, at: Duration, who: &str, event: &str) {
+    /// Records `who`'s `event` at simulated time `at` (whole milliseconds: the simulation steps
+    /// in whole ms). The hash covers the record's rendered line, so it is stable as long as the
+    /// rendering is.
+    pub fn record(&self, at: Duration, who: &str, event: Event) {
+        let time_ms = u64::try_from(at.as_millis()).unwrap_or(u64::MAX);
+        debug_assert_eq!(Duration::from_millis(time_ms), at, "trace time is not whole milliseconds");
+        let record = Record { time_ms, who: who.to_string(), event };
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let line = format!("{:>10.3} {who} {event}", at.as_secs_f64());
-        st.hash.write(line.as_bytes());
+        st.hash.write(record.to_string().as_bytes());
         st.hash.write(b"\n");
         st.events += 1;
-        st.lines.push(line);
+        st.records.push(record);
     }
     /// (hash, event count).
     pub fn summary(&self) -> (u64, u64) {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         (st.hash.0, st.events)
     }
-    /// The kept lines.
-    pub fn lines(&self) -> Vec<String> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).lines.clone()
+    /// Takes the records kept so far, in the order they were recorded (the hash and count stay).
+    pub fn take_records(&self) -> Vec<Record> {
+        std::mem::take(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()).records)
     }
 }
 
@@ -200,7 +205,7 @@ impl Trace {
 pub struct TraceHandle(pub Arc<Trace>);
 
 impl TraceSink for TraceHandle {
-    fn event(&self, node: &str, event: &str) {
+    fn event(&self, node: &str, event: Event) {
         self.0.record(turmoil::sim_elapsed().unwrap_or_default(), node, event);
     }
 }

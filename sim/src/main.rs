@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use node::io::trace::Record;
 use sim::options::{Bug, RunOptions};
 use sim::sweep::{ScenarioTally, SeedOutcome};
 
@@ -34,6 +35,10 @@ struct Args {
     /// Print the per-event trace.
     #[arg(long)]
     trace: bool,
+    /// Write the typed trace records to this file, one JSON object per line (input for the
+    /// checker's trace-file test).
+    #[arg(long, value_name = "PATH", conflicts_with = "seeds")]
+    trace_json: Option<std::path::PathBuf>,
     /// List scenarios and exit.
     #[arg(long)]
     list: bool,
@@ -145,7 +150,7 @@ fn main() -> ExitCode {
 /// it passed. Errors: the exit code for a run that could not start.
 fn run_one(args: &Args, scenario: &str, seed: u64, sweep: bool) -> Result<SeedOutcome, ExitCode> {
     // Determinism checks keep the trace so a divergence can be shown line by line.
-    let keep_trace = args.trace || args.check_determinism;
+    let keep_trace = args.trace || args.trace_json.is_some() || args.check_determinism;
     let options = RunOptions::derive(seed, scenario, usize::from(args.servers), args.bug.clone(), keep_trace);
     let (result, judgement) = sim::run_seed(&options).map_err(|e| {
         eprintln!("error: {e}");
@@ -163,7 +168,7 @@ fn run_one(args: &Args, scenario: &str, seed: u64, sweep: bool) -> Result<SeedOu
                 again.trace_hash,
                 result.trace_events,
                 again.trace_events,
-                first_divergence(&result.trace_lines, &again.trace_lines)
+                first_divergence(&result.trace, &again.trace)
             );
         } else {
             determinism_note = format!("determinism: ok (hash {:016x} twice)", result.trace_hash);
@@ -172,10 +177,16 @@ fn run_one(args: &Args, scenario: &str, seed: u64, sweep: bool) -> Result<SeedOu
     if args.trace {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();
-        for line in &result.trace_lines {
-            if writeln!(out, "{line}").is_err() {
+        for record in &result.trace {
+            if writeln!(out, "{record}").is_err() {
                 return Err(ExitCode::SUCCESS); // reader went away (e.g. `| head`)
             }
+        }
+    }
+    if let Some(path) = &args.trace_json {
+        if let Err(e) = write_trace_json(path, &result.trace) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return Err(ExitCode::from(2));
         }
     }
     if !sweep || !args.quiet || !ok {
@@ -207,8 +218,19 @@ fn run_one(args: &Args, scenario: &str, seed: u64, sweep: bool) -> Result<SeedOu
     })
 }
 
+/// Writes `records` to `path` as JSON lines.
+fn write_trace_json(path: &std::path::Path, records: &[Record]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for record in records {
+        serde_json::to_writer(&mut out, record)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
 /// Shows where two traces of the same seed first differ, with a little context.
-fn first_divergence(a: &[String], b: &[String]) -> String {
+fn first_divergence(a: &[Record], b: &[Record]) -> String {
     let at = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
     let from = at.saturating_sub(3);
     let mut out = format!("first divergence at trace line {at}:\n");

@@ -11,6 +11,7 @@ use checker::History;
 use nemesis::{Fault, Schedule};
 use node::agent::{Agent, AgentConfig, Ports, RaftTiming};
 use node::io::mem::MemDisk;
+use node::io::trace::{Event, Nemesis, Record, NEMESIS, OPERATOR};
 use node::io::Io;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -45,7 +46,8 @@ pub struct RunResult {
     pub faults: Vec<(Duration, String)>,
     pub trace_hash: u64,
     pub trace_events: u64,
-    pub trace_lines: Vec<String>,
+    /// Every trace record, in order (rendered, they are the lines `--trace` prints).
+    pub trace: Vec<Record>,
     /// When the liveness probe proved the cluster live, if it did.
     pub live_at: Option<Duration>,
     /// When the final heal happened (start of the liveness phase).
@@ -143,13 +145,13 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
                             // A fatal Raft error (e.g. a failed fsync) stops the process; the
                             // service manager restarts it from its disk.
                             let why = agent.wait_fatal().await;
-                            io.trace.event(&config.node_name, &format!("raft fatal: {why}; restarting"));
+                            io.trace.event(&config.node_name, Event::RaftFatal { reason: why });
                             agents.borrow_mut()[i] = None;
                             agent.shutdown().await;
                             tokio::time::sleep(RESTART_BACKOFF).await;
                         }
                         Err(e) => {
-                            io.trace.event(&config.node_name, &format!("start failed: {e}"));
+                            io.trace.event(&config.node_name, Event::StartFailed { reason: e.to_string() });
                             tokio::time::sleep(RESTART_BACKOFF).await;
                         }
                     }
@@ -195,12 +197,13 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
                 break;
             }
             let what = world.apply(&mut sim, fault);
-            trace.record(now, "nemesis", &what);
-            faults.push((now, what));
+            faults.push((now, what.to_string()));
+            trace.record(now, NEMESIS, Event::Nemesis(what));
             pending.next();
         }
         if !healed && now >= options.fault_phase {
-            let what = world.apply(&mut sim, &Fault::HealAll);
+            let healed_all = world.apply(&mut sim, &Fault::HealAll);
+            assert_eq!(healed_all, Nemesis::HealAll, "the final heal cannot be skipped");
             for i in world.removed() {
                 world.apply(&mut sim, &Fault::AddServer(nemesis::Target::server(i)));
             }
@@ -216,9 +219,9 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
                     restarted.push(names[i].clone());
                 }
             }
-            let what = format!("final {what}; restart {restarted:?}; liveness phase begins");
-            trace.record(now, "nemesis", &what);
-            faults.push((now, what));
+            let what = Nemesis::FinalHeal { restarted };
+            faults.push((now, what.to_string()));
+            trace.record(now, NEMESIS, Event::Nemesis(what));
             healed = true;
         }
         if !operator_started && !operator.borrow().pending.is_empty() {
@@ -228,8 +231,8 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             operator_started = true;
         }
         for outcome in std::mem::take(&mut operator.borrow_mut().outcomes) {
-            trace.record(now, "operator", &outcome);
             faults.push((now, format!("operator: {outcome}")));
+            trace.record(now, OPERATOR, Event::Operator(outcome));
         }
         match sim.step() {
             Ok(true) => break,
@@ -256,7 +259,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         faults,
         trace_hash,
         trace_events,
-        trace_lines: trace.lines(),
+        trace: trace.take_records(),
         live_at,
         healed_at: options.fault_phase,
         host_error,

@@ -311,7 +311,7 @@ mod tests {
             ],
             trace_hash: 0,
             trace_events: 0,
-            trace_lines: vec![],
+            trace: vec![],
             live_at: Some(Duration::from_millis(2500)),
             healed_at: Duration::from_millis(2000),
             host_error: None,

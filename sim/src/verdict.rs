@@ -48,7 +48,7 @@ pub fn judge(result: &RunResult) -> Judgement {
             result.healed_at.as_secs_f64()
         )),
     };
-    let mut invariants = checker::check_raft_trace(&result.trace_lines);
+    let mut invariants = checker::check_raft_trace(&result.trace);
     invariants.extend(checker::check_oracles(&result.history));
     Judgement { linearizable, no_liveness, host_error: result.host_error.clone(), invariants }
 }

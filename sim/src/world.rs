@@ -11,6 +11,7 @@ use std::time::Duration;
 use nemesis::{DiskFile, Fault, Host, Role, Target};
 use node::agent::Agent;
 use node::io::mem::MemDisk;
+use node::io::trace::Nemesis;
 use node::raft::ServerState;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -208,40 +209,34 @@ impl World {
         }
     }
 
-    /// Applies one fault; returns what it did, for the fault log (hosts by name; a target resolved
-    /// now is shown as the host it hit).
-    pub fn apply(&mut self, sim: &mut turmoil::Sim<'_>, fault: &Fault) -> String {
+    /// Applies one fault; returns what it did, for the trace and the fault log (hosts by name; a
+    /// target resolved now is shown as the host it hit).
+    pub fn apply(&mut self, sim: &mut turmoil::Sim<'_>, fault: &Fault) -> Nemesis {
         match self.apply_resolved(sim, fault) {
             Ok(what) => what,
-            Err(why) => format!("{fault}: {why}, skipped"),
+            Err(why) => Nemesis::Skipped { fault: fault.to_string(), why },
         }
     }
 
-    fn apply_resolved(&mut self, sim: &mut turmoil::Sim<'_>, fault: &Fault) -> Result<String, String> {
+    fn apply_resolved(&mut self, sim: &mut turmoil::Sim<'_>, fault: &Fault) -> Result<Nemesis, String> {
         let n = self.names.len();
-        // What a resolved target hit, for the log: `crash s2` rather than `crash the leader`.
-        let hit = |name: &str| -> String {
+        // What a resolved target hit: `crash s2` rather than `crash the leader`.
+        let hit = |name: &str| -> Nemesis {
+            let node = name.to_string();
             match fault {
-                Fault::Isolate(Target::Leader) => format!("isolate leader {name}"),
-                Fault::Isolate(_) => format!("isolate {name}"),
-                _ => {
-                    let shown = fault.to_string();
-                    let target = match fault {
-                        Fault::Crash(t) | Fault::CrashTorn(t) | Fault::Restart(t) | Fault::Pause(t) | Fault::Resume(t)
-                        | Fault::DiskReadError(t) | Fault::RemoveServer(t) | Fault::AddServer(t) | Fault::TransferLeader(t)
-                        | Fault::SlowNode { host: t, .. } | Fault::LossyNode { host: t, .. }
-                        | Fault::ClockDrift { host: t, .. } | Fault::BitFlip { host: t, .. } => t.to_string(),
-                        _ => return shown,
-                    };
-                    shown.replacen(&target, name, 1)
-                }
+                Fault::Isolate(t) => Nemesis::Isolate { node, leader: *t == Target::Leader },
+                Fault::Crash(_) => Nemesis::Crash { node, torn: false },
+                Fault::CrashTorn(_) => Nemesis::Crash { node, torn: true },
+                Fault::Restart(_) => Nemesis::Restart { node },
+                _ => Nemesis::Other(shown_as_hit(fault, name)),
             }
         };
         match fault {
-            Fault::Partition { a, b } => {
-                let (a, b) = (self.indexes(a)?, self.indexes(b)?);
+            Fault::Partition { a: side_a, b: side_b } => {
+                let (a, b) = (self.indexes(side_a)?, self.indexes(side_b)?);
                 let pairs: Vec<(usize, usize)> = a.iter().flat_map(|x| b.iter().map(move |y| (*x, *y))).collect();
                 self.cut_pairs(sim, &pairs);
+                return Ok(Nemesis::Partition { sides: vec![side_a.clone(), side_b.clone()] });
             }
             Fault::Cut { pairs, .. } => {
                 let pairs = pairs
@@ -265,7 +260,10 @@ impl World {
                 self.cut_pairs(sim, &pairs);
                 return Ok(hit(&self.names[l]));
             }
-            Fault::HealAll => self.heal_all(sim),
+            Fault::HealAll => {
+                self.heal_all(sim);
+                return Ok(Nemesis::HealAll);
+            }
             Fault::Crash(t) | Fault::CrashTorn(t) => {
                 let i = self.resolve(t)?;
                 if self.crashed[i] {
@@ -389,9 +387,23 @@ impl World {
                 let offset = len * (*position_per_mille as usize) / 1000;
                 let bit = self.rng.gen_range(0..8u8);
                 self.disks[i].flip_bit(path, offset.min(len - 1), bit);
-                return Ok(format!("{} (byte {offset} of {len}, bit {bit})", hit(&self.names[i])));
+                return Ok(Nemesis::Other(format!("{} (byte {offset} of {len}, bit {bit})", hit(&self.names[i]))));
             }
         }
-        Ok(fault.to_string())
+        Ok(Nemesis::Other(fault.to_string()))
     }
+}
+
+/// `fault` as shown, with the target it named replaced by the host it hit (`pause s2` rather than
+/// `pause the leader`).
+fn shown_as_hit(fault: &Fault, name: &str) -> String {
+    let shown = fault.to_string();
+    let target = match fault {
+        Fault::Crash(t) | Fault::CrashTorn(t) | Fault::Restart(t) | Fault::Pause(t) | Fault::Resume(t)
+        | Fault::DiskReadError(t) | Fault::RemoveServer(t) | Fault::AddServer(t) | Fault::TransferLeader(t)
+        | Fault::SlowNode { host: t, .. } | Fault::LossyNode { host: t, .. }
+        | Fault::ClockDrift { host: t, .. } | Fault::BitFlip { host: t, .. } => t.to_string(),
+        _ => return shown,
+    };
+    shown.replacen(&target, name, 1)
 }

@@ -4,7 +4,7 @@
 //! applied was committed; once faults stop, every later leader holds it and replicates it, so every
 //! node still running at the end of the trace must have it in its state machine.
 //!
-//! Checked: every index applied by any node before the `nemesis final heal` line must be in the
+//! Checked: every index applied by any node before the nemesis's final heal must be in the
 //! final state of every running node, i.e. of its last incarnation. That state covers index `i` if
 //! the incarnation applied `i`, or installed a snapshot at `N >= i`, or `i` lies below the first
 //! index it applied (a restarted node silently loads its own snapshot and resumes after it; blank
@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{EventKind, Lifecycles, RaftRole, TraceEvent, NEMESIS};
+use super::{Event, Lifecycles, Nemesis, RaftRole, TraceEvent};
 use crate::invariant::InvariantViolation;
 
 /// Name used in [`InvariantViolation::invariant`].
@@ -45,12 +45,12 @@ impl FinalState<'_> {
 /// One violation per running node missing entries applied (anywhere) before the final heal; the
 /// evidence is the first apply line of some missing entries and the node's last state change.
 pub fn check_leader_completeness(events: &[TraceEvent]) -> Vec<InvariantViolation> {
-    let Some(heal) = events.iter().position(|e| matches!(e.kind, EventKind::FinalHeal { .. })) else {
+    let Some(heal) = events.iter().position(|e| matches!(e.kind, Event::Nemesis(Nemesis::FinalHeal { .. }))) else {
         return Vec::new();
     };
     let mut committed: BTreeMap<u64, &str> = BTreeMap::new();
     for e in &events[..heal] {
-        if let EventKind::Apply { index, .. } = e.kind {
+        if let Event::Apply { index, .. } = e.kind {
             committed.entry(index).or_insert(e.raw.as_str());
         }
     }
@@ -95,18 +95,18 @@ fn final_states(events: &[TraceEvent]) -> BTreeMap<String, Option<FinalState<'_>
         states.insert(node.clone(), None);
     }
     for (e, incarnation) in events.iter().zip(&life.incarnation) {
-        if e.node == NEMESIS || life.final_incarnation.get(&e.node) != Some(incarnation) {
+        if !e.kind.from_agent() || life.final_incarnation.get(&e.node) != Some(incarnation) {
             continue;
         }
         let Some(slot) = states.get_mut(&e.node) else { continue };
         match e.kind {
-            EventKind::RaftState { role, .. } if role == RaftRole::Shutdown => {
+            Event::RaftState { role: RaftRole::Shutdown, .. } => {
                 shut_down.insert(e.node.as_str());
             }
-            EventKind::RaftState { .. } => {
+            Event::RaftState { .. } => {
                 shut_down.remove(e.node.as_str());
             }
-            EventKind::Apply { index, .. } => {
+            Event::Apply { index, .. } => {
                 let s = slot.get_or_insert_with(|| FinalState {
                     base: index.checked_sub(1),
                     applied: BTreeSet::new(),
@@ -116,7 +116,7 @@ fn final_states(events: &[TraceEvent]) -> BTreeMap<String, Option<FinalState<'_>
                 s.applied.insert(index);
                 s.last_line = Some(e.raw.as_str());
             }
-            EventKind::SnapshotInstalled { index } => {
+            Event::SnapshotInstalled { index } => {
                 let s = slot.get_or_insert_with(|| FinalState {
                     base: Some(index),
                     applied: BTreeSet::new(),
@@ -136,39 +136,40 @@ fn final_states(events: &[TraceEvent]) -> BTreeMap<String, Option<FinalState<'_>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::{lines, parse_trace};
+    use crate::raft::testing::*;
+    use crate::raft::{trace_events, Record};
 
-    fn check(text: &str) -> Vec<InvariantViolation> {
-        check_leader_completeness(&parse_trace(&lines(text)))
+    fn check(records: &[Record]) -> Vec<InvariantViolation> {
+        check_leader_completeness(&trace_events(records))
     }
 
-    const BEFORE_HEAL: &str = "
-     0.607 n1 apply 0 t0 membership [1, 2, 3]
-     0.607 n2 apply 0 t0 membership [1, 2, 3]
-     0.622 n1 apply 2 t2 set k1 len=10 cas=None ok=true
-     0.623 n2 apply 2 t2 set k1 len=10 cas=None ok=true
-     0.639 n1 apply 4 t2 delete k1 recurse=false cas=None ok=true
-";
+    /// Applies before the final heal: n1 reached index 4, n2 index 2.
+    fn before_heal() -> Vec<Record> {
+        vec![
+            at(607, "n1", membership(0)),
+            at(607, "n2", membership(0)),
+            at(622, "n1", set(2, 2, "k1")),
+            at(623, "n2", set(2, 2, "k1")),
+            at(639, "n1", delete(4, 2, "k1")),
+        ]
+    }
+
+    /// [`before_heal`] followed by `rest`.
+    fn trace(rest: Vec<Record>) -> Vec<Record> {
+        let mut t = before_heal();
+        t.extend(rest);
+        t
+    }
 
     #[test]
     fn entries_applied_everywhere_after_heal_hold() {
-        let v = check(&format!(
-            "{BEFORE_HEAL}
-    29.000 nemesis final heal all; restart []; liveness phase begins
-    29.100 n2 apply 4 t2 delete k1 recurse=false cas=None ok=true
-"
-        ));
+        let v = check(&trace(vec![final_heal(29_000, &[]), at(29_100, "n2", delete(4, 2, "k1"))]));
         assert!(v.is_empty(), "{v:?}");
     }
 
     #[test]
     fn entry_applied_before_heal_missing_on_survivor_is_lost() {
-        let v = check(&format!(
-            "{BEFORE_HEAL}
-    29.000 nemesis final heal all; restart []; liveness phase begins
-    29.100 n2 apply 5 t3 set k2 len=10 cas=None ok=true
-"
-        ));
+        let v = check(&trace(vec![final_heal(29_000, &[]), at(29_100, "n2", set(5, 3, "k2"))]));
         assert_eq!(v.len(), 1, "{v:?}");
         assert_eq!(v[0].invariant, LEADER_COMPLETENESS);
         assert!(v[0].detail.starts_with("n2,") && v[0].detail.contains("indexes 4"), "{}", v[0]);
@@ -176,57 +177,52 @@ mod tests {
 
     #[test]
     fn restarted_node_resuming_from_its_snapshot_or_an_installed_one_holds() {
-        let v = check(&format!(
-            r#"{BEFORE_HEAL}
-     1.000 nemesis crash n1
-     1.100 nemesis crash n2
-    29.000 nemesis final heal all; restart ["n1", "n2"]; liveness phase begins
-    29.100 n1 apply 3 t2 set k2 len=10 cas=None ok=true
-    29.200 n1 apply 4 t2 delete k1 recurse=false cas=None ok=true
-    29.300 n2 snapshot installed at 4
-"#
-        ));
+        let v = check(&trace(vec![
+            crash(1_000, "n1"),
+            crash(1_100, "n2"),
+            final_heal(29_000, &["n1", "n2"]),
+            at(29_100, "n1", set(3, 2, "k2")),
+            at(29_200, "n1", delete(4, 2, "k1")),
+            at(29_300, "n2", Event::SnapshotInstalled { index: 4 }),
+        ]));
         assert!(v.is_empty(), "{v:?}");
     }
 
     #[test]
     fn entries_applied_only_by_an_earlier_incarnation_do_not_count() {
-        let v = check(&format!(
-            r#"{BEFORE_HEAL}
-     1.000 nemesis crash n1
-     2.000 nemesis restart n1
-     2.100 n1 apply 0 t0 membership [1, 2, 3]
-    29.000 nemesis final heal all; restart []; liveness phase begins
-    29.100 n2 apply 4 t2 delete k1 recurse=false cas=None ok=true
-"#
-        ));
+        let v = check(&trace(vec![
+            crash(1_000, "n1"),
+            restart(2_000, "n1"),
+            at(2_100, "n1", membership(0)),
+            final_heal(29_000, &[]),
+            at(29_100, "n2", delete(4, 2, "k1")),
+        ]));
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(v[0].detail.starts_with("n1,") && v[0].detail.contains("indexes 2, 4"), "{}", v[0]);
     }
 
     #[test]
     fn crashed_idle_and_shut_down_nodes_are_not_judged() {
-        let text = format!(
-            r#"{BEFORE_HEAL}
-     0.700 n3 raft term=2 state=Follower leader=1
-     1.000 nemesis crash n1
-    29.000 nemesis final heal all; restart ["n1"]; liveness phase begins
-    29.100 n2 apply 4 t2 delete k1 recurse=false cas=None ok=true
-    29.200 n2 raft term=3 state=Shutdown leader=none
-    29.300 nemesis crash n3
-    29.400 nemesis restart n3
-    29.500 n3 start failed: storage: raft log corrupted; refusing to start
-    29.600 nemesis crash n1
-    29.700 n4 raft term=2 state=Follower leader=1
-"#
-        );
-        let events = parse_trace(&lines(&text));
+        let records = trace(vec![
+            at(700, "n3", raft(2, RaftRole::Follower, Some(1))),
+            crash(1_000, "n1"),
+            final_heal(29_000, &["n1"]),
+            at(29_100, "n2", delete(4, 2, "k1")),
+            at(29_200, "n2", raft(3, RaftRole::Shutdown, None)),
+            crash(29_300, "n3"),
+            restart(29_400, "n3"),
+            at(29_500, "n3", Event::StartFailed { reason: "storage: raft log corrupted; refusing to start".into() }),
+            crash(29_600, "n1"),
+            at(29_700, "n4", raft(2, RaftRole::Follower, Some(1))),
+            at(29_800, "operator", Event::Operator("PUT /v1/operator/raft/peer?node=n4: done".into())),
+        ]);
+        let events = trace_events(&records);
         assert!(check_leader_completeness(&events).is_empty());
         assert_eq!(survivors_that_applied_nothing(&events), vec!["n3".to_string(), "n4".to_string()]);
     }
 
     #[test]
     fn without_a_final_heal_nothing_is_judged() {
-        assert!(check(BEFORE_HEAL).is_empty());
+        assert!(check(&before_heal()).is_empty());
     }
 }

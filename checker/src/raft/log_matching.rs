@@ -5,13 +5,13 @@
 //! indexes strictly increase.
 //!
 //! A restart starts a new incarnation that re-applies from its last snapshot, so re-applying an
-//! index after `nemesis restart` is normal. `snapshot installed at N` moves the state to `N`
-//! without apply lines: later applies in that incarnation must be above `N`, and the install
+//! index after a restart is normal. `snapshot installed at N` moves the state to `N` without
+//! apply events: later applies in that incarnation must be above `N`, and the install
 //! itself must not move the state below what was already applied.
 
 use std::collections::BTreeMap;
 
-use super::{EventKind, Lifecycles, TraceEvent};
+use super::{Event, Lifecycles, TraceEvent};
 use crate::invariant::InvariantViolation;
 
 /// Name used in [`InvariantViolation::invariant`].
@@ -27,7 +27,7 @@ pub fn check_log_matching(events: &[TraceEvent]) -> Vec<InvariantViolation> {
     for (e, incarnation) in events.iter().zip(&life.incarnation) {
         let key = (e.node.as_str(), *incarnation);
         match e.kind {
-            EventKind::Apply { index, .. } => {
+            Event::Apply { index, .. } => {
                 if let Some((last, prev)) = state.get(&key) {
                     if index <= *last {
                         out.push(InvariantViolation::new(
@@ -39,7 +39,7 @@ pub fn check_log_matching(events: &[TraceEvent]) -> Vec<InvariantViolation> {
                 }
                 state.insert(key, (index, e.raw.as_str()));
             }
-            EventKind::SnapshotInstalled { index } => {
+            Event::SnapshotInstalled { index } => {
                 match state.get(&key) {
                     Some((last, prev)) if index < *last => out.push(InvariantViolation::new(
                         LOG_MATCHING,
@@ -59,52 +59,47 @@ pub fn check_log_matching(events: &[TraceEvent]) -> Vec<InvariantViolation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::{lines, parse_trace};
+    use crate::raft::testing::*;
+    use crate::raft::{trace_events, Record};
 
-    fn check(text: &str) -> Vec<InvariantViolation> {
-        check_log_matching(&parse_trace(&lines(text)))
+    fn check(records: &[Record]) -> Vec<InvariantViolation> {
+        check_log_matching(&trace_events(records))
     }
 
     #[test]
     fn increasing_applies_with_gaps_hold() {
-        let v = check(
-            "
-     0.607 n2 apply 0 t0 membership [1, 2, 3]
-     0.622 n2 apply 2 t2 set k1 len=10 cas=None ok=true
-     0.623 n1 apply 0 t0 membership [1, 2, 3]
-     0.639 n2 apply 4 t2 delete k1 recurse=false cas=None ok=true
-",
-        );
+        let v = check(&[
+            at(607, "n2", membership(0)),
+            at(622, "n2", set(2, 2, "k1")),
+            at(623, "n1", membership(0)),
+            at(639, "n2", delete(4, 2, "k1")),
+        ]);
         assert!(v.is_empty(), "{v:?}");
     }
 
     #[test]
     fn reapplying_after_restart_is_not_an_order_violation() {
-        let v = check(
-            r#"
-     0.622 n1 apply 2 t2 set k1 len=10 cas=None ok=true
-     0.639 n1 apply 4 t2 delete k1 recurse=false cas=None ok=true
-     2.565 nemesis crash n1
-     7.973 nemesis restart n1
-     8.000 n1 apply 0 t0 membership [1, 2, 3]
-     8.001 n1 apply 2 t2 set k1 len=10 cas=None ok=true
-     9.000 nemesis crash n1
-    29.000 nemesis final heal all; restart ["n1"]; liveness phase begins
-    29.500 n1 apply 2 t2 set k1 len=10 cas=None ok=true
-"#,
-        );
+        let v = check(&[
+            at(622, "n1", set(2, 2, "k1")),
+            at(639, "n1", delete(4, 2, "k1")),
+            crash(2_565, "n1"),
+            restart(7_973, "n1"),
+            at(8_000, "n1", membership(0)),
+            at(8_001, "n1", set(2, 2, "k1")),
+            crash(9_000, "n1"),
+            final_heal(29_000, &["n1"]),
+            at(29_500, "n1", set(2, 2, "k1")),
+        ]);
         assert!(v.is_empty(), "{v:?}");
     }
 
     #[test]
     fn applying_an_index_twice_in_one_incarnation_violates_order() {
-        let v = check(
-            "
-     0.622 n1 apply 2 t2 set k1 len=10 cas=None ok=true
-     0.639 n1 apply 4 t2 delete k1 recurse=false cas=None ok=true
-     0.700 n1 apply 3 t2 set k2 len=10 cas=None ok=true
-",
-        );
+        let v = check(&[
+            at(622, "n1", set(2, 2, "k1")),
+            at(639, "n1", delete(4, 2, "k1")),
+            at(700, "n1", set(3, 2, "k2")),
+        ]);
         assert_eq!(v.len(), 1, "{v:?}");
         assert_eq!(v[0].invariant, LOG_MATCHING);
         assert!(v[0].detail.contains("index 3") && v[0].detail.contains("reached 4"), "{}", v[0]);
@@ -112,26 +107,19 @@ mod tests {
 
     #[test]
     fn applying_below_an_installed_snapshot_violates_order() {
-        let v = check(
-            "
-     1.000 n3 apply 500 t2 set k1 len=10 cas=None ok=true
-     2.000 n3 snapshot installed at 640
-     2.100 n3 apply 641 t3 set k1 len=10 cas=None ok=true
-     2.200 n3 apply 600 t3 set k1 len=10 cas=None ok=true
-",
-        );
+        let v = check(&[
+            at(1_000, "n3", set(500, 2, "k1")),
+            at(2_000, "n3", Event::SnapshotInstalled { index: 640 }),
+            at(2_100, "n3", set(641, 3, "k1")),
+            at(2_200, "n3", set(600, 3, "k1")),
+        ]);
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(v[0].detail.contains("index 600"), "{}", v[0]);
     }
 
     #[test]
     fn snapshot_below_applied_state_violates_order() {
-        let v = check(
-            "
-     1.000 n3 apply 700 t2 set k1 len=10 cas=None ok=true
-     2.000 n3 snapshot installed at 640
-",
-        );
+        let v = check(&[at(1_000, "n3", set(700, 2, "k1")), at(2_000, "n3", Event::SnapshotInstalled { index: 640 })]);
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(v[0].detail.contains("snapshot at 640"), "{}", v[0]);
     }

@@ -3,29 +3,30 @@
 //! (Ongaro & Ousterhout 2014, Figure 3; proved in §5.4.3 from Leader Completeness and Log
 //! Matching).
 //!
-//! Checked over `apply I tT COMMAND… ok=R` lines of every node and every incarnation (a restarted
-//! node re-applies its log, which must reproduce the same entries). An entry is identified by its
-//! term and command; the result (`ok=`) is compared too, because the state machine is
-//! deterministic: the same entry applied to the same prefix must give the same result.
+//! Checked over the [`Event::Apply`] events of every node and every incarnation (a restarted node
+//! re-applies its log, which must reproduce the same entries). An entry is identified by its term
+//! and what it applied ([`AppliedEntry`]: the command summary, or the membership); a command's result
+//! (`ok`) is compared too, because the state machine is deterministic: the same entry applied to
+//! the same prefix must give the same result.
 
 use std::collections::BTreeMap;
 
-use super::{EventKind, TraceEvent};
+use super::{AppliedEntry, Event, TraceEvent};
 use crate::invariant::InvariantViolation;
 
 /// Name used in [`InvariantViolation::invariant`].
 pub const STATE_MACHINE_SAFETY: &str = "state_machine_safety";
 
-/// One violation per log index applied with more than one distinct (term, command+result); the
-/// evidence is the first apply line of each variant.
+/// One violation per log index applied with more than one distinct (term, entry); the evidence is
+/// the first apply line of each variant.
 pub fn check_state_machine_safety(events: &[TraceEvent]) -> Vec<InvariantViolation> {
-    // index -> distinct (term, command) variants, each with its first line.
-    let mut applied: BTreeMap<u64, Vec<(u64, &str, &str)>> = BTreeMap::new();
+    // index -> distinct (term, entry) variants, each with its first line.
+    let mut applied: BTreeMap<u64, Vec<(u64, &AppliedEntry, &str)>> = BTreeMap::new();
     for e in events {
-        if let EventKind::Apply { index, term, command } = &e.kind {
+        if let Event::Apply { index, term, entry } = &e.kind {
             let variants = applied.entry(*index).or_default();
-            if !variants.iter().any(|(t, c, _)| t == term && c == command) {
-                variants.push((*term, command.as_str(), e.raw.as_str()));
+            if !variants.iter().any(|(t, a, _)| t == term && *a == entry) {
+                variants.push((*term, entry, e.raw.as_str()));
             }
         }
     }
@@ -46,60 +47,56 @@ pub fn check_state_machine_safety(events: &[TraceEvent]) -> Vec<InvariantViolati
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::{lines, parse_trace};
+    use crate::raft::testing::*;
+    use crate::raft::{trace_events, Record};
 
-    fn check(text: &str) -> Vec<InvariantViolation> {
-        check_state_machine_safety(&parse_trace(&lines(text)))
+    fn check(records: &[Record]) -> Vec<InvariantViolation> {
+        check_state_machine_safety(&trace_events(records))
     }
 
     #[test]
     fn same_entry_applied_everywhere_holds() {
-        let v = check(
-            "
-     0.622 n2 apply 2 t2 set k1 len=10 cas=None ok=true
-     0.623 n1 apply 2 t2 set k1 len=10 cas=None ok=true
-     0.630 n1 apply 4 t2 delete k1 recurse=false cas=None ok=true
-     2.000 nemesis crash n1
-     3.000 nemesis restart n1
-     3.500 n1 apply 2 t2 set k1 len=10 cas=None ok=true
-",
-        );
+        let v = check(&[
+            at(622, "n2", set(2, 2, "k1")),
+            at(623, "n1", set(2, 2, "k1")),
+            at(630, "n1", delete(4, 2, "k1")),
+            crash(2_000, "n1"),
+            restart(3_000, "n1"),
+            at(3_500, "n1", set(2, 2, "k1")),
+            at(3_600, "n1", membership(5)),
+            at(3_700, "n2", membership(5)),
+        ]);
         assert!(v.is_empty(), "{v:?}");
     }
 
     #[test]
     fn same_index_different_command_violates_state_machine_safety() {
-        let v = check(
-            "
-     0.622 n2 apply 2 t2 set k1 len=10 cas=None ok=true
-     0.623 n1 apply 2 t2 delete k1 recurse=false cas=None ok=true
-",
-        );
+        let v = check(&[at(622, "n2", set(2, 2, "k1")), at(623, "n1", delete(2, 2, "k1"))]);
         assert_eq!(v.len(), 1, "{v:?}");
         assert_eq!(v[0].invariant, STATE_MACHINE_SAFETY);
         assert!(v[0].detail.contains("index 2"), "{}", v[0]);
+        assert!(v[0].detail.contains("t2 set k1 len=10 cas=None ok=true / t2 delete k1"), "{}", v[0]);
         assert_eq!(v[0].evidence.len(), 2);
     }
 
     #[test]
     fn same_index_different_term_violates_state_machine_safety() {
-        let v = check(
-            "
-     0.622 n2 apply 2 t2 set k1 len=10 cas=None ok=true
-     0.623 n1 apply 2 t3 set k1 len=10 cas=None ok=true
-",
-        );
+        let v = check(&[at(622, "n2", set(2, 2, "k1")), at(623, "n1", set(2, 3, "k1"))]);
         assert_eq!(v.len(), 1, "{v:?}");
     }
 
     #[test]
     fn same_entry_with_different_result_violates_state_machine_safety() {
-        let v = check(
-            "
-     0.622 n2 apply 5 t2 set k1 len=10 cas=Some(3) ok=true
-     0.623 n1 apply 5 t2 set k1 len=10 cas=Some(3) ok=false
-",
-        );
+        let v = check(&[
+            at(622, "n2", apply(5, 2, "set k1 len=10 cas=Some(3)", true)),
+            at(623, "n1", apply(5, 2, "set k1 len=10 cas=Some(3)", false)),
+        ]);
+        assert_eq!(v.len(), 1, "{v:?}");
+    }
+
+    #[test]
+    fn command_and_membership_at_one_index_violate_state_machine_safety() {
+        let v = check(&[at(622, "n2", set(5, 0, "k1")), at(623, "n1", membership(5))]);
         assert_eq!(v.len(), 1, "{v:?}");
     }
 }

@@ -1,15 +1,19 @@
 //! The I/O abstraction: everything the agent does to the outside world goes through here.
 //!
-//! Owns: network ([`Net`]), clocks ([`Clock`]: wall and drifting monotonic), entropy (a seeded ChaCha RNG), disk ([`Disk`]) and
-//! the event trace ([`TraceSink`]). The `concord` binary uses [`tokio`] (real sockets, files, system
-//! clock); the simulator supplies turmoil sockets, an in-memory crash-able disk ([`mem::MemDisk`]),
-//! and a skewable clock. Agent code must never reach for `std::net`, `std::fs`, `SystemTime::now()`
-//! or OS randomness directly, or a seed stops being a run.
+//! Owns: network ([`Net`]), clocks ([`Clock`]: wall and drifting monotonic), entropy (a seeded
+//! ChaCha RNG), disk ([`Disk`]) and the event trace ([`TraceSink`]; its typed events are
+//! [`trace`]). The `concord` binary uses [`tokio`] (real sockets, files, system clock); the
+//! simulator supplies turmoil sockets, an in-memory crash-able disk ([`mem::MemDisk`]), and a
+//! skewable clock. Agent code must never reach for `std::net`, `std::fs`, `SystemTime::now()` or
+//! OS randomness directly, or a seed stops being a run.
 //!
 //! Monotonic time and sleeps come from `tokio::time`, which turmoil already virtualises.
 
 pub mod mem;
 pub mod tokio;
+
+/// The typed trace events (the `concord-trace` crate), shared with the simulator's checkers.
+pub use concord_trace as trace;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -107,17 +111,18 @@ pub trait Disk: Send + Sync + 'static {
     async fn remove(&self, path: &str) -> std::io::Result<()>;
 }
 
-/// Receives the agent's compact trace: one line per notable event (Raft role changes, applied
-/// writes). The simulator timestamps and hashes it to prove a seed replays identically.
+/// Receives the agent's compact trace: one typed event per notable change (Raft role changes,
+/// applied entries, snapshots, start-up recovery). The simulator timestamps and hashes it to prove
+/// a seed replays identically, and its checkers judge Raft safety on it.
 pub trait TraceSink: Send + Sync + 'static {
     /// Records one event for `node`. Must not carry wall-clock time.
-    fn event(&self, node: &str, event: &str);
+    fn event(&self, node: &str, event: trace::Event);
 }
 
 /// A trace sink that discards everything (production).
 pub struct NoTrace;
 impl TraceSink for NoTrace {
-    fn event(&self, _node: &str, _event: &str) {}
+    fn event(&self, _node: &str, _event: trace::Event) {}
 }
 
 /// The bundle of I/O handles one agent runs with.

@@ -18,6 +18,7 @@ use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshot
 
 use super::snapshot_file::{self, SnapshotWriter};
 use super::{storage_io_error, Entry, LogId, NodeId, StorageError, TypeConfig};
+use crate::io::trace::{AppliedEntry, Event};
 use crate::io::{Disk, TraceSink};
 use crate::state::snapshot::{decode_sections, encode_sections};
 use crate::state::{Store, WatchSet};
@@ -129,7 +130,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let meta = SnapshotMeta { last_log_id: last, last_membership: copy.last_membership, snapshot_id };
         let header = snapshot_file::header(&meta, &sections).map_err(sm_w)?;
         if self.snapshots.persist(self.disk.as_ref(), &header, &sections).await.map_err(sm_w)? {
-            self.trace.event(&self.node_name, &format!("snapshot built at {}", header.last_index));
+            self.trace.event(&self.node_name, Event::SnapshotBuilt { index: header.last_index });
             tracing::info!(node = %self.node_name, index = header.last_index, bytes = sections.len(), "snapshot taken");
         }
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(sections)) })
@@ -154,7 +155,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let _apply_timer = self.telemetry.metrics.fsm_apply_timer();
         let mut results = Vec::new();
         let mut changes = Vec::new();
-        let mut trace_lines = Vec::new();
+        let mut traced = Vec::new();
         let mut halted = None;
         {
             let mut a = self.lock()?;
@@ -168,7 +169,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     EntryPayload::Blank => CommandResult::None { index },
                     EntryPayload::Normal(cmd) => match apply_command(&mut a.store, index, cmd, &self.telemetry.metrics) {
                         Ok((result, changed)) => {
-                            trace_lines.push(format!("apply {index} t{} {cmd} ok={}", entry.log_id.leader_id.term, result.ok()));
+                            let applied = AppliedEntry::Command { summary: cmd.to_string(), ok: result.ok() };
+                            traced.push(Event::Apply { index, term: entry.log_id.leader_id.term, entry: applied });
                             changes.extend(changed);
                             result
                         }
@@ -179,11 +181,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     },
                     EntryPayload::Membership(m) => {
                         a.last_membership = StoredMembership::new(Some(entry.log_id), m.clone());
-                        trace_lines.push(format!(
-                            "apply {index} t{} membership {:?}",
-                            entry.log_id.leader_id.term,
-                            m.voter_ids().collect::<Vec<_>>()
-                        ));
+                        let applied = AppliedEntry::Membership { voters: m.voter_ids().collect() };
+                        traced.push(Event::Apply { index, term: entry.log_id.leader_id.term, entry: applied });
                         CommandResult::None { index }
                     }
                 };
@@ -191,8 +190,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 results.push(result);
             }
         }
-        for line in &trace_lines {
-            self.trace.event(&self.node_name, line);
+        for event in traced {
+            self.trace.event(&self.node_name, event);
         }
         self.shared.watches.changed(&changes);
         if let Some(why) = halted {
@@ -233,7 +232,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let header = snapshot_file::header(meta, &sections).map_err(sm_w)?;
         self.snapshots.persist(self.disk.as_ref(), &header, &sections).await.map_err(sm_w)?;
         *self.lock()? = Applied { store, last_applied: meta.last_log_id, last_membership: meta.last_membership.clone() };
-        self.trace.event(&self.node_name, &format!("snapshot installed at {}", header.last_index));
+        self.trace.event(&self.node_name, Event::SnapshotInstalled { index: header.last_index });
         tracing::info!(node = %self.node_name, index = header.last_index, "snapshot installed from the leader");
         self.shared.watches.changed_all();
         Ok(())

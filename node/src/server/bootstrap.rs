@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::endpoints::{SERVER_HELLO, SERVER_JOIN};
 use super::forward::Forwarded;
 use super::Server;
+use crate::io::trace::Event;
 use crate::raft::NodeId;
 
 /// Who a server is, exchanged while bootstrapping (`-bootstrap-expect`, `-retry-join`).
@@ -97,7 +98,7 @@ pub async fn run(agent: Arc<Server>, join: Vec<SocketAddr>) {
         if members.len() >= agent.config.bootstrap_expect.max(1) {
             let names: Vec<String> = agent.peers.lock().unwrap_or_else(|e| e.into_inner()).values().map(|p| p.name.clone()).collect();
             tracing::info!(servers = %names.join(", "), "bootstrap-expect reached; initialising raft");
-            agent.io.trace.event(&agent.config.node_name, &format!("bootstrap with {} servers", members.len()));
+            agent.io.trace.event(&agent.config.node_name, Event::Bootstrap { servers: members.len() });
             if let Err(e) = agent.raft.initialize(members).await {
                 tracing::info!(error = %e, "raft initialise skipped");
             }
@@ -117,7 +118,7 @@ async fn join_running_cluster(agent: &Server, join: &[SocketAddr]) {
             match agent.rpc.call::<_, Result<u64, String>>(*addr, SERVER_JOIN, &req, JOIN_TIMEOUT).await {
                 Ok(Ok(index)) => {
                     tracing::info!(index, replaces = ?agent.replaces, "joined the running cluster");
-                    agent.io.trace.event(&agent.config.node_name, &format!("joined the running cluster at {index}"));
+                    agent.io.trace.event(&agent.config.node_name, Event::JoinedCluster { index });
                     return;
                 }
                 Ok(other) => tracing::debug!(%addr, ?other, "join refused"),

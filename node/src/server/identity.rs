@@ -136,10 +136,7 @@ pub async fn recover(config: &crate::config::AgentConfig, io: &crate::io::Io) ->
     let next = abandon_storage(disk, current).await.map_err(OpenError::Storage)?;
     tracing::error!(node = %config.node_name, %why, generation = next.generation,
         "raft storage corrupted: moved aside; rejoining as a new server");
-    io.trace.event(
-        &config.node_name,
-        &format!("storage corrupted ({why}); moved aside, rejoining as generation {}", next.generation),
-    );
+    io.trace.event(&config.node_name, crate::io::trace::Event::StorageAbandoned { why, generation: next.generation });
     Ok(next)
 }
 

@@ -9,13 +9,14 @@ use openraft::ServerState;
 use rand::Rng;
 
 use super::Server;
+use crate::io::trace::{Event, RaftRole};
 use crate::structs::{Command, TombstoneReapRequest};
 
 /// How often the leader samples its applied index for tombstone reaping, as a fraction of the
 /// TTL (Consul's `tombstone_ttl_granularity` is 30 s for a 15 min TTL: 1/30).
 const REAP_SAMPLES_PER_TTL: u32 = 30;
 
-/// Follows openraft's metrics: keeps the leader's quorum-contact times, and emits a trace line
+/// Follows openraft's metrics: keeps the leader's quorum-contact times, and emits a trace event
 /// whenever this server's term, role or known leader changes.
 pub async fn watch_raft_metrics(server: Arc<Server>) {
     let mut rx = server.raft.metrics();
@@ -39,8 +40,7 @@ pub async fn watch_raft_metrics(server: Arc<Server>) {
             };
         }
         if last != Some(now) {
-            let leader = now.2.map(|l| l.to_string()).unwrap_or_else(|| "none".into());
-            server.io.trace.event(&server.config.node_name, &format!("raft term={} state={:?} leader={leader}", now.0, now.1));
+            server.io.trace.event(&server.config.node_name, Event::RaftState { term: now.0, role: role(now.1), leader: now.2 });
             last = Some(now);
         }
         if rx.changed().await.is_err() {
@@ -84,6 +84,17 @@ pub async fn watch_quorum_contact(server: Arc<Server>) {
             _ => {}
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// The trace's name for an openraft role.
+fn role(state: ServerState) -> RaftRole {
+    match state {
+        ServerState::Learner => RaftRole::Learner,
+        ServerState::Follower => RaftRole::Follower,
+        ServerState::Candidate => RaftRole::Candidate,
+        ServerState::Leader => RaftRole::Leader,
+        ServerState::Shutdown => RaftRole::Shutdown,
     }
 }
 

@@ -122,7 +122,7 @@ impl Server {
             st.last_log_id.map(|l| l.index).unwrap_or(0)
         };
         if report.torn_tail_bytes > 0 {
-            io.trace.event(&config.node_name, &format!("recovered: cut torn tail of {} bytes", report.torn_tail_bytes));
+            io.trace.event(&config.node_name, crate::io::trace::Event::TornTailCut { bytes: report.torn_tail_bytes as u64 });
         }
         let state = Arc::new(SharedState::default());
         let mut sm = StateMachine::open(state.clone(), io.disk.clone(), io.trace.clone(), config.node_name.clone())
