@@ -63,8 +63,9 @@ pub struct BugSwitches {
     pub skip_log_fsync: bool,
     /// Time the leader lease as if clocks never drift (the whole minimum election timeout).
     pub lease_ignores_drift: bool,
-    /// While handing leadership over, keep serving lease reads until the new leader is seen
-    /// ("it is still my term"), though heartbeats have stopped and the target may already lead.
+    /// While handing leadership over, keep acting as leader (reporting itself, serving lease
+    /// reads) until the new leader is seen ("it is still my term"), though heartbeats have
+    /// stopped and the target may already lead.
     pub transfer_keeps_lease: bool,
 }
 

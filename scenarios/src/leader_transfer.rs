@@ -15,7 +15,8 @@ pub fn build(rng: &mut ChaCha8Rng, p: &Params) -> Schedule {
     windows(rng, p, 3_000..6_000, 1_000..3_000, |rng, s, start, end| {
         let target = rng.gen_range(0..p.servers);
         s.at(start, Fault::TransferLeader(Target::server(target)));
-        let ms = |lo: u64, hi: u64, rng: &mut ChaCha8Rng| start + Duration::from_millis(rng.gen_range(lo..hi));
+        // Mid-handover moments, kept inside the window (its end is clamped to the fault phase).
+        let ms = |lo: u64, hi: u64, rng: &mut ChaCha8Rng| (start + Duration::from_millis(rng.gen_range(lo..hi))).min(end);
         match rng.gen_range(0..4) {
             0 => {
                 // After the target was told to campaign, before it does (~1.2 s in).

@@ -55,8 +55,15 @@ fn skipping_raft_log_fsync_is_caught() {
 }
 
 #[test]
+fn a_leader_that_keeps_serving_reads_while_handing_over_is_caught() {
+    // leader-transfer sometimes cuts the old leader off mid-handover: with the bug it answers
+    // reads from its old state while the target, elected by the others, takes writes.
+    assert_caught_and_replayable(Bug::TransferKeepsLease, "leader-transfer");
+}
+
+#[test]
 fn correct_agent_passes_the_same_seeds() {
-    for scenario in ["partition-heal", "crash-restart"] {
+    for scenario in ["partition-heal", "crash-restart", "leader-transfer"] {
         for seed in SEED_BUDGET {
             let options = RunOptions::derive(seed, scenario, 3, vec![], false);
             let (result, judgement) = sim::run_seed(&options).expect("scenario exists");

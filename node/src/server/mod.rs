@@ -263,6 +263,10 @@ impl Server {
     /// election itself) within the longest election timeout: past it, the followers may already have elected someone else, so this
     /// leader steps down as far as clients can tell (openraft 0.9 itself does not).
     pub(super) fn has_quorum_contact(&self) -> bool {
+        if self.config.bugs.transfer_keeps_lease && self.transfer.in_progress() {
+            // Deliberate bug: "still the leader until I see the new one".
+            return true;
+        }
         let bound = Duration::from_millis(self.config.raft.election_timeout_max_ms);
         let recent = |at: &Mutex<Option<tokio::time::Instant>>| Self::since(at).is_some_and(|e| e < bound);
         self.lease.held(bound) || recent(&self.leader_since)
