@@ -158,6 +158,9 @@ impl fmt::Display for Fault {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Schedule {
     events: Vec<(Duration, Fault)>,
+    /// What the builder chose from the seed, in one line, when that is not obvious from the
+    /// faults (the swarm's enabled kinds and weights); printed in the report.
+    pub options: Option<String>,
 }
 
 impl Schedule {

@@ -56,34 +56,33 @@ impl WorkloadKind {
 
 const KV: WorkloadKind = WorkloadKind::KvRegister;
 
-/// A scenario: name, one-line description, schedule builder, the workload its clients run, and
-/// (for the swarm) a description of the options the seed chose, printed in the report.
+/// A scenario: name, one-line description, schedule builder (which may describe what it chose
+/// from the seed in [`Schedule::options`]), and the workload its clients run.
 pub struct Scenario {
     pub name: &'static str,
     pub about: &'static str,
     pub build: fn(&mut ChaCha8Rng, &Params) -> Schedule,
     pub workload: WorkloadKind,
-    pub describe: Option<fn(&mut ChaCha8Rng, &Params) -> String>,
 }
 
 /// Every scenario, by name.
 pub const REGISTRY: &[Scenario] = &[
-    Scenario { name: "partition-heal", about: "random halves, then heal, repeatedly", build: partition_heal::build, workload: KV, describe: None },
-    Scenario { name: "leader-isolation", about: "cut the current leader off, then heal, repeatedly", build: leader_isolation::build, workload: KV, describe: None },
-    Scenario { name: "crash-restart", about: "kill a server (losing unsynced writes), then restart it", build: crash_restart::build, workload: KV, describe: None },
-    Scenario { name: "pause-leader", about: "freeze the current leader's traffic (SIGSTOP-like), then resume it", build: pause_leader::build, workload: KV, describe: None },
-    Scenario { name: "clock-drift", about: "drift clock rates within the lease's bound, then cut off the slow-clocked leader", build: clock_drift::build, workload: KV, describe: None },
-    Scenario { name: "disk-corruption", about: "torn writes, read errors at restart, a bit flip that must be refused", build: disk_corruption::build, workload: KV, describe: None },
-    Scenario { name: "leader-transfer", about: "operator leadership transfers, the old leader cut off or the target crashed mid-handover", build: leader_transfer::build, workload: KV, describe: None },
-    Scenario { name: "membership-change", about: "remove a server from raft and add it back, under faults", build: membership_change::build, workload: KV, describe: None },
-    Scenario { name: "swizzle-clog", about: "clog links one by one, then unclog in random order (FoundationDB)", build: swizzle_clog::build, workload: KV, describe: None },
-    Scenario { name: "rolling-restart", about: "restart every server in turn, as an upgrade would", build: rolling_restart::build, workload: KV, describe: None },
-    Scenario { name: "flapping-partitions", about: "short partitions in quick succession", build: flapping_partitions::build, workload: KV, describe: None },
-    Scenario { name: "majorities-ring", about: "every server sees a majority, no two the same (Jepsen)", build: majorities_ring::build, workload: KV, describe: None },
-    Scenario { name: "bridge", about: "two halves joined only through one server (Jepsen)", build: bridge::build, workload: KV, describe: None },
-    Scenario { name: "one-way", about: "asymmetric partitions: messages flow one way only", build: one_way::build, workload: KV, describe: None },
-    Scenario { name: "slow-lossy", about: "high latency, jitter and lossy links on random servers", build: slow_lossy::build, workload: KV, describe: None },
-    Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV, describe: Some(swarm::describe) },
+    Scenario { name: "partition-heal", about: "random halves, then heal, repeatedly", build: partition_heal::build, workload: KV },
+    Scenario { name: "leader-isolation", about: "cut the current leader off, then heal, repeatedly", build: leader_isolation::build, workload: KV },
+    Scenario { name: "crash-restart", about: "kill a server (losing unsynced writes), then restart it", build: crash_restart::build, workload: KV },
+    Scenario { name: "pause-leader", about: "freeze the current leader's traffic (SIGSTOP-like), then resume it", build: pause_leader::build, workload: KV },
+    Scenario { name: "clock-drift", about: "drift clock rates within the lease's bound, then cut off the slow-clocked leader", build: clock_drift::build, workload: KV },
+    Scenario { name: "disk-corruption", about: "torn writes, read errors at restart, a bit flip that must be refused", build: disk_corruption::build, workload: KV },
+    Scenario { name: "leader-transfer", about: "operator leadership transfers, the old leader cut off or the target crashed mid-handover", build: leader_transfer::build, workload: KV },
+    Scenario { name: "membership-change", about: "remove a server from raft and add it back, under faults", build: membership_change::build, workload: KV },
+    Scenario { name: "swizzle-clog", about: "clog links one by one, then unclog in random order (FoundationDB)", build: swizzle_clog::build, workload: KV },
+    Scenario { name: "rolling-restart", about: "restart every server in turn, as an upgrade would", build: rolling_restart::build, workload: KV },
+    Scenario { name: "flapping-partitions", about: "short partitions in quick succession", build: flapping_partitions::build, workload: KV },
+    Scenario { name: "majorities-ring", about: "every server sees a majority, no two the same (Jepsen)", build: majorities_ring::build, workload: KV },
+    Scenario { name: "bridge", about: "two halves joined only through one server (Jepsen)", build: bridge::build, workload: KV },
+    Scenario { name: "one-way", about: "asymmetric partitions: messages flow one way only", build: one_way::build, workload: KV },
+    Scenario { name: "slow-lossy", about: "high latency, jitter and lossy links on random servers", build: slow_lossy::build, workload: KV },
+    Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 
 /// Looks a scenario up by name.
@@ -120,12 +119,38 @@ mod tests {
     #[test]
     fn crash_style_scenarios_restart_every_crashed_server() {
         let p = Params { servers: 3, fault_phase: Duration::from_secs(60) };
-        for name in ["crash-restart", "rolling-restart", "disk-corruption"] {
+        for name in ["crash-restart", "rolling-restart", "disk-corruption", "leader-transfer"] {
             let sc = find(name).expect("registered");
             let s = (sc.build)(&mut ChaCha8Rng::seed_from_u64(3), &p);
             let crashes = s.events().iter().filter(|(_, f)| matches!(f, Fault::Crash(_) | Fault::CrashTorn(_))).count();
             let restarts = s.events().iter().filter(|(_, f)| matches!(f, Fault::Restart(_))).count();
             assert_eq!(crashes, restarts, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_swarm_describes_exactly_the_kinds_it_schedules() {
+        let p = Params { servers: 3, fault_phase: Duration::from_secs(30) };
+        let kind = |f: &Fault| match f {
+            Fault::Partition { .. } => Some("partition"),
+            Fault::Isolate(_) => Some("isolate-leader"),
+            Fault::Crash(_) | Fault::CrashTorn(_) => Some("crash"),
+            Fault::Pause(_) => Some("pause"),
+            Fault::Clog(..) => Some("clog"),
+            Fault::SlowNode { .. } => Some("slow"),
+            Fault::LossyNode { .. } => Some("lossy"),
+            Fault::Cut { .. } => Some("ring"),
+            _ => None, // repairs
+        };
+        let sc = find("swarm").expect("registered");
+        for seed in 0..30 {
+            let s = (sc.build)(&mut ChaCha8Rng::seed_from_u64(seed), &p);
+            let options = s.options.clone().unwrap_or_else(|| panic!("seed {seed}: the swarm describes its options"));
+            for (_, f) in s.events() {
+                if let Some(k) = kind(f) {
+                    assert!(options.contains(&format!(" {k}x")), "seed {seed}: {f} scheduled but {options:?} does not list {k}");
+                }
+            }
         }
     }
 

@@ -25,19 +25,14 @@ fn choose(rng: &mut ChaCha8Rng) -> Vec<(&'static str, u32)> {
     chosen
 }
 
-/// Describes what this seed's swarm enabled (printed in the report).
-pub fn describe(rng: &mut ChaCha8Rng, _p: &Params) -> String {
-    let chosen = choose(rng);
-    let mean_gap_ms = rng.gen_range(300..4_000);
-    let parts: Vec<String> = chosen.iter().map(|(k, w)| format!("{k}x{w}")).collect();
-    format!("swarm faults: {} mean_gap={mean_gap_ms}ms", parts.join(" "))
-}
-
 pub fn build(rng: &mut ChaCha8Rng, p: &Params) -> Schedule {
     let chosen = choose(rng);
     let mean_gap_ms: u64 = rng.gen_range(300..4_000);
     let total: u32 = chosen.iter().map(|(_, w)| w).sum();
     let mut s = Schedule::new();
+    // Described from the draws themselves, so the report cannot disagree with the schedule.
+    let parts: Vec<String> = chosen.iter().map(|(k, w)| format!("{k}x{w}")).collect();
+    s.options = Some(format!("swarm faults: {} mean_gap={mean_gap_ms}ms", parts.join(" ")));
     let mut t = Duration::from_millis(rng.gen_range(500..2_000));
     while t < p.fault_phase {
         let mut pick = rng.gen_range(0..total);

@@ -32,10 +32,9 @@ pub fn run_seed(options: &RunOptions) -> Result<(run::RunResult, verdict::Judgem
     })?;
     let params = scenarios::Params { servers: options.servers, fault_phase: options.fault_phase };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed ^ 0x6e65_6d65_7369_7321);
-    let detail = scenario.describe.map(|describe| describe(&mut rng.clone(), &params));
     let schedule = (scenario.build)(&mut rng, &params);
     let mut result = run::run(options, &schedule);
-    result.scenario_detail = detail;
+    result.scenario_detail = schedule.options.clone();
     let judgement = verdict::judge(&result);
     Ok((result, judgement))
 }
