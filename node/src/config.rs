@@ -61,7 +61,8 @@ pub struct BugSwitches {
     pub ack_before_commit: bool,
     /// Acknowledge Raft log appends without fsync.
     pub skip_log_fsync: bool,
-    /// Time the leader lease as if clocks never drift (the whole minimum election timeout).
+    /// Time the leader lease (and the quorum-contact step-down) as if clocks never drift: the
+    /// maximum plus the minimum election timeout, when no follower could elect anyone else.
     pub lease_ignores_drift: bool,
     /// While handing leadership over, keep acting as leader (reporting itself, serving lease
     /// reads) until the new leader is seen ("it is still my term"), though heartbeats have

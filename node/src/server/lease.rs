@@ -10,10 +10,15 @@
 //! `t0 + L / (1 - d)` real time. The lease is safe iff `L ≤ min · (1 - d) / (1 + d)`. Concord
 //! assumes `d` = [`MAX_CLOCK_DRIFT_PPM`] (25%: far beyond real quartz, so VM pauses and timer
 //! slack fit too) and takes half the minimum election timeout, which is safe for any `d ≤ 1/3`
-//! ([`lease_duration`]). The simulator drifts clock rates within the bound (`clock-drift`), and
-//! the deliberate bug `lease-ignores-drift` gets the drift correction backwards: it stretches the
-//! minimum election timeout by `(1 + d) / (1 - d)` instead of shrinking it by `(1 - d) / (1 + d)`,
-//! a lease far longer than the bound allows.
+//! ([`lease_duration`]). The simulator drifts clock rates within the bound (`clock-drift`).
+//!
+//! openraft adds margin: a follower refuses votes for one maximum election timeout after it last
+//! heard from the leader, and campaigns only a randomised election timeout after that, so with
+//! perfect clocks no other leader can exist before `t0 + max + min`. The deliberate bug
+//! `lease-ignores-drift` trusts exactly that: its lease, and its quorum-contact step-down, last
+//! `max + min` on the leader's own clock. Under drift `d` that ends at `(max + min) / (1 - d)`
+//! real time, while a fast-clocked follower can win at `(max + min) / (1 + d)`: with 25% drift
+//! the leader serves reads for up to 800 ms after its successor took over.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,21 +31,16 @@ pub const MAX_CLOCK_DRIFT_PPM: u64 = 250_000;
 
 const PPM: u64 = 1_000_000;
 
-/// The lease for a cluster whose minimum election timeout is `election_timeout_min`: half of it,
-/// which is within the safe bound `min · (1 - d) / (1 + d)` for `d` = [`MAX_CLOCK_DRIFT_PPM`].
-/// With `ignore_drift` (the deliberate bug `lease-ignores-drift`), the timeout stretched by
-/// `(1 + d) / (1 - d)`: the drift correction applied backwards.
-pub fn lease_duration(election_timeout_min: Duration, ignore_drift: bool) -> Duration {
+/// The lease for a cluster with these election timeouts: half the minimum, which is within the
+/// safe bound `min · (1 - d) / (1 + d)` for `d` = [`MAX_CLOCK_DRIFT_PPM`]. With `ignore_drift`
+/// (the deliberate bug `lease-ignores-drift`), `max + min`: the earliest a follower could elect
+/// someone else if every clock kept real time (see the module docs).
+pub fn lease_duration(election_timeout_min: Duration, election_timeout_max: Duration, ignore_drift: bool) -> Duration {
     if ignore_drift {
-        stretch(election_timeout_min)
+        election_timeout_max + election_timeout_min
     } else {
         election_timeout_min / 2
     }
-}
-
-fn stretch(d: Duration) -> Duration {
-    let nanos = d.as_nanos() * u128::from(PPM + MAX_CLOCK_DRIFT_PPM) / u128::from(PPM - MAX_CLOCK_DRIFT_PPM);
-    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 /// The longest lease that is safe for drift `drift_ppm` (see the module docs).
@@ -82,11 +82,14 @@ mod tests {
 
     #[test]
     fn the_lease_is_safe_under_the_assumed_drift_and_the_bug_is_not() {
-        let min = Duration::from_millis(500);
+        let (min, max) = (Duration::from_millis(500), Duration::from_millis(1000));
         let bound = safe_lease_bound(min, MAX_CLOCK_DRIFT_PPM);
         assert_eq!(bound, Duration::from_millis(300), "500 ms x 0.75 / 1.25");
-        assert!(lease_duration(min, false) <= bound);
-        assert!(lease_duration(min, true) > bound, "the deliberate bug exceeds the bound");
+        assert!(lease_duration(min, max, false) <= bound);
+        // The bug: safe only with perfect clocks, where no one is elected before max + min.
+        let buggy = lease_duration(min, max, true);
+        assert!(buggy > safe_lease_bound(max + min, MAX_CLOCK_DRIFT_PPM), "the deliberate bug exceeds the bound");
+        assert!(buggy <= safe_lease_bound(max + min, 0));
         assert_eq!(safe_lease_bound(min, 0), min, "without drift the whole timeout would do");
     }
 }

@@ -267,7 +267,11 @@ impl Server {
             // Deliberate bug: "still the leader until I see the new one".
             return true;
         }
-        let bound = Duration::from_millis(self.config.raft.election_timeout_max_ms);
+        let mut bound = Duration::from_millis(self.config.raft.election_timeout_max_ms);
+        if self.config.bugs.lease_ignores_drift {
+            // Deliberate bug: the step-down trusts the same drift-free reasoning as the lease.
+            bound += Duration::from_millis(self.config.raft.election_timeout_min_ms);
+        }
         let recent = |at: &Mutex<Option<tokio::time::Instant>>| Self::since(at).is_some_and(|e| e < bound);
         self.lease.held(bound) || recent(&self.leader_since)
     }
@@ -281,7 +285,8 @@ impl Server {
             return self.is_raft_leader();
         }
         let min = Duration::from_millis(self.config.raft.election_timeout_min_ms);
-        self.is_raft_leader() && self.lease.held(lease::lease_duration(min, self.config.bugs.lease_ignores_drift))
+        let max = Duration::from_millis(self.config.raft.election_timeout_max_ms);
+        self.is_raft_leader() && self.lease.held(lease::lease_duration(min, max, self.config.bugs.lease_ignores_drift))
     }
 
     /// `X-Consul-LastContact` in ms: 0 on the leader, else since the last AppendEntries.
