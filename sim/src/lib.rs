@@ -6,6 +6,7 @@
 
 pub mod http_client;
 pub mod io;
+pub mod junit;
 pub mod operator;
 pub mod options;
 pub mod report;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use clap::Parser;
 use node::io::trace::Record;
 use sim::options::{Bug, RunOptions};
-use sim::sweep::{ScenarioTally, SeedOutcome};
+use sim::sweep::{Job, ScenarioTally, SeedOutcome, Shard};
 
 #[derive(Parser, Debug)]
 #[command(name = "sim", about = "Concord deterministic simulator")]
@@ -45,6 +45,16 @@ struct Args {
     /// In a sweep, print only the reports of failing seeds and the summary table.
     #[arg(long)]
     quiet: bool,
+    /// Run this many seeds at once, one simulated world per thread; reports still appear in
+    /// seed order and every run is as deterministic as alone.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: u16,
+    /// Run only slice I of N of the sweep (1-based, e.g. `--shard 2/4`), for CI matrices.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// Write a JUnit XML report (one test case per seed) to this file.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<std::path::PathBuf>,
 }
 
 /// The seed of a run when neither `--seed` nor `--seeds` is given.
@@ -100,44 +110,93 @@ fn main() -> ExitCode {
         eprintln!("error: --scenario names no scenario");
         return ExitCode::from(2);
     }
-    let sweep = seeds.end - seeds.start > 1 || scenario_names.len() > 1;
-    let total_runs = (seeds.end - seeds.start) * scenario_names.len() as u64;
-    let bar = sim::sweep::progress(total_runs, !sweep);
-    let mut tallies = Vec::new();
-    for scenario in &scenario_names {
-        let started = Instant::now();
-        let mut tally = ScenarioTally::new(scenario);
-        for seed in seeds.clone() {
-            bar.set_message(format!("{scenario} seed {seed}"));
-            let outcome = match bar.suspend(|| run_one(&args, scenario, seed, sweep)) {
-                Ok(o) => o,
-                Err(code) => return code,
-            };
-            tally.add(seed, &outcome);
-            bar.inc(1);
+    let mut jobs: Vec<Job> = scenario_names
+        .iter()
+        .flat_map(|scenario| seeds.clone().map(move |seed| Job { scenario: scenario.clone(), seed }))
+        .collect();
+    if let Some(spec) = &args.shard {
+        match Shard::parse(spec) {
+            Ok(shard) => jobs = shard.select(jobs),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
         }
-        tally.wall = started.elapsed();
-        if sweep {
-            bar.suspend(|| {
-                println!(
-                    "sweep {} seeds {}..{}: {} passed, {} failed in {:.1}s wall ({:.0}x real time); determinism {}{}",
-                    scenario,
-                    seeds.start,
-                    seeds.end,
-                    tally.seeds - tally.failed.len(),
-                    tally.failed.len(),
-                    tally.wall.as_secs_f64(),
-                    tally.simulated.as_secs_f64() / tally.wall.as_secs_f64().max(1e-9),
-                    if args.check_determinism { "checked (each seed run twice, trace hashes equal)" } else { "not checked (add --check-determinism)" },
-                    if tally.failed.is_empty() { String::new() } else { format!("; failing seeds: {:?}", tally.failed) }
-                )
-            });
-        }
-        tallies.push(tally);
     }
+    let sweep = seeds.end - seeds.start > 1 || scenario_names.len() > 1;
+    let started = Instant::now();
+    let bar = sim::sweep::progress(jobs.len() as u64, !sweep);
+    let mut tallies: Vec<ScenarioTally> = scenario_names.iter().map(|s| ScenarioTally::new(s)).collect();
+    let mut cases: Vec<sim::junit::Case> = Vec::new();
+    let mut exit: Option<ExitCode> = None;
+    let threads = usize::from(args.jobs.max(1));
+    sim::sweep::run_jobs(
+        &jobs,
+        threads,
+        |job| run_one(&args, &job.scenario, job.seed, sweep),
+        |k, run| {
+            let job = &jobs[k];
+            let run = match run {
+                Ok(run) => run,
+                Err(code) => {
+                    exit = Some(code);
+                    return false;
+                }
+            };
+            if !run.text.is_empty() {
+                use std::io::Write as _;
+                if bar.suspend(|| std::io::stdout().lock().write_all(run.text.as_bytes())).is_err() {
+                    exit = Some(ExitCode::SUCCESS); // reader went away (e.g. `| head`)
+                    return false;
+                }
+            }
+            if let Some(t) = tallies.iter_mut().find(|t| t.scenario == job.scenario) {
+                t.add(job.seed, &run.outcome);
+            }
+            cases.push(sim::junit::Case {
+                scenario: job.scenario.clone(),
+                seed: job.seed,
+                wall: run.outcome.wall,
+                failure: (!run.outcome.passed).then(|| (run.replay.clone(), run.report.clone())),
+            });
+            bar.set_message(format!("{} seed {}", job.scenario, job.seed));
+            bar.inc(1);
+            true
+        },
+    );
     bar.finish_and_clear();
+    if let Some(code) = exit {
+        return code;
+    }
+    if let Some(path) = &args.junit {
+        if let Err(e) = std::fs::write(path, sim::junit::render(&cases)) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
     if sweep {
+        for tally in tallies.iter().filter(|t| t.seeds > 0) {
+            println!(
+                "sweep {} seeds {}..{}{}: {} passed, {} failed; determinism {}{}",
+                tally.scenario,
+                seeds.start,
+                seeds.end,
+                args.shard.as_deref().map(|s| format!(" (shard {s})")).unwrap_or_default(),
+                tally.seeds - tally.failed.len(),
+                tally.failed.len(),
+                if args.check_determinism { "checked (each seed run twice, trace hashes equal)" } else { "not checked (add --check-determinism)" },
+                if tally.failed.is_empty() { String::new() } else { format!("; failing seeds: {:?}", tally.failed) }
+            );
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let simulated: f64 = tallies.iter().map(|t| t.simulated.as_secs_f64()).sum();
         print!("\n{}", sim::sweep::render_table(&tallies));
+        println!(
+            "{} runs on {threads} thread{} in {wall:.1}s wall ({:.0}x real time overall)",
+            jobs.len(),
+            if threads == 1 { "" } else { "s" },
+            simulated / wall.max(1e-9)
+        );
     }
     if tallies.iter().all(|t| t.failed.is_empty()) {
         ExitCode::SUCCESS
@@ -146,9 +205,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs (and judges) one seed of `scenario`, printing its report unless this is a quiet sweep and
-/// it passed. Errors: the exit code for a run that could not start.
-fn run_one(args: &Args, scenario: &str, seed: u64, sweep: bool) -> Result<SeedOutcome, ExitCode> {
+/// What one seed produced: the text to print (the report, unless a quiet sweep passed), the
+/// outcome, and for failures the replay line and full report (for `--junit`).
+struct SeedRun {
+    text: String,
+    outcome: SeedOutcome,
+    replay: String,
+    report: String,
+}
+
+/// Runs (and judges) one seed of `scenario`; its report is kept for printing unless this is a
+/// quiet sweep and it passed. Errors: the exit code for a run that could not start.
+fn run_one(args: &Args, scenario: &str, seed: u64, sweep: bool) -> Result<SeedRun, ExitCode> {
+    use std::fmt::Write as _;
+    let run_started = Instant::now();
     // Determinism checks keep the trace so a divergence can be shown line by line.
     let keep_trace = args.trace || args.trace_json.is_some() || args.check_determinism;
     let options = RunOptions::derive(seed, scenario, usize::from(args.servers), args.bug.clone(), keep_trace);
@@ -159,7 +229,10 @@ fn run_one(args: &Args, scenario: &str, seed: u64, sweep: bool) -> Result<SeedOu
     let mut ok = judgement.passed();
     let mut determinism_note = String::new();
     if args.check_determinism {
-        let (again, _) = sim::run_seed(&options).unwrap_or_else(|e| panic!("second run failed to start: {e}"));
+        let (again, _) = sim::run_seed(&options).map_err(|e| {
+            eprintln!("error: second run failed to start: {e}");
+            ExitCode::from(2)
+        })?;
         if again.trace_hash != result.trace_hash || again.history.ops != result.history.ops {
             ok = false;
             determinism_note = format!(
@@ -174,13 +247,10 @@ fn run_one(args: &Args, scenario: &str, seed: u64, sweep: bool) -> Result<SeedOu
             determinism_note = format!("determinism: ok (hash {:016x} twice)", result.trace_hash);
         }
     }
+    let mut text = String::new();
     if args.trace {
-        use std::io::Write as _;
-        let mut out = std::io::stdout().lock();
         for record in &result.trace {
-            if writeln!(out, "{record}").is_err() {
-                return Err(ExitCode::SUCCESS); // reader went away (e.g. `| head`)
-            }
+            let _ = writeln!(text, "{record}");
         }
     }
     if let Some(path) = &args.trace_json {
@@ -189,11 +259,9 @@ fn run_one(args: &Args, scenario: &str, seed: u64, sweep: bool) -> Result<SeedOu
             return Err(ExitCode::from(2));
         }
     }
-    if !sweep || !args.quiet || !ok {
-        print!("{}", sim::report::render(&result, &judgement));
-        if !determinism_note.is_empty() {
-            println!("{determinism_note}");
-        }
+    let mut report = sim::report::render(&result, &judgement);
+    if !determinism_note.is_empty() {
+        let _ = writeln!(report, "{determinism_note}");
     }
     if judgement.safety_violation() {
         let violations: Vec<&checker::Violation> = judgement
@@ -205,16 +273,27 @@ fn run_one(args: &Args, scenario: &str, seed: u64, sweep: bool) -> Result<SeedOu
             })
             .collect();
         match sim::timeline::write_violation_timeline(&result, &violations, std::path::Path::new("sim-reports")) {
-            Ok(path) => println!("timeline: {}", path.display()),
+            Ok(path) => {
+                let _ = writeln!(report, "timeline: {}", path.display());
+            }
             Err(e) => eprintln!("warning: could not write the timeline: {e}"),
         }
     }
-    Ok(SeedOutcome {
-        passed: ok,
-        safety_violation: judgement.safety_violation(),
-        no_liveness: judgement.no_liveness.is_some(),
-        ops: result.history.outcome_counts(),
-        simulated: result.sim_elapsed,
+    if !sweep || !args.quiet || !ok {
+        text.push_str(&report);
+    }
+    Ok(SeedRun {
+        text,
+        outcome: SeedOutcome {
+            passed: ok,
+            safety_violation: judgement.safety_violation(),
+            no_liveness: judgement.no_liveness.is_some(),
+            ops: result.history.outcome_counts(),
+            simulated: result.sim_elapsed,
+            wall: run_started.elapsed(),
+        },
+        replay: options.replay_command(),
+        report,
     })
 }
 

@@ -4,10 +4,90 @@
 //! The progress bar (indicatif) draws on stderr only when stderr is a terminal, so CI logs and
 //! piped output carry just the reports and the table.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+
+/// One run of a sweep: a scenario and a seed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub scenario: String,
+    pub seed: u64,
+}
+
+/// `--shard I/N` (1-based, as CI matrices number their jobs): which slice of a sweep this
+/// process runs. Jobs are dealt round-robin, so every shard gets a similar mix of scenarios.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, 1..=`of`.
+    pub index: u64,
+    /// How many shards the sweep is split into.
+    pub of: u64,
+}
+
+impl Shard {
+    /// Parses `I/N`. Errors: not two numbers, `N` = 0, or `I` outside 1..=N.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (i, n) = s.split_once('/').ok_or_else(|| format!("--shard wants I/N (e.g. 2/4), got {s:?}"))?;
+        let index: u64 = i.trim().parse().map_err(|e| format!("--shard index {i:?}: {e}"))?;
+        let of: u64 = n.trim().parse().map_err(|e| format!("--shard count {n:?}: {e}"))?;
+        if of == 0 || index == 0 || index > of {
+            return Err(format!("--shard {s:?}: want 1 <= I <= N"));
+        }
+        Ok(Self { index, of })
+    }
+
+    /// The jobs of `all` that fall to this shard, in order.
+    pub fn select(self, all: Vec<Job>) -> Vec<Job> {
+        all.into_iter().enumerate().filter(|(k, _)| *k as u64 % self.of == self.index - 1).map(|(_, j)| j).collect()
+    }
+}
+
+/// Runs `run` over `jobs` on `threads` worker threads (each run builds its own world on its own
+/// thread, so runs are as deterministic as when run one at a time), and hands each result to
+/// `done` on the calling thread **in job order**, whatever order they finish in. `done` returns
+/// `false` to stop early (remaining jobs are skipped).
+pub fn run_jobs<T: Send>(
+    jobs: &[Job],
+    threads: usize,
+    run: impl Fn(&Job) -> T + Sync,
+    mut done: impl FnMut(usize, T) -> bool,
+) {
+    let next = AtomicUsize::new(0);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, T)>();
+        for _ in 0..threads.clamp(1, jobs.len().max(1)) {
+            let tx = tx.clone();
+            let (next, stop, run) = (&next, &stop, &run);
+            scope.spawn(move || loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= jobs.len() || stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                if tx.send((k, run(&jobs[k]))).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(tx);
+        let mut waiting: BTreeMap<usize, T> = BTreeMap::new();
+        let mut emit = 0;
+        for (k, result) in rx {
+            waiting.insert(k, result);
+            while let Some(result) = waiting.remove(&emit) {
+                if !done(emit, result) {
+                    stop.store(true, Ordering::Relaxed);
+                    return;
+                }
+                emit += 1;
+            }
+        }
+    });
+}
 
 /// What one seed of one scenario came to.
 #[derive(Clone, Debug)]
@@ -22,6 +102,8 @@ pub struct SeedOutcome {
     pub ops: (usize, usize, usize),
     /// Simulated time of the run.
     pub simulated: Duration,
+    /// Wall time of the run (both runs, under `--check-determinism`).
+    pub wall: Duration,
 }
 
 /// Totals for one scenario of a sweep.
@@ -41,7 +123,7 @@ pub struct ScenarioTally {
     pub ops: (usize, usize, usize),
     /// Simulated time over all seeds.
     pub simulated: Duration,
-    /// Wall time spent on this scenario.
+    /// Wall time of this scenario's runs, summed (with `--jobs`, more than the sweep's wall time).
     pub wall: Duration,
 }
 
@@ -63,6 +145,7 @@ impl ScenarioTally {
         self.ops.1 += outcome.ops.1;
         self.ops.2 += outcome.ops.2;
         self.simulated += outcome.simulated;
+        self.wall += outcome.wall;
     }
 }
 
@@ -149,6 +232,7 @@ mod tests {
             no_liveness: !passed && !safety,
             ops: (5, 2, 1),
             simulated: Duration::from_secs(30),
+            wall: Duration::from_millis(500),
         }
     }
 
@@ -157,10 +241,8 @@ mod tests {
         let mut a = ScenarioTally::new("partition-heal");
         a.add(1, &outcome(true, false));
         a.add(2, &outcome(false, true));
-        a.wall = Duration::from_secs(1);
         let mut b = ScenarioTally::new("crash-restart");
         b.add(7, &outcome(false, false));
-        b.wall = Duration::from_secs(1);
         let table = render_table(&[a, b]);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 4, "{table}");
@@ -172,11 +254,46 @@ mod tests {
         assert!(lines[3].ends_with("2,7"), "{table}");
     }
 
+    fn jobs(n: u64) -> Vec<Job> {
+        (0..n).map(|seed| Job { scenario: "s".into(), seed }).collect()
+    }
+
+    #[test]
+    fn parallel_runs_are_delivered_in_job_order() {
+        let jobs = jobs(40);
+        let mut seen = Vec::new();
+        // Later jobs finish first: the order must still be the jobs' order.
+        run_jobs(&jobs, 4, |j| {
+            std::thread::sleep(Duration::from_micros(200 * (40 - j.seed)));
+            j.seed * 10
+        }, |k, v| {
+            seen.push((k, v));
+            true
+        });
+        let want: Vec<(usize, u64)> = (0..40).map(|k| (k, k as u64 * 10)).collect();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn shards_partition_the_sweep() {
+        let all = jobs(10);
+        let mut union: Vec<u64> = Vec::new();
+        for i in 1..=3 {
+            let part = Shard::parse(&format!("{i}/3")).expect("valid").select(all.clone());
+            assert!(part.len() >= 3 && part.len() <= 4, "{part:?}");
+            union.extend(part.iter().map(|j| j.seed));
+        }
+        union.sort_unstable();
+        assert_eq!(union, (0..10).collect::<Vec<_>>());
+        for bad in ["0/3", "4/3", "1/0", "x", "1-3"] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn a_clean_scenario_shows_no_failing_seeds_and_no_total_row() {
         let mut a = ScenarioTally::new("bridge");
         a.add(1, &outcome(true, false));
-        a.wall = Duration::from_secs(2);
         let table = render_table(&[a]);
         assert_eq!(table.lines().count(), 2, "{table}");
         assert!(table.lines().nth(1).is_some_and(|l| l.ends_with(" -")), "{table}");

@@ -37,3 +37,23 @@ fn a_seed_replays_to_the_same_trace_hash() {
         assert_ne!(a.trace_hash, c.trace_hash, "{}: different seeds must give different runs", scenario.name);
     }
 }
+
+#[test]
+fn runs_on_parallel_threads_replay_exactly_as_one_at_a_time() {
+    use sim::sweep::{run_jobs, Job};
+    let jobs: Vec<Job> = ["partition-heal", "crash-restart", "swarm"]
+        .iter()
+        .flat_map(|s| (1..=3).map(move |seed| Job { scenario: s.to_string(), seed }))
+        .collect();
+    let hash = |job: &Job| {
+        let options = RunOptions::derive(job.seed, &job.scenario, 3, vec![], false);
+        sim::run_seed(&options).expect("runs").0.trace_hash
+    };
+    let serial: Vec<u64> = jobs.iter().map(hash).collect();
+    let mut parallel = Vec::new();
+    run_jobs(&jobs, 3, hash, |_, h| {
+        parallel.push(h);
+        true
+    });
+    assert_eq!(parallel, serial, "--jobs must not change any run");
+}
