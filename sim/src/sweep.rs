@@ -158,7 +158,7 @@ pub fn render_table(tallies: &[ScenarioTally]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<18} {:>5} {:>6} {:>6} {:>6} {:>7} {:>22} {:>8} {:>7} {:>6}  failing seeds",
+        "{:<20} {:>5} {:>6} {:>6} {:>6} {:>7} {:>22} {:>8} {:>7} {:>6}  failing seeds",
         "scenario", "seeds", "passed", "failed", "safety", "no-live", "ops ok/fail/info", "sim s", "wall s", "speed"
     );
     let mut total = ScenarioTally::new("total");
@@ -194,7 +194,7 @@ fn row(out: &mut String, t: &ScenarioTally) {
     };
     let _ = writeln!(
         out,
-        "{:<18} {:>5} {:>6} {:>6} {:>6} {:>7} {:>22} {:>8.0} {:>7.1} {:>5.0}x  {failing}",
+        "{:<20} {:>5} {:>6} {:>6} {:>6} {:>7} {:>22} {:>8.0} {:>7.1} {:>5.0}x  {failing}",
         t.scenario,
         t.seeds,
         t.seeds - t.failed.len(),
