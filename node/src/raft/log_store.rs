@@ -6,6 +6,7 @@
 //!   Replaying the records in order rebuilds the log. Every append is synced before openraft is
 //!   told it is flushed, so an acknowledged entry survives a crash.
 //! - `raft/vote`: the current vote, one frame, replaced atomically (write tmp, sync, rename).
+//!   Traced: `vote saved V` once it is durable (when `save_vote` returns), `vote restored V` on open.
 //!
 //! Recovery: a frame cut short at the very end of `raft-log` (the file ends inside its header, or
 //! inside a payload whose checksummed length says it is longer) is a torn write of an entry that
@@ -414,6 +415,40 @@ mod tests {
         assert_eq!(again.read_vote().await.unwrap(), Some(Vote::new(2, 7)));
         let st = again.get_log_state().await.unwrap();
         assert_eq!(st.last_log_id.map(|l| l.index), Some(2));
+    }
+
+    /// Collects trace events, for asserting what the store reports.
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<Event>>);
+    impl TraceSink for Recorded {
+        fn event(&self, _node: &str, event: Event) {
+            self.0.lock().unwrap().push(event);
+        }
+    }
+
+    #[tokio::test]
+    async fn saved_votes_are_traced_and_restored_after_a_crash() {
+        let disk = Arc::new(MemDisk::new());
+        let sink = Arc::new(Recorded::default());
+        let (mut store, _) = LogStore::open(disk.clone(), sink.clone(), "n1".into()).await.unwrap();
+        store.save_vote(&Vote::new(2, 7)).await.unwrap();
+        disk.crash();
+        LogStore::open(disk.clone(), sink.clone(), "n1".into()).await.unwrap();
+        let v = trace::Vote { term: 2, voted_for: Some(7), committed: false };
+        assert_eq!(*sink.0.lock().unwrap(), vec![Event::VoteRestored(None), Event::VoteSaved(v), Event::VoteRestored(Some(v))]);
+    }
+
+    /// The `vote_in_memory` bug switch loses the vote on a crash, which the simulator must catch.
+    #[tokio::test]
+    async fn a_vote_kept_in_memory_is_lost_on_a_crash() {
+        let disk = Arc::new(MemDisk::new());
+        let (mut store, _) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
+        store.set_vote_in_memory(true);
+        store.save_vote(&Vote::new(2, 7)).await.unwrap();
+        assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new(2, 7)));
+        disk.crash();
+        let (mut again, _) = LogStore::open(disk, no_trace(), "n1".into()).await.unwrap();
+        assert_eq!(again.read_vote().await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -9,6 +9,10 @@
 //! Snapshots ([`super::snapshot_file`]) are encoded from a copy of the store taken under the
 //! lock, and written with the lock released, so applies continue while a large snapshot is
 //! written. An installed snapshot is decoded into a fresh store, persisted, then swapped in.
+//!
+//! Traced (the checkers' `apply_once` judges these): `state restored at N` when it opens from its
+//! durable snapshot (`empty` without one), every applied entry including blank ones, snapshots
+//! built and installed.
 
 use std::io::Cursor;
 use std::sync::{Arc, Mutex, MutexGuard};
