@@ -68,6 +68,12 @@ pub struct BugSwitches {
     /// reads) until the new leader is seen ("it is still my term"), though heartbeats have
     /// stopped and the target may already lead.
     pub transfer_keeps_lease: bool,
+    /// Acknowledge a saved Raft vote without writing it (kept in memory only), so a restarted
+    /// server forgets its term and vote.
+    pub vote_in_memory: bool,
+    /// After restoring its snapshot at index `N`, report the state machine's last-applied index
+    /// as `N - 1`, so openraft applies entry `N` a second time.
+    pub double_apply: bool,
 }
 
 /// Everything an agent needs to start.

@@ -24,7 +24,7 @@ struct MemStoreBuilder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachine> for MemStoreBuilder {
     async fn build(&self) -> Result<((), LogStore, StateMachine), StorageError> {
         let disk: Arc<dyn Disk> = Arc::new(MemDisk::new());
-        let (log, _report) = LogStore::open(disk.clone()).await?;
+        let (log, _report) = LogStore::open(disk.clone(), Arc::new(NoTrace), "suite".into()).await?;
         let sm = StateMachine::open(Arc::new(SharedState::default()), disk, Arc::new(NoTrace), "suite".into()).await?;
         Ok(((), log, sm))
     }

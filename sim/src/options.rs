@@ -25,6 +25,11 @@ pub enum Bug {
     /// A leader handing over keeps serving lease reads until it sees the new leader (caught by
     /// `leader-transfer`).
     TransferKeepsLease,
+    /// Raft votes acknowledged but kept in memory only, so a restarted server forgets its vote.
+    VoteInMemory,
+    /// After a restart the state machine reports one entry less than it restored, so that entry is
+    /// applied twice.
+    DoubleApply,
 }
 
 impl Bug {
@@ -36,6 +41,8 @@ impl Bug {
             Bug::SkipFsync => "skip-fsync",
             Bug::LeaseIgnoresDrift => "lease-ignores-drift",
             Bug::TransferKeepsLease => "transfer-keeps-lease",
+            Bug::VoteInMemory => "vote-in-memory",
+            Bug::DoubleApply => "double-apply",
         }
     }
 }
@@ -94,6 +101,8 @@ impl RunOptions {
             skip_log_fsync: self.bugs.contains(&Bug::SkipFsync),
             lease_ignores_drift: self.bugs.contains(&Bug::LeaseIgnoresDrift),
             transfer_keeps_lease: self.bugs.contains(&Bug::TransferKeepsLease),
+            vote_in_memory: self.bugs.contains(&Bug::VoteInMemory),
+            double_apply: self.bugs.contains(&Bug::DoubleApply),
         }
     }
 

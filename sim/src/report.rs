@@ -59,7 +59,7 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
         let _ = writeln!(out, "  kv {key:<6} {line}");
     }
     if judgement.invariants.is_empty() {
-        let _ = writeln!(out, "  invariants ok: election safety, state machine safety, log matching, leader completeness, no phantom values, acknowledged writes survive, index monotonic");
+        let _ = writeln!(out, "  invariants ok: election safety, state machine safety, log matching, leader completeness, vote durability, apply once, no phantom values, acknowledged writes survive, index monotonic");
     }
     const SHOWN: usize = 8;
     for v in judgement.invariants.iter().take(SHOWN) {

@@ -70,6 +70,8 @@ pub enum AppliedEntry {
         /// The Raft ids of the voters it names, in id order.
         voters: Vec<u64>,
     },
+    /// A blank entry (a new leader's first entry of its term): applied, changes nothing.
+    Blank,
 }
 
 impl fmt::Display for AppliedEntry {
@@ -77,7 +79,36 @@ impl fmt::Display for AppliedEntry {
         match self {
             AppliedEntry::Command { summary, ok } => write!(f, "{summary} ok={ok}"),
             AppliedEntry::Membership { voters } => write!(f, "membership {voters:?}"),
+            AppliedEntry::Blank => write!(f, "blank"),
         }
+    }
+}
+
+/// A Raft vote as the log store keeps it (openraft's `Vote` with `single-term-leader`): the term,
+/// the candidate voted for (or the leader followed) in it, and whether that leader is known to have
+/// won (a quorum granted it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Vote {
+    /// The term.
+    pub term: u64,
+    /// The Raft id voted for in `term`, if any.
+    pub voted_for: Option<u64>,
+    /// Whether the vote is for an elected leader.
+    pub committed: bool,
+}
+
+/// Renders `tT for N` (`tT for none`), with ` committed` when it is.
+impl fmt::Display for Vote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.voted_for {
+            Some(id) => write!(f, "t{} for {id}", self.term)?,
+            None => write!(f, "t{} for none", self.term)?,
+        }
+        if self.committed {
+            write!(f, " committed")?;
+        }
+        Ok(())
     }
 }
 
@@ -96,7 +127,8 @@ pub enum Event {
         leader: Option<u64>,
     },
     /// `apply I tT ENTRY`: the state machine applied the committed entry at log index `index`
-    /// created in term `term` (blank entries are not traced).
+    /// created in term `term`. Every entry openraft hands the state machine is traced, blank ones
+    /// too, so a lifetime's applies can be judged for gaps.
     Apply {
         /// Raft log index.
         index: u64,
@@ -116,6 +148,16 @@ pub enum Event {
         /// Last log index covered by the snapshot.
         index: u64,
     },
+    /// `state restored at N` (`state restored empty`): a new incarnation's state machine opened
+    /// from its durable snapshot, which reflects the log up to index `N` (nothing: no snapshot).
+    StateRestored {
+        /// Last log index the restored state reflects.
+        index: Option<u64>,
+    },
+    /// `vote saved V`: the log store told openraft the vote `V` is durable (`save_vote` returned).
+    VoteSaved(Vote),
+    /// `vote restored V` (`vote restored none`): the log store opened with the durable vote `V`.
+    VoteRestored(Option<Vote>),
     /// `bootstrap with N servers`: `bootstrap_expect` was reached and this node initialised Raft.
     Bootstrap {
         /// Size of the initial membership.
@@ -174,6 +216,11 @@ impl fmt::Display for Event {
             Event::Apply { index, term, entry } => write!(f, "apply {index} t{term} {entry}"),
             Event::SnapshotBuilt { index } => write!(f, "snapshot built at {index}"),
             Event::SnapshotInstalled { index } => write!(f, "snapshot installed at {index}"),
+            Event::StateRestored { index: Some(index) } => write!(f, "state restored at {index}"),
+            Event::StateRestored { index: None } => write!(f, "state restored empty"),
+            Event::VoteSaved(vote) => write!(f, "vote saved {vote}"),
+            Event::VoteRestored(Some(vote)) => write!(f, "vote restored {vote}"),
+            Event::VoteRestored(None) => write!(f, "vote restored none"),
             Event::Bootstrap { servers } => write!(f, "bootstrap with {servers} servers"),
             Event::JoinedCluster { index } => write!(f, "joined the running cluster at {index}"),
             Event::TornTailCut { bytes } => write!(f, "recovered: cut torn tail of {bytes} bytes"),
@@ -206,7 +253,14 @@ mod tests {
             (Event::RaftState { term: 2, role: RaftRole::Leader, leader: Some(22) }, "raft term=2 state=Leader leader=22"),
             (Event::Apply { index: 2, term: 2, entry: cmd("set k1 len=10 cas=None", true) }, "apply 2 t2 set k1 len=10 cas=None ok=true"),
             (Event::Apply { index: 0, term: 0, entry: AppliedEntry::Membership { voters: vec![1, 2, 3] } }, "apply 0 t0 membership [1, 2, 3]"),
+            (Event::Apply { index: 7, term: 3, entry: AppliedEntry::Blank }, "apply 7 t3 blank"),
             (Event::SnapshotBuilt { index: 600 }, "snapshot built at 600"),
+            (Event::StateRestored { index: Some(640) }, "state restored at 640"),
+            (Event::StateRestored { index: None }, "state restored empty"),
+            (Event::VoteSaved(Vote { term: 3, voted_for: Some(22), committed: false }), "vote saved t3 for 22"),
+            (Event::VoteSaved(Vote { term: 3, voted_for: Some(22), committed: true }), "vote saved t3 for 22 committed"),
+            (Event::VoteRestored(Some(Vote { term: 4, voted_for: None, committed: false })), "vote restored t4 for none"),
+            (Event::VoteRestored(None), "vote restored none"),
             (Event::SnapshotInstalled { index: 640 }, "snapshot installed at 640"),
             (Event::Bootstrap { servers: 3 }, "bootstrap with 3 servers"),
             (Event::JoinedCluster { index: 41 }, "joined the running cluster at 41"),

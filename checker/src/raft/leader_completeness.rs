@@ -7,8 +7,9 @@
 //! Checked: every index applied by any node before the nemesis's final heal must be in the
 //! final state of every running node, i.e. of its last incarnation. That state covers index `i` if
 //! the incarnation applied `i`, or installed a snapshot at `N >= i`, or `i` lies below the first
-//! index it applied (a restarted node silently loads its own snapshot and resumes after it; blank
-//! entries are not traced either, so this is the conservative reading).
+//! index it applied (a restarted node loads its own snapshot, `state restored at N`, and resumes
+//! after it; traces from before blank entries were traced skip them too, so this is the
+//! conservative reading).
 //!
 //! Not judged: a trace without a final heal (nothing promises convergence), nodes that are not
 //! running at the end (crashed after their last restart, or last role `Shutdown`), and nodes whose

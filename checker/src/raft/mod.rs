@@ -11,12 +11,18 @@
 //! - [`leader_completeness`]: committed entries are never lost (§5.4).
 //! - [`state_machine_safety`]: no two nodes apply different entries at one index (§5.4.3).
 //!
+//! And two durability properties across restarts, from Figure 2's persistent state and rules:
+//!
+//! - [`vote_durability`]: a saved vote never goes backwards, not even across a crash (§5.2).
+//! - [`apply_once`]: a state machine applies each entry once, in order, after what it restored (§7).
+//!
 //! Incarnations: after the nemesis crashes `sX` ([`Nemesis::Crash`]), node `sX` emits nothing
 //! until the nemesis restarts it ([`Nemesis::Restart`], or the [`Nemesis::FinalHeal`] restart
 //! list), and its later events come from a new process that re-applies its log from its last
 //! snapshot. The host also restarts a node by itself after [`Event::StartFailed`] or
 //! [`Event::RaftFatal`]. [`Lifecycles`] numbers those incarnations.
 
+pub mod apply_once;
 pub mod election_safety;
 pub mod leader_completeness;
 mod lifecycle;
@@ -24,13 +30,16 @@ pub mod log_matching;
 pub mod state_machine_safety;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod vote_durability;
 
-pub use concord_trace::{AppliedEntry, Event, Nemesis, RaftRole, Record, NEMESIS};
+pub use apply_once::check_apply_once;
+pub use concord_trace::{AppliedEntry, Event, Nemesis, RaftRole, Record, Vote, NEMESIS};
 pub use election_safety::check_election_safety;
 pub use leader_completeness::{check_leader_completeness, survivors_that_applied_nothing};
 pub use lifecycle::Lifecycles;
 pub use log_matching::check_log_matching;
 pub use state_machine_safety::check_state_machine_safety;
+pub use vote_durability::check_vote_durability;
 
 use crate::invariant::InvariantViolation;
 
@@ -58,13 +67,15 @@ pub fn trace_events(records: &[Record]) -> Vec<TraceEvent> {
         .collect()
 }
 
-/// Runs all four Raft invariants over a trace.
+/// Runs all the Raft invariants over a trace.
 pub fn check_raft_trace(records: &[Record]) -> Vec<InvariantViolation> {
     let events = trace_events(records);
     let mut out = check_election_safety(&events);
     out.extend(check_state_machine_safety(&events));
     out.extend(check_log_matching(&events));
     out.extend(check_leader_completeness(&events));
+    out.extend(check_vote_durability(&events));
+    out.extend(check_apply_once(&events));
     out
 }
 

@@ -2,7 +2,7 @@
 //! sample reads like the trace it stands for (`at(622, "n2", set(2, 2, "k1"))` is
 //! `0.622 n2 apply 2 t2 set k1 len=10 cas=None ok=true`).
 
-use super::{AppliedEntry, Event, Nemesis, RaftRole, Record, NEMESIS};
+use super::{AppliedEntry, Event, Nemesis, RaftRole, Record, Vote, NEMESIS};
 
 /// The voters of the sample cluster's initial membership.
 pub(crate) const VOTERS: [u64; 3] = [1, 2, 3];
@@ -62,3 +62,28 @@ pub(crate) fn noop(index: u64) -> Event {
     apply(index, 1, "noop", true)
 }
 
+
+/// An uncommitted vote (`tT for N`): granted to a candidate, or a candidate's own.
+pub(crate) fn vote(term: u64, voted_for: Option<u64>) -> Vote {
+    Vote { term, voted_for, committed: false }
+}
+
+/// A committed vote (`tT for N committed`): for the elected leader of the term.
+pub(crate) fn committed(term: u64, leader: u64) -> Vote {
+    Vote { term, voted_for: Some(leader), committed: true }
+}
+
+/// `vote saved V`.
+pub(crate) fn vote_saved(v: Vote) -> Event {
+    Event::VoteSaved(v)
+}
+
+/// `apply I tT blank`.
+pub(crate) fn blank(index: u64, term: u64) -> Event {
+    Event::Apply { index, term, entry: AppliedEntry::Blank }
+}
+
+/// `state restored at N` (`state restored empty` for `None`).
+pub(crate) fn restored(index: Option<u64>) -> Event {
+    Event::StateRestored { index }
+}

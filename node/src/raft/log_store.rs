@@ -6,6 +6,7 @@
 //!   Replaying the records in order rebuilds the log. Every append is synced before openraft is
 //!   told it is flushed, so an acknowledged entry survives a crash.
 //! - `raft/vote`: the current vote, one frame, replaced atomically (write tmp, sync, rename).
+//!   Traced: `vote saved V` once it is durable (when `save_vote` returns), `vote restored V` on open.
 //!
 //! Recovery: a frame cut short at the very end of `raft-log` (the file ends inside its header, or
 //! inside a payload whose checksummed length says it is longer) is a torn write of an entry that
@@ -24,7 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{storage_io_error, Entry, LogId, NodeId, StorageError, TypeConfig};
 use crate::codec::{decode, encode, frame, unframe, FrameError};
-use crate::io::Disk;
+use crate::io::trace::{self, Event};
+use crate::io::{Disk, TraceSink};
 
 pub(crate) const LOG_FILE: &str = "raft-log";
 const LOG_TMP_FILE: &str = "raft-log.tmp";
@@ -143,14 +145,25 @@ pub struct LogStore {
     records_in_file: usize,
     /// Test-only: acknowledge appends without fsync (the simulator must catch the lost writes).
     skip_fsync: bool,
+    /// Test-only: keep the vote in memory and acknowledge it without writing it (the simulator
+    /// must catch a restarted server that forgot its vote).
+    vote_in_memory: bool,
+    /// Where vote events go ([`Event::VoteSaved`], [`Event::VoteRestored`]), and as whom.
+    trace: Arc<dyn TraceSink>,
+    node_name: String,
     /// Metrics hooks (fsync time).
     telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 impl LogStore {
-    /// Opens the log and vote from `disk`, cutting a torn tail. Errors: unreadable files, or a
-    /// frame that fails a checksum (corruption; see the module docs).
-    pub async fn open(disk: Arc<dyn Disk>) -> Result<(Self, RecoveryReport), StorageError> {
+    /// Opens the log and vote from `disk`, cutting a torn tail, and traces the vote it restored
+    /// as `node_name`. Errors: unreadable files, or a frame that fails a checksum (corruption; see
+    /// the module docs).
+    pub async fn open(
+        disk: Arc<dyn Disk>,
+        trace: Arc<dyn TraceSink>,
+        node_name: String,
+    ) -> Result<(Self, RecoveryReport), StorageError> {
         let vote = read_vote(disk.as_ref()).await?;
         let bytes = disk
             .read(LOG_FILE)
@@ -175,12 +188,16 @@ impl LogStore {
                 .map_err(|e| storage_io_error(ErrorSubject::Logs, ErrorVerb::Write, e))?;
             disk.sync(LOG_FILE).await.map_err(|e| storage_io_error(ErrorSubject::Logs, ErrorVerb::Write, e))?;
         }
+        trace.event(&node_name, Event::VoteRestored(vote.as_ref().map(traced_vote)));
         let store = Self {
             disk,
             mem: Arc::new(Mutex::new(mem)),
             vote,
             records_in_file: report.records,
             skip_fsync: false,
+            vote_in_memory: false,
+            trace,
+            node_name,
             telemetry: Arc::default(),
         };
         Ok((store, report))
@@ -189,6 +206,11 @@ impl LogStore {
     /// Test-only switch: acknowledge appends before they are durable.
     pub fn set_skip_fsync(&mut self, skip: bool) {
         self.skip_fsync = skip;
+    }
+
+    /// Test-only switch: acknowledge votes without writing them.
+    pub fn set_vote_in_memory(&mut self, in_memory: bool) {
+        self.vote_in_memory = in_memory;
     }
 
     /// Reports fsync times to this agent's metrics.
@@ -272,6 +294,11 @@ fn split_frames(bytes: &[u8]) -> Result<(Vec<&[u8]>, usize), FrameError> {
     Ok((payloads, offset))
 }
 
+/// The trace's view of an openraft vote.
+fn traced_vote(vote: &Vote<NodeId>) -> trace::Vote {
+    trace::Vote { term: vote.leader_id.term, voted_for: vote.leader_id.voted_for, committed: vote.committed }
+}
+
 async fn read_vote(disk: &dyn Disk) -> Result<Option<Vote<NodeId>>, StorageError> {
     let Some(bytes) = disk.read(VOTE_FILE).await.map_err(vote_r)? else { return Ok(None) };
     let (payload, _) = unframe(&bytes, 0).map_err(vote_r)?;
@@ -302,11 +329,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
-        let payload = encode(vote).map_err(vote_w)?;
-        self.disk.write(VOTE_TMP_FILE, &frame(&payload)).await.map_err(vote_w)?;
-        self.disk.sync(VOTE_TMP_FILE).await.map_err(vote_w)?;
-        self.disk.rename(VOTE_TMP_FILE, VOTE_FILE).await.map_err(vote_w)?;
+        if !self.vote_in_memory {
+            let payload = encode(vote).map_err(vote_w)?;
+            self.disk.write(VOTE_TMP_FILE, &frame(&payload)).await.map_err(vote_w)?;
+            self.disk.sync(VOTE_TMP_FILE).await.map_err(vote_w)?;
+            self.disk.rename(VOTE_TMP_FILE, VOTE_FILE).await.map_err(vote_w)?;
+        }
         self.vote = Some(*vote);
+        // Traced when openraft is told the vote is durable, which is what a restart must honour.
+        self.trace.event(&self.node_name, Event::VoteSaved(traced_vote(vote)));
         Ok(())
     }
 
@@ -354,6 +385,10 @@ mod tests {
     use crate::io::mem::MemDisk;
     use openraft::{CommittedLeaderId, EntryPayload};
 
+    fn no_trace() -> Arc<dyn TraceSink> {
+        Arc::new(crate::io::NoTrace)
+    }
+
     fn entry(term: u64, index: u64) -> Entry {
         Entry { log_id: LogId::new(CommittedLeaderId::new(term, 1), index), payload: EntryPayload::Blank }
     }
@@ -370,42 +405,76 @@ mod tests {
     #[tokio::test]
     async fn restart_recovers_synced_log_and_vote() {
         let disk = Arc::new(MemDisk::new());
-        let (mut store, _) = LogStore::open(disk.clone()).await.unwrap();
+        let (mut store, _) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
         append_direct(&mut store, vec![entry(1, 1), entry(1, 2), entry(2, 3)]).await;
         store.save_vote(&Vote::new(2, 7)).await.unwrap();
         store.truncate(LogId::new(CommittedLeaderId::new(2, 1), 3)).await.unwrap();
         disk.crash();
-        let (mut again, report) = LogStore::open(disk.clone()).await.unwrap();
+        let (mut again, report) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
         assert_eq!(report.torn_tail_bytes, 0);
         assert_eq!(again.read_vote().await.unwrap(), Some(Vote::new(2, 7)));
         let st = again.get_log_state().await.unwrap();
         assert_eq!(st.last_log_id.map(|l| l.index), Some(2));
     }
 
+    /// Collects trace events, for asserting what the store reports.
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<Event>>);
+    impl TraceSink for Recorded {
+        fn event(&self, _node: &str, event: Event) {
+            self.0.lock().unwrap().push(event);
+        }
+    }
+
+    #[tokio::test]
+    async fn saved_votes_are_traced_and_restored_after_a_crash() {
+        let disk = Arc::new(MemDisk::new());
+        let sink = Arc::new(Recorded::default());
+        let (mut store, _) = LogStore::open(disk.clone(), sink.clone(), "n1".into()).await.unwrap();
+        store.save_vote(&Vote::new(2, 7)).await.unwrap();
+        disk.crash();
+        LogStore::open(disk.clone(), sink.clone(), "n1".into()).await.unwrap();
+        let v = trace::Vote { term: 2, voted_for: Some(7), committed: false };
+        assert_eq!(*sink.0.lock().unwrap(), vec![Event::VoteRestored(None), Event::VoteSaved(v), Event::VoteRestored(Some(v))]);
+    }
+
+    /// The `vote_in_memory` bug switch loses the vote on a crash, which the simulator must catch.
+    #[tokio::test]
+    async fn a_vote_kept_in_memory_is_lost_on_a_crash() {
+        let disk = Arc::new(MemDisk::new());
+        let (mut store, _) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
+        store.set_vote_in_memory(true);
+        store.save_vote(&Vote::new(2, 7)).await.unwrap();
+        assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new(2, 7)));
+        disk.crash();
+        let (mut again, _) = LogStore::open(disk, no_trace(), "n1".into()).await.unwrap();
+        assert_eq!(again.read_vote().await.unwrap(), None);
+    }
+
     #[tokio::test]
     async fn torn_tail_is_cut_not_applied() {
         let disk = Arc::new(MemDisk::new());
-        let (mut store, _) = LogStore::open(disk.clone()).await.unwrap();
+        let (mut store, _) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
         append_direct(&mut store, vec![entry(1, 1)]).await;
         store.set_skip_fsync(true);
         append_direct(&mut store, vec![entry(1, 2)]).await;
         disk.tear_on_crash();
         disk.crash();
-        let (mut again, report) = LogStore::open(disk.clone()).await.unwrap();
+        let (mut again, report) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
         assert!(report.torn_tail_bytes > 0);
         assert_eq!(again.get_log_state().await.unwrap().last_log_id.map(|l| l.index), Some(1));
         // The cut is durable: a second restart sees a clean log.
-        let (_, report2) = LogStore::open(disk.clone()).await.unwrap();
+        let (_, report2) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
         assert_eq!(report2.torn_tail_bytes, 0);
     }
 
     #[tokio::test]
     async fn corruption_before_the_tail_refuses_to_start() {
         let disk = Arc::new(MemDisk::new());
-        let (mut store, _) = LogStore::open(disk.clone()).await.unwrap();
+        let (mut store, _) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
         append_direct(&mut store, vec![entry(1, 1), entry(1, 2), entry(1, 3)]).await;
         assert!(disk.flip_bit(LOG_FILE, crate::codec::FRAME_HEADER_BYTES + 2, 3));
-        assert!(LogStore::open(disk.clone()).await.is_err());
+        assert!(LogStore::open(disk.clone(), no_trace(), "n1".into()).await.is_err());
     }
 
     /// Regression (sim disk-corruption seed 89): a flipped bit in the last frame's length made it
@@ -414,26 +483,26 @@ mod tests {
     #[tokio::test]
     async fn flipped_length_in_a_synced_frame_is_corruption_not_a_torn_tail() {
         let disk = Arc::new(MemDisk::new());
-        let (mut store, _) = LogStore::open(disk.clone()).await.unwrap();
+        let (mut store, _) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
         append_direct(&mut store, vec![entry(1, 1), entry(1, 2)]).await;
         let second_frame = disk.len(LOG_FILE) / 2;
         let (_, next) = crate::codec::unframe(&disk.read(LOG_FILE).await.unwrap().unwrap(), 0).unwrap();
         assert!(next <= second_frame + 64);
         assert!(disk.flip_bit(LOG_FILE, next + 1, 4), "flip a bit in the second frame's length");
         assert!(check_integrity(disk.as_ref()).await.unwrap().is_some());
-        assert!(LogStore::open(disk.clone()).await.is_err());
+        assert!(LogStore::open(disk.clone(), no_trace(), "n1".into()).await.is_err());
     }
 
     #[tokio::test]
     async fn purge_then_compaction_keeps_live_entries() {
         let disk = Arc::new(MemDisk::new());
-        let (mut store, _) = LogStore::open(disk.clone()).await.unwrap();
+        let (mut store, _) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
         let entries: Vec<Entry> = (1..=5000).map(|i| entry(1, i)).collect();
         append_direct(&mut store, entries).await;
         store.purge(LogId::new(CommittedLeaderId::new(1, 1), 4990)).await.unwrap();
         assert!(store.records_in_file < 20, "compacted to {} records", store.records_in_file);
         disk.crash();
-        let (mut again, _) = LogStore::open(disk).await.unwrap();
+        let (mut again, _) = LogStore::open(disk, no_trace(), "n1".into()).await.unwrap();
         let st = again.get_log_state().await.unwrap();
         assert_eq!(st.last_purged_log_id.map(|l| l.index), Some(4990));
         assert_eq!(st.last_log_id.map(|l| l.index), Some(5000));

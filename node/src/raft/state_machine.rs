@@ -9,6 +9,10 @@
 //! Snapshots ([`super::snapshot_file`]) are encoded from a copy of the store taken under the
 //! lock, and written with the lock released, so applies continue while a large snapshot is
 //! written. An installed snapshot is decoded into a fresh store, persisted, then swapped in.
+//!
+//! Traced (the checkers' `apply_once` judges these): `state restored at N` when it opens from its
+//! durable snapshot (`empty` without one), every applied entry including blank ones, snapshots
+//! built and installed.
 
 use std::io::Cursor;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -98,6 +102,8 @@ impl StateMachine {
             };
             *shared.applied.lock().map_err(sm_r)? = applied;
         }
+        let restored = shared.applied.lock().map_err(sm_r)?.last_applied.map(|l| l.index);
+        trace.event(&node_name, Event::StateRestored { index: restored });
         Ok(Self {
             shared,
             disk,
@@ -107,6 +113,18 @@ impl StateMachine {
             snapshot_seq: 0,
             telemetry: Arc::default(),
         })
+    }
+
+    /// Test-only switch (`double_apply`): claim the restored state reflects one entry less than
+    /// it does, so openraft hands the state machine that entry again.
+    pub fn reporting_one_entry_less(self, on: bool) -> Self {
+        if on {
+            let mut a = self.shared.applied.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(last) = a.last_applied.filter(|l| l.index > 0) {
+                a.last_applied = Some(LogId::new(last.leader_id, last.index - 1));
+            }
+        }
+        self
     }
 
     /// Reports apply times and KV applies to this server's metrics.
@@ -166,7 +184,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let last = a.last_applied.map(|l| l.index);
                 assert!(last.is_none_or(|l| index > l), "apply must move forward: got {index} after {last:?}");
                 let result = match &entry.payload {
-                    EntryPayload::Blank => CommandResult::None { index },
+                    EntryPayload::Blank => {
+                        traced.push(Event::Apply { index, term: entry.log_id.leader_id.term, entry: AppliedEntry::Blank });
+                        CommandResult::None { index }
+                    }
                     EntryPayload::Normal(cmd) => match apply_command(&mut a.store, index, cmd, &self.telemetry.metrics) {
                         Ok((result, changed)) => {
                             let applied = AppliedEntry::Command { summary: cmd.to_string(), ok: result.ok() };

@@ -111,8 +111,11 @@ impl Server {
         let identity = identity::recover(&config, &io).await?;
         let id = identity.node_id(&config.node_name);
         let replaces = identity.replaces(&config.node_name);
-        let (mut log_store, report) = LogStore::open(io.disk.clone()).await.map_err(|e| OpenError::Storage(e.to_string()))?;
+        let (mut log_store, report) = LogStore::open(io.disk.clone(), io.trace.clone(), config.node_name.clone())
+            .await
+            .map_err(|e| OpenError::Storage(e.to_string()))?;
         log_store.set_skip_fsync(config.bugs.skip_log_fsync);
+        log_store.set_vote_in_memory(config.bugs.vote_in_memory);
         let telemetry = Arc::new(crate::telemetry::Telemetry::default());
         log_store.set_telemetry(telemetry.clone());
         let node_uuid = identity::load_or_create_node_uuid(io.disk.as_ref(), io.seed).await.map_err(OpenError::Storage)?;
@@ -127,6 +130,7 @@ impl Server {
         let state = Arc::new(SharedState::default());
         let mut sm = StateMachine::open(state.clone(), io.disk.clone(), io.trace.clone(), config.node_name.clone())
             .await
+            .map(|sm| sm.reporting_one_entry_less(config.bugs.double_apply))
             .map_err(|e| OpenError::Storage(e.to_string()))?;
         sm.set_telemetry(telemetry.clone());
         let rpc = RpcClient::new(io.net.clone());
