@@ -68,6 +68,9 @@ pub struct BugSwitches {
     /// reads) until the new leader is seen ("it is still my term"), though heartbeats have
     /// stopped and the target may already lead.
     pub transfer_keeps_lease: bool,
+    /// Replace files (vote, log compaction, snapshot, identity, format marker) without syncing the
+    /// directory after the rename, so a crash can undo the rename or the file's creation.
+    pub non_durable_rename: bool,
 }
 
 /// Everything an agent needs to start.

@@ -25,6 +25,9 @@ pub enum Bug {
     /// A leader handing over keeps serving lease reads until it sees the new leader (caught by
     /// `leader-transfer`).
     TransferKeepsLease,
+    /// Files replaced by rename without syncing the directory, so a crash can undo the rename
+    /// (caught by `crash-restart`).
+    NonDurableRename,
 }
 
 impl Bug {
@@ -36,6 +39,7 @@ impl Bug {
             Bug::SkipFsync => "skip-fsync",
             Bug::LeaseIgnoresDrift => "lease-ignores-drift",
             Bug::TransferKeepsLease => "transfer-keeps-lease",
+            Bug::NonDurableRename => "non-durable-rename",
         }
     }
 }
@@ -94,6 +98,7 @@ impl RunOptions {
             skip_log_fsync: self.bugs.contains(&Bug::SkipFsync),
             lease_ignores_drift: self.bugs.contains(&Bug::LeaseIgnoresDrift),
             transfer_keeps_lease: self.bugs.contains(&Bug::TransferKeepsLease),
+            non_durable_rename: self.bugs.contains(&Bug::NonDurableRename),
         }
     }
 
