@@ -330,16 +330,23 @@ mod tests {
         disk.sync(path).await.unwrap();
     }
 
-    /// A rename is a change to the directory: without a directory sync a crash undoes it, and
-    /// the renamed-over file comes back with its synced bytes.
-    #[tokio::test]
-    async fn crash_undoes_a_rename_not_followed_by_sync_dir() {
+    /// A disk where a durable `vote` ("old") was just replaced by renaming a synced `vote.tmp`
+    /// ("new") over it, the directory not yet synced.
+    async fn vote_renamed_over() -> MemDisk {
         let disk = MemDisk::new();
         synced_file(&disk, "vote", b"old").await;
         disk.sync_dir().await.unwrap();
         synced_file(&disk, "vote.tmp", b"new").await;
         disk.rename("vote.tmp", "vote").await.unwrap();
         assert_eq!(disk.read("vote").await.unwrap().as_deref(), Some(&b"new"[..]), "visible at once");
+        disk
+    }
+
+    /// A rename is a change to the directory: without a directory sync a crash undoes it, and
+    /// the renamed-over file comes back with its synced bytes.
+    #[tokio::test]
+    async fn crash_undoes_a_rename_not_followed_by_sync_dir() {
+        let disk = vote_renamed_over().await;
         disk.crash();
         assert_eq!(disk.read("vote").await.unwrap().as_deref(), Some(&b"old"[..]));
         assert_eq!(disk.read("vote.tmp").await.unwrap(), None, "tmp was never a durable name");
@@ -347,11 +354,7 @@ mod tests {
 
     #[tokio::test]
     async fn rename_followed_by_sync_dir_survives_a_crash() {
-        let disk = MemDisk::new();
-        synced_file(&disk, "vote", b"old").await;
-        disk.sync_dir().await.unwrap();
-        synced_file(&disk, "vote.tmp", b"new").await;
-        disk.rename("vote.tmp", "vote").await.unwrap();
+        let disk = vote_renamed_over().await;
         disk.sync_dir().await.unwrap();
         disk.crash();
         assert_eq!(disk.read("vote").await.unwrap().as_deref(), Some(&b"new"[..]));

@@ -156,7 +156,8 @@ impl LogStore {
     /// frame that fails a checksum (corruption; see the module docs).
     pub async fn open(disk: Arc<dyn Disk>) -> Result<(Self, RecoveryReport), StorageError> {
         let vote = read_vote(disk.as_ref()).await?;
-        let bytes = match disk.read(LOG_FILE).await.map_err(|e| storage_io_error(ErrorSubject::Logs, ErrorVerb::Read, e))? {
+        let existing = disk.read(LOG_FILE).await.map_err(|e| storage_io_error(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+        let bytes = match existing {
             Some(bytes) => bytes,
             None => {
                 // Create the log durably now: appends sync the file's bytes, never its name.
