@@ -74,6 +74,9 @@ pub struct BugSwitches {
     /// After restoring its snapshot at index `N`, report the state machine's last-applied index
     /// as `N - 1`, so openraft applies entry `N` a second time.
     pub double_apply: bool,
+    /// Replace files (vote, log compaction, snapshot, identity, format marker) without syncing the
+    /// directory after the rename, so a crash can undo the rename or the file's creation.
+    pub non_durable_rename: bool,
 }
 
 /// Everything an agent needs to start.

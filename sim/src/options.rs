@@ -30,6 +30,9 @@ pub enum Bug {
     /// After a restart the state machine reports one entry less than it restored, so that entry is
     /// applied twice.
     DoubleApply,
+    /// Files replaced by rename without syncing the directory, so a crash can undo the rename
+    /// (caught by `crash-restart`).
+    NonDurableRename,
 }
 
 impl Bug {
@@ -43,6 +46,7 @@ impl Bug {
             Bug::TransferKeepsLease => "transfer-keeps-lease",
             Bug::VoteInMemory => "vote-in-memory",
             Bug::DoubleApply => "double-apply",
+            Bug::NonDurableRename => "non-durable-rename",
         }
     }
 }
@@ -103,6 +107,7 @@ impl RunOptions {
             transfer_keeps_lease: self.bugs.contains(&Bug::TransferKeepsLease),
             vote_in_memory: self.bugs.contains(&Bug::VoteInMemory),
             double_apply: self.bugs.contains(&Bug::DoubleApply),
+            non_durable_rename: self.bugs.contains(&Bug::NonDurableRename),
         }
     }
 

@@ -3,12 +3,15 @@
 //!
 //! Used by `concord agent -dev` (nothing persists) and by the simulator, which calls
 //! [`MemDisk::crash`] when the nemesis kills a node: unsynced bytes are lost, exactly as an OS
-//! crash loses the page cache. The simulator may also arm one-shot faults
+//! crash loses the page cache. Names are modelled apart from bytes, as a directory is on a real
+//! filesystem: a create, rename or remove changes the namespace at once, but a crash reverts the
+//! namespace to what it was at the last [`Disk::sync_dir`] (a new file vanishes, a renamed-over
+//! file comes back with its synced bytes). The simulator may also arm one-shot faults
 //! ([`MemDisk::fail_next_read`], [`MemDisk::tear_on_crash`]) to exercise checksums.
 //!
 //! In the simulator ([`MemDisk::with_latency`]) every operation also takes seeded simulated time
-//! before it takes effect (fsync, rename and remove slower than reads and writes), so concurrent
-//! disk work interleaves as it does on a real disk. `-dev` mode uses [`MemDisk::new`]: no latency.
+//! before it takes effect (an fsync of a file or of the directory slower than anything else), so
+//! concurrent disk work interleaves as it does on a real disk. `-dev` mode uses [`MemDisk::new`]: no latency.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -65,16 +68,53 @@ impl File {
     }
 }
 
+/// A file's identity apart from its name (an inode): a rename moves the name, not the file.
+type Inode = u64;
+
 #[derive(Default, Debug)]
 struct State {
-    files: BTreeMap<String, File>,
+    /// Every file some name (current or durable) still refers to.
+    inodes: BTreeMap<Inode, File>,
+    /// The namespace reads see now.
+    names: BTreeMap<String, Inode>,
+    /// The namespace as of the last `sync_dir`: what a crash reverts to.
+    durable_names: BTreeMap<String, Inode>,
+    next_inode: Inode,
     fail_next_read: bool,
     tear_on_crash: bool,
 }
 
-/// Simulated service time of a read, write, append or truncate, in µs.
+impl State {
+    fn file(&self, path: &str) -> Option<&File> {
+        self.names.get(path).and_then(|ino| self.inodes.get(ino))
+    }
+    fn file_mut(&mut self, path: &str) -> Option<&mut File> {
+        let ino = *self.names.get(path)?;
+        self.inodes.get_mut(&ino)
+    }
+    /// The file at `path`, created empty (a new, not yet durable name) if missing.
+    fn file_or_create(&mut self, path: &str) -> &mut File {
+        let ino = match self.names.get(path) {
+            Some(ino) => *ino,
+            None => {
+                let ino = self.next_inode;
+                self.next_inode += 1;
+                self.names.insert(path.to_string(), ino);
+                ino
+            }
+        };
+        self.inodes.entry(ino).or_default()
+    }
+    /// Drops the files no name refers to any more, current or durable.
+    fn collect_garbage(&mut self) {
+        let (names, durable) = (&self.names, &self.durable_names);
+        self.inodes.retain(|ino, _| names.values().any(|n| n == ino) || durable.values().any(|n| n == ino));
+    }
+}
+
+/// Simulated service time of a read, write, append, truncate, rename or remove, in µs.
 pub const IO_LATENCY_US: Range<u64> = 20..300;
-/// Simulated service time of an fsync, rename or remove (a flush to stable media), in µs.
+/// Simulated service time of an fsync of a file or of the directory (a flush to stable media), in µs.
 pub const SYNC_LATENCY_US: Range<u64> = 500..5_000;
 
 /// A crash-consistent in-memory disk, optionally with seeded per-operation latency.
@@ -108,12 +148,18 @@ impl MemDisk {
         tokio::time::sleep(Duration::from_micros(us)).await;
     }
 
-    /// Simulates power loss: every file reverts to its durable bytes. If a torn write was armed,
-    /// the first file that had unsynced bytes keeps half of them (a torn last write).
+    /// Simulates power loss: the namespace reverts to its last `sync_dir` (files created since
+    /// vanish, files renamed over or removed since come back) and every file to its durable
+    /// bytes. If a torn write was armed, the first file (by name) that had unsynced bytes keeps
+    /// half of them (a torn last write).
     pub fn crash(&self) {
-        let Ok(mut st) = self.state.lock() else { return };
+        let Ok(mut guard) = self.state.lock() else { return };
+        let st = &mut *guard;
+        st.names = st.durable_names.clone();
+        st.collect_garbage();
         let mut tear = std::mem::take(&mut st.tear_on_crash);
-        for file in st.files.values_mut() {
+        for ino in st.names.values() {
+            let Some(file) = st.inodes.get_mut(ino) else { continue };
             if let (true, Durable::Prefix(len)) = (tear, &file.durable) {
                 let len = *len;
                 if file.current.len() > len {
@@ -147,7 +193,7 @@ impl MemDisk {
     /// corruption). Returns false if the file is shorter than `offset`.
     pub fn flip_bit(&self, path: &str, offset: usize, bit: u8) -> bool {
         let Ok(mut st) = self.state.lock() else { return false };
-        let Some(file) = st.files.get_mut(path) else { return false };
+        let Some(file) = st.file_mut(path) else { return false };
         if offset >= file.current.len() {
             return false;
         }
@@ -162,12 +208,12 @@ impl MemDisk {
 
     /// Length of a file's current bytes (for choosing fault offsets).
     pub fn len(&self, path: &str) -> usize {
-        self.state.lock().ok().and_then(|st| st.files.get(path).map(|f| f.current.len())).unwrap_or(0)
+        self.state.lock().ok().and_then(|st| st.file(path).map(|f| f.current.len())).unwrap_or(0)
     }
 
     /// Total bytes held (current), for memory reports.
     pub fn total_bytes(&self) -> usize {
-        self.state.lock().map(|st| st.files.values().map(|f| f.current.len()).sum()).unwrap_or(0)
+        self.state.lock().map(|st| st.inodes.values().map(|f| f.current.len()).sum()).unwrap_or(0)
     }
 }
 
@@ -179,18 +225,18 @@ impl Disk for MemDisk {
         if std::mem::take(&mut st.fail_next_read) {
             return Err(std::io::Error::other("injected read error"));
         }
-        Ok(st.files.get(path).map(|f| f.current.clone()))
+        Ok(st.file(path).map(|f| f.current.clone()))
     }
     async fn append(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
         self.service_time(IO_LATENCY_US).await;
         let mut st = self.state.lock().map_err(|_| poisoned())?;
-        st.files.entry(path.to_string()).or_default().current.extend_from_slice(bytes);
+        st.file_or_create(path).current.extend_from_slice(bytes);
         Ok(())
     }
     async fn write(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
         self.service_time(IO_LATENCY_US).await;
         let mut st = self.state.lock().map_err(|_| poisoned())?;
-        let file = st.files.entry(path.to_string()).or_default();
+        let file = st.file_or_create(path);
         file.pin_durable(0);
         file.current = bytes.to_vec();
         Ok(())
@@ -198,7 +244,7 @@ impl Disk for MemDisk {
     async fn truncate(&self, path: &str, len: u64) -> std::io::Result<()> {
         self.service_time(IO_LATENCY_US).await;
         let mut st = self.state.lock().map_err(|_| poisoned())?;
-        let file = st.files.get_mut(path).ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+        let file = st.file_mut(path).ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
         file.pin_durable(len as usize);
         file.current.truncate(len as usize);
         Ok(())
@@ -206,23 +252,33 @@ impl Disk for MemDisk {
     async fn sync(&self, path: &str) -> std::io::Result<()> {
         self.service_time(SYNC_LATENCY_US).await;
         let mut st = self.state.lock().map_err(|_| poisoned())?;
-        if let Some(file) = st.files.get_mut(path) {
+        if let Some(file) = st.file_mut(path) {
             file.sync();
         }
         Ok(())
     }
     async fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
-        self.service_time(SYNC_LATENCY_US).await;
+        self.service_time(IO_LATENCY_US).await;
         let mut st = self.state.lock().map_err(|_| poisoned())?;
-        // The rename itself is durable; the renamed file's unsynced bytes stay unsynced.
-        let file = st.files.remove(from).ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
-        st.files.insert(to.to_string(), file);
+        // Moves the name only: the file's unsynced bytes stay unsynced, and the old and new names
+        // stay as they were durably until `sync_dir`.
+        let ino = st.names.remove(from).ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+        st.names.insert(to.to_string(), ino);
+        st.collect_garbage();
         Ok(())
     }
     async fn remove(&self, path: &str) -> std::io::Result<()> {
+        self.service_time(IO_LATENCY_US).await;
+        let mut st = self.state.lock().map_err(|_| poisoned())?;
+        st.names.remove(path);
+        st.collect_garbage();
+        Ok(())
+    }
+    async fn sync_dir(&self) -> std::io::Result<()> {
         self.service_time(SYNC_LATENCY_US).await;
         let mut st = self.state.lock().map_err(|_| poisoned())?;
-        st.files.remove(path);
+        st.durable_names = st.names.clone();
+        st.collect_garbage();
         Ok(())
     }
 }
@@ -236,6 +292,7 @@ mod tests {
         let disk = MemDisk::new();
         disk.append("log", b"abc").await.unwrap();
         disk.sync("log").await.unwrap();
+        disk.sync_dir().await.unwrap();
         disk.append("log", b"def").await.unwrap();
         disk.crash();
         assert_eq!(disk.read("log").await.unwrap().unwrap(), b"abc");
@@ -246,6 +303,7 @@ mod tests {
         let disk = MemDisk::new();
         disk.append("log", b"abcdef").await.unwrap();
         disk.sync("log").await.unwrap();
+        disk.sync_dir().await.unwrap();
         disk.truncate("log", 2).await.unwrap();
         disk.append("log", b"XY").await.unwrap();
         assert_eq!(disk.read("log").await.unwrap().unwrap(), b"abXY");
@@ -258,11 +316,76 @@ mod tests {
         let disk = MemDisk::new();
         disk.append("log", b"ab").await.unwrap();
         disk.sync("log").await.unwrap();
+        disk.sync_dir().await.unwrap();
         disk.append("log", b"cdefgh").await.unwrap();
         disk.tear_on_crash();
         disk.crash();
         let bytes = disk.read("log").await.unwrap().unwrap();
         assert!(bytes.len() > 2 && bytes.len() < 8, "torn length {}", bytes.len());
         assert!(bytes.starts_with(b"abc"));
+    }
+
+    async fn synced_file(disk: &MemDisk, path: &str, bytes: &[u8]) {
+        disk.write(path, bytes).await.unwrap();
+        disk.sync(path).await.unwrap();
+    }
+
+    /// A disk where a durable `vote` ("old") was just replaced by renaming a synced `vote.tmp`
+    /// ("new") over it, the directory not yet synced.
+    async fn vote_renamed_over() -> MemDisk {
+        let disk = MemDisk::new();
+        synced_file(&disk, "vote", b"old").await;
+        disk.sync_dir().await.unwrap();
+        synced_file(&disk, "vote.tmp", b"new").await;
+        disk.rename("vote.tmp", "vote").await.unwrap();
+        assert_eq!(disk.read("vote").await.unwrap().as_deref(), Some(&b"new"[..]), "visible at once");
+        disk
+    }
+
+    /// A rename is a change to the directory: without a directory sync a crash undoes it, and
+    /// the renamed-over file comes back with its synced bytes.
+    #[tokio::test]
+    async fn crash_undoes_a_rename_not_followed_by_sync_dir() {
+        let disk = vote_renamed_over().await;
+        disk.crash();
+        assert_eq!(disk.read("vote").await.unwrap().as_deref(), Some(&b"old"[..]));
+        assert_eq!(disk.read("vote.tmp").await.unwrap(), None, "tmp was never a durable name");
+    }
+
+    #[tokio::test]
+    async fn rename_followed_by_sync_dir_survives_a_crash() {
+        let disk = vote_renamed_over().await;
+        disk.sync_dir().await.unwrap();
+        disk.crash();
+        assert_eq!(disk.read("vote").await.unwrap().as_deref(), Some(&b"new"[..]));
+        assert_eq!(disk.read("vote.tmp").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn crash_drops_a_synced_new_file_whose_name_was_never_synced() {
+        let disk = MemDisk::new();
+        synced_file(&disk, "log", b"abc").await;
+        disk.crash();
+        assert_eq!(disk.read("log").await.unwrap(), None);
+        synced_file(&disk, "log", b"abc").await;
+        disk.sync_dir().await.unwrap();
+        disk.crash();
+        assert_eq!(disk.read("log").await.unwrap().as_deref(), Some(&b"abc"[..]));
+    }
+
+    #[tokio::test]
+    async fn crash_brings_back_a_removed_file_until_sync_dir() {
+        let disk = MemDisk::new();
+        synced_file(&disk, "snap", b"s1").await;
+        disk.sync_dir().await.unwrap();
+        disk.remove("snap").await.unwrap();
+        assert_eq!(disk.read("snap").await.unwrap(), None);
+        disk.crash();
+        assert_eq!(disk.read("snap").await.unwrap().as_deref(), Some(&b"s1"[..]));
+        disk.remove("snap").await.unwrap();
+        disk.sync_dir().await.unwrap();
+        disk.crash();
+        assert_eq!(disk.read("snap").await.unwrap(), None);
+        assert_eq!(disk.total_bytes(), 0, "an unreachable file is dropped");
     }
 }

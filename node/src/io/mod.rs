@@ -87,28 +87,89 @@ pub trait Clock: Send + Sync + 'static {
     fn monotonic(&self) -> Duration;
 }
 
-/// Durable files with explicit sync, named by relative path inside the agent's data directory.
+/// Durable files with explicit sync, named by relative path inside the agent's data directory
+/// (one flat directory: no path has a `/`).
 ///
-/// Contract (what the Raft storage relies on): bytes written are visible to later reads at once but
-/// are durable only after [`Disk::sync`] on that file returns; a crash may drop any unsynced suffix
-/// (and the simulator may tear the last write). [`Disk::rename`] is atomic and durable on return
-/// (production syncs the directory).
+/// Contract (what the Raft storage relies on), as POSIX gives it on a real filesystem:
+/// - Bytes written are visible to later reads at once but are durable only after [`Disk::sync`]
+///   on that file returns; a crash may drop any unsynced suffix (and the simulator may tear the
+///   last write).
+/// - Names are durable apart from bytes: a file created (by `write` or `append`), renamed or
+///   removed is visible at once, but the change survives a crash only after [`Disk::sync_dir`]
+///   returns. Until then a crash may bring back the directory as it was at the last `sync_dir`
+///   (a new file gone, a renamed-over or removed file back with its synced bytes). Use
+///   [`replace_durably`] for the write-tmp, sync, rename, sync-directory sequence.
 #[async_trait]
 pub trait Disk: Send + Sync + 'static {
     /// Reads a whole file; `Ok(None)` if it does not exist.
     async fn read(&self, path: &str) -> std::io::Result<Option<Vec<u8>>>;
-    /// Appends bytes to a file, creating it if missing. Not durable until `sync`.
+    /// Appends bytes to a file, creating it if missing. Not durable until `sync` (and, for a new
+    /// file, `sync_dir`).
     async fn append(&self, path: &str, bytes: &[u8]) -> std::io::Result<()>;
-    /// Replaces the file's contents (create or truncate, then write). Not durable until `sync`.
+    /// Replaces the file's contents (create or truncate, then write). Not durable until `sync`
+    /// (and, for a new file, `sync_dir`).
     async fn write(&self, path: &str, bytes: &[u8]) -> std::io::Result<()>;
     /// Truncates a file to `len` bytes. Not durable until `sync`.
     async fn truncate(&self, path: &str, len: u64) -> std::io::Result<()>;
-    /// Makes everything written to `path` so far durable (fsync).
+    /// Makes everything written to `path` so far durable (fsync). Does not make its name durable.
     async fn sync(&self, path: &str) -> std::io::Result<()>;
-    /// Atomically renames `from` to `to`, replacing `to`; durable on return.
+    /// Atomically renames `from` to `to`, replacing `to`: a reader sees the old or the new file,
+    /// never neither. Durable only after [`Disk::sync_dir`]; a crash before it may leave `from`
+    /// and the old `to` in place.
     async fn rename(&self, from: &str, to: &str) -> std::io::Result<()>;
-    /// Removes a file if present; durable on return.
+    /// Removes a file if present. Durable only after [`Disk::sync_dir`].
     async fn remove(&self, path: &str) -> std::io::Result<()>;
+    /// Makes the data directory's current set of names durable (fsync of the directory): every
+    /// create, rename and remove done before the call survives a crash once it returns. Costs one
+    /// flush to stable media, like [`Disk::sync`].
+    async fn sync_dir(&self) -> std::io::Result<()>;
+}
+
+/// Replaces `dst` with `bytes` so that a crash at any point leaves either its old or its new
+/// contents, and the new contents survive any crash once this returns: write `tmp`, sync it,
+/// rename it over `dst`, sync the directory. Also makes durable any earlier rename or remove
+/// (the directory sync covers the whole namespace). `tmp` must be used by one writer at a time.
+/// Errors: any I/O failure; `dst` is then old or new, never torn.
+pub async fn replace_durably(disk: &dyn Disk, tmp: &str, dst: &str, bytes: &[u8]) -> std::io::Result<()> {
+    debug_assert!(tmp != dst, "replacing {dst} through itself is not atomic");
+    disk.write(tmp, bytes).await?;
+    disk.sync(tmp).await?;
+    disk.rename(tmp, dst).await?;
+    disk.sync_dir().await
+}
+
+/// The deliberate bug `non-durable-rename` (`BugSwitches::non_durable_rename`): wraps a disk so
+/// that `sync_dir` returns without syncing. [`replace_durably`] is its only caller, so every
+/// atomic replacement then renames without making the rename durable, and a crash can bring back
+/// the old file, or take away a file created since the last real directory sync.
+pub struct SkipDirSync(pub Arc<dyn Disk>);
+
+#[async_trait]
+impl Disk for SkipDirSync {
+    async fn read(&self, path: &str) -> std::io::Result<Option<Vec<u8>>> {
+        self.0.read(path).await
+    }
+    async fn append(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.append(path, bytes).await
+    }
+    async fn write(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.write(path, bytes).await
+    }
+    async fn truncate(&self, path: &str, len: u64) -> std::io::Result<()> {
+        self.0.truncate(path, len).await
+    }
+    async fn sync(&self, path: &str) -> std::io::Result<()> {
+        self.0.sync(path).await
+    }
+    async fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
+        self.0.rename(from, to).await
+    }
+    async fn remove(&self, path: &str) -> std::io::Result<()> {
+        self.0.remove(path).await
+    }
+    async fn sync_dir(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Receives the agent's compact trace: one typed event per notable change (Raft role changes,

@@ -102,9 +102,6 @@ impl FileDisk {
     fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }
-    async fn sync_dir(&self) -> std::io::Result<()> {
-        tokio::fs::File::open(&self.root).await?.sync_all().await
-    }
 }
 
 #[async_trait]
@@ -135,15 +132,19 @@ impl Disk for FileDisk {
         f.sync_all().await
     }
     async fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
-        tokio::fs::rename(self.path(from), self.path(to)).await?;
-        self.sync_dir().await
+        tokio::fs::rename(self.path(from), self.path(to)).await
     }
     async fn remove(&self, path: &str) -> std::io::Result<()> {
         match tokio::fs::remove_file(self.path(path)).await {
-            Ok(()) => self.sync_dir().await,
+            Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
+    }
+    /// Opens the data directory read-only and fsyncs it (Linux and the BSDs accept `fsync` on a
+    /// directory descriptor; it flushes the directory's entries).
+    async fn sync_dir(&self) -> std::io::Result<()> {
+        tokio::fs::File::open(&self.root).await?.sync_all().await
     }
 }
 

@@ -5,7 +5,7 @@
 //! and writes `raft-format`. A data dir with Raft files but no marker is format 1: it is refused
 //! at start with a message that says what to do, rather than misread.
 
-use crate::io::Disk;
+use crate::io::{replace_durably, Disk};
 use crate::raft::log_store::{LOG_FILE, VOTE_FILE};
 use crate::raft::snapshot_file::SNAPSHOT_FILE;
 
@@ -41,9 +41,7 @@ pub async fn ensure_format(disk: &dyn Disk) -> Result<(), String> {
                 }
             }
             let marker = format!("{DATA_FORMAT_VERSION}\n");
-            disk.write(FORMAT_TMP_FILE, marker.as_bytes()).await.map_err(io)?;
-            disk.sync(FORMAT_TMP_FILE).await.map_err(io)?;
-            disk.rename(FORMAT_TMP_FILE, FORMAT_FILE).await.map_err(io)
+            replace_durably(disk, FORMAT_TMP_FILE, FORMAT_FILE, marker.as_bytes()).await.map_err(io)
         }
     }
 }

@@ -5,8 +5,12 @@
 //!   [`LogRecord`]: `Append` an entry, `Truncate` a conflicting suffix, `Purge` a compacted prefix.
 //!   Replaying the records in order rebuilds the log. Every append is synced before openraft is
 //!   told it is flushed, so an acknowledged entry survives a crash.
-//! - `raft/vote`: the current vote, one frame, replaced atomically (write tmp, sync, rename).
+//! - `raft/vote`: the current vote, one frame, replaced atomically and durably
+//!   ([`crate::io::replace_durably`]: write tmp, sync, rename, sync the directory).
 //!   Traced: `vote saved V` once it is durable (when `save_vote` returns), `vote restored V` on open.
+//!
+//! The log file is created empty (and its name made durable) on first open, so an append never
+//! creates it: a synced append to a file whose name a crash could take back would be lost.
 //!
 //! Recovery: a frame cut short at the very end of `raft-log` (the file ends inside its header, or
 //! inside a payload whose checksummed length says it is longer) is a torn write of an entry that
@@ -26,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::{storage_io_error, Entry, LogId, NodeId, StorageError, TypeConfig};
 use crate::codec::{decode, encode, frame, unframe, FrameError};
 use crate::io::trace::{self, Event};
-use crate::io::{Disk, TraceSink};
+use crate::io::{replace_durably, Disk, TraceSink};
 
 pub(crate) const LOG_FILE: &str = "raft-log";
 const LOG_TMP_FILE: &str = "raft-log.tmp";
@@ -165,11 +169,15 @@ impl LogStore {
         node_name: String,
     ) -> Result<(Self, RecoveryReport), StorageError> {
         let vote = read_vote(disk.as_ref()).await?;
-        let bytes = disk
-            .read(LOG_FILE)
-            .await
-            .map_err(|e| storage_io_error(ErrorSubject::Logs, ErrorVerb::Read, e))?
-            .unwrap_or_default();
+        let existing = disk.read(LOG_FILE).await.map_err(|e| storage_io_error(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+        let bytes = match existing {
+            Some(bytes) => bytes,
+            None => {
+                // Create the log durably now: appends sync the file's bytes, never its name.
+                replace_durably(disk.as_ref(), LOG_TMP_FILE, LOG_FILE, &[]).await.map_err(log_w)?;
+                Vec::new()
+            }
+        };
         let (payloads, offset) = split_frames(&bytes).map_err(|e| {
             storage_io_error(ErrorSubject::Logs, ErrorVerb::Read, format!("raft log corrupted ({e}); refusing to start"))
         })?;
@@ -253,9 +261,7 @@ impl LogStore {
             buf.extend(frame(&encode(&LogRecord::Append(e)).map_err(log_w)?));
             count += 1;
         }
-        self.disk.write(LOG_TMP_FILE, &buf).await.map_err(log_w)?;
-        self.disk.sync(LOG_TMP_FILE).await.map_err(log_w)?;
-        self.disk.rename(LOG_TMP_FILE, LOG_FILE).await.map_err(log_w)?;
+        replace_durably(self.disk.as_ref(), LOG_TMP_FILE, LOG_FILE, &buf).await.map_err(log_w)?;
         self.records_in_file = count;
         Ok(())
     }
@@ -331,9 +337,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
         if !self.vote_in_memory {
             let payload = encode(vote).map_err(vote_w)?;
-            self.disk.write(VOTE_TMP_FILE, &frame(&payload)).await.map_err(vote_w)?;
-            self.disk.sync(VOTE_TMP_FILE).await.map_err(vote_w)?;
-            self.disk.rename(VOTE_TMP_FILE, VOTE_FILE).await.map_err(vote_w)?;
+            replace_durably(self.disk.as_ref(), VOTE_TMP_FILE, VOTE_FILE, &frame(&payload)).await.map_err(vote_w)?;
         }
         self.vote = Some(*vote);
         // Traced when openraft is told the vote is durable, which is what a restart must honour.

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::NodeId;
 use crate::codec::{decode, encode, frame, unframe, CodecError, FrameError};
-use crate::io::Disk;
+use crate::io::{replace_durably, Disk};
 use crate::state::snapshot::{list_sections, SnapshotError};
 
 pub(crate) const SNAPSHOT_FILE: &str = "raft-snapshot";
@@ -110,9 +110,7 @@ impl SnapshotWriter {
         let tmp = SNAPSHOT_TMP_FILE;
         let mut bytes = frame(&encode(header)?);
         bytes.extend_from_slice(sections);
-        disk.write(tmp, &bytes).await?;
-        disk.sync(tmp).await?;
-        disk.rename(tmp, SNAPSHOT_FILE).await?;
+        replace_durably(disk, tmp, SNAPSHOT_FILE, &bytes).await?;
         *newest = Some(header.last_index);
         Ok(true)
     }

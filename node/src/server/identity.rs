@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{frame, unframe};
-use crate::io::Disk;
+use crate::io::{replace_durably, Disk};
 use crate::raft::log_store::{LOG_FILE, VOTE_FILE};
 use crate::raft::snapshot_file::SNAPSHOT_FILE;
 use crate::raft::{node_id_for, NodeId};
@@ -77,9 +77,9 @@ pub async fn abandon_storage(disk: &dyn Disk, current: Identity) -> Result<Ident
         }
     }
     let payload = serde_json::to_vec(&next).map_err(|e| e.to_string())?;
-    disk.write(IDENTITY_TMP_FILE, &frame(&payload)).await.map_err(|e| e.to_string())?;
-    disk.sync(IDENTITY_TMP_FILE).await.map_err(|e| e.to_string())?;
-    disk.rename(IDENTITY_TMP_FILE, IDENTITY_FILE).await.map_err(|e| e.to_string())?;
+    // One directory sync makes the moves aside and the new identity durable together: a crash
+    // before it leaves the old generation with its files in place, and recovery runs again.
+    replace_durably(disk, IDENTITY_TMP_FILE, IDENTITY_FILE, &frame(&payload)).await.map_err(|e| e.to_string())?;
     Ok(next)
 }
 
@@ -114,9 +114,7 @@ pub async fn load_or_create_node_uuid(disk: &dyn Disk, seed: u64) -> Result<Stri
     rng.fill_bytes(&mut bytes);
     let id = uuid_v4(bytes);
     let io = |e: std::io::Error| format!("writing {NODE_ID_FILE}: {e}");
-    disk.write(NODE_ID_TMP_FILE, id.as_bytes()).await.map_err(io)?;
-    disk.sync(NODE_ID_TMP_FILE).await.map_err(io)?;
-    disk.rename(NODE_ID_TMP_FILE, NODE_ID_FILE).await.map_err(io)?;
+    replace_durably(disk, NODE_ID_TMP_FILE, NODE_ID_FILE, id.as_bytes()).await.map_err(io)?;
     Ok(id)
 }
 
