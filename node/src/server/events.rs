@@ -32,7 +32,7 @@ pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(30);
 const NAME_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `12.3s`, `4m05s`: a duration as an operator reads it.
-fn human(d: Duration) -> String {
+pub(super) fn human(d: Duration) -> String {
     let secs = d.as_secs();
     if secs < 60 {
         format!("{:.1}s", d.as_secs_f64())

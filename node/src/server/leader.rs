@@ -53,35 +53,38 @@ pub async fn watch_raft_metrics(server: Arc<Server>) {
 /// timeout reports no leader and refuses writes and lease reads ([`Server::leader`]); openraft 0.9
 /// keeps it leader internally, so nothing in the metrics stream marks the moment. This samples
 /// quorum contact every heartbeat while openraft holds this server as leader, and logs the
-/// step-down once and the recovery once (Consul: "failed to contact quorum of nodes, stepping down").
+/// step-down once and the recovery once (Consul: "failed to contact quorum of nodes, stepping
+/// down"). Only a leader that *had* contact in its term can lose it: a server restored as leader
+/// of its old term, or one whose election the metrics watcher has not recorded yet, says nothing.
 pub async fn watch_quorum_contact(server: Arc<Server>) {
     let every = Duration::from_millis(server.config.raft.heartbeat_ms.max(10));
-    let mut stepped_down_at: Option<tokio::time::Instant> = None;
+    // (term, contact held at some point in it, when it was lost).
+    let mut state: Option<(u64, bool, Option<tokio::time::Instant>)> = None;
     let mut rx = server.raft.metrics();
     loop {
         if !server.is_raft_leader() {
-            stepped_down_at = None;
+            state = None;
             if rx.changed().await.is_err() {
                 return;
             }
             continue;
         }
-        match (server.has_quorum_contact(), stepped_down_at) {
-            (false, None) => {
-                let m = rx.borrow().clone();
-                let silent_ms = m.millis_since_quorum_ack;
-                tracing::info!(
-                    term = m.current_term,
-                    last_quorum_ack_ms = ?silent_ms,
-                    "leader lost contact with a quorum: stepping down (no leader reported, writes and lease reads refused)"
-                );
-                stepped_down_at = Some(tokio::time::Instant::now());
+        let term = rx.borrow().current_term;
+        let (_, had_contact, lost_at) = state.get_or_insert((term, false, None));
+        match (server.has_quorum_contact(), *lost_at) {
+            (true, None) => *had_contact = true,
+            (false, None) if *had_contact => {
+                tracing::info!(term, "leader lost contact with a quorum: stepping down (no leader reported, writes and lease reads refused)");
+                *lost_at = Some(tokio::time::Instant::now());
             }
             (true, Some(at)) => {
-                tracing::info!(after = ?at.elapsed(), "leader regained contact with a quorum: serving again");
-                stepped_down_at = None;
+                tracing::info!(term, after = %super::events::human(at.elapsed()), "leader regained contact with a quorum: serving again");
+                *lost_at = None;
             }
             _ => {}
+        }
+        if state.is_some_and(|(t, _, _)| t != term) {
+            state = None;
         }
         tokio::time::sleep(every).await;
     }
