@@ -8,6 +8,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::timeline::esc;
+
 /// One seed's result, as the report shows it.
 #[derive(Clone, Debug)]
 pub struct Case {
@@ -16,24 +18,6 @@ pub struct Case {
     pub wall: Duration,
     /// `None` when the seed passed; else the replay command and the full report.
     pub failure: Option<(String, String)>,
-}
-
-/// Escapes text for XML attribute values and element content.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // XML 1.0 forbids most control characters even escaped.
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push('?'),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Renders `cases` (in sweep order) as JUnit XML, one `testsuite` per scenario in order of first

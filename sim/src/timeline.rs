@@ -37,8 +37,9 @@ font-size:10px;color:#8e44ad;padding-left:2px}.f.live{border-left-color:#2e9d4f;
 table{border-collapse:collapse;margin-top:6px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}\
 .sw{display:inline-block;width:12px;height:10px;margin:0 4px 0 10px}";
 
-/// Escapes text for HTML element content and attribute values.
-fn esc(s: &str) -> String {
+/// Escapes text for HTML or XML element content and attribute values (also used by
+/// [`crate::junit`]). Control characters XML 1.0 forbids even escaped become `?`.
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -47,6 +48,7 @@ fn esc(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push('?'),
             c => out.push(c),
         }
     }

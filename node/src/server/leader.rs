@@ -70,6 +70,9 @@ pub async fn watch_quorum_contact(server: Arc<Server>) {
             continue;
         }
         let term = rx.borrow().current_term;
+        if state.is_some_and(|(t, _, _)| t != term) {
+            state = None;
+        }
         let (_, had_contact, lost_at) = state.get_or_insert((term, false, None));
         match (server.has_quorum_contact(), *lost_at) {
             (true, None) => *had_contact = true,
@@ -82,9 +85,6 @@ pub async fn watch_quorum_contact(server: Arc<Server>) {
                 *lost_at = None;
             }
             _ => {}
-        }
-        if state.is_some_and(|(t, _, _)| t != term) {
-            state = None;
         }
         tokio::time::sleep(every).await;
     }

@@ -64,6 +64,11 @@ pub enum TransferError {
     Failed { target: String, why: String },
 }
 
+/// The last log index the leader knows `id` has replicated (leader's metrics only).
+fn matched_index(m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>, id: NodeId) -> Option<u64> {
+    m.replication.as_ref().and_then(|r| r.get(&id).copied().flatten()).map(|l| l.index)
+}
+
 /// The leader's transfer flag: while set, new writes are refused.
 #[derive(Debug, Default)]
 pub struct TransferState(AtomicBool);
@@ -179,14 +184,11 @@ impl Server {
             Some(t) if voters.contains(&t) => Ok(t),
             Some(t) => Err(TransferError::UnknownTarget(server_id(t))),
             None => {
-                let matched = |id: &NodeId| {
-                    m.replication.as_ref().and_then(|r| r.get(id).copied().flatten()).map(|l| l.index).unwrap_or(0)
-                };
                 // Most caught up first; ties go to the lowest id, so the choice is deterministic.
                 voters
                     .iter()
                     .filter(|id| **id != self.id)
-                    .max_by_key(|id| (matched(id), std::cmp::Reverse(**id)))
+                    .max_by_key(|id| (matched_index(&m, **id).unwrap_or(0), std::cmp::Reverse(**id)))
                     .copied()
                     .ok_or(TransferError::NoOtherVoter)
             }
@@ -202,8 +204,7 @@ impl Server {
             let m = rx
                 .wait_for(|m| {
                     let last = m.last_log_index.unwrap_or(0);
-                    let matched = m.replication.as_ref().and_then(|r| r.get(&target).copied().flatten()).map(|l| l.index);
-                    m.current_leader != Some(me) || matched.is_some_and(|i| i >= last)
+                    m.current_leader != Some(me) || matched_index(m, target).is_some_and(|i| i >= last)
                 })
                 .await;
             m.map(|m| m.current_leader == Some(me))
