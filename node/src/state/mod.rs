@@ -1,12 +1,15 @@
 //! The replicated state store: what Raft applies and what reads see.
 //!
-//! Owns: the [`Store`] of tables with Consul's `index` table ([`store`]), the KV table ([`kv`])
+//! Owns: the [`Store`] of tables with Consul's `index` table ([`store`]), the KV table ([`kv`]),
+//! the catalog's nodes, services and checks ([`catalog`] writes, [`catalog_query`] reads)
 //! and its tombstones ([`graveyard`]), write transactions that apply atomically or roll back
 //! whole ([`txn`]), the watch set that wakes blocking queries only when what they read changed
 //! ([`watch`]), and the per-table snapshot sections ([`snapshot`]). Every mutation is stamped
 //! with the Raft log index that carried it, like Consul's memdb. This module must never do I/O
 //! or know about Raft: it is a pure function of the applied commands.
 
+pub mod catalog;
+pub mod catalog_query;
 pub mod graveyard;
 pub mod kv;
 pub mod snapshot;

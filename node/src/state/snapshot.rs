@@ -12,7 +12,7 @@ use super::graveyard::Graveyard;
 use super::store::Store;
 use super::watch::Table;
 use crate::codec::{decode, encode, frame, unframe, CodecError};
-use crate::structs::DirEntry;
+use crate::structs::{DirEntry, HealthCheck, Node, NodeService};
 
 /// Why snapshot sections could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,8 @@ struct TombstoneRows {
 }
 
 const INDEX_SECTION: &str = "index";
+/// Fine-grained scope indexes (`(table, key, index)` rows; see `Store::scope_index`).
+const SCOPE_INDEX_SECTION: &str = "scope-index";
 
 fn codec(table: &str) -> impl Fn(CodecError) -> SnapshotError + '_ {
     move |source| SnapshotError::Codec { table: table.to_string(), source }
@@ -55,10 +57,22 @@ pub fn encode_sections(store: &Store) -> Result<Vec<u8>, SnapshotError> {
         reaped_max: store.graveyard.reaped_max,
     };
     let index: Vec<(&str, u64)> = store.indexes.iter().map(|(t, i)| (t.name(), *i)).collect();
+    let nodes: Vec<&Node> = store.nodes.values().collect();
+    // Service and check rows carry their node; the key's id is the row's own id.
+    let services: Vec<(&str, &NodeService)> = store.services.iter().map(|((n, _), s)| (n.as_str(), s)).collect();
+    let checks: Vec<&HealthCheck> = store.checks.values().collect();
+    let scopes: Vec<(&str, &str, u64)> = store.scope_indexes.iter().map(|((t, k), i)| (t.name(), k.as_str(), *i)).collect();
+    let section = |table: &str, rows: usize, data: Result<Vec<u8>, CodecError>| -> Result<Section, SnapshotError> {
+        Ok(Section { table: table.into(), rows: rows as u64, data: data.map_err(codec(table))? })
+    };
     let sections = [
         Section { table: Table::Kvs.name().into(), rows: kvs.len() as u64, data: encode(&kvs).map_err(codec("kvs"))? },
         Section { table: Table::Tombstones.name().into(), rows: tombs.tombstones.len() as u64, data: encode(&tombs).map_err(codec("tombstones"))? },
         Section { table: INDEX_SECTION.into(), rows: index.len() as u64, data: encode(&index).map_err(codec(INDEX_SECTION))? },
+        section(Table::Nodes.name(), nodes.len(), encode(&nodes))?,
+        section(Table::Services.name(), services.len(), encode(&services))?,
+        section(Table::Checks.name(), checks.len(), encode(&checks))?,
+        section(SCOPE_INDEX_SECTION, scopes.len(), encode(&scopes))?,
     ];
     let mut out = Vec::new();
     for s in &sections {
@@ -96,12 +110,27 @@ pub fn decode_sections(bytes: &[u8]) -> Result<Store, SnapshotError> {
             INDEX_SECTION => {
                 let rows: Vec<(String, u64)> = decode(&s.data).map_err(codec(INDEX_SECTION))?;
                 for (name, i) in rows {
-                    let table = match name.as_str() {
-                        "kvs" => Table::Kvs,
-                        "tombstones" => Table::Tombstones,
-                        other => return Err(SnapshotError::UnknownTable(other.to_string())),
-                    };
+                    let table = Table::from_name(&name).ok_or(SnapshotError::UnknownTable(name))?;
                     store.indexes.insert(table, i);
+                }
+            }
+            "nodes" => {
+                let rows: Vec<Node> = decode(&s.data).map_err(codec("nodes"))?;
+                store.nodes = rows.into_iter().map(|n| (n.node.clone(), n)).collect();
+            }
+            "services" => {
+                let rows: Vec<(String, NodeService)> = decode(&s.data).map_err(codec("services"))?;
+                store.services = rows.into_iter().map(|(n, s)| ((n, s.id.clone()), s)).collect();
+            }
+            "checks" => {
+                let rows: Vec<HealthCheck> = decode(&s.data).map_err(codec("checks"))?;
+                store.checks = rows.into_iter().map(|c| ((c.node.clone(), c.check_id.clone()), c)).collect();
+            }
+            SCOPE_INDEX_SECTION => {
+                let rows: Vec<(String, String, u64)> = decode(&s.data).map_err(codec(SCOPE_INDEX_SECTION))?;
+                for (name, key, i) in rows {
+                    let table = Table::from_name(&name).ok_or(SnapshotError::UnknownTable(name))?;
+                    store.scope_indexes.insert((table, key), i);
                 }
             }
             other => return Err(SnapshotError::UnknownTable(other.to_string())),
@@ -113,11 +142,13 @@ pub fn decode_sections(bytes: &[u8]) -> Result<Store, SnapshotError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::structs::{KvsOp, KvsRequest, Request, TombstoneReapRequest};
+    use crate::structs::{DeregisterRequest, HealthStatus, KvsOp, KvsRequest, Request, TombstoneReapRequest};
     use proptest::prelude::*;
 
     fn op_strategy() -> impl Strategy<Value = Request> {
         let key = prop::sample::select(vec!["a", "a/b", "a/c", "b", "c/d/e"]);
+        let node = prop::sample::select(vec!["n1", "n2"]);
+        let svc = prop::sample::select(vec!["s1", "s2"]);
         prop_oneof![
             (key.clone(), prop::collection::vec(any::<u8>(), 0..8), any::<u64>()).prop_map(|(k, v, f)| Request::Kvs(
                 KvsRequest { op: KvsOp::Set, dir_ent: DirEntry { flags: f, ..DirEntry::new(k, v) } }
@@ -129,6 +160,11 @@ mod tests {
             key.clone().prop_map(|k| Request::Kvs(KvsRequest { op: KvsOp::Delete, dir_ent: DirEntry::new(k, vec![]) })),
             key.prop_map(|k| Request::Kvs(KvsRequest { op: KvsOp::DeleteTree, dir_ent: DirEntry::new(k, vec![]) })),
             (0u64..20).prop_map(|i| Request::TombstoneReap(TombstoneReapRequest { reap_index: i })),
+            (node.clone(), svc.clone(), any::<bool>()).prop_map(|(n, s, passing)| {
+                let status = if passing { HealthStatus::Passing } else { HealthStatus::Critical };
+                crate::state::catalog::tests::register(n, Some((s, "web")), &[("c", s, status), ("serfHealth", "", status)])
+            }),
+            (node, svc).prop_map(|(n, s)| Request::Deregister(DeregisterRequest { node: n.into(), service_id: s.into(), ..Default::default() })),
         ]
     }
 

@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use super::graveyard::Graveyard;
 use super::txn::WriteTxn;
 use super::watch::{Change, Table};
-use crate::structs::{CommandResult, DirEntry, Request};
+use super::txn::NodeRowKey;
+use crate::structs::{CommandResult, DirEntry, HealthCheck, Node, NodeService, Request};
 
 /// Every replicated table. Cloned only to take a snapshot; compared in tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,6 +25,16 @@ pub struct Store {
     pub(super) graveyard: Graveyard,
     /// Consul's `index` table: the newest Raft index that changed each table.
     pub(super) indexes: BTreeMap<Table, u64>,
+    /// Catalog nodes by name.
+    pub(super) nodes: BTreeMap<String, Node>,
+    /// Service instances by (node, service id).
+    pub(super) services: BTreeMap<NodeRowKey, NodeService>,
+    /// Health checks by (node, check id).
+    pub(super) checks: BTreeMap<NodeRowKey, HealthCheck>,
+    /// Fine-grained indexes: `(Nodes, node)` moves on any change to a node, its services or
+    /// checks; `(Services, name)` on any change to an instance of that service or its health
+    /// (Consul keeps `service.<name>` entries in its index table; here also per node).
+    pub(super) scope_indexes: BTreeMap<(Table, String), u64>,
 }
 
 impl Store {
@@ -50,6 +61,8 @@ impl Store {
         let mut txn = self.txn(index);
         let result = match req {
             Request::Kvs(r) => CommandResult::Kvs { ok: txn.kvs_apply(r), index },
+            Request::Register(r) => CommandResult::Catalog { error: txn.ensure_registration(r).err(), index },
+            Request::Deregister(r) => CommandResult::Catalog { error: txn.deregister(r).err(), index },
             Request::TombstoneReap(r) => CommandResult::TombstoneReap { reaped: txn.reap_tombstones(r.reap_index), index },
             Request::Ignored(_) => CommandResult::None { index },
         };
@@ -74,6 +87,12 @@ impl Store {
 
     /// Table names with their row counts, for snapshots and `inspect`.
     pub fn table_sizes(&self) -> Vec<(Table, usize)> {
-        vec![(Table::Kvs, self.kvs.len()), (Table::Tombstones, self.graveyard.len())]
+        vec![
+            (Table::Kvs, self.kvs.len()),
+            (Table::Tombstones, self.graveyard.len()),
+            (Table::Nodes, self.nodes.len()),
+            (Table::Services, self.services.len()),
+            (Table::Checks, self.checks.len()),
+        ]
     }
 }

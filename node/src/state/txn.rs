@@ -7,11 +7,18 @@
 
 use super::store::Store;
 use super::watch::{Change, Table};
-use crate::structs::DirEntry;
+use crate::structs::{DirEntry, HealthCheck, Node, NodeService};
+
+/// A catalog row's key: (node name, service or check id).
+pub(super) type NodeRowKey = (String, String);
 
 /// How to put one mutated thing back.
 enum Undo {
     KvRow { key: String, prev: Option<DirEntry> },
+    Node { key: String, prev: Option<Node> },
+    Service { key: NodeRowKey, prev: Option<NodeService> },
+    Check { key: NodeRowKey, prev: Option<HealthCheck> },
+    ScopeIndex { key: (Table, String), prev: Option<u64> },
     Tombstone { key: String, prev: Option<u64> },
     ReapedMax { prev: u64 },
     TableIndex { table: Table, prev: Option<u64> },
@@ -54,7 +61,13 @@ impl<'a> WriteTxn<'a> {
             self.undo.push(Undo::TableIndex { table, prev });
             self.store.indexes.insert(table, self.index);
         }
-        self.changes.push(Change { table, key: key.to_string() });
+        self.changes.push(Change::row(table, key));
+    }
+
+    /// Records that row `key` of `table` changed in scope only (see [`Change::wakes_table`]),
+    /// without moving the table's index.
+    pub(super) fn touch(&mut self, table: Table, key: &str) {
+        self.changes.push(Change { table, key: key.to_string(), wakes_table: false });
     }
 
     /// Inserts or replaces a KV row.
@@ -71,6 +84,47 @@ impl<'a> WriteTxn<'a> {
             self.undo.push(Undo::KvRow { key: key.to_string(), prev: prev.clone() });
         }
         prev
+    }
+
+    /// Inserts (`Some`) or removes (`None`) a catalog node row; returns the previous row.
+    pub(super) fn set_node(&mut self, key: &str, row: Option<Node>) -> Option<Node> {
+        let prev = match row {
+            Some(r) => self.store.nodes.insert(key.to_string(), r),
+            None => self.store.nodes.remove(key),
+        };
+        self.undo.push(Undo::Node { key: key.to_string(), prev: prev.clone() });
+        prev
+    }
+
+    /// Inserts (`Some`) or removes (`None`) a service instance row; returns the previous row.
+    pub(super) fn set_service(&mut self, key: &NodeRowKey, row: Option<NodeService>) -> Option<NodeService> {
+        let prev = match row {
+            Some(r) => self.store.services.insert(key.clone(), r),
+            None => self.store.services.remove(key),
+        };
+        self.undo.push(Undo::Service { key: key.clone(), prev: prev.clone() });
+        prev
+    }
+
+    /// Inserts (`Some`) or removes (`None`) a check row; returns the previous row.
+    pub(super) fn set_check(&mut self, key: &NodeRowKey, row: Option<HealthCheck>) -> Option<HealthCheck> {
+        let prev = match row {
+            Some(r) => self.store.checks.insert(key.clone(), r),
+            None => self.store.checks.remove(key),
+        };
+        self.undo.push(Undo::Check { key: key.clone(), prev: prev.clone() });
+        prev
+    }
+
+    /// Moves the fine-grained index of one scope (a node, or a service name) to this
+    /// transaction's index, and wakes its watchers (see [`Store::scope_index`]).
+    pub(super) fn bump_scope(&mut self, table: Table, key: &str) {
+        let k = (table, key.to_string());
+        let prev = self.store.scope_indexes.insert(k.clone(), self.index);
+        if prev != Some(self.index) {
+            self.undo.push(Undo::ScopeIndex { key: k, prev });
+        }
+        self.touch(table, key);
     }
 
     /// Sets (`Some`) or clears (`None`) the tombstone of `key`.
@@ -102,6 +156,10 @@ impl<'a> WriteTxn<'a> {
                 Undo::KvRow { key, prev: None } => {
                     self.store.kvs.remove(&key);
                 }
+                Undo::Node { key, prev } => restore(&mut self.store.nodes, key, prev),
+                Undo::Service { key, prev } => restore(&mut self.store.services, key, prev),
+                Undo::Check { key, prev } => restore(&mut self.store.checks, key, prev),
+                Undo::ScopeIndex { key, prev } => restore(&mut self.store.scope_indexes, key, prev),
                 Undo::Tombstone { key, prev: Some(i) } => {
                     self.store.graveyard.tombstones.insert(key, i);
                 }
@@ -118,6 +176,18 @@ impl<'a> WriteTxn<'a> {
             }
         }
         self.changes.clear();
+    }
+}
+
+/// Puts `key` back to `prev` (present or absent) in `map`.
+fn restore<K: Ord, V>(map: &mut std::collections::BTreeMap<K, V>, key: K, prev: Option<V>) {
+    match prev {
+        Some(v) => {
+            map.insert(key, v);
+        }
+        None => {
+            map.remove(&key);
+        }
     }
 }
 

@@ -26,6 +26,14 @@ pub enum Table {
     Kvs,
     /// KV delete tombstones (Consul `tombstones`).
     Tombstones,
+    /// Catalog nodes (Consul `nodes`). Row watches are per node name and fire on any change to
+    /// the node, its services or its checks.
+    Nodes,
+    /// Catalog service instances (Consul `services`). Row watches are per service *name* and fire
+    /// when an instance of it, or the health of one, changes.
+    Services,
+    /// Catalog health checks (Consul `checks`).
+    Checks,
 }
 
 impl Table {
@@ -34,7 +42,15 @@ impl Table {
         match self {
             Table::Kvs => "kvs",
             Table::Tombstones => "tombstones",
+            Table::Nodes => "nodes",
+            Table::Services => "services",
+            Table::Checks => "checks",
         }
+    }
+
+    /// The table named `name` (as [`Table::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Table> {
+        [Table::Kvs, Table::Tombstones, Table::Nodes, Table::Services, Table::Checks].into_iter().find(|t| t.name() == name)
     }
 }
 
@@ -54,6 +70,17 @@ pub enum WatchKey {
 pub struct Change {
     pub table: Table,
     pub key: String,
+    /// `false` when only a row's *scope* changed, not the table: a check changed the health of
+    /// service `key`, so watchers of that service wake, but watchers of the whole `services`
+    /// table (whose index did not move) do not.
+    pub wakes_table: bool,
+}
+
+impl Change {
+    /// A change to row `key` of `table` (and so to the table).
+    pub fn row(table: Table, key: impl Into<String>) -> Self {
+        Self { table, key: key.into(), wakes_table: true }
+    }
 }
 
 /// Registry of outstanding watches.
@@ -111,7 +138,9 @@ impl WatchSet {
         };
         let mut tables = std::collections::BTreeSet::new();
         for c in changes {
-            tables.insert(c.table);
+            if c.wakes_table {
+                tables.insert(c.table);
+            }
             wake(&WatchKey::Row(c.table, c.key.clone()));
             for (end, _) in c.key.char_indices().chain(std::iter::once((c.key.len(), ' '))) {
                 wake(&WatchKey::Prefix(c.table, c.key[..end].to_string()));
@@ -136,7 +165,7 @@ mod tests {
     use super::*;
 
     fn kv(key: &str) -> Vec<Change> {
-        vec![Change { table: Table::Kvs, key: key.into() }]
+        vec![Change::row(Table::Kvs, key)]
     }
 
     async fn is_woken(ws: &WatchSet, key: WatchKey, change: &[Change]) -> bool {
@@ -161,8 +190,17 @@ mod tests {
         assert!(!is_woken(&ws, WatchKey::Prefix(Table::Kvs, "app/".into()), &kv("other/x")).await);
         assert!(is_woken(&ws, WatchKey::Prefix(Table::Kvs, "app/".into()), &kv("app/x/y")).await);
         assert!(is_woken(&ws, WatchKey::Table(Table::Kvs), &kv("z")).await);
-        let tomb = vec![Change { table: Table::Tombstones, key: "app/x".into() }];
+        let tomb = vec![Change::row(Table::Tombstones, "app/x")];
         assert!(!is_woken(&ws, WatchKey::Prefix(Table::Kvs, "app/".into()), &tomb).await);
+    }
+
+    #[tokio::test]
+    async fn a_scope_change_wakes_its_row_but_not_its_table() {
+        let ws = WatchSet::default();
+        let health = vec![Change { table: Table::Services, key: "web".into(), wakes_table: false }];
+        assert!(is_woken(&ws, WatchKey::Row(Table::Services, "web".into()), &health).await);
+        assert!(!is_woken(&ws, WatchKey::Table(Table::Services), &health).await);
+        assert!(!is_woken(&ws, WatchKey::Row(Table::Services, "db".into()), &health).await);
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::catalog::{DeregisterRequest, RegisterRequest};
 use super::kvs::KvsRequest;
 use crate::codec::{decode, encode, CodecError};
 
@@ -18,6 +19,10 @@ use crate::codec::{decode, encode, CodecError};
 pub struct MessageType(pub u8);
 
 impl MessageType {
+    /// `RegisterRequestType`: a catalog registration (Consul: 0).
+    pub const REGISTER: Self = Self(0);
+    /// `DeregisterRequestType`: a catalog deregistration (Consul: 1).
+    pub const DEREGISTER: Self = Self(1);
     /// `KVSRequestType`: a KV write (Consul: 2).
     pub const KVS: Self = Self(2);
     /// `TombstoneRequestType`: reap KV tombstones (Consul: 5).
@@ -61,6 +66,8 @@ pub struct TombstoneReapRequest {
 /// A decoded command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
+    Register(RegisterRequest),
+    Deregister(DeregisterRequest),
     Kvs(KvsRequest),
     TombstoneReap(TombstoneReapRequest),
     /// A type this build does not know but that is flagged ignorable: applied as a no-op.
@@ -87,6 +94,14 @@ impl Command {
     pub fn kvs(req: &KvsRequest) -> Result<Self, CodecError> {
         Self::build(MessageType::KVS, req)
     }
+    /// A catalog registration. Errors: the request cannot be encoded.
+    pub fn register(req: &RegisterRequest) -> Result<Self, CodecError> {
+        Self::build(MessageType::REGISTER, req)
+    }
+    /// A catalog deregistration. Errors: the request cannot be encoded.
+    pub fn deregister(req: &DeregisterRequest) -> Result<Self, CodecError> {
+        Self::build(MessageType::DEREGISTER, req)
+    }
     /// A tombstone reap. Errors: the request cannot be encoded.
     pub fn tombstone_reap(req: &TombstoneReapRequest) -> Result<Self, CodecError> {
         Self::build(MessageType::TOMBSTONE, req)
@@ -95,7 +110,7 @@ impl Command {
     /// Decodes the body by type. Errors: see [`CommandError`].
     pub fn decode(&self) -> Result<Request, CommandError> {
         let t = self.msg_type;
-        let known = matches!(t.base(), 2 | 5);
+        let known = matches!(t.base(), 0 | 1 | 2 | 5);
         if !known {
             return if t.ignorable() { Ok(Request::Ignored(t)) } else { Err(CommandError::UnknownType(t.0)) };
         }
@@ -104,6 +119,8 @@ impl Command {
         }
         let body_err = |e: CodecError| CommandError::Body { msg_type: t.0, reason: e.to_string() };
         match t.base() {
+            0 => Ok(Request::Register(decode(&self.body).map_err(body_err)?)),
+            1 => Ok(Request::Deregister(decode(&self.body).map_err(body_err)?)),
             2 => Ok(Request::Kvs(decode(&self.body).map_err(body_err)?)),
             _ => Ok(Request::TombstoneReap(decode(&self.body).map_err(body_err)?)),
         }
@@ -114,6 +131,21 @@ impl std::fmt::Display for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.decode() {
             Ok(Request::Kvs(r)) => write!(f, "{r}"),
+            Ok(Request::Register(r)) => {
+                write!(f, "register node {}", r.node)?;
+                if let Some(s) = &r.service {
+                    write!(f, " service {}", s.id)?;
+                }
+                for c in &r.checks {
+                    write!(f, " check {}={}", c.check_id, c.status.as_str())?;
+                }
+                Ok(())
+            }
+            Ok(Request::Deregister(r)) => match (r.service_id.as_str(), r.check_id.as_str()) {
+                ("", "") => write!(f, "deregister node {}", r.node),
+                ("", c) => write!(f, "deregister check {c} on {}", r.node),
+                (s, _) => write!(f, "deregister service {s} on {}", r.node),
+            },
             Ok(Request::TombstoneReap(r)) => write!(f, "reap tombstones <= {}", r.reap_index),
             Ok(Request::Ignored(t)) => write!(f, "ignored type {}", t.0),
             Err(e) => write!(f, "undecodable: {e}"),
@@ -127,6 +159,9 @@ pub enum CommandResult {
     /// A KV write: Consul answers with a bare `true`/`false` (`false` when a CAS failed and the
     /// write changed nothing).
     Kvs { ok: bool, index: u64 },
+    /// A catalog write: `error` is why it was refused as a whole (e.g. a check for a service the
+    /// node does not have: Consul's "Missing service registration"); nothing changed then.
+    Catalog { error: Option<String>, index: u64 },
     /// Tombstones reaped.
     TombstoneReap { reaped: u64, index: u64 },
     /// A blank or membership entry, or an ignorable unknown type: nothing changed.
@@ -143,15 +178,17 @@ impl CommandResult {
     /// The Raft log index the entry was applied at.
     pub fn index(&self) -> u64 {
         match self {
-            CommandResult::Kvs { index, .. } | CommandResult::TombstoneReap { index, .. } | CommandResult::None { index } => {
-                *index
-            }
+            CommandResult::Kvs { index, .. }
+            | CommandResult::Catalog { index, .. }
+            | CommandResult::TombstoneReap { index, .. }
+            | CommandResult::None { index } => *index,
         }
     }
     /// Whether the write took effect (a failed CAS is `false`).
     pub fn ok(&self) -> bool {
         match self {
             CommandResult::Kvs { ok, .. } => *ok,
+            CommandResult::Catalog { error, .. } => error.is_none(),
             _ => true,
         }
     }

@@ -1,14 +1,19 @@
 //! Wire types shared by the HTTP API, server RPC and the state store (Consul's `agent/structs`).
 //!
-//! Owns: Raft commands with their message type and version ([`command`]), the KV request and
+//! Owns: catalog and health shapes ([`catalog`]), Raft commands with their message type and version ([`command`]), the KV request and
 //! result shapes ([`kvs`]), and the blocking-query options and metadata every read carries
 //! ([`query`]). Every layer imports these; none of them imports another layer's types, which is
 //! what keeps HTTP → server core → state/raft free of cycles. This module does no I/O.
 
+pub mod catalog;
 pub mod command;
 pub mod kvs;
 pub mod query;
 
+pub use catalog::{
+    CatalogQuery, CheckServiceNode, DeregisterRequest, HealthCheck, HealthStatus, Indexed, Meta, Node, NodeService, NodeServices,
+    RegisterRequest, ServiceNode, Weights,
+};
 pub use command::{Command, CommandError, CommandResult, MessageType, Request, TombstoneReapRequest};
 pub use kvs::{DirEntry, IndexedDirEntries, IndexedKeyList, KeyListRequest, KeyRequest, KvsOp, KvsRequest};
 pub use query::{Consistency, QueryError, QueryMeta, QueryOptions, WriteError};
