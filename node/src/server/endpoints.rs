@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::bootstrap::{HelloResponse, JoinRequest};
+use super::catalog::*;
 use super::forward::Forwarded;
 use super::kvs::{KVS_APPLY, KVS_GET, KVS_LIST, KVS_LIST_KEYS};
 use super::{PeerInfo, Server};
@@ -39,7 +40,8 @@ pub const SERVER_LEAVE: &str = "Server.Leave";
 pub const RAFT_TIMEOUT_NOW: &str = "Raft.TimeoutNow";
 pub const OPERATOR_TRANSFER_LEADER: &str = "Operator.TransferLeader";
 
-/// Every method this server answers (bounds the RPC metrics' label set).
+/// Every method this server answers but the catalog's ([`CATALOG_METHODS`]); together they bound
+/// the RPC metrics' label set.
 pub const METHODS: [&str; 15] = [
     RAFT_APPEND_ENTRIES, RAFT_VOTE, RAFT_INSTALL_SNAPSHOT, RAFT_TIMEOUT_NOW, KVS_APPLY, KVS_GET, KVS_LIST,
     KVS_LIST_KEYS, STATUS_LEADER, STATUS_PEERS, SERVER_HELLO, SERVER_JOIN, SERVER_LEAVE, OPERATOR_TRANSFER_LEADER,
@@ -94,6 +96,24 @@ impl RpcHandler for Server {
             KVS_GET => typed(&body, |r: Forwarded<_>| self.kvs_get(r.args, r.forwarded)).await,
             KVS_LIST => typed(&body, |r: Forwarded<_>| self.kvs_list(r.args, r.forwarded)).await,
             KVS_LIST_KEYS => typed(&body, |r: Forwarded<_>| self.kvs_list_keys(r.args, r.forwarded)).await,
+            // Forwarded catalog writes answer with the raw write result; the forwarding server
+            // turns a refusal into its error.
+            CATALOG_REGISTER => typed(&body, |r: Forwarded<crate::structs::RegisterRequest>| {
+                self.apply_write(CATALOG_REGISTER, r.args, r.forwarded, crate::structs::Command::register)
+            })
+            .await,
+            CATALOG_DEREGISTER => typed(&body, |r: Forwarded<crate::structs::DeregisterRequest>| {
+                self.apply_write(CATALOG_DEREGISTER, r.args, r.forwarded, crate::structs::Command::deregister)
+            })
+            .await,
+            CATALOG_LIST_NODES => typed(&body, |r: Forwarded<_>| self.catalog_list_nodes(r.args, r.forwarded)).await,
+            CATALOG_LIST_SERVICES => typed(&body, |r: Forwarded<_>| self.catalog_list_services(r.args, r.forwarded)).await,
+            CATALOG_SERVICE_NODES => typed(&body, |r: Forwarded<_>| self.catalog_service_nodes(r.args, r.forwarded)).await,
+            CATALOG_NODE_SERVICES => typed(&body, |r: Forwarded<_>| self.catalog_node_services(r.args, r.forwarded)).await,
+            HEALTH_NODE_CHECKS => typed(&body, |r: Forwarded<_>| self.health_node_checks(r.args, r.forwarded)).await,
+            HEALTH_SERVICE_CHECKS => typed(&body, |r: Forwarded<_>| self.health_service_checks(r.args, r.forwarded)).await,
+            HEALTH_CHECKS_IN_STATE => typed(&body, |r: Forwarded<_>| self.health_checks_in_state(r.args, r.forwarded)).await,
+            HEALTH_SERVICE_NODES => typed(&body, |r: Forwarded<_>| self.health_service_nodes(r.args, r.forwarded)).await,
             STATUS_LEADER => typed(&body, |()| async { self.leader().map(|(_, a)| a).unwrap_or_default() }).await,
             STATUS_PEERS => typed(&body, |()| async { self.voter_addrs() }).await,
             SERVER_HELLO => typed(&body, |peer: PeerInfo| self.hello(peer)).await,
@@ -111,7 +131,7 @@ impl RpcHandler for Server {
     }
 
     fn observe(&self, method: &str, ok: bool) {
-        let label = METHODS.iter().find(|m| **m == method).copied().unwrap_or("unknown");
+        let label = METHODS.iter().chain(CATALOG_METHODS.iter()).find(|m| **m == method).copied().unwrap_or("unknown");
         self.telemetry.metrics.rpc(label, !ok);
     }
 }

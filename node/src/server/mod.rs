@@ -4,7 +4,7 @@
 //! Owns: opening the core from disk ([`Server::open`]), the leader's view of itself (leader
 //! lease, quorum contact, stepping down), the write path ([`write`]), the read path with
 //! consistency modes and blocking queries over any table ([`read`]), forwarding
-//! ([`forward`]), the named RPC endpoints ([`endpoints`], [`kvs`]), the leader's background
+//! ([`forward`]), the named RPC endpoints ([`endpoints`], [`kvs`], [`catalog`]), the leader's background
 //! duties ([`leader`]), bootstrap and joining ([`bootstrap`]), membership changes
 //! ([`membership`]) and recovery from corrupted storage ([`identity`]).
 //!
@@ -12,6 +12,7 @@
 //! `agent`; the agent starts it and binds its ports.
 
 pub mod bootstrap;
+pub mod catalog;
 pub mod endpoints;
 pub mod events;
 pub mod forward;
