@@ -77,6 +77,10 @@ pub struct BugSwitches {
     /// Replace files (vote, log compaction, snapshot, identity, format marker) without syncing the
     /// directory after the rename, so a crash can undo the rename or the file's creation.
     pub non_durable_rename: bool,
+    /// Apply a catalog re-registration whose check differs from the stored one only in its status
+    /// as if nothing changed (a definition comparison that forgot the status), so health flips
+    /// are lost while the service row moves on.
+    pub check_status_ignored: bool,
 }
 
 /// Everything an agent needs to start.

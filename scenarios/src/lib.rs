@@ -10,6 +10,7 @@ mod clock_drift;
 mod crash_restart;
 mod disk_corruption;
 mod flapping_partitions;
+mod health_flap;
 mod leader_isolation;
 mod leader_transfer;
 mod majorities_ring;
@@ -43,6 +44,9 @@ pub struct Params {
 pub enum WorkloadKind {
     /// Reads, writes, CAS and deletes on a few KV keys, each checked as a linearizable register.
     KvRegister,
+    /// Catalog registrations (service plus health check), deregistrations and
+    /// `/v1/health/service` reads, each instance checked as a linearizable register.
+    Catalog,
 }
 
 impl WorkloadKind {
@@ -50,11 +54,13 @@ impl WorkloadKind {
     pub fn name(self) -> &'static str {
         match self {
             WorkloadKind::KvRegister => "kv-register",
+            WorkloadKind::Catalog => "catalog-register",
         }
     }
 }
 
 const KV: WorkloadKind = WorkloadKind::KvRegister;
+const CATALOG: WorkloadKind = WorkloadKind::Catalog;
 
 /// A scenario: name, one-line description, schedule builder (which may describe what it chose
 /// from the seed in [`Schedule::options`]), and the workload its clients run.
@@ -82,6 +88,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "bridge", about: "two halves joined only through one server (Jepsen)", build: bridge::build, workload: KV },
     Scenario { name: "one-way", about: "asymmetric partitions: messages flow one way only", build: one_way::build, workload: KV },
     Scenario { name: "slow-lossy", about: "high latency, jitter and lossy links on random servers", build: slow_lossy::build, workload: KV },
+    Scenario { name: "health-flap", about: "catalog registrations with flapping health checks under partitions, leader isolation and crashes", build: health_flap::build, workload: CATALOG },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 
@@ -119,7 +126,7 @@ mod tests {
     #[test]
     fn crash_style_scenarios_restart_every_crashed_server() {
         let p = Params { servers: 3, fault_phase: Duration::from_secs(60) };
-        for name in ["crash-restart", "rolling-restart", "disk-corruption", "leader-transfer"] {
+        for name in ["crash-restart", "rolling-restart", "disk-corruption", "leader-transfer", "health-flap"] {
             let sc = find(name).expect("registered");
             let s = (sc.build)(&mut ChaCha8Rng::seed_from_u64(3), &p);
             let crashes = s.events().iter().filter(|(_, f)| matches!(f, Fault::Crash(_) | Fault::CrashTorn(_))).count();

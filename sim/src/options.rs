@@ -33,6 +33,9 @@ pub enum Bug {
     /// Files replaced by rename without syncing the directory, so a crash can undo the rename
     /// (caught by `crash-restart`).
     NonDurableRename,
+    /// A catalog re-registration whose check changed only its status is applied as if nothing
+    /// changed, so health flips are lost (caught by `health-flap`).
+    CheckStatusIgnored,
 }
 
 impl Bug {
@@ -47,6 +50,7 @@ impl Bug {
             Bug::VoteInMemory => "vote-in-memory",
             Bug::DoubleApply => "double-apply",
             Bug::NonDurableRename => "non-durable-rename",
+            Bug::CheckStatusIgnored => "check-status-ignored",
         }
     }
 }
@@ -107,6 +111,7 @@ impl RunOptions {
             transfer_keeps_lease: self.bugs.contains(&Bug::TransferKeepsLease),
             vote_in_memory: self.bugs.contains(&Bug::VoteInMemory),
             double_apply: self.bugs.contains(&Bug::DoubleApply),
+            check_status_ignored: self.bugs.contains(&Bug::CheckStatusIgnored),
             non_durable_rename: self.bugs.contains(&Bug::NonDurableRename),
         }
     }

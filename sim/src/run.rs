@@ -208,7 +208,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
                 world.apply(&mut sim, &Fault::AddServer(nemesis::Target::server(i)));
             }
             // Every server must serve again, including one that rejoined after disk corruption.
-            let final_reads = (keys.clone(), history.clone());
+            let final_reads = workload.final_reads(http_addrs[0], keys.clone(), history.clone());
             let probe = liveness_probe(http_addrs.clone(), now, liveness_deadline, live_at.clone(), final_reads);
             sim.client(nemesis::hosts::LIVENESS, probe);
             world.add_client(nemesis::hosts::LIVENESS);

@@ -36,6 +36,10 @@ pub trait Workload {
     fn client(&self, spec: ClientSpec) -> Pin<Box<dyn Future<Output = turmoil::Result>>>;
     /// Judges the history: one verdict per independent object (e.g. per key), sorted by name.
     fn check(&self, history: &History, budget_per_object: Duration) -> Vec<(String, Verdict)>;
+    /// After the cluster proved live: read every object once through `server` with `?consistent`
+    /// and record the reads as client 0, so the oracles can check that acknowledged writes
+    /// survived everything.
+    fn final_reads(&self, server: SocketAddr, keys: Vec<String>, history: Rc<RefCell<History>>) -> Pin<Box<dyn Future<Output = ()>>>;
 }
 
 /// The KV register workload (see the module docs).
@@ -51,12 +55,16 @@ impl Workload for KvRegister {
     fn check(&self, history: &History, budget_per_object: Duration) -> Vec<(String, Verdict)> {
         checker::check_history(history, budget_per_object)
     }
+    fn final_reads(&self, server: SocketAddr, keys: Vec<String>, history: Rc<RefCell<History>>) -> Pin<Box<dyn Future<Output = ()>>> {
+        Box::pin(final_consistent_reads(server, keys, history))
+    }
 }
 
 /// The workload a scenario's clients run (the KV register for unknown names).
 pub fn for_scenario(scenario: &str) -> Box<dyn Workload> {
     match scenarios::find(scenario).map(|s| s.workload) {
         Some(scenarios::WorkloadKind::KvRegister) | None => Box::new(KvRegister),
+        Some(scenarios::WorkloadKind::Catalog) => Box::new(crate::catalog_workload::CatalogRegister),
     }
 }
 
@@ -72,7 +80,8 @@ pub struct ClientSpec {
     pub history: Rc<RefCell<History>>,
 }
 
-fn now() -> Duration {
+/// Simulated time since the run started.
+pub(crate) fn now() -> Duration {
     turmoil::sim_elapsed().unwrap_or_default()
 }
 
@@ -86,7 +95,9 @@ fn parse_entry(body: &[u8]) -> Option<(Value, u64)> {
     Some((value, entry.get("ModifyIndex")?.as_u64()?))
 }
 
-fn write_outcome(resp: &Result<Response, ClientError>, cas: bool) -> Outcome {
+/// A write's outcome from its HTTP answer: `true` is ok; a refusal the server marks as certainly
+/// not applied, or a connection never opened, is `fail`; anything else is `info`.
+pub(crate) fn write_outcome(resp: &Result<Response, ClientError>, cas: bool) -> Outcome {
     match resp {
         Ok(r) if r.status == StatusCode::OK => match r.body.as_ref() {
             b"true" if cas => Outcome::Ok(OkResult::Cas(true)),
@@ -190,14 +201,14 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
 
 /// The liveness probe: from `start`, repeatedly write a fresh value through each server in turn
 /// and read it back with `?consistent`, until every server in `servers` has served one such round
-/// trip. The simulator starts it at the final heal.
+/// trip, then runs the workload's `final_reads`. The simulator starts it at the final heal.
 /// Returns the simulated time at which the cluster was proven live, if it was before `deadline`.
 pub async fn liveness_probe(
     servers: Vec<SocketAddr>,
     start: Duration,
     deadline: Duration,
     proven_at: Rc<RefCell<Option<Duration>>>,
-    final_reads: (Vec<String>, Rc<RefCell<History>>),
+    final_reads: Pin<Box<dyn Future<Output = ()>>>,
 ) -> turmoil::Result {
     tokio::time::sleep(start.saturating_sub(now())).await;
     let mut remaining: Vec<SocketAddr> = servers.clone();
@@ -219,15 +230,14 @@ pub async fn liveness_probe(
     }
     if remaining.is_empty() {
         *proven_at.borrow_mut() = Some(now());
-        final_consistent_reads(servers, final_reads.0, final_reads.1).await;
+        final_reads.await;
     }
     Ok(())
 }
 
 /// After the cluster proved live: one `?consistent` read of every key, recorded as client 0, so
 /// the oracles can check that acknowledged writes survived everything.
-async fn final_consistent_reads(servers: Vec<SocketAddr>, keys: Vec<String>, history: Rc<RefCell<History>>) {
-    let Some(server) = servers.first().copied() else { return };
+async fn final_consistent_reads(server: SocketAddr, keys: Vec<String>, history: Rc<RefCell<History>>) {
     for key in keys {
         let invoke = now();
         let resp = tokio::time::timeout(OP_TIMEOUT, request(server, Method::GET, &format!("/v1/kv/{key}?consistent"), Vec::new())).await;

@@ -1,4 +1,4 @@
-//! The `concord` command line: `concord agent|info|kv|leave|monitor|operator|version`, with
+//! The `concord` command line: `concord agent|catalog|info|kv|leave|monitor|operator|services|version`, with
 //! Consul's flag names, messages and exit codes.
 //!
 //! Owns: argument parsing (clap derive), the Consul-style single-dash rewrite ([`normalize_args`]),
@@ -15,6 +15,7 @@
 //! bare `--` is touched.
 
 pub mod agent;
+pub mod catalog;
 pub mod common;
 pub mod datadir;
 pub mod http_client;
@@ -26,6 +27,7 @@ pub mod leave;
 pub mod logging;
 pub mod monitor;
 pub mod operator;
+pub mod services;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -50,6 +52,9 @@ pub struct Cli {
 pub enum Command {
     /// Runs a Concord agent (a Raft server) until SIGINT or SIGTERM.
     Agent(agent::AgentArgs),
+    /// Interact with the catalog.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
     /// Provides debugging information for operators.
     Info(info::InfoArgs),
     /// Interact with the key-value store.
@@ -62,6 +67,9 @@ pub enum Command {
     /// Provides cluster-level tools for operators.
     #[command(subcommand)]
     Operator(operator::OperatorCommand),
+    /// Interact with services registered on the local agent.
+    #[command(subcommand)]
+    Services(services::ServicesCommand),
     /// Prints the Concord version, and the Consul API version it implements.
     Version,
 }
@@ -199,11 +207,13 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Command::Agent(args) => agent::run(args),
+        Command::Catalog(cmd) => common::run(catalog::run(cmd)),
         Command::Info(a) => common::run(info::info(a)),
         Command::Kv(cmd) => kv::run(cmd),
         Command::Leave(a) => common::run(leave::leave(a)),
         Command::Monitor(a) => common::run(monitor::monitor(a)),
         Command::Operator(cmd) => common::run(operator::run(cmd)),
+        Command::Services(cmd) => common::run(services::run(cmd)),
         Command::Version => {
             print!("{}", info::version_text());
             0

@@ -1,12 +1,15 @@
 //! The HTTP API (`/v1`, port 8500), served by axum over connections from [`crate::io::Net`].
 //!
 //! Owns: routing, Consul's query-parameter conventions ([`params`]), the `QueryOptions`
-//! extractor and `QueryMeta` headers ([`query`]), the KV endpoints ([`kv`]), status/agent
+//! extractor and `QueryMeta` headers ([`query`]), the KV endpoints ([`kv`]), the catalog
+//! ([`catalog`]) and health ([`health`]) endpoints, status/agent
 //! endpoints ([`status`]) and operator endpoints ([`operator`]). Handlers call the server core
 //! ([`crate::server::Server`]) and never reach past it. Errors become Consul's status codes and
 //! plain-text bodies here, at the edge, and nowhere else.
 
 pub mod agent_self;
+pub mod catalog;
+pub mod health;
 pub mod kv;
 pub mod metrics;
 pub mod monitor;
@@ -34,6 +37,17 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/v1/kv", get(kv::get_kv).put(kv::put_kv).delete(kv::delete_kv))
         .route("/v1/kv/", get(kv::get_kv).put(kv::put_kv).delete(kv::delete_kv))
         .route("/v1/kv/{*key}", get(kv::get_kv).put(kv::put_kv).delete(kv::delete_kv))
+        .route("/v1/catalog/register", axum::routing::put(catalog::register))
+        .route("/v1/catalog/deregister", axum::routing::put(catalog::deregister))
+        .route("/v1/catalog/datacenters", get(catalog::datacenters))
+        .route("/v1/catalog/nodes", get(catalog::nodes))
+        .route("/v1/catalog/services", get(catalog::services))
+        .route("/v1/catalog/service/{name}", get(catalog::service))
+        .route("/v1/catalog/node/{name}", get(catalog::node))
+        .route("/v1/health/node/{name}", get(health::node))
+        .route("/v1/health/checks/{name}", get(health::checks))
+        .route("/v1/health/state/{name}", get(health::state))
+        .route("/v1/health/service/{name}", get(health::service))
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))
         .route("/v1/agent/self", get(agent_self::agent_self))

@@ -67,6 +67,8 @@ pub struct StateMachine {
     snapshot_seq: u64,
     /// Metrics hooks (apply time, KV applies by verb).
     telemetry: Arc<crate::telemetry::Telemetry>,
+    /// Deliberate bug `check_status_ignored` (see `BugSwitches`).
+    check_status_ignored: bool,
 }
 
 fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
@@ -112,7 +114,15 @@ impl StateMachine {
             snapshots: SnapshotWriter::new(persisted),
             snapshot_seq: 0,
             telemetry: Arc::default(),
+            check_status_ignored: false,
         })
+    }
+
+    /// Test-only switch (`check_status_ignored`): status-only changes of catalog checks are
+    /// dropped at apply time.
+    pub fn ignoring_check_status(mut self, on: bool) -> Self {
+        self.check_status_ignored = on;
+        self
     }
 
     /// Test-only switch (`double_apply`): claim the restored state reflects one entry less than
@@ -188,7 +198,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         traced.push(Event::Apply { index, term: entry.log_id.leader_id.term, entry: AppliedEntry::Blank });
                         CommandResult::None { index }
                     }
-                    EntryPayload::Normal(cmd) => match apply_command(&mut a.store, index, cmd, &self.telemetry.metrics) {
+                    EntryPayload::Normal(cmd) => match apply_command(&mut a.store, index, cmd, &self.telemetry.metrics, self.check_status_ignored) {
                         Ok((result, changed)) => {
                             let applied = AppliedEntry::Command { summary: cmd.to_string(), ok: result.ok() };
                             traced.push(Event::Apply { index, term: entry.log_id.leader_id.term, entry: applied });
@@ -271,8 +281,12 @@ fn apply_command(
     index: u64,
     cmd: &Command,
     metrics: &crate::telemetry::Metrics,
+    check_status_ignored: bool,
 ) -> Result<(CommandResult, Vec<crate::state::Change>), crate::structs::CommandError> {
-    let req = cmd.decode()?;
+    let mut req = cmd.decode()?;
+    if let (true, crate::structs::Request::Register(r)) = (check_status_ignored, &mut req) {
+        store.keep_stored_check_status(r);
+    }
     metrics.kv_apply(&req);
     Ok(store.apply(index, &req))
 }

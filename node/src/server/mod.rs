@@ -134,7 +134,7 @@ impl Server {
         let state = Arc::new(SharedState::default());
         let mut sm = StateMachine::open(state.clone(), io.disk.clone(), io.trace.clone(), config.node_name.clone())
             .await
-            .map(|sm| sm.reporting_one_entry_less(config.bugs.double_apply))
+            .map(|sm| sm.reporting_one_entry_less(config.bugs.double_apply).ignoring_check_status(config.bugs.check_status_ignored))
             .map_err(|e| OpenError::Storage(e.to_string()))?;
         sm.set_telemetry(telemetry.clone());
         let rpc = RpcClient::new(io.net.clone());

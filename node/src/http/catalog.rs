@@ -1,0 +1,149 @@
+//! `/v1/catalog`: register and deregister, and the node and service listings.
+//!
+//! Source: Consul HTTP API, "Catalog" (`website/content/api-docs/catalog.mdx`) and
+//! `agent/catalog_endpoint.go`. Lists support blocking queries, the consistency modes,
+//! `?node-meta=key:value` (repeatable), `?tag=` (repeatable, on service listings) and `?filter=`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::query::meta_headers;
+use super::ApiError;
+use crate::server::catalog::CatalogWriteError;
+use crate::server::Server;
+use crate::structs::{CatalogQuery, DeregisterRequest, Indexed, Meta, QueryOptions, RegisterRequest};
+
+/// Raw query pairs, in order (repeatable parameters keep every value).
+pub type Pairs = Query<Vec<(String, String)>>;
+
+/// Every value of a repeatable parameter.
+fn all<'a>(pairs: &'a [(String, String)], name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pairs.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// Whether a flag is present and not `false`/`0` (`?passing`, `?passing=true`).
+pub fn flag(pairs: &[(String, String)], name: &str) -> bool {
+    all(pairs, name).last().is_some_and(|v| v != "false" && v != "0")
+}
+
+/// `?node-meta=key:value` filters. Errors (400): a value without `:`.
+fn node_meta(pairs: &[(String, String)]) -> Result<Meta, ApiError> {
+    let mut meta = Meta::new();
+    for v in all(pairs, "node-meta") {
+        let (k, val) = v.split_once(':').ok_or_else(|| ApiError::bad_request(format!("Invalid node-meta {v:?}: want key:value")))?;
+        meta.insert(k.to_string(), val.to_string());
+    }
+    Ok(meta)
+}
+
+/// Builds the query every catalog and health read carries.
+pub fn catalog_query(name: String, opts: QueryOptions, pairs: &[(String, String)]) -> Result<CatalogQuery, ApiError> {
+    Ok(CatalogQuery {
+        name,
+        tags: all(pairs, "tag").map(str::to_string).collect(),
+        node_meta: node_meta(pairs)?,
+        passing_only: flag(pairs, "passing"),
+        opts,
+    })
+}
+
+/// Decodes a JSON request body, whatever its Content-Type (Consul's clients do not all send one).
+/// Errors (400): Consul's "Request decode failed: …".
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))
+}
+
+/// Applies `?filter=` to a list. Errors (400): a bad expression, with Consul's prefix.
+pub fn filtered<T: Serialize>(filter: Option<&str>, items: Vec<T>) -> Result<Vec<T>, ApiError> {
+    crate::filter::apply(filter, items).map_err(filter_error)
+}
+
+/// Consul's 400 for a bad `?filter=` expression.
+pub fn filter_error(e: crate::filter::FilterError) -> ApiError {
+    ApiError::bad_request(format!("Failed to create boolean expression evaluator: {e}"))
+}
+
+/// A read's answer as JSON with Consul's `X-Consul-*` headers.
+pub fn indexed_json<T: Serialize>(answer: Indexed<T>) -> Response {
+    (meta_headers(&answer.meta), Json(answer.value)).into_response()
+}
+
+impl From<CatalogWriteError> for ApiError {
+    /// A refused registration is a 400 naming the reason; the write path's errors as usual.
+    fn from(e: CatalogWriteError) -> Self {
+        match e {
+            CatalogWriteError::Invalid(m) => ApiError::bad_request(m),
+            CatalogWriteError::Write(w) => w.into(),
+        }
+    }
+}
+
+/// `PUT /v1/catalog/register` → `true`. Errors: 400 undecodable or invalid registration.
+pub async fn register(State(server): State<Arc<Server>>, opts: QueryOptions, body: Bytes) -> Result<Json<bool>, ApiError> {
+    server.check_datacenter(&opts)?;
+    let req: RegisterRequest = decode_body(&body)?;
+    server.catalog_register(req, false).await?;
+    Ok(Json(true))
+}
+
+/// `PUT /v1/catalog/deregister` → `true` (also when there was nothing to remove).
+pub async fn deregister(State(server): State<Arc<Server>>, opts: QueryOptions, body: Bytes) -> Result<Json<bool>, ApiError> {
+    server.check_datacenter(&opts)?;
+    let req: DeregisterRequest = decode_body(&body)?;
+    server.catalog_deregister(req, false).await?;
+    Ok(Json(true))
+}
+
+/// `GET /v1/catalog/datacenters`: the datacenters this agent knows (its own until WAN gossip).
+pub async fn datacenters(State(server): State<Arc<Server>>) -> Json<Vec<String>> {
+    Json(vec![server.config.datacenter.clone()])
+}
+
+/// `GET /v1/catalog/nodes`.
+pub async fn nodes(State(server): State<Arc<Server>>, opts: QueryOptions, Query(pairs): Pairs) -> Result<Response, ApiError> {
+    let filter = opts.filter.clone();
+    let mut answer = server.catalog_list_nodes(catalog_query(String::new(), opts, &pairs)?, false).await?;
+    answer.value = filtered(filter.as_deref(), answer.value)?;
+    Ok(indexed_json(answer))
+}
+
+/// `GET /v1/catalog/services`: `{"name": [tags]}`.
+pub async fn services(State(server): State<Arc<Server>>, opts: QueryOptions, Query(pairs): Pairs) -> Result<Response, ApiError> {
+    let answer = server.catalog_list_services(catalog_query(String::new(), opts, &pairs)?, false).await?;
+    Ok(indexed_json(answer))
+}
+
+/// `GET /v1/catalog/service/<name>`: flat `ServiceNode` rows.
+pub async fn service(
+    State(server): State<Arc<Server>>,
+    Path(name): Path<String>,
+    opts: QueryOptions,
+    Query(pairs): Pairs,
+) -> Result<Response, ApiError> {
+    let filter = opts.filter.clone();
+    let mut answer = server.catalog_service_nodes(catalog_query(name, opts, &pairs)?, false).await?;
+    answer.value = filtered(filter.as_deref(), answer.value)?;
+    Ok(indexed_json(answer))
+}
+
+/// `GET /v1/catalog/node/<node>`: `{"Node": …, "Services": {id: …}}`, or `null` (200) for an
+/// unknown node, as Consul answers.
+pub async fn node(
+    State(server): State<Arc<Server>>,
+    Path(name): Path<String>,
+    opts: QueryOptions,
+    Query(pairs): Pairs,
+) -> Result<Response, ApiError> {
+    let filter = opts.filter.clone();
+    let mut answer = server.catalog_node_services(catalog_query(name, opts, &pairs)?, false).await?;
+    if let Some(ns) = &mut answer.value {
+        ns.services = crate::filter::apply_map(filter.as_deref(), std::mem::take(&mut ns.services)).map_err(filter_error)?;
+    }
+    Ok(indexed_json(answer))
+}
