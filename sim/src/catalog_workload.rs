@@ -41,6 +41,9 @@ impl Workload for CatalogRegister {
     fn name(&self) -> &'static str {
         scenarios::WorkloadKind::Catalog.name()
     }
+    fn object(&self) -> &'static str {
+        "instance"
+    }
     fn client(&self, spec: ClientSpec) -> Pin<Box<dyn Future<Output = turmoil::Result>>> {
         Box::pin(run_client(spec))
     }

@@ -50,13 +50,14 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
         );
     }
     let _ = writeln!(out, "checkers:");
+    let object = crate::workload::for_scenario(&result.options.scenario).object();
     for (key, verdict) in &judgement.linearizable {
         let line = match verdict {
             Verdict::Linearizable => "linearizable".to_string(),
             Verdict::NotLinearizable(_) => "NOT LINEARIZABLE".to_string(),
             Verdict::Unknown { reason } => format!("UNKNOWN ({reason})"),
         };
-        let _ = writeln!(out, "  kv {key:<6} {line}");
+        let _ = writeln!(out, "  {object} {key:<6} {line}");
     }
     if judgement.invariants.is_empty() {
         let _ = writeln!(out, "  invariants ok: election safety, state machine safety, log matching, leader completeness, vote durability, apply once, no phantom values, acknowledged writes survive, index monotonic");

@@ -32,6 +32,8 @@ pub const OP_TIMEOUT: Duration = Duration::from_secs(3);
 pub trait Workload {
     /// The name printed in the report.
     fn name(&self) -> &'static str;
+    /// What each independently checked object is, as the report names it (`kv`, `instance`).
+    fn object(&self) -> &'static str;
     /// The program of one workload host; it records into `spec.history` until `spec.until`.
     fn client(&self, spec: ClientSpec) -> Pin<Box<dyn Future<Output = turmoil::Result>>>;
     /// Judges the history: one verdict per independent object (e.g. per key), sorted by name.
@@ -48,6 +50,9 @@ pub struct KvRegister;
 impl Workload for KvRegister {
     fn name(&self) -> &'static str {
         scenarios::WorkloadKind::KvRegister.name()
+    }
+    fn object(&self) -> &'static str {
+        "kv"
     }
     fn client(&self, spec: ClientSpec) -> Pin<Box<dyn Future<Output = turmoil::Result>>> {
         Box::pin(run_client(spec))

@@ -93,8 +93,16 @@ fn a_state_machine_that_reapplies_its_restored_entry_is_caught() {
 }
 
 #[test]
+fn a_catalog_that_drops_health_status_changes_is_caught() {
+    // health-flap re-registers instances with their check flipping; a status change applied as
+    // "unchanged" pairs a service row with another registration's health, which reads back as a
+    // value no client wrote (no_phantom_values) and is not linearizable.
+    assert_caught_and_replayable(Bug::CheckStatusIgnored, "health-flap");
+}
+
+#[test]
 fn correct_agent_passes_the_same_seeds() {
-    for scenario in ["partition-heal", "crash-restart", "leader-transfer"] {
+    for scenario in ["partition-heal", "crash-restart", "leader-transfer", "health-flap"] {
         for seed in SEED_BUDGET {
             let options = RunOptions::derive(seed, scenario, 3, vec![], false);
             let (result, judgement) = sim::run_seed(&options).expect("scenario exists");

@@ -64,9 +64,13 @@ pub fn filtered<T: Serialize>(filter: Option<&str>, items: Vec<T>) -> Result<Vec
     crate::filter::apply(filter, items).map_err(filter_error)
 }
 
-/// Consul's 400 for a bad `?filter=` expression.
+/// Consul's 400 for a bad `?filter=` expression (500 if an answer could not be serialised).
 pub fn filter_error(e: crate::filter::FilterError) -> ApiError {
-    ApiError::bad_request(format!("Failed to create boolean expression evaluator: {e}"))
+    let mut err = ApiError::bad_request(e.consul_message());
+    if !e.is_bad_request() {
+        err.status = axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    err
 }
 
 /// A read's answer as JSON with Consul's `X-Consul-*` headers.

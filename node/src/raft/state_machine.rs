@@ -243,6 +243,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             snapshots: self.snapshots.clone(),
             snapshot_seq: self.snapshot_seq + 1000,
             telemetry: self.telemetry.clone(),
+            check_status_ignored: self.check_status_ignored,
         }
     }
 
