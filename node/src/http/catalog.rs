@@ -53,10 +53,23 @@ pub fn catalog_query(name: String, opts: QueryOptions, pairs: &[(String, String)
     })
 }
 
-/// Decodes a JSON request body, whatever its Content-Type (Consul's clients do not all send one).
+/// The field names of catalog request bodies (Consul `structs.RegisterRequest`,
+/// `DeregisterRequest`, `NodeService`, `HealthCheck`, `Weights`).
+const CATALOG_FIELDS: &[&str] = &[
+    "ID", "Node", "Address", "Datacenter", "TaggedAddresses", "NodeMeta", "Service", "Check", "Checks", "SkipNodeUpdate",
+    "Kind", "Tags", "Meta", "Port", "Weights", "Passing", "Warning", "EnableTagOverride", "CheckID", "Name", "Status",
+    "Notes", "Output", "ServiceID", "ServiceName", "ServiceTags", "Type", "Interval", "Timeout", "CreateIndex",
+    "ModifyIndex",
+];
+
+/// Decodes a JSON request body whose field names Consul's Go decoder would match ignoring case
+/// ([`super::json_keys`]), whatever its Content-Type (Consul's clients do not all send one).
 /// Errors (400): Consul's "Request decode failed: …".
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))
+    let bad = |e: serde_json::Error| ApiError::bad_request(format!("Request decode failed: {e}"));
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(bad)?;
+    super::json_keys::canonicalize(&mut value, CATALOG_FIELDS);
+    serde_json::from_value(value).map_err(bad)
 }
 
 /// Applies `?filter=` to a list. Errors (400): a bad expression, with Consul's prefix.

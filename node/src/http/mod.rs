@@ -10,6 +10,7 @@
 pub mod agent_self;
 pub mod catalog;
 pub mod health;
+pub mod json_keys;
 pub mod kv;
 pub mod metrics;
 pub mod monitor;
