@@ -66,7 +66,7 @@ pub enum Rejected {
     /// `DefaultMsgAcceptFunc` ignores these too).
     Drop,
     /// Answer with this error response (FORMERR, NOTIMP).
-    Error(Message),
+    Error(Box<Message>),
 }
 
 /// Parses a request and applies miekg/dns's default acceptance rules, which Consul inherits:
@@ -80,16 +80,16 @@ pub fn parse_request(packet: &[u8]) -> Result<Message, Rejected> {
         return Err(Rejected::Drop);
     }
     let Ok(req) = Message::from_vec(packet) else {
-        return Err(Rejected::Error(error_without_question(raw.id, raw.op_code, ResponseCode::FormErr)));
+        return Err(Rejected::Error(Box::new(error_without_question(raw.id, raw.op_code, ResponseCode::FormErr))));
     };
     if req.op_code() != OpCode::Query {
-        return Err(Rejected::Error(error_without_question(raw.id, req.op_code(), ResponseCode::NotImp)));
+        return Err(Rejected::Error(Box::new(error_without_question(raw.id, req.op_code(), ResponseCode::NotImp))));
     }
     let h = req.header();
     // The additional count includes the OPT record hickory lifts out of the section.
     let malformed = h.query_count() != 1 || h.answer_count() > 1 || h.name_server_count() > 1 || h.additional_count() > 2;
     if malformed {
-        return Err(Rejected::Error(error_without_question(raw.id, raw.op_code, ResponseCode::FormErr)));
+        return Err(Rejected::Error(Box::new(error_without_question(raw.id, raw.op_code, ResponseCode::FormErr))));
     }
     Ok(req)
 }
@@ -464,8 +464,8 @@ fn decode_hex_ip(hex: &str) -> Option<IpAddr> {
     let bytes: Option<Vec<u8>> = (0..hex.len() / 2).map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()).collect();
     let bytes = bytes?;
     match (hex.len(), bytes.len()) {
-        (8, 4) => <[u8; 4]>::try_from(bytes).ok().map(|b| IpAddr::from(b)),
-        (32, 16) => <[u8; 16]>::try_from(bytes).ok().map(|b| IpAddr::from(b)),
+        (8, 4) => <[u8; 4]>::try_from(bytes).ok().map(IpAddr::from),
+        (32, 16) => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
         _ => None,
     }
 }

@@ -44,7 +44,8 @@ pub fn encode_fitted(mut resp: Message, req: &Message, transport: Transport, con
         resp.answers_mut().truncate(answer_cap);
     }
     let mut bytes = encode(&resp);
-    if bytes.as_ref().map_or(true, |b| b.len() > size_cap) && resp.answers().len() > 1 {
+    let fits = matches!(&bytes, Some(b) if b.len() <= size_cap);
+    if !fits && resp.answers().len() > 1 {
         resp.name_servers_mut().clear();
         let keep = largest_fitting_answer_count(&resp, size_cap);
         resp.answers_mut().truncate(keep);
@@ -96,7 +97,7 @@ fn largest_fitting_answer_count(resp: &Message, size_cap: usize) -> usize {
     };
     let (mut lo, mut hi) = (1, resp.answers().len());
     while lo < hi {
-        let mid = lo + (hi - lo + 1) / 2;
+        let mid = lo + (hi - lo).div_ceil(2);
         if fits(mid) {
             lo = mid;
         } else {
