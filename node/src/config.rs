@@ -1,7 +1,7 @@
 //! Agent configuration: what `concord agent` flags produce and what the simulator builds directly.
 //!
 //! Defaults follow Consul: ports 8300 (server RPC), 8301/8302 (Serf LAN/WAN), 8500 (HTTP), 8600
-//! (DNS); datacenter `dc1`.
+//! (DNS); datacenter `dc1`; DNS domain `consul.`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -47,6 +47,47 @@ impl Default for RaftTiming {
             snapshot_threshold: 8192,
             trailing_logs: 1024,
             tombstone_ttl_ms: 15 * 60 * 1000,
+        }
+    }
+}
+
+/// The DNS interface's settings (Consul's `domain`, `recursors` and `dns_config` block; see
+/// Consul's "DNS interface" and agent configuration docs). Defaults are Consul's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// The zone answered authoritatively, lowercase with a trailing dot (Consul `domain`, `consul.`).
+    pub domain: String,
+    /// TTL of node answers, in ms; DNS carries whole seconds (Consul `dns_config.node_ttl`, 0).
+    pub node_ttl_ms: u64,
+    /// TTL of service answers, in ms (Consul `dns_config.service_ttl`, 0).
+    pub service_ttl_ms: u64,
+    /// Answer only instances whose checks all pass; by default warning ones are included too
+    /// (Consul `dns_config.only_passing`, false). Critical instances are never answered.
+    pub only_passing: bool,
+    /// Set TC when answers were dropped to fit a UDP reply, so clients retry over TCP (Consul
+    /// `dns_config.enable_truncate`, false: Consul silently answers fewer records, #375).
+    pub enable_truncate: bool,
+    /// At most this many answers in a UDP reply to a client without EDNS0 (Consul
+    /// `dns_config.udp_answer_limit`, 3; Consul never sends more than 8 there).
+    pub udp_answer_limit: usize,
+    /// Upstream resolvers for names outside `domain`, tried in order (Consul `recursors`, none).
+    pub recursors: Vec<std::net::SocketAddr>,
+    /// How long one recursor gets to answer before the next is tried, in ms (Consul
+    /// `dns_config.recursor_timeout`, 2 s).
+    pub recursor_timeout_ms: u64,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self {
+            domain: "consul.".to_string(),
+            node_ttl_ms: 0,
+            service_ttl_ms: 0,
+            only_passing: false,
+            enable_truncate: false,
+            udp_answer_limit: 3,
+            recursors: Vec::new(),
+            recursor_timeout_ms: 2000,
         }
     }
 }
@@ -103,6 +144,7 @@ pub struct AgentConfig {
     /// Servers to contact at start, `ip[:port]`; the port defaults to the server RPC port.
     pub retry_join: Vec<String>,
     pub raft: RaftTiming,
+    pub dns: DnsConfig,
     pub bugs: BugSwitches,
     /// `-dev` mode: one in-memory server.
     pub dev: bool,
@@ -122,6 +164,7 @@ impl AgentConfig {
             data_dir: None,
             retry_join: Vec::new(),
             raft: RaftTiming::default(),
+            dns: DnsConfig::default(),
             bugs: BugSwitches::default(),
             dev: true,
         }
@@ -135,6 +178,11 @@ impl AgentConfig {
     /// The HTTP API address.
     pub fn http_addr(&self) -> SocketAddr {
         SocketAddr::new(self.client_addr, self.ports.http)
+    }
+
+    /// The DNS address (UDP and TCP).
+    pub fn dns_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.client_addr, self.ports.dns)
     }
 
     /// Parses `retry_join` into socket addresses. Errors name the bad entry.

@@ -111,6 +111,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
                 tombstone_ttl_ms: SIM_TOMBSTONE_TTL.as_millis() as u64,
                 ..RaftTiming::default()
             },
+            dns: Default::default(),
             bugs: options.bug_switches(),
             dev: false,
         };

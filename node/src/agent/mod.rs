@@ -1,4 +1,4 @@
-//! The agent: starts the server core and binds its ports — server RPC and the HTTP API.
+//! The agent: starts the server core and binds its ports — server RPC, the HTTP API and DNS.
 //!
 //! Owns: startup and shutdown ([`start`], [`Agent::shutdown`]) and the agent's configuration
 //! ([`config`]). This is the only module that knows every layer: it opens the
@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-pub use crate::config::{AgentConfig, BugSwitches, Ports, RaftTiming};
+pub use crate::config::{AgentConfig, BugSwitches, DnsConfig, Ports, RaftTiming};
 
 use crate::io::Io;
 use crate::server::{OpenError, Server};
@@ -58,31 +58,35 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
         return Err(StartError::Config("client mode is not implemented yet; pass -server".into()));
     }
     let join = config.join_addrs().map_err(StartError::Config)?;
-    let (rpc_addr, http_addr) = (config.rpc_addr(), config.http_addr());
+    let (rpc_addr, http_addr, dns_addr) = (config.rpc_addr(), config.http_addr(), config.dns_addr());
     let net = io.net.clone();
     let server = Server::open(config, io).await?;
     let bind = |addr: SocketAddr| {
         let net = net.clone();
         async move { net.bind(addr).await.map_err(|source| StartError::Bind { addr, source }) }
     };
-    let rpc_listener = match bind(rpc_addr).await {
-        Ok(l) => l,
+    let bound = async {
+        let rpc = bind(rpc_addr).await?;
+        let http = bind(http_addr).await?;
+        let dns_tcp = bind(dns_addr).await?;
+        let dns_udp = net.bind_udp(dns_addr).await.map_err(|source| StartError::Bind { addr: dns_addr, source })?;
+        Ok::<_, StartError>((rpc, http, dns_tcp, dns_udp))
+    };
+    let (rpc_listener, http_listener, dns_tcp, dns_udp) = match bound.await {
+        Ok(bound) => bound,
         Err(e) => {
             server.shutdown().await;
             return Err(e);
         }
     };
-    let http_listener = match bind(http_addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            server.shutdown().await;
-            return Err(e);
-        }
-    };
+    let dns_udp_addr = dns_udp.local_addr().unwrap_or(dns_addr);
     let tasks = vec![
         tokio::spawn(crate::rpc::serve(crate::server::endpoints::handler(server.clone()), rpc_listener)),
         tokio::spawn(crate::http::serve(server.clone(), http_listener)),
+        tokio::spawn(crate::dns::serve_udp(server.clone(), dns_udp)),
+        tokio::spawn(crate::dns::serve_tcp(server.clone(), dns_tcp)),
     ];
+    tracing::info!(udp = %dns_udp_addr, tcp = %dns_addr, domain = %server.config.dns.domain, "DNS server started");
     server.start_background(join);
     let c = &server.config;
     tracing::info!(node = %c.node_name, id = %format!("{:016x}", server.id), rpc = %rpc_addr, http = %http_addr,

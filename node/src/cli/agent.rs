@@ -56,9 +56,16 @@ pub struct AgentArgs {
     /// HTTP API port [default: 8500].
     #[arg(long, value_name = "PORT")]
     pub http_port: Option<u16>,
-    /// DNS port [default: 8600] (DNS is not served yet).
+    /// DNS port, UDP and TCP [default: 8600].
     #[arg(long, value_name = "PORT")]
     pub dns_port: Option<u16>,
+    /// The DNS domain answered from the catalog [default: consul.].
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// An upstream DNS server for names outside the domain, `ip` or `ip:port` (port 53).
+    /// Repeatable; tried in order. Without one such names are REFUSED.
+    #[arg(long, value_name = "ADDR")]
+    pub recursor: Vec<String>,
     /// Server RPC port [default: 8300].
     #[arg(long, value_name = "PORT")]
     pub server_port: Option<u16>,
@@ -157,8 +164,35 @@ pub fn config_from_args(a: &AgentArgs) -> Result<AgentConfig, String> {
             *port = v;
         }
     }
+    if let Some(domain) = &a.domain {
+        c.dns.domain = parse_domain(domain)?;
+    }
+    c.dns.recursors = a.recursor.iter().map(|r| parse_recursor(r)).collect::<Result<_, _>>()?;
     c.join_addrs()?;
     Ok(c)
+}
+
+/// Consul's default port for a recursor given without one.
+const RECURSOR_DEFAULT_PORT: u16 = 53;
+
+/// `-domain`: lowercase, one trailing dot, labels of 1–63 characters.
+fn parse_domain(s: &str) -> Result<String, String> {
+    let trimmed = s.trim().trim_end_matches('.').to_ascii_lowercase();
+    let ok = !trimmed.is_empty() && trimmed.split('.').all(|l| !l.is_empty() && l.len() <= 63 && !l.contains(char::is_whitespace));
+    if !ok {
+        return Err(format!("-domain={s:?} is not a DNS domain (e.g. consul)"));
+    }
+    Ok(format!("{trimmed}."))
+}
+
+/// `-recursor`: `ip` or `ip:port`.
+fn parse_recursor(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
+        return Ok(sa);
+    }
+    s.parse::<IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, RECURSOR_DEFAULT_PORT))
+        .map_err(|_| format!("-recursor={s:?} is not ip or ip:port"))
 }
 
 /// Consul-style start-up banner on stdout.
@@ -325,5 +359,15 @@ mod tests {
         assert_eq!(c.rpc_addr().to_string(), "127.0.0.2:9301");
         assert_eq!(c.http_addr().to_string(), "127.0.0.3:8500");
         assert_eq!(c.retry_join, ["127.0.0.1:9300"]);
+    }
+
+    #[test]
+    fn dns_flags_set_domain_and_ordered_recursors_with_port_53_by_default() {
+        let c = config_from_args(&agent_args(&["-dev", "-dns-port=18600", "-domain=Example", "-recursor=10.0.0.1", "-recursor=10.0.0.2:5353"])).unwrap();
+        assert_eq!((c.ports.dns, c.dns.domain.as_str()), (18600, "example."));
+        assert_eq!(c.dns.recursors.iter().map(|r| r.to_string()).collect::<Vec<_>>(), ["10.0.0.1:53", "10.0.0.2:5353"]);
+        assert_eq!(config_from_args(&agent_args(&["-dev"])).unwrap().dns, crate::config::DnsConfig::default());
+        assert!(config_from_args(&agent_args(&["-dev", "-recursor=nope"])).unwrap_err().contains("-recursor"));
+        assert!(config_from_args(&agent_args(&["-dev", "-domain=a..b"])).unwrap_err().contains("-domain"));
     }
 }
