@@ -14,6 +14,8 @@ pub const CLI_TIMEOUT: Duration = Duration::from_secs(20);
 /// A running dev agent; SIGKILLed on drop.
 pub struct DevAgent {
     pub agent: AgentProcess,
+    /// The DNS port (UDP and TCP) on 127.0.0.1.
+    pub dns_port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -34,7 +36,7 @@ impl DevAgent {
         args.extend(extra.iter().map(|s| s.to_string()));
         let agent = AgentProcess::spawn("dev", args, p[0], p[1], &dir.path().join("agent.log"));
         wait_until(DEV_READY_TIMEOUT, "the dev agent to elect itself", || agent.leader());
-        Self { agent, _dir: dir }
+        Self { agent, dns_port: p[2], _dir: dir }
     }
 
     /// Starts `concord agent -dev`.

@@ -28,10 +28,13 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// The target directory and cargo profile this test binary was built in, read from its own path
-/// (`<target>/<profile-dir>/deps/<test>-<hash>`).
+/// (`<target>/<profile-dir>/deps/<test>-<hash>`, or `<target>/<profile-dir>/<bin>` for this
+/// crate's benchmark binaries).
 fn target_dir_and_profile() -> (PathBuf, String) {
     let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("test binary lives in <target>/<profile>/deps");
+    let parent = exe.parent().expect("a binary lives in a directory");
+    let in_deps = parent.file_name().is_some_and(|n| n == "deps");
+    let profile_dir = if in_deps { parent.parent().expect("test binary lives in <target>/<profile>/deps") } else { parent };
     let target_dir = profile_dir.parent().expect("profile dir has a parent").to_path_buf();
     let dir_name = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
     let profile = if dir_name == "debug" { "dev" } else { dir_name };
