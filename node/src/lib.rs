@@ -9,6 +9,7 @@ pub mod codec;
 pub mod config;
 pub mod http;
 pub mod io;
+pub mod local;
 pub mod raft;
 pub mod rpc;
 pub mod server;
