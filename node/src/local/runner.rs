@@ -49,7 +49,10 @@ impl Local {
         let mut runners = lock(&self.runners);
         runners.retain(|id, r| {
             let keep = wanted.iter().any(|(w, spec)| w == id && *spec == r.spec);
-            if !keep {
+            if keep {
+                // A re-registration may have given an expired TTL check a new deadline.
+                r.wake.notify_one();
+            } else {
                 r.task.abort();
             }
             keep
@@ -156,6 +159,23 @@ mod tests {
         assert_eq!(c.output, "TTL expired (last output before timeout follows): ok");
         local.update_ttl("t", HealthStatus::Warning, "back").await.unwrap();
         assert_eq!(local.checks()["t"].status, HealthStatus::Warning, "an update after expiry is taken");
+        local.shutdown();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_ttl_check_re_registered_expires_again() {
+        // Regression: the runner of an expired TTL waited for an update forever, so a
+        // re-registration's fresh deadline never fired.
+        let local = Local::open(&AgentConfig::dev(), io(), "id").await.unwrap();
+        local.started.store(true, std::sync::atomic::Ordering::SeqCst);
+        let reg = || parse_check(br#"{"Name":"t","TTL":"5s","Status":"passing"}"#, false).unwrap();
+        local.register_check(reg()).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(local.checks()["t"].status, HealthStatus::Critical);
+        local.register_check(reg()).await.unwrap();
+        assert_eq!(local.checks()["t"].status, HealthStatus::Passing, "an explicit Status is taken");
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(local.checks()["t"].status, HealthStatus::Critical, "the new TTL ran out too");
         local.shutdown();
     }
 
