@@ -148,6 +148,9 @@ pub struct AgentConfig {
     pub bugs: BugSwitches,
     /// `-dev` mode: one in-memory server.
     pub dev: bool,
+    /// Accept script checks (`Args`) registered through the HTTP API (Consul
+    /// `-enable-script-checks`, off by default: it lets any API client run commands here).
+    pub enable_script_checks: bool,
 }
 
 impl AgentConfig {
@@ -167,6 +170,7 @@ impl AgentConfig {
             dns: DnsConfig::default(),
             bugs: BugSwitches::default(),
             dev: true,
+            enable_script_checks: false,
         }
     }
 

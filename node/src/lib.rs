@@ -11,6 +11,7 @@ pub mod dns;
 pub mod filter;
 pub mod http;
 pub mod io;
+pub mod local;
 pub mod raft;
 pub mod rpc;
 pub mod server;

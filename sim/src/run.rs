@@ -114,6 +114,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             dns: Default::default(),
             bugs: options.bug_switches(),
             dev: false,
+            enable_script_checks: false,
         };
         let disk = disks[i].clone();
         let clock = clocks[i].clone();

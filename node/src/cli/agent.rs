@@ -82,6 +82,9 @@ pub struct AgentArgs {
     /// Log as JSON, one object per line.
     #[arg(long)]
     pub log_json: bool,
+    /// Accept script checks (`Args`) registered through the HTTP API.
+    #[arg(long)]
+    pub enable_script_checks: bool,
 }
 
 /// The host name, for the default node name (as Consul does).
@@ -152,6 +155,7 @@ pub fn config_from_args(a: &AgentArgs) -> Result<AgentConfig, String> {
         c.datacenter = dc.clone();
     }
     c.retry_join = a.retry_join.clone();
+    c.enable_script_checks = a.enable_script_checks;
     let p = &mut c.ports;
     for (flag, port) in [
         (a.http_port, &mut p.http),

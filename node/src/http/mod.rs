@@ -7,7 +7,9 @@
 //! ([`crate::server::Server`]) and never reach past it. Errors become Consul's status codes and
 //! plain-text bodies here, at the edge, and nowhere else.
 
+pub mod agent_checks;
 pub mod agent_self;
+pub mod agent_services;
 pub mod catalog;
 pub mod health;
 pub mod json_keys;
@@ -60,6 +62,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/v1/operator/raft/configuration", get(operator::configuration))
         .route("/v1/operator/raft/peer", axum::routing::delete(operator::remove_peer).put(operator::add_peer))
         .route("/v1/operator/raft/transfer-leader", axum::routing::post(operator::transfer_leader))
+        .merge(agent_services::routes())
         .route_layer(axum::middleware::from_fn_with_state(server.clone(), metrics::track))
         .with_state(server)
 }

@@ -59,43 +59,7 @@ impl Params {
     }
 }
 
-/// Parses a Go duration string: a sequence of `<number><unit>` with units ns, us, µs, ms, s, m, h
-/// (e.g. `10s`, `1m30s`, `1.5s`). A bare number is taken as seconds, as Consul's `wait` accepts.
-pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if let Ok(secs) = s.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        if num_end == 0 {
-            return None;
-        }
-        let value: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = &rest[unit_end..];
-    }
-    if !total.is_finite() || total < 0.0 || total > 1e9 {
-        return None;
-    }
-    Some(Duration::from_secs_f64(total))
-}
+pub use crate::structs::duration::parse_go_duration;
 
 #[cfg(test)]
 mod tests {

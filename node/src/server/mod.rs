@@ -100,6 +100,9 @@ pub struct Server {
     pub leave: leave::LeaveSignal,
     /// Set while this leader hands leadership over ([`transfer`]): new writes are refused.
     pub transfer: transfer::TransferState,
+    /// The services and checks registered on this agent, their check runners and anti-entropy
+    /// ([`crate::local`]), started by [`Server::start_background`].
+    pub local: Arc<crate::local::Local>,
 }
 
 impl Server {
@@ -123,6 +126,7 @@ impl Server {
         let telemetry = Arc::new(crate::telemetry::Telemetry::default());
         log_store.set_telemetry(telemetry.clone());
         let node_uuid = identity::load_or_create_node_uuid(io.disk.as_ref(), io.seed).await.map_err(OpenError::Storage)?;
+        let local = crate::local::Local::open(&config, io.clone(), &node_uuid).await.map_err(OpenError::Storage)?;
         let startup_log_index = {
             use openraft::storage::RaftLogStorage;
             let st = log_store.get_log_state().await.map_err(|e| OpenError::Storage(e.to_string()))?;
@@ -162,6 +166,7 @@ impl Server {
             node_uuid,
             leave: leave::LeaveSignal::default(),
             transfer: transfer::TransferState::default(),
+            local,
         });
         let me = server.me();
         server.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(me.node_id, me);
@@ -169,7 +174,8 @@ impl Server {
     }
 
     /// Starts the core's background duties: bootstrap/join through `join`, the Raft metrics
-    /// watcher, election backoff, the quorum-loss announcer and the leader's tombstone reaper.
+    /// watcher, election backoff, the quorum-loss announcer, the leader's tombstone reaper, and
+    /// the agent's check runners and anti-entropy ([`crate::local::Local::start`]).
     pub fn start_background(self: &Arc<Self>, join: Vec<SocketAddr>) {
         let tasks = vec![
             tokio::spawn(bootstrap::run(self.clone(), join)),
@@ -179,6 +185,7 @@ impl Server {
             tokio::spawn(leader::reap_tombstones(self.clone())),
         ];
         self.tasks.lock().unwrap_or_else(|e| e.into_inner()).extend(tasks);
+        self.local.start(self.clone());
     }
 
     /// Resolves when Raft has stopped on a fatal error (e.g. a failed fsync: the log can no longer
@@ -198,6 +205,7 @@ impl Server {
 
     /// Stops the core's background tasks and shuts Raft down.
     pub async fn shutdown(&self) {
+        self.local.shutdown();
         for task in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
             task.abort();
         }

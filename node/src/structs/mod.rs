@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod command;
+pub mod duration;
 pub mod kvs;
 pub mod query;
 
