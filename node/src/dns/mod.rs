@@ -102,10 +102,24 @@ fn servfail(req: &Message) -> Option<Vec<u8>> {
     resp.to_vec().ok()
 }
 
-/// Serves DNS over UDP on `socket` until the task is aborted.
+/// Receive loops sharing the UDP socket: on a multi-threaded runtime each answers on its own
+/// worker, so one slow answer does not hold up the next datagram.
+const UDP_RECEIVERS: usize = 4;
+
+/// Serves DNS over UDP on `socket` until the task is aborted (which also stops its receive loops:
+/// they live in a `JoinSet` owned by this future).
 pub async fn serve_udp(server: Arc<Server>, socket: Box<dyn UdpSocket>) {
     let socket: Arc<dyn UdpSocket> = Arc::from(socket);
     let recursions = Arc::new(Semaphore::new(MAX_RECURSIONS_IN_FLIGHT));
+    let mut loops = tokio::task::JoinSet::new();
+    for _ in 0..UDP_RECEIVERS {
+        loops.spawn(receive_loop(server.clone(), socket.clone(), recursions.clone()));
+    }
+    while loops.join_next().await.is_some() {}
+}
+
+/// Receives and answers datagrams until aborted.
+async fn receive_loop(server: Arc<Server>, socket: Arc<dyn UdpSocket>, recursions: Arc<Semaphore>) {
     let mut buf = vec![0u8; UDP_QUERY_BUFFER_BYTES];
     loop {
         let (len, from) = match socket.recv_from(&mut buf).await {

@@ -57,8 +57,10 @@ impl Store {
 
     /// Instances of service `name` with their nodes, in (node, id) order.
     fn instances<'a>(&'a self, name: &'a str, tags: &'a [String], node_meta: &'a Meta) -> impl Iterator<Item = (&'a crate::structs::Node, &'a NodeService)> + 'a {
-        self.services.iter().filter(move |(_, s)| s.service == name && has_tags(&s.tags, tags)).filter_map(move |((node, _), s)| {
-            let n = self.nodes.get(node)?;
+        let keys = self.service_index.get(name).into_iter().flatten();
+        keys.filter_map(move |k| {
+            let s = self.services.get(k).filter(|s| has_tags(&s.tags, tags))?;
+            let n = self.nodes.get(&k.0)?;
             has_meta(&n.meta, node_meta).then_some((n, s))
         })
     }

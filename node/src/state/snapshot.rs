@@ -120,7 +120,9 @@ pub fn decode_sections(bytes: &[u8]) -> Result<Store, SnapshotError> {
             }
             "services" => {
                 let rows: Vec<(String, NodeService)> = decode(&s.data).map_err(codec("services"))?;
-                store.services = rows.into_iter().map(|(n, s)| ((n, s.id.clone()), s)).collect();
+                for (n, s) in rows {
+                    store.put_service_row(&(n, s.id.clone()), Some(s));
+                }
             }
             "checks" => {
                 let rows: Vec<HealthCheck> = decode(&s.data).map_err(codec("checks"))?;

@@ -27,8 +27,12 @@ pub struct Store {
     pub(super) indexes: BTreeMap<Table, u64>,
     /// Catalog nodes by name.
     pub(super) nodes: BTreeMap<String, Node>,
-    /// Service instances by (node, service id).
+    /// Service instances by (node, service id). Written only through [`Store::put_service_row`],
+    /// which keeps [`Store::service_index`] in step.
     pub(super) services: BTreeMap<NodeRowKey, NodeService>,
+    /// Derived: the instance keys of each service name, so a lookup by name (every health query,
+    /// every DNS answer) visits only that service's rows. Rebuilt, never snapshotted.
+    pub(super) service_index: BTreeMap<String, std::collections::BTreeSet<NodeRowKey>>,
     /// Health checks by (node, check id).
     pub(super) checks: BTreeMap<NodeRowKey, HealthCheck>,
     /// Fine-grained indexes: `(Nodes, node)` moves on any change to a node, its services or
@@ -68,6 +72,30 @@ impl Store {
         };
         let changes = if result.ok() { txn.commit() } else { Vec::new() };
         (result, changes)
+    }
+
+    /// Inserts (`Some`) or removes (`None`) the service row at `key`, keeping the by-name index in
+    /// step; returns the previous row.
+    pub(super) fn put_service_row(&mut self, key: &NodeRowKey, row: Option<NodeService>) -> Option<NodeService> {
+        if let Some(r) = &row {
+            self.service_index.entry(r.service.clone()).or_default().insert(key.clone());
+        }
+        let prev = match row {
+            Some(r) => self.services.insert(key.clone(), r),
+            None => self.services.remove(key),
+        };
+        if let Some(p) = &prev {
+            let still_named = self.services.get(key).is_some_and(|now| now.service == p.service);
+            if !still_named {
+                if let Some(keys) = self.service_index.get_mut(&p.service) {
+                    keys.remove(key);
+                    if keys.is_empty() {
+                        self.service_index.remove(&p.service);
+                    }
+                }
+            }
+        }
+        prev
     }
 
     /// The Raft index of the newest change to `table` (0 if never changed).

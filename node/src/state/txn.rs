@@ -98,10 +98,7 @@ impl<'a> WriteTxn<'a> {
 
     /// Inserts (`Some`) or removes (`None`) a service instance row; returns the previous row.
     pub(super) fn set_service(&mut self, key: &NodeRowKey, row: Option<NodeService>) -> Option<NodeService> {
-        let prev = match row {
-            Some(r) => self.store.services.insert(key.clone(), r),
-            None => self.store.services.remove(key),
-        };
+        let prev = self.store.put_service_row(key, row);
         self.undo.push(Undo::Service { key: key.clone(), prev: prev.clone() });
         prev
     }
@@ -157,7 +154,9 @@ impl<'a> WriteTxn<'a> {
                     self.store.kvs.remove(&key);
                 }
                 Undo::Node { key, prev } => restore(&mut self.store.nodes, key, prev),
-                Undo::Service { key, prev } => restore(&mut self.store.services, key, prev),
+                Undo::Service { key, prev } => {
+                    self.store.put_service_row(&key, prev);
+                }
                 Undo::Check { key, prev } => restore(&mut self.store.checks, key, prev),
                 Undo::ScopeIndex { key, prev } => restore(&mut self.store.scope_indexes, key, prev),
                 Undo::Tombstone { key, prev: Some(i) } => {
