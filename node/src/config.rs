@@ -122,6 +122,10 @@ pub struct BugSwitches {
     /// as if nothing changed (a definition comparison that forgot the status), so health flips
     /// are lost while the service row moves on.
     pub check_status_ignored: bool,
+    /// Keep services and checks registered through the agent API in memory only (skip writing
+    /// `local-services.json` / `local-checks.json`), so a restarted agent forgets them and its
+    /// first full anti-entropy sync removes them from the catalog.
+    pub local_state_not_persisted: bool,
 }
 
 /// Everything an agent needs to start.

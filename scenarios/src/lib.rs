@@ -5,6 +5,7 @@
 //! To add a scenario: write `fn(&mut ChaCha8Rng, &Params) -> Schedule` in a new file, declare
 //! the module below, and add one line to [`REGISTRY`].
 
+mod agent_restart;
 mod bridge;
 mod clock_drift;
 mod crash_restart;
@@ -47,6 +48,10 @@ pub enum WorkloadKind {
     /// Catalog registrations (service plus health check), deregistrations and
     /// `/v1/health/service` reads, each instance checked as a linearizable register.
     Catalog,
+    /// Services registered, deregistered and TTL-checked through the agent API of chosen agents,
+    /// judged by what each agent holds after its restarts and what the catalog shows after the
+    /// heal.
+    AgentServices,
 }
 
 impl WorkloadKind {
@@ -55,12 +60,14 @@ impl WorkloadKind {
         match self {
             WorkloadKind::KvRegister => "kv-register",
             WorkloadKind::Catalog => "catalog-register",
+            WorkloadKind::AgentServices => "agent-services",
         }
     }
 }
 
 const KV: WorkloadKind = WorkloadKind::KvRegister;
 const CATALOG: WorkloadKind = WorkloadKind::Catalog;
+const AGENT: WorkloadKind = WorkloadKind::AgentServices;
 
 /// A scenario: name, one-line description, schedule builder (which may describe what it chose
 /// from the seed in [`Schedule::options`]), and the workload its clients run.
@@ -89,6 +96,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "one-way", about: "asymmetric partitions: messages flow one way only", build: one_way::build, workload: KV },
     Scenario { name: "slow-lossy", about: "high latency, jitter and lossy links on random servers", build: slow_lossy::build, workload: KV },
     Scenario { name: "health-flap", about: "catalog registrations with flapping health checks under partitions, leader isolation and crashes", build: health_flap::build, workload: CATALOG },
+    Scenario { name: "agent-restart", about: "services registered on agents through their API while agents crash (some torn) and restart, with partitions between", build: agent_restart::build, workload: AGENT },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 
@@ -126,7 +134,7 @@ mod tests {
     #[test]
     fn crash_style_scenarios_restart_every_crashed_server() {
         let p = Params { servers: 3, fault_phase: Duration::from_secs(60) };
-        for name in ["crash-restart", "rolling-restart", "disk-corruption", "leader-transfer", "health-flap"] {
+        for name in ["crash-restart", "rolling-restart", "disk-corruption", "leader-transfer", "health-flap", "agent-restart"] {
             let sc = find(name).expect("registered");
             let s = (sc.build)(&mut ChaCha8Rng::seed_from_u64(3), &p);
             let crashes = s.events().iter().filter(|(_, f)| matches!(f, Fault::Crash(_) | Fault::CrashTorn(_))).count();

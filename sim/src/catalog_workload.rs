@@ -50,7 +50,8 @@ impl Workload for CatalogRegister {
     fn check(&self, history: &History, budget_per_object: Duration) -> Vec<(String, Verdict)> {
         checker::check_history(history, budget_per_object)
     }
-    fn final_reads(&self, server: SocketAddr, keys: Vec<String>, history: Rc<RefCell<History>>) -> Pin<Box<dyn Future<Output = ()>>> {
+    fn final_reads(&self, servers: Vec<(String, SocketAddr)>, keys: Vec<String>, history: Rc<RefCell<History>>) -> Pin<Box<dyn Future<Output = ()>>> {
+        let server = servers[0].1;
         Box::pin(async move {
             let invoke = now();
             let resp = tokio::time::timeout(OP_TIMEOUT, request(server, Method::GET, "/v1/health/service/web?consistent", Vec::new())).await;

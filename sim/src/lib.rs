@@ -4,6 +4,7 @@
 //! One seed is one run: the same seed and commit replay the same run event for event, which
 //! [`run::run`]'s trace hash proves (`--check-determinism`).
 
+pub mod agent_workload;
 pub mod catalog_workload;
 pub mod http_client;
 pub mod io;

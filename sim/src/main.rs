@@ -79,7 +79,12 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if std::env::var_os("CONCORD_SIM_LOG").is_some() {
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_env("CONCORD_SIM_LOG")).init();
+        // Stamped with simulated time (the wall clock says nothing about a simulated run).
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("CONCORD_SIM_LOG"))
+            .with_timer(SimTime)
+            .with_ansi(false)
+            .init();
     }
     let seeds = match &args.seeds {
         Some(r) => match parse_range(r) {
@@ -320,4 +325,16 @@ fn first_divergence(a: &[Record], b: &[Record]) -> String {
         }
     }
     out
+}
+
+/// Log timestamps in simulated seconds (`-` outside a simulation).
+struct SimTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        match turmoil::sim_elapsed() {
+            Some(t) => write!(w, "{:>10.3}s", t.as_secs_f64()),
+            None => write!(w, "         -"),
+        }
+    }
 }

@@ -36,6 +36,9 @@ pub enum Bug {
     /// A catalog re-registration whose check changed only its status is applied as if nothing
     /// changed, so health flips are lost (caught by `health-flap`).
     CheckStatusIgnored,
+    /// Services and checks registered through the agent API kept in memory only, so a restarted
+    /// agent forgets them (caught by `agent-restart`).
+    LocalStateNotPersisted,
 }
 
 impl Bug {
@@ -51,6 +54,7 @@ impl Bug {
             Bug::DoubleApply => "double-apply",
             Bug::NonDurableRename => "non-durable-rename",
             Bug::CheckStatusIgnored => "check-status-ignored",
+            Bug::LocalStateNotPersisted => "local-state-not-persisted",
         }
     }
 }
@@ -113,6 +117,7 @@ impl RunOptions {
             double_apply: self.bugs.contains(&Bug::DoubleApply),
             check_status_ignored: self.bugs.contains(&Bug::CheckStatusIgnored),
             non_durable_rename: self.bugs.contains(&Bug::NonDurableRename),
+            local_state_not_persisted: self.bugs.contains(&Bug::LocalStateNotPersisted),
         }
     }
 

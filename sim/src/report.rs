@@ -60,7 +60,11 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
         let _ = writeln!(out, "  {object} {key:<6} {line}");
     }
     if judgement.invariants.is_empty() {
-        let _ = writeln!(out, "  invariants ok: election safety, state machine safety, log matching, leader completeness, vote durability, apply once, no phantom values, acknowledged writes survive, index monotonic");
+        let _ = writeln!(
+            out,
+            "  invariants ok: election safety, state machine safety, log matching, leader completeness, vote durability, apply once, {}",
+            crate::workload::for_scenario(&result.options.scenario).oracle_names()
+        );
     }
     const SHOWN: usize = 8;
     for v in judgement.invariants.iter().take(SHOWN) {

@@ -191,7 +191,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     let mut pending = schedule.events().iter().peekable();
     let mut healed = false;
     let mut host_error = None;
-    let hard_stop = liveness_deadline + RUN_SLACK;
+    let hard_stop = liveness_deadline + RUN_SLACK + workload.final_reads_bound();
     loop {
         let now = sim.elapsed();
         while let Some((at, fault)) = pending.peek() {
@@ -210,7 +210,8 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
                 world.apply(&mut sim, &Fault::AddServer(nemesis::Target::server(i)));
             }
             // Every server must serve again, including one that rejoined after disk corruption.
-            let final_reads = workload.final_reads(http_addrs[0], keys.clone(), history.clone());
+            let servers: Vec<(String, SocketAddr)> = names.iter().cloned().zip(http_addrs.iter().copied()).collect();
+            let final_reads = workload.final_reads(servers, keys.clone(), history.clone());
             let probe = liveness_probe(http_addrs.clone(), now, liveness_deadline, live_at.clone(), final_reads);
             sim.client(nemesis::hosts::LIVENESS, probe);
             world.add_client(nemesis::hosts::LIVENESS);

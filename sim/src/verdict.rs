@@ -39,7 +39,8 @@ impl Judgement {
 
 /// Runs every checker over `result`.
 pub fn judge(result: &RunResult) -> Judgement {
-    let linearizable = crate::workload::for_scenario(&result.options.scenario).check(&result.history, CHECK_BUDGET_PER_KEY);
+    let workload = crate::workload::for_scenario(&result.options.scenario);
+    let linearizable = workload.check(&result.history, CHECK_BUDGET_PER_KEY);
     let no_liveness = match result.live_at {
         Some(_) => None,
         None => Some(format!(
@@ -49,6 +50,6 @@ pub fn judge(result: &RunResult) -> Judgement {
         )),
     };
     let mut invariants = checker::check_raft_trace(&result.trace);
-    invariants.extend(checker::check_oracles(&result.history));
+    invariants.extend(workload.oracles(&result.history));
     Judgement { linearizable, no_liveness, host_error: result.host_error.clone(), invariants }
 }

@@ -17,7 +17,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use checker::{History, IndexObservation, OkResult, Op, OpFn, Outcome, Value, Verdict};
+use checker::{History, IndexObservation, InvariantViolation, OkResult, Op, OpFn, Outcome, Value, Verdict};
 use hyper::{Method, StatusCode};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -38,10 +38,25 @@ pub trait Workload {
     fn client(&self, spec: ClientSpec) -> Pin<Box<dyn Future<Output = turmoil::Result>>>;
     /// Judges the history: one verdict per independent object (e.g. per key), sorted by name.
     fn check(&self, history: &History, budget_per_object: Duration) -> Vec<(String, Verdict)>;
-    /// After the cluster proved live: read every object once through `server` with `?consistent`
-    /// and record the reads as client 0, so the oracles can check that acknowledged writes
-    /// survived everything.
-    fn final_reads(&self, server: SocketAddr, keys: Vec<String>, history: Rc<RefCell<History>>) -> Pin<Box<dyn Future<Output = ()>>>;
+    /// The history oracles that apply to this workload's history (default: no phantom values,
+    /// acknowledged writes survive, index monotonic).
+    fn oracles(&self, history: &History) -> Vec<InvariantViolation> {
+        checker::check_oracles(history)
+    }
+    /// The oracles of [`Self::oracles`], as the report lists them when they hold.
+    fn oracle_names(&self) -> &'static str {
+        "no phantom values, acknowledged writes survive, index monotonic"
+    }
+    /// After the cluster proved live: read every object once through the servers (by host name
+    /// and HTTP address; the KV and catalog workloads use the first) with `?consistent` and
+    /// record the reads as client 0, so the oracles can check that acknowledged writes survived
+    /// everything.
+    fn final_reads(&self, servers: Vec<(String, SocketAddr)>, keys: Vec<String>, history: Rc<RefCell<History>>) -> Pin<Box<dyn Future<Output = ()>>>;
+    /// How long `final_reads` may take beyond a few requests (a convergence wait); the run's hard
+    /// stop moves out by as much.
+    fn final_reads_bound(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// The KV register workload (see the module docs).
@@ -60,8 +75,8 @@ impl Workload for KvRegister {
     fn check(&self, history: &History, budget_per_object: Duration) -> Vec<(String, Verdict)> {
         checker::check_history(history, budget_per_object)
     }
-    fn final_reads(&self, server: SocketAddr, keys: Vec<String>, history: Rc<RefCell<History>>) -> Pin<Box<dyn Future<Output = ()>>> {
-        Box::pin(final_consistent_reads(server, keys, history))
+    fn final_reads(&self, servers: Vec<(String, SocketAddr)>, keys: Vec<String>, history: Rc<RefCell<History>>) -> Pin<Box<dyn Future<Output = ()>>> {
+        Box::pin(final_consistent_reads(servers[0].1, keys, history))
     }
 }
 
@@ -70,6 +85,7 @@ pub fn for_scenario(scenario: &str) -> Box<dyn Workload> {
     match scenarios::find(scenario).map(|s| s.workload) {
         Some(scenarios::WorkloadKind::KvRegister) | None => Box::new(KvRegister),
         Some(scenarios::WorkloadKind::Catalog) => Box::new(crate::catalog_workload::CatalogRegister),
+        Some(scenarios::WorkloadKind::AgentServices) => Box::new(crate::agent_workload::AgentServices::default()),
     }
 }
 

@@ -101,8 +101,16 @@ fn a_catalog_that_drops_health_status_changes_is_caught() {
 }
 
 #[test]
+fn an_agent_that_keeps_api_registered_services_in_memory_only_is_caught() {
+    // agent-restart crashes the agents clients register services on: a restarted agent that
+    // persisted nothing has forgotten acknowledged registrations (and its first full anti-entropy
+    // sync removes them from the catalog), which the final observation shows (registration_lost).
+    assert_caught_and_replayable(Bug::LocalStateNotPersisted, "agent-restart");
+}
+
+#[test]
 fn correct_agent_passes_the_same_seeds() {
-    for scenario in ["partition-heal", "crash-restart", "leader-transfer", "health-flap"] {
+    for scenario in ["partition-heal", "crash-restart", "leader-transfer", "health-flap", "agent-restart"] {
         for seed in SEED_BUDGET {
             let options = RunOptions::derive(seed, scenario, 3, vec![], false);
             let (result, judgement) = sim::run_seed(&options).expect("scenario exists");

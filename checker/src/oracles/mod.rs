@@ -9,10 +9,12 @@
 //! and a backwards `X-Consul-Index` contradicts the monotonic commit/apply index (§5.3).
 
 pub mod acknowledged_writes_survive;
+pub mod agent_services;
 pub mod index_monotonic;
 pub mod no_phantom_values;
 
 pub use acknowledged_writes_survive::check_acknowledged_writes_survive;
+pub use agent_services::check_agent_services;
 pub use index_monotonic::check_index_monotonic;
 pub use no_phantom_values::check_no_phantom_values;
 

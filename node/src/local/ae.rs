@@ -179,6 +179,18 @@ mod tests {
         view: Mutex<CatalogView>,
         fail: std::sync::atomic::AtomicBool,
         writes: std::sync::atomic::AtomicUsize,
+        /// Writes (counted from 1) that are applied but answer an error, as a lost reply does.
+        lose_replies: Mutex<Vec<usize>>,
+    }
+
+    impl FakeCatalog {
+        fn answer(&self) -> Result<(), String> {
+            let n = self.writes.load(std::sync::atomic::Ordering::SeqCst);
+            if self.lose_replies.lock().unwrap().contains(&n) {
+                return Err("write outcome unknown: reply lost".into());
+            }
+            Ok(())
+        }
     }
 
     #[async_trait]
@@ -199,7 +211,8 @@ mod tests {
             for c in req.checks {
                 v.checks.insert(c.check_id.clone(), c);
             }
-            Ok(())
+            drop(v);
+            self.answer()
         }
         async fn deregister(&self, req: DeregisterRequest) -> Result<(), String> {
             self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -210,7 +223,8 @@ mod tests {
             } else {
                 v.checks.remove(&req.check_id);
             }
-            Ok(())
+            drop(v);
+            self.answer()
         }
         fn cluster_size(&self) -> usize {
             1
@@ -256,5 +270,24 @@ mod tests {
         assert!(v.services.is_empty() && v.checks.is_empty(), "{v:?}");
         drop(v);
         local.shutdown();
+    }
+
+    #[tokio::test]
+    async fn one_lost_reply_does_not_hold_back_the_rest_of_a_sync_but_two_in_a_row_stop_it() {
+        let node = Node { id: "uuid".into(), node: "n1".into(), ..Node::default() };
+        let svc = |id: &str| sync::SyncOp::RegisterService {
+            service: crate::structs::NodeService { id: id.into(), service: id.into(), ..Default::default() },
+            checks: Vec::new(),
+        };
+        let ops = vec![svc("a"), svc("b"), svc("c"), svc("d")];
+        let catalog = FakeCatalog::default();
+        *catalog.lose_replies.lock().unwrap() = vec![1];
+        let err = sync::apply(&catalog, &node, &ops).await.unwrap_err();
+        assert!(err.contains("\"a\""), "{err}");
+        assert_eq!(catalog.view.lock().unwrap().services.len(), 4, "every write was made");
+        let catalog = FakeCatalog::default();
+        *catalog.lose_replies.lock().unwrap() = vec![2, 3];
+        assert!(sync::apply(&catalog, &node, &ops).await.is_err());
+        assert_eq!(catalog.writes.load(std::sync::atomic::Ordering::SeqCst), 3, "two failures in a row stop the sync");
     }
 }

@@ -76,6 +76,8 @@ pub struct Local {
     started: std::sync::atomic::AtomicBool,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     rng: Mutex<ChaCha8Rng>,
+    /// The `local_state_not_persisted` bug switch: changes are never written to the data dir.
+    skip_persist: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -109,6 +111,7 @@ impl Local {
             runners: Mutex::new(BTreeMap::new()),
             started: std::sync::atomic::AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
+            skip_persist: config.bugs.local_state_not_persisted,
         }))
     }
 
@@ -160,19 +163,21 @@ impl Local {
     ) -> Result<T, LocalError> {
         let _order = if files == Files::None { None } else { Some(self.persist_lock.lock().await) };
         let now = Instant::now();
-        let (before, result, bytes) = {
+        let (before, result, bytes, order) = {
             let mut st = self.state();
             let before = (files != Files::None).then(|| st.clone());
             let result = f(&mut st, now)?;
+            let removes_service = before.as_ref().is_some_and(|b| b.services.keys().any(|id| !st.services.contains_key(id)));
+            let order = if removes_service { persist::Order::ServicesFirst } else { persist::Order::ChecksFirst };
             let bytes = match files {
                 Files::Both => Some((Some(persist::encode_services(&st)), persist::encode_checks(&st, now, self.io.clock.wall_now()))),
                 Files::Checks => Some((None, persist::encode_checks(&st, now, self.io.clock.wall_now()))),
                 Files::None => None,
             };
-            (before, result, bytes)
+            (before, result, bytes, order)
         };
-        if let Some((services, checks)) = bytes {
-            if let Err(e) = persist::save(self.io.disk.as_ref(), services.as_deref(), Some(&checks)).await {
+        if let Some((services, checks)) = bytes.filter(|_| !self.skip_persist) {
+            if let Err(e) = persist::save(self.io.disk.as_ref(), services.as_deref(), Some(&checks), order).await {
                 tracing::error!(error = %e, "could not persist local state; change rolled back");
                 if let Some(before) = before {
                     *self.state() = before;
@@ -316,5 +321,97 @@ fn maintenance_check(id: &str, name: &str, service_id: &str, reason: &str, defau
         },
         spec: CheckSpec::manual(),
         status_given: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::mem::MemDisk;
+    use crate::io::Disk;
+    use async_trait::async_trait;
+    use definition::parse_service;
+
+    /// A disk that refuses to write one file (a crash between the two local-state files, as far
+    /// as what reaches the disk is concerned).
+    struct RefuseWrite(Arc<MemDisk>, &'static str);
+
+    #[async_trait]
+    impl Disk for RefuseWrite {
+        async fn read(&self, path: &str) -> std::io::Result<Option<Vec<u8>>> {
+            self.0.read(path).await
+        }
+        async fn append(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+            self.0.append(path, bytes).await
+        }
+        async fn write(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+            if path == self.1 {
+                return Err(std::io::Error::other("refused"));
+            }
+            self.0.write(path, bytes).await
+        }
+        async fn truncate(&self, path: &str, len: u64) -> std::io::Result<()> {
+            self.0.truncate(path, len).await
+        }
+        async fn sync(&self, path: &str) -> std::io::Result<()> {
+            self.0.sync(path).await
+        }
+        async fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
+            self.0.rename(from, to).await
+        }
+        async fn remove(&self, path: &str) -> std::io::Result<()> {
+            self.0.remove(path).await
+        }
+        async fn sync_dir(&self) -> std::io::Result<()> {
+            self.0.sync_dir().await
+        }
+    }
+
+    fn io(disk: Arc<dyn Disk>) -> Io {
+        Io {
+            net: Arc::new(crate::io::tokio::TokioNet),
+            clock: Arc::new(crate::io::tokio::SystemClock::new()),
+            disk,
+            trace: Arc::new(crate::io::NoTrace),
+            seed: 1,
+        }
+    }
+
+    const CRITICAL_WEB: &[u8] = br#"{"ID":"web","Name":"web","Check":{"CheckID":"web:ttl","Name":"ttl","TTL":"1h","Status":"critical"}}"#;
+
+    async fn reopened(disk: &Arc<MemDisk>) -> LocalState {
+        Local::open(&AgentConfig::dev(), io(disk.clone()), "id").await.unwrap().snapshot()
+    }
+
+    #[tokio::test]
+    async fn a_registration_cut_between_its_two_files_is_not_half_applied() {
+        // Only the first file reaches the disk: the restarted agent must not hold the service
+        // without the check it was registered with (it would look healthy).
+        for refused in [persist::SERVICES_FILE, persist::CHECKS_FILE] {
+            let disk = Arc::new(MemDisk::new());
+            let local = Local::open(&AgentConfig::dev(), io(Arc::new(RefuseWrite(disk.clone(), if refused == persist::SERVICES_FILE { "local-services.json.tmp" } else { "local-checks.json.tmp" }))), "id")
+                .await
+                .unwrap();
+            let _ = local.register_service(parse_service(CRITICAL_WEB, false).unwrap(), false).await;
+            disk.crash();
+            let back = reopened(&disk).await;
+            let half = back.services.contains_key("web") && !back.checks.contains_key("web:ttl");
+            assert!(!half, "refusing {refused}: service without its check");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_deregistration_cut_between_its_two_files_is_not_half_applied() {
+        for refused in ["local-services.json.tmp", "local-checks.json.tmp"] {
+            let disk = Arc::new(MemDisk::new());
+            let local = Local::open(&AgentConfig::dev(), io(disk.clone()), "id").await.unwrap();
+            local.register_service(parse_service(CRITICAL_WEB, false).unwrap(), false).await.unwrap();
+            let local = Local::open(&AgentConfig::dev(), io(Arc::new(RefuseWrite(disk.clone(), refused))), "id").await.unwrap();
+            let _ = local.deregister_service("web").await;
+            disk.crash();
+            let back = reopened(&disk).await;
+            let half = back.services.contains_key("web") && !back.checks.contains_key("web:ttl");
+            assert!(!half, "refusing {refused}: service without its check");
+        }
     }
 }
