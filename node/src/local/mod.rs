@@ -102,9 +102,7 @@ impl Local {
     /// Loads the persisted local state from the data dir. `node_id` is this agent's NodeID.
     /// Errors: unreadable or corrupt local state files (see [`persist::load`]).
     pub async fn open(config: &AgentConfig, io: Io, node_id: &str) -> Result<Arc<Self>, String> {
-        let mut state = persist::load(io.disk.as_ref(), Instant::now(), io.clock.wall_now()).await?;
-        let entries = config.config_entries.clone();
-        state.replace_config(entries.services, entries.checks, Instant::now()).map_err(|e| format!("config files: {e}"))?;
+        let state = persist::load(io.disk.as_ref(), Instant::now(), io.clock.wall_now()).await?;
         let address = config.bind_addr.to_string();
         let tagged: Meta = ["lan", "lan_ipv4", "wan", "wan_ipv4"].iter().map(|k| (k.to_string(), address.clone())).collect();
         let node = Node {
@@ -210,6 +208,13 @@ impl Local {
         self.mutate(Files::Both, |st, now| Ok(st.add_service(reg, replace_existing_checks, now))).await?;
         tracing::debug!(service = %id, "registered local service");
         Ok(())
+    }
+
+    /// Registers the config files' services and checks at start (before [`Local::start`], so
+    /// anti-entropy's first sync already has them); nothing is persisted. Errors: a check names
+    /// a service neither the config nor the persisted API registrations have.
+    pub fn apply_config_at_open(&self, entries: ConfigEntries) -> Result<(), LocalError> {
+        self.state().replace_config(entries.services, entries.checks, Instant::now()).map(|_| ())
     }
 
     /// Replaces the services and checks that came from config files (a reload): see
