@@ -155,6 +155,9 @@ pub struct AgentConfig {
     /// Accept script checks (`Args`) registered through the HTTP API (Consul
     /// `-enable-script-checks`, off by default: it lets any API client run commands here).
     pub enable_script_checks: bool,
+    /// Services and checks from config files (`-config-file`, `-config-dir`), registered at
+    /// start, not persisted, replaced on reload (see [`crate::local::Local::replace_config_entries`]).
+    pub config_entries: crate::local::ConfigEntries,
 }
 
 impl AgentConfig {
@@ -175,6 +178,7 @@ impl AgentConfig {
             bugs: BugSwitches::default(),
             dev: true,
             enable_script_checks: false,
+            config_entries: Default::default(),
         }
     }
 

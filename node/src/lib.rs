@@ -7,6 +7,7 @@ pub mod buggify;
 pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod config_file;
 pub mod dns;
 pub mod filter;
 pub mod http;

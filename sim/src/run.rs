@@ -115,6 +115,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             bugs: options.bug_switches(),
             dev: false,
             enable_script_checks: false,
+            config_entries: Default::default(),
         };
         let disk = disks[i].clone();
         let clock = clocks[i].clone();

@@ -86,6 +86,14 @@ impl AgentProcess {
         }
     }
 
+    /// Sends `signal` (a `kill -s` name such as `HUP`) to the running process. Panics if it is
+    /// not running or `kill` fails.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("agent is running");
+        let status = Command::new("kill").args(["-s", signal, &child.id().to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill -s {signal} failed");
+    }
+
     /// Whether the process is still running (not exited).
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))

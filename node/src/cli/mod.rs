@@ -1,4 +1,4 @@
-//! The `concord` command line: `concord agent|catalog|info|kv|leave|monitor|operator|services|version`, with
+//! The `concord` command line: `concord agent|catalog|info|kv|leave|monitor|operator|reload|services|version`, with
 //! Consul's flag names, messages and exit codes.
 //!
 //! Owns: argument parsing (clap derive), the Consul-style single-dash rewrite ([`normalize_args`]),
@@ -27,6 +27,7 @@ pub mod leave;
 pub mod logging;
 pub mod monitor;
 pub mod operator;
+pub mod reload;
 pub mod services;
 
 use std::collections::BTreeSet;
@@ -67,6 +68,8 @@ pub enum Command {
     /// Provides cluster-level tools for operators.
     #[command(subcommand)]
     Operator(operator::OperatorCommand),
+    /// Triggers the agent's configuration reload (config-file services and checks).
+    Reload(reload::ReloadArgs),
     /// Interact with services registered on the local agent.
     #[command(subcommand)]
     Services(services::ServicesCommand),
@@ -213,6 +216,7 @@ pub fn main() -> i32 {
         Command::Leave(a) => common::run(leave::leave(a)),
         Command::Monitor(a) => common::run(monitor::monitor(a)),
         Command::Operator(cmd) => common::run(operator::run(cmd)),
+        Command::Reload(a) => common::run(reload::reload(a)),
         Command::Services(cmd) => common::run(services::run(cmd)),
         Command::Version => {
             print!("{}", info::version_text());
@@ -301,7 +305,7 @@ mod tests {
     #[test]
     fn only_built_commands_are_listed() {
         let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
-        assert_eq!(names, ["agent", "info", "kv", "leave", "monitor", "operator", "version"]);
+        assert_eq!(names, ["agent", "catalog", "info", "kv", "leave", "monitor", "operator", "reload", "services", "version"]);
     }
 
     #[test]

@@ -211,3 +211,14 @@ pub async fn host(State(agent): State<Arc<Server>>) -> Json<Value> {
         "Errors": ["memory, disk and uptime are not collected by Concord"],
     }))
 }
+
+/// `PUT /v1/agent/reload`: re-reads the agent's config files and applies their services and
+/// checks (Consul `AgentReload`). 200 with no body; a bad file keeps the running config and
+/// answers 500 with the error, as Consul does.
+pub async fn reload(State(server): State<Arc<Server>>) -> Result<(), super::ApiError> {
+    server.local.reload().await.map_err(|message| super::ApiError {
+        status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        message,
+        not_applied: true,
+    })
+}

@@ -59,6 +59,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/v1/agent/metrics", get(metrics::metrics))
         .route("/v1/agent/monitor", get(monitor::monitor))
         .route("/v1/agent/leave", axum::routing::put(monitor::leave))
+        .route("/v1/agent/reload", axum::routing::put(agent_self::reload))
         .route("/v1/operator/raft/configuration", get(operator::configuration))
         .route("/v1/operator/raft/peer", axum::routing::delete(operator::remove_peer).put(operator::add_peer))
         .route("/v1/operator/raft/transfer-leader", axum::routing::post(operator::transfer_leader))

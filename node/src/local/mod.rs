@@ -34,7 +34,21 @@ use crate::config::AgentConfig;
 use crate::io::Io;
 use crate::structs::{HealthCheck, HealthStatus, Meta, Node, NodeService};
 use definition::{CheckRegistration, CheckSpec, ServiceRegistration};
-use state::{LocalError, LocalState, NODE_MAINT_CHECK_ID, SERVICE_MAINT_PREFIX};
+use state::{ConfigChange, LocalError, LocalState, NODE_MAINT_CHECK_ID, SERVICE_MAINT_PREFIX};
+
+/// The services and checks defined in the agent's config files (validated), registered at start
+/// and replaced on reload ([`Local::replace_config_entries`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigEntries {
+    pub services: Vec<ServiceRegistration>,
+    pub checks: Vec<CheckRegistration>,
+}
+
+/// What `PUT /v1/agent/reload` (and SIGHUP) runs: re-reads the config files and applies what a
+/// reload may change. Set by whoever owns the config files (the `concord agent` CLI, see
+/// [`Local::set_reload_hook`]); an error is the message Consul answers 500 with.
+pub type ReloadHook =
+    Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
 /// Salt for the local agent's RNG stream, so it differs from the server core's for one seed.
 const RNG_SALT: u64 = 0x6c6f_6361_6c5f_6165; // "local_ae"
@@ -78,6 +92,8 @@ pub struct Local {
     rng: Mutex<ChaCha8Rng>,
     /// The `local_state_not_persisted` bug switch: changes are never written to the data dir.
     skip_persist: bool,
+    /// See [`ReloadHook`]; `None` until set (then a reload has nothing to re-read).
+    reload_hook: Mutex<Option<ReloadHook>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -112,6 +128,7 @@ impl Local {
             started: std::sync::atomic::AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
             skip_persist: config.bugs.local_state_not_persisted,
+            reload_hook: Mutex::new(None),
         }))
     }
 
@@ -196,6 +213,35 @@ impl Local {
         self.mutate(Files::Both, |st, now| Ok(st.add_service(reg, replace_existing_checks, now))).await?;
         tracing::debug!(service = %id, "registered local service");
         Ok(())
+    }
+
+    /// Registers the config files' services and checks at start (before [`Local::start`], so
+    /// anti-entropy's first sync already has them); nothing is persisted. Errors: a check names
+    /// a service neither the config nor the persisted API registrations have.
+    pub fn apply_config_at_open(&self, entries: ConfigEntries) -> Result<(), LocalError> {
+        self.state().replace_config(entries.services, entries.checks, Instant::now()).map(|_| ())
+    }
+
+    /// Replaces the services and checks that came from config files (a reload): see
+    /// [`LocalState::replace_config`]. API-registered entries are untouched. Errors: a check
+    /// names an unknown service (nothing applied), or the data dir could not be written.
+    pub async fn replace_config_entries(self: &Arc<Self>, entries: ConfigEntries) -> Result<ConfigChange, LocalError> {
+        self.mutate(Files::Both, |st, now| st.replace_config(entries.services, entries.checks, now)).await
+    }
+
+    /// Registers the reload hook (the CLI does, after start); replaces any earlier one.
+    pub fn set_reload_hook(&self, hook: ReloadHook) {
+        *lock(&self.reload_hook) = Some(hook);
+    }
+
+    /// Runs the reload hook (`PUT /v1/agent/reload`). Without a hook there is nothing to
+    /// re-read and the reload succeeds. Errors: the hook's (a bad config file).
+    pub async fn reload(&self) -> Result<(), String> {
+        let hook = lock(&self.reload_hook).clone();
+        match hook {
+            Some(hook) => hook().await,
+            None => Ok(()),
+        }
     }
 
     /// `PUT /v1/agent/service/deregister/<id>`. Errors: unknown service (404).

@@ -60,17 +60,22 @@ fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// The services file's bytes.
+/// The services file's bytes: every service but those from config files (Consul persists only
+/// API-registered services; config ones come back from the config at start).
 pub fn encode_services(state: &LocalState) -> Vec<u8> {
-    let file = ServicesFile { version: FORMAT_VERSION, services: state.services.values().cloned().collect() };
+    let services = state.services.values().filter(|s| !state.config_services.contains(&s.id)).cloned().collect();
+    let file = ServicesFile { version: FORMAT_VERSION, services };
     serde_json::to_vec_pretty(&file).expect("local services serialise")
 }
 
-/// The checks file's bytes; TTL deadlines become wall-clock times.
+/// The checks file's bytes; TTL deadlines become wall-clock times. Checks from config files are
+/// left out, and so are checks on a config service (their service is not in the services file,
+/// so they could not be restored).
 pub fn encode_checks(state: &LocalState, now: Instant, wall_now: SystemTime) -> Vec<u8> {
     let checks = state
         .checks
         .values()
+        .filter(|c| !state.config_checks.contains(&c.check.check_id) && !state.config_services.contains(&c.check.service_id))
         .map(|c| PersistedCheck {
             check: c.check.clone(),
             spec: c.spec.clone(),
@@ -195,5 +200,20 @@ mod tests {
         assert!(load(&disk, t0, UNIX_EPOCH).await.unwrap().checks.is_empty());
         disk.write(SERVICES_FILE, b"{not json").await.unwrap();
         assert!(load(&disk, t0, UNIX_EPOCH).await.unwrap_err().contains("corrupt"));
+    }
+
+    #[tokio::test]
+    async fn services_and_checks_from_config_files_are_not_persisted() {
+        let disk = MemDisk::new();
+        let t0 = Instant::now();
+        let mut s = LocalState::default();
+        s.add_service(parse_service(br#"{"Name":"api","Check":{"TTL":"3s"}}"#, false).unwrap(), false, t0);
+        let from_config = parse_service(br#"{"Name":"conf","Check":{"TTL":"3s"}}"#, false).unwrap();
+        let node_check = parse_check(br#"{"Name":"conf-node","TTL":"3s"}"#, false).unwrap();
+        s.replace_config(vec![from_config], vec![node_check], t0).unwrap();
+        save(&disk, Some(&encode_services(&s)), Some(&encode_checks(&s, t0, UNIX_EPOCH))).await.unwrap();
+        let back = load(&disk, t0, UNIX_EPOCH).await.unwrap();
+        assert_eq!(back.services.keys().collect::<Vec<_>>(), ["api"]);
+        assert_eq!(back.checks.keys().collect::<Vec<_>>(), ["service:api"]);
     }
 }

@@ -141,6 +141,22 @@ pub struct LocalState {
     /// Removed here and perhaps still in the catalog: anti-entropy deregisters them.
     pub deleted_services: BTreeSet<String>,
     pub deleted_checks: BTreeSet<String>,
+    /// Ids whose current definition came from the agent's config files (Consul's "from config"
+    /// source): never persisted, and replaced whole on reload ([`LocalState::replace_config`]).
+    /// An API registration of the same id takes it over (it leaves these sets).
+    pub config_services: BTreeSet<String>,
+    pub config_checks: BTreeSet<String>,
+}
+
+/// What a config reload did, for the log.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ConfigChange {
+    /// Config services and checks no longer in the config, removed.
+    pub removed_services: Vec<String>,
+    pub removed_checks: Vec<String>,
+    /// How many services and checks the config now defines.
+    pub services: usize,
+    pub checks: usize,
 }
 
 impl LocalState {
@@ -168,6 +184,7 @@ impl LocalState {
         let name = reg.service.service.clone();
         self.services.insert(id.clone(), reg.service);
         self.deleted_services.remove(&id);
+        self.config_services.remove(&id);
         for c in reg.checks {
             change.upserted_checks.push(c.check.check_id.clone());
             self.upsert_check(c, true, now);
@@ -186,10 +203,12 @@ impl LocalState {
             return Err(LocalError::UnknownService(id.to_string()));
         }
         self.deleted_services.insert(id.to_string());
+        self.config_services.remove(id);
         let checks: Vec<String> = self.checks.iter().filter(|(_, c)| c.check.service_id == id).map(|(k, _)| k.clone()).collect();
         // Deregistering the service removes its checks from the catalog too.
         for cid in &checks {
             self.checks.remove(cid);
+            self.config_checks.remove(cid);
         }
         Ok(checks)
     }
@@ -219,6 +238,7 @@ impl LocalState {
             fresh.critical_since = prev.critical_since;
         }
         self.deleted_checks.remove(&cid);
+        self.config_checks.remove(&cid);
         self.checks.insert(cid, fresh);
     }
 
@@ -226,7 +246,59 @@ impl LocalState {
     pub fn remove_check(&mut self, id: &str) -> Result<(), LocalError> {
         self.checks.remove(id).ok_or_else(|| LocalError::UnknownCheck(id.to_string()))?;
         self.deleted_checks.insert(id.to_string());
+        self.config_checks.remove(id);
         Ok(())
+    }
+
+    /// Makes the services and checks from config files exactly `services` and `checks` (agent
+    /// start and reload, Consul `loadServices`/`loadChecks` with source "config"): config
+    /// entries gone from the new config are removed, the new ones added or replaced (checks keep
+    /// their status, as on any re-registration), API-registered entries are left alone unless
+    /// the config now defines the same id (then the config's definition wins). A service's
+    /// checks added by the API stay. Errors (nothing applied): a check names a service that
+    /// neither the new config nor the API registered.
+    pub fn replace_config(
+        &mut self,
+        services: Vec<ServiceRegistration>,
+        checks: Vec<CheckRegistration>,
+        now: Instant,
+    ) -> Result<ConfigChange, LocalError> {
+        let new_services: BTreeSet<String> = services.iter().map(|s| s.service.id.clone()).collect();
+        let api_service = |id: &str| self.services.contains_key(id) && !self.config_services.contains(id);
+        for c in &checks {
+            let sid = &c.check.service_id;
+            if !sid.is_empty() && !new_services.contains(sid) && !api_service(sid) {
+                return Err(LocalError::Invalid(format!("check {:?}: ServiceID {sid:?} does not exist", c.check.check_id)));
+            }
+        }
+        let new_checks: BTreeSet<String> = services
+            .iter()
+            .flat_map(|s| s.checks.iter())
+            .chain(checks.iter())
+            .map(|c| c.check.check_id.clone())
+            .collect();
+        let mut change = ConfigChange { services: new_services.len(), checks: new_checks.len(), ..ConfigChange::default() };
+        let gone: Vec<String> = self.config_services.difference(&new_services).cloned().collect();
+        for id in gone {
+            change.removed_checks.extend(self.remove_service(&id)?);
+            change.removed_services.push(id);
+        }
+        let gone: Vec<String> = self.config_checks.difference(&new_checks).cloned().collect();
+        for id in gone {
+            self.remove_check(&id)?;
+            change.removed_checks.push(id);
+        }
+        for s in services {
+            self.add_service(s, false, now);
+        }
+        for c in checks {
+            self.add_check(c, now)?;
+        }
+        self.config_services = new_services;
+        self.config_checks = new_checks;
+        debug_assert!(self.config_services.iter().all(|id| self.services.contains_key(id)), "config services exist");
+        debug_assert!(self.config_checks.iter().all(|id| self.checks.contains_key(id)), "config checks exist");
+        Ok(change)
     }
 
     /// Applies `/v1/agent/check/{pass,warn,fail,update}` to a TTL check and restarts its TTL.
@@ -422,5 +494,48 @@ mod tests {
         p.set(HealthStatus::Passing, "", now);
         assert_eq!(aggregate(&[&p]), "passing");
         assert_eq!(aggregate(&[]), "passing");
+    }
+
+    #[test]
+    fn a_config_reload_replaces_config_entries_and_leaves_api_ones_alone() {
+        let mut s = LocalState::default();
+        let now = Instant::now();
+        s.add_service(svc(r#"{"Name":"api","Check":{"TTL":"10s"}}"#), false, now);
+        let web = svc(r#"{"Name":"web","Check":{"CheckID":"web-ttl","TTL":"10s"}}"#);
+        let mem = parse_check(br#"{"Name":"mem","TTL":"10s"}"#, false).unwrap();
+        s.replace_config(vec![web, svc(r#"{"Name":"old"}"#)], vec![mem], now).unwrap();
+        assert_eq!(s.config_services, ["old".to_string(), "web".to_string()].into());
+        assert_eq!(s.config_checks, ["mem".to_string(), "web-ttl".to_string()].into());
+        s.update_ttl("web-ttl", HealthStatus::Passing, "ok", now).unwrap();
+
+        let web2 = svc(r#"{"Name":"web","Tags":["v2"],"Check":{"CheckID":"web-ttl","TTL":"10s"}}"#);
+        let change = s.replace_config(vec![web2], vec![], now).unwrap();
+        assert_eq!((change.removed_services, change.removed_checks), (vec!["old".to_string()], vec!["mem".to_string()]));
+        assert_eq!(s.services["web"].tags, ["v2"]);
+        assert_eq!(s.checks["web-ttl"].check.status, HealthStatus::Passing, "a reload keeps check status");
+        assert!(s.services.contains_key("api") && s.checks.contains_key("service:api"), "API entries are untouched");
+        assert!(s.deleted_services.contains("old") && s.deleted_checks.contains("mem"), "anti-entropy removes them");
+    }
+
+    #[test]
+    fn a_config_check_on_an_unknown_service_refuses_the_whole_reload() {
+        let mut s = LocalState::default();
+        let now = Instant::now();
+        s.replace_config(vec![svc(r#"{"Name":"web"}"#)], vec![], now).unwrap();
+        let orphan = parse_check(br#"{"Name":"c","TTL":"1s","ServiceID":"ghost"}"#, false).unwrap();
+        let err = s.replace_config(vec![], vec![orphan], now).unwrap_err();
+        assert!(matches!(err, LocalError::Invalid(m) if m.contains("ghost")));
+        assert!(s.services.contains_key("web") && s.config_services.contains("web"), "nothing applied");
+    }
+
+    #[test]
+    fn an_api_registration_takes_a_config_service_over() {
+        let mut s = LocalState::default();
+        let now = Instant::now();
+        s.replace_config(vec![svc(r#"{"Name":"web"}"#)], vec![], now).unwrap();
+        s.add_service(svc(r#"{"Name":"web","Port":81}"#), false, now);
+        assert!(s.config_services.is_empty());
+        s.replace_config(vec![], vec![], now).unwrap();
+        assert_eq!(s.services["web"].port, 81, "no longer the config's to remove");
     }
 }

@@ -127,6 +127,9 @@ impl Server {
         log_store.set_telemetry(telemetry.clone());
         let node_uuid = identity::load_or_create_node_uuid(io.disk.as_ref(), io.seed).await.map_err(OpenError::Storage)?;
         let local = crate::local::Local::open(&config, io.clone(), &node_uuid).await.map_err(OpenError::Storage)?;
+        local
+            .apply_config_at_open(config.config_entries.clone())
+            .map_err(|e| OpenError::Config(format!("config files: {e}")))?;
         let startup_log_index = {
             use openraft::storage::RaftLogStorage;
             let st = log_store.get_log_state().await.map_err(|e| OpenError::Storage(e.to_string()))?;
