@@ -211,7 +211,7 @@ mod tests {
         let from_config = parse_service(br#"{"Name":"conf","Check":{"TTL":"3s"}}"#, false).unwrap();
         let node_check = parse_check(br#"{"Name":"conf-node","TTL":"3s"}"#, false).unwrap();
         s.replace_config(vec![from_config], vec![node_check], t0).unwrap();
-        save(&disk, Some(&encode_services(&s)), Some(&encode_checks(&s, t0, UNIX_EPOCH))).await.unwrap();
+        save(&disk, Some(&encode_services(&s)), Some(&encode_checks(&s, t0, UNIX_EPOCH)), Order::ChecksFirst).await.unwrap();
         let back = load(&disk, t0, UNIX_EPOCH).await.unwrap();
         assert_eq!(back.services.keys().collect::<Vec<_>>(), ["api"]);
         assert_eq!(back.checks.keys().collect::<Vec<_>>(), ["service:api"]);
