@@ -96,6 +96,21 @@ pub fn wait_until<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> R
     }
 }
 
+/// A JSON document's shape: every leaf replaced by its JSON type, arrays by their first element's
+/// shape. Values vary between runs (ports, ids, indexes); keys and types are the contract that the
+/// insta snapshots pin.
+pub fn shape(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        Value::Array(a) => Value::Array(a.iter().take(1).map(shape).collect()),
+        Value::String(_) => Value::String("<string>".into()),
+        Value::Number(_) => Value::String("<number>".into()),
+        Value::Bool(_) => Value::String("<bool>".into()),
+        Value::Null => Value::Null,
+    }
+}
+
 /// Serialises tests that start agents, so concurrent clusters do not starve each other's Raft
 /// timers on a small machine. A poisoned lock (a failed test) is taken over, not propagated.
 pub fn serial() -> MutexGuard<'static, ()> {

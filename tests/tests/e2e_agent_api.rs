@@ -9,23 +9,10 @@ use serde_json::Value;
 use tests::dev::DevAgent;
 use tests::http::must;
 use tests::python::{python_with_py_consul, script};
-use tests::{run_with_timeout, serial};
+use tests::{run_with_timeout, serial, shape};
 
 /// Deadline for the py-consul script.
 const PYTHON_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The document's shape: every leaf replaced by its JSON type, arrays by their first element's
-/// shape. Values vary between runs (ports, ids, indexes); keys and types are the contract.
-fn shape(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
-        Value::Array(a) => Value::Array(a.iter().take(1).map(shape).collect()),
-        Value::String(_) => Value::String("<string>".into()),
-        Value::Number(_) => Value::String("<number>".into()),
-        Value::Bool(_) => Value::String("<bool>".into()),
-        Value::Null => Value::Null,
-    }
-}
 
 #[test]
 fn agent_self_version_and_host_have_consuls_shape() {

@@ -9,21 +9,9 @@ use serde_json::{json, Value};
 use tests::dev::DevAgent;
 use tests::http::{curl, must};
 use tests::python::{python_with_py_consul, script};
-use tests::{run_with_timeout, serial};
+use tests::{run_with_timeout, serial, shape, wait_until};
 
 const PYTHON_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// The document's shape: every leaf replaced by its JSON type, arrays by their first element's.
-fn shape(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
-        Value::Array(a) => Value::Array(a.iter().take(1).map(shape).collect()),
-        Value::String(_) => Value::String("<string>".into()),
-        Value::Number(_) => Value::String("<number>".into()),
-        Value::Bool(_) => Value::String("<bool>".into()),
-        Value::Null => Value::Null,
-    }
-}
 
 fn register(dev: &DevAgent, node: &str, service: &str, status: &str) {
     let body = json!({
@@ -46,8 +34,11 @@ fn catalog_and_health_answer_in_consuls_shapes() {
     register(&dev, "n2", "web", "critical");
     let get = |path: &str| must("GET", &dev.agent.url(path), None);
 
-    let nodes = get("/v1/catalog/nodes").json();
+    // The agent's own node is in the catalog too (anti-entropy registers it); the node-meta filter
+    // keeps the two registered here.
+    let nodes = get("/v1/catalog/nodes?node-meta=rack:r1").json();
     insta::assert_json_snapshot!("catalog_nodes_shape", shape(&nodes));
+    assert_eq!(nodes.as_array().map(|a| a.iter().map(|n| n["Node"].clone()).collect::<Vec<_>>()), Some(vec![json!("n1"), json!("n2")]));
     let services = get("/v1/catalog/services").json();
     assert_eq!(services["web"], json!(["v1"]));
     let instances = get("/v1/catalog/service/web").json();
@@ -87,8 +78,8 @@ fn bad_requests_are_400s_that_name_the_problem_and_change_nothing() {
     assert!(r.text().starts_with("Request decode failed"), "{}", r.text());
     let r = put("/v1/catalog/register", r#"{"Node":"n1","Address":"10.0.0.1","Check":{"CheckID":"c","ServiceID":"missing"}}"#);
     assert_eq!((r.status, r.text()), (400, "Missing service registration".to_string()));
-    let nodes = must("GET", &dev.agent.url("/v1/catalog/nodes"), None).json();
-    assert_eq!(nodes, json!([]), "the refused registration left no node behind");
+    let node = must("GET", &dev.agent.url("/v1/catalog/node/n1"), None);
+    assert_eq!(node.text(), "null", "the refused registration left no node behind");
     let r = put("/v1/catalog/register", r#"{"Node":"","Address":"10.0.0.1"}"#);
     assert_eq!((r.status, r.text()), (400, "Must provide node".to_string()));
     let r = curl("GET", &dev.agent.url("/v1/health/service/web?filter=Service.Port%20%3D%3D"), None).expect("curl");
@@ -139,8 +130,16 @@ fn catalog_cli_lists_datacenters_nodes_and_services() {
     register(&dev, "n1", "web", "passing");
     let out = dev.cli(&["catalog", "datacenters"]);
     assert_eq!(out.stdout, "dc1\n", "{}", out.stderr);
-    let out = dev.cli(&["catalog", "nodes"]);
+    let out = dev.cli(&["catalog", "nodes", "-node-meta=rack=r1"]);
     assert_eq!(out.stdout, "Node  ID  Address   DC\nn1        10.0.0.9  dc1\n", "{}", out.stderr);
+    // Unfiltered, the agent's own node (registered by anti-entropy, with its ID's first 8 characters) is listed too.
+    let id = must("GET", &dev.agent.url("/v1/agent/self"), None).json()["Config"]["NodeID"].as_str().map(|s| s[..8].to_string());
+    let own = wait_until(Duration::from_secs(10), "the agent's own node in the catalog", || {
+        let out = dev.cli(&["catalog", "nodes"]);
+        let line = out.stdout.lines().find(|l| l.starts_with("concord-dev ")).map(str::to_string);
+        line.ok_or(out.stdout)
+    });
+    assert!(id.is_some_and(|id| own.contains(&id)) && own.contains("127.0.0.1") && own.ends_with("dc1"), "{own}");
     let out = dev.cli(&["catalog", "services", "-tags"]);
     assert_eq!(out.stdout, "web  v1\n", "{}", out.stderr);
     let out = dev.cli(&["catalog", "nodes", "-service=nope"]);
