@@ -42,7 +42,10 @@ fn target_dir_and_profile() -> (PathBuf, String) {
 }
 
 /// The `concord` binary: `$CONCORD_BIN` if set, else built once per test process with
-/// `cargo build -p node --bin concord` in this test's target directory and profile.
+/// `cargo build --workspace --bins` in this test's target directory and profile. Building the
+/// whole workspace keeps cargo's feature unification the same as `cargo test --workspace` (the
+/// simulator turns on node's `buggify` feature), so the binary that run already built is reused;
+/// `-p node` alone resolved different features and rebuilt node (60–80 s) on every first test.
 /// Panics with cargo's output if the build fails.
 pub fn concord_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -56,13 +59,13 @@ pub fn concord_bin() -> PathBuf {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let out = Command::new(&cargo)
             .current_dir(workspace_root())
-            .args(["build", "-p", "node", "--bin", "concord", "--profile", &profile, "--target-dir"])
+            .args(["build", "--workspace", "--bins", "--profile", &profile, "--target-dir"])
             .arg(&target_dir)
             .output()
             .unwrap_or_else(|e| panic!("cannot run {cargo:?} to build concord: {e}"));
         assert!(
             out.status.success(),
-            "cargo build -p node --bin concord failed:\n{}",
+            "cargo build --workspace --bins failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
         let profile_dir = if profile == "dev" { "debug" } else { profile.as_str() };

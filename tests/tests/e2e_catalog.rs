@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tests::dev::DevAgent;
 use tests::http::{curl, must};
 use tests::python::{python_with_py_consul, script};
