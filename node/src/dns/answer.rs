@@ -33,7 +33,8 @@ use rand::Rng;
 
 use crate::config::DnsConfig;
 use crate::state::Store;
-use crate::structs::{CheckServiceNode, HealthStatus, Meta};
+use crate::structs::{HealthStatus, Meta};
+use super::cache::{Instance, InstanceCache};
 
 /// SOA timers in seconds: Consul's `dns_config.soa` defaults (refresh 1 h, retry 10 min,
 /// expire 24 h, negative-caching TTL 0).
@@ -45,8 +46,9 @@ const SOA_MIN_TTL_S: u32 = 0;
 /// What the DNS server does with one query.
 #[derive(Debug)]
 pub enum Answer {
-    /// Send this response (still to be fitted to the transport: [`super::trim`]).
-    Reply(Message),
+    /// Send this response (still to be fitted to the transport: [`super::trim`]). `omitted`:
+    /// more answers existed than the answer cap let us build, so the reply is already trimmed.
+    Reply { resp: Message, omitted: bool },
     /// The name is outside our domain and recursors are configured: forward the query.
     Recurse,
 }
@@ -133,10 +135,14 @@ pub fn reply_to(req: &Message, code: ResponseCode) -> Message {
     resp
 }
 
-/// Answers one parsed query (see the module docs) from `store`, shuffling with `rng`.
-pub fn answer(req: &Message, store: &Store, ctx: Context<'_>, rng: &mut impl Rng) -> Answer {
+/// Answers one parsed query (see the module docs) from `store`, shuffling with `rng`. At most
+/// `answer_cap` service answers are built (the transport's cap, [`super::trim::answer_cap`]):
+/// the shuffled instances past it would be trimmed anyway, so they are never turned into records.
+/// Service instances come through `cache` ([`InstanceCache`]).
+pub fn answer(req: &Message, store: &Store, ctx: Context<'_>, answer_cap: usize, cache: &mut InstanceCache, rng: &mut impl Rng) -> Answer {
+    let reply = |resp| Answer::Reply { resp, omitted: false };
     let Some(query) = req.query() else {
-        return Answer::Reply(reply_to(req, ResponseCode::FormErr));
+        return reply(reply_to(req, ResponseCode::FormErr));
     };
     let domain = labels_of_domain(&ctx.config.domain);
     let labels: Vec<String> = query.name().iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect();
@@ -145,29 +151,30 @@ pub fn answer(req: &Message, store: &Store, ctx: Context<'_>, rng: &mut impl Rng
     if !in_domain {
         if ctx.config.recursors.is_empty() {
             // Consul registers no handler for "." without recursors; miekg/dns answers REFUSED.
-            return Answer::Reply(reply_to(req, ResponseCode::Refused));
+            return reply(reply_to(req, ResponseCode::Refused));
         }
         return Answer::Recurse;
     }
     let mut resp = reply_to(req, ResponseCode::NoError);
     resp.set_authoritative(true).set_recursion_available(!ctx.config.recursors.is_empty());
-    let zone = Zone::new(&domain, ctx, store);
+    let zone = Zone::new(&domain, ctx, store, answer_cap.max(1));
     let qtype = query.query_type();
     let inner = &labels[..labels.len() - domain.len()];
     let outcome = match qtype {
         RecordType::SOA if inner.is_empty() => {
             resp.add_answer(zone.soa());
-            Ok(())
+            Ok(false)
         }
-        RecordType::NS if inner.is_empty() => Ok(()),
+        RecordType::NS if inner.is_empty() => Ok(false),
         RecordType::AXFR | RecordType::IXFR => {
             resp.set_response_code(ResponseCode::NotImp);
-            Ok(())
+            Ok(false)
         }
-        _ => zone.dispatch(inner, query.name(), qtype, &mut resp, rng),
+        _ => zone.dispatch(inner, query.name(), qtype, &mut resp, cache, rng),
     };
+    let mut omitted = false;
     match outcome {
-        Ok(()) => {}
+        Ok(more) => omitted = more,
         Err(Miss::NoData) => {
             resp.add_name_server(zone.soa());
         }
@@ -176,7 +183,7 @@ pub fn answer(req: &Message, store: &Store, ctx: Context<'_>, rng: &mut impl Rng
             resp.add_name_server(zone.soa());
         }
     }
-    Answer::Reply(resp)
+    Answer::Reply { resp, omitted }
 }
 
 /// `consul.` → `["consul"]`; an empty or root domain has no labels.
@@ -193,17 +200,22 @@ enum Miss {
     NoData,
 }
 
-/// The zone being answered: its name, our datacenter and the store.
+/// The zone being answered: its name, our datacenter, the store, and how many service answers
+/// are worth building.
 struct Zone<'a> {
     domain: Name,
     ctx: Context<'a>,
     store: &'a Store,
+    answer_cap: usize,
 }
 
+/// A lookup that answered: `true` when more answers existed than [`Zone::answer_cap`].
+type Found = Result<bool, Miss>;
+
 impl<'a> Zone<'a> {
-    fn new(domain_labels: &[String], ctx: Context<'a>, store: &'a Store) -> Self {
+    fn new(domain_labels: &[String], ctx: Context<'a>, store: &'a Store, answer_cap: usize) -> Self {
         let domain = Name::from_labels(domain_labels.iter().map(String::as_bytes)).unwrap_or_else(|_| Name::root());
-        Self { domain, ctx, store }
+        Self { domain, ctx, store, answer_cap }
     }
 
     fn node_ttl_s(&self) -> u32 {
@@ -224,7 +236,7 @@ impl<'a> Zone<'a> {
 
     /// Splits `inner` (the name without the domain) into its kind, the labels before it and the
     /// locality after it, as Consul's `dispatch` does, and runs the lookup.
-    fn dispatch(&self, inner: &[String], qname: &Name, qtype: RecordType, resp: &mut Message, rng: &mut impl Rng) -> Result<(), Miss> {
+    fn dispatch(&self, inner: &[String], qname: &Name, qtype: RecordType, resp: &mut Message, cache: &mut InstanceCache, rng: &mut impl Rng) -> Found {
         let mut split = None;
         for i in (0..inner.len()).rev() {
             let label = inner[i].to_ascii_lowercase();
@@ -246,9 +258,9 @@ impl<'a> Zone<'a> {
         }
         let dc = self.datacenter_of(locality)?;
         match kind.as_str() {
-            "service" => self.service_lookup(parts, &dc, qname, qtype, resp, rng),
-            "node" => self.node_lookup(&parts.join("."), qname, qtype, resp),
-            "addr" if parts.len() == 1 => self.addr_lookup(&parts[0], qname, qtype, resp),
+            "service" => self.service_lookup(parts, &dc, qname, qtype, resp, cache, rng),
+            "node" => self.node_lookup(&parts.join("."), qname, qtype, resp).map(|()| false),
+            "addr" if parts.len() == 1 => self.addr_lookup(&parts[0], qname, qtype, resp).map(|()| false),
             _ => Err(Miss::NxDomain),
         }
     }
@@ -303,8 +315,10 @@ impl<'a> Zone<'a> {
         Ok(())
     }
 
-    /// `[tag.]svc.service` and `_svc._tag.service` (Consul's `serviceLookup`).
-    fn service_lookup(&self, parts: &[String], dc: &str, qname: &Name, qtype: RecordType, resp: &mut Message, rng: &mut impl Rng) -> Result<(), Miss> {
+    /// `[tag.]svc.service` and `_svc._tag.service` (Consul's `serviceLookup`). Records are built
+    /// for the shuffled instances in turn until [`Zone::answer_cap`] answers exist.
+    #[allow(clippy::too_many_arguments)]
+    fn service_lookup(&self, parts: &[String], dc: &str, qname: &Name, qtype: RecordType, resp: &mut Message, cache: &mut InstanceCache, rng: &mut impl Rng) -> Found {
         let (service, tag) = match parts {
             [svc, tag] if svc.starts_with('_') && tag.starts_with('_') => {
                 let tag = &tag[1..];
@@ -313,62 +327,67 @@ impl<'a> Zone<'a> {
             [tags @ .., svc] => (svc.clone(), (!tags.is_empty()).then(|| tags.join("."))),
             [] => return Err(Miss::NxDomain),
         };
-        let mut instances = self.healthy_instances(&service, tag);
+        let mut instances = self.healthy_instances(cache, &service, tag.as_deref());
         if instances.is_empty() {
             return Err(Miss::NxDomain);
         }
         instances.shuffle(rng);
         let ttl = self.service_ttl_s();
+        let mut omitted = false;
         if qtype == RecordType::SRV {
-            self.srv_records(&instances, dc, qname, ttl, resp);
+            omitted = self.srv_records(&instances, dc, qname, ttl, resp);
         } else {
             let mut seen = std::collections::BTreeSet::new();
-            for csn in &instances {
-                let addr = instance_address(csn);
-                if !seen.insert(addr.to_string()) {
+            for inst in &instances {
+                let addr = inst.address();
+                if !seen.insert(addr) {
                     continue; // one node, the same service on several ports
                 }
-                if let Some(rec) = address_record(addr, qtype, qname.clone(), ttl) {
-                    resp.add_answer(rec);
+                let Some(rec) = address_record(addr, qtype, qname.clone(), ttl) else {
+                    continue;
+                };
+                if resp.answers().len() == self.answer_cap {
+                    omitted = true;
+                    break;
                 }
+                resp.add_answer(rec);
             }
         }
         if resp.answers().is_empty() {
             return Err(Miss::NoData);
         }
-        Ok(())
+        Ok(omitted)
     }
 
     /// Instances of `service` (with `tag`) that may be answered: no critical check, and with
     /// `only_passing` no warning one either (Consul's `CheckServiceNodes.Filter`). Service names
     /// are looked up as typed, then lowercased (DNS is case-insensitive; the catalog is not).
-    fn healthy_instances(&self, service: &str, tag: Option<String>) -> Vec<CheckServiceNode> {
-        let tags: Vec<String> = tag.into_iter().collect();
-        let mut rows = self.store.health_service_nodes(service, &tags, &Meta::new(), false).0;
-        if rows.is_empty() && service.to_ascii_lowercase() != service {
-            rows = self.store.health_service_nodes(&service.to_ascii_lowercase(), &tags, &Meta::new(), false).0;
-        }
+    fn healthy_instances<'c>(&self, cache: &'c mut InstanceCache, service: &str, tag: Option<&str>) -> Vec<&'c Instance> {
+        let lower = service.to_ascii_lowercase();
+        let name = if lower != service && cache.instances(self.store, service, tag).is_empty() { &lower } else { service };
         let worst_allowed = if self.ctx.config.only_passing { HealthStatus::Passing } else { HealthStatus::Warning };
-        rows.retain(|csn| csn.aggregate_status() <= worst_allowed);
-        rows
+        cache.instances(self.store, name, tag).iter().filter(|i| i.status <= worst_allowed).collect()
     }
 
-    /// SRV answers with their targets' addresses in the additional section.
-    fn srv_records(&self, instances: &[CheckServiceNode], dc: &str, qname: &Name, ttl: u32, resp: &mut Message) {
+    /// SRV answers with their targets' addresses in the additional section, until
+    /// [`Zone::answer_cap`] answers exist; `true` when instances were left over.
+    fn srv_records(&self, instances: &[&Instance], dc: &str, qname: &Name, ttl: u32, resp: &mut Message) -> bool {
         let mut seen = std::collections::BTreeSet::new();
-        for csn in instances {
-            let addr = instance_address(csn);
+        for inst in instances {
+            let addr = inst.address();
             let Ok(ip) = addr.parse::<IpAddr>() else {
                 continue;
             };
-            let Some(target) = self.srv_target(csn, ip, dc) else {
+            let Some(target) = self.srv_target(inst, ip, dc) else {
                 continue;
             };
-            if !seen.insert((target.to_ascii(), csn.service.port)) {
+            if !seen.insert((target.clone(), inst.port)) {
                 continue;
             }
-            let weight = weight_for(csn);
-            let srv = SRV::new(1, weight, csn.service.port, target.clone());
+            if resp.answers().len() == self.answer_cap {
+                return true;
+            }
+            let srv = SRV::new(1, weight_for(inst), inst.port, target.clone());
             resp.add_answer(Record::from_rdata(qname.clone(), ttl, RData::SRV(srv)));
             if let Some(rec) = address_record(addr, RecordType::SRV, target, ttl) {
                 if !resp.additionals().iter().any(|r| r.name() == rec.name()) {
@@ -376,13 +395,14 @@ impl<'a> Zone<'a> {
                 }
             }
         }
+        false
     }
 
     /// `<node>.node.<dc>.<domain>`, or `<hex-ip>.addr.<dc>.<domain>` when the instance has an
     /// address of its own. `None` when the node name is not a valid DNS label.
-    fn srv_target(&self, csn: &CheckServiceNode, ip: IpAddr, dc: &str) -> Option<Name> {
-        let own_address = !csn.service.address.is_empty() && csn.service.address != csn.node.address;
-        let first = if own_address { hex_ip(ip) } else { csn.node.node.to_ascii_lowercase() };
+    fn srv_target(&self, inst: &Instance, ip: IpAddr, dc: &str) -> Option<Name> {
+        let own_address = !inst.service_address.is_empty();
+        let first = if own_address { hex_ip(ip) } else { inst.node.clone() };
         let kind = if own_address { "addr" } else { "node" };
         let name = Name::from_labels([first.as_bytes(), kind.as_bytes(), dc.to_ascii_lowercase().as_bytes()]).ok()?;
         name.append_domain(&self.domain).ok()
@@ -394,21 +414,12 @@ fn ttl_s(ms: u64) -> u32 {
     u32::try_from(ms / 1000).unwrap_or(u32::MAX)
 }
 
-/// The address an instance is reached at: its own, else its node's.
-fn instance_address(csn: &CheckServiceNode) -> &str {
-    if csn.service.address.is_empty() {
-        &csn.node.address
-    } else {
-        &csn.service.address
-    }
-}
-
 /// The SRV weight by health (Consul's `findWeight`): `Weights.Warning` while a check warns,
 /// `Weights.Passing` otherwise; clamped into DNS's 16 bits.
-fn weight_for(csn: &CheckServiceNode) -> u16 {
-    let w = match csn.aggregate_status() {
-        HealthStatus::Passing => csn.service.weights.passing,
-        HealthStatus::Warning => csn.service.weights.warning,
+fn weight_for(inst: &Instance) -> u16 {
+    let w = match inst.status {
+        HealthStatus::Passing => inst.weights.passing,
+        HealthStatus::Warning => inst.weights.warning,
         HealthStatus::Critical => 0,
     };
     u16::try_from(w.max(0)).unwrap_or(u16::MAX)

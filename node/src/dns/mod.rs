@@ -14,6 +14,7 @@
 //! TCP connections in flight by semaphores, a TCP connection by an idle deadline.
 
 pub mod answer;
+pub mod cache;
 pub mod recursor;
 pub mod trim;
 
@@ -25,12 +26,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
 use crate::io::{BoxStream, Listener, UdpSocket};
 use crate::server::Server;
 use answer::{Answer, Context, Rejected};
+use cache::InstanceCache;
 use trim::Transport;
 
 /// Receive buffer for one UDP query. Queries are small; a longer datagram is cut here and then
@@ -59,20 +63,22 @@ pub enum Action {
 
 /// Decides the answer to one packet from the store, without I/O: the whole pipeline the serve
 /// loops run, and what the never-panics property test drives with random bytes.
-pub fn handle_packet(packet: &[u8], store: &crate::state::Store, ctx: Context<'_>, transport: Transport, rng: &mut impl rand::Rng) -> Action {
+/// `cache` holds the caller's service instances ([`InstanceCache`]).
+pub fn handle_packet(packet: &[u8], store: &crate::state::Store, ctx: Context<'_>, transport: Transport, cache: &mut InstanceCache, rng: &mut impl rand::Rng) -> Action {
     let req = match answer::parse_request(packet) {
         Ok(req) => req,
         Err(Rejected::Drop) => return Action::Drop,
         Err(Rejected::Error(resp)) => return resp.to_vec().map_or(Action::Drop, Action::Reply),
     };
-    match answer::answer(&req, store, ctx, rng) {
-        Answer::Reply(resp) => trim::encode_fitted(resp, &req, transport, ctx.config).map_or(Action::Drop, Action::Reply),
+    let answer_cap = trim::answer_cap(&req, transport, ctx.config);
+    match answer::answer(&req, store, ctx, answer_cap, cache, rng) {
+        Answer::Reply { resp, omitted } => trim::encode_fitted(resp, omitted, &req, transport, ctx.config).map_or(Action::Drop, Action::Reply),
         Answer::Recurse => Action::Recurse(req),
     }
 }
 
-/// [`handle_packet`] against this server's store and RNG. A poisoned store answers SERVFAIL.
-fn handle(server: &Server, packet: &[u8], transport: Transport) -> Action {
+/// [`handle_packet`] against this server's store. A poisoned store answers SERVFAIL.
+fn handle(server: &Server, packet: &[u8], transport: Transport, cache: &mut InstanceCache, rng: &mut ChaCha8Rng) -> Action {
     let ctx = Context { config: &server.config.dns, datacenter: &server.config.datacenter };
     let Ok(applied) = server.state.read() else {
         return match answer::parse_request(packet) {
@@ -80,8 +86,7 @@ fn handle(server: &Server, packet: &[u8], transport: Transport) -> Action {
             Err(_) => Action::Drop,
         };
     };
-    let mut rng = server.rng();
-    handle_packet(packet, &applied.store, ctx, transport, &mut *rng)
+    handle_packet(packet, &applied.store, ctx, transport, cache, rng)
 }
 
 /// Forwards `req` to the recursors; the bytes to send back (their answer, or SERVFAIL).
@@ -100,6 +105,12 @@ fn servfail(req: &Message) -> Option<Vec<u8>> {
     let mut resp = answer::reply_to(req, ResponseCode::ServFail);
     resp.set_recursion_available(true);
     resp.to_vec().ok()
+}
+
+/// The answer shuffler of one receive loop or TCP connection, seeded from the server's RNG (so
+/// simulated runs replay) but owned, so concurrent queries do not contend for the server's lock.
+fn shuffle_rng(server: &Server) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(server.rng().gen())
 }
 
 /// Receive loops sharing the UDP socket: on a multi-threaded runtime each answers on its own
@@ -121,6 +132,8 @@ pub async fn serve_udp(server: Arc<Server>, socket: Box<dyn UdpSocket>) {
 /// Receives and answers datagrams until aborted.
 async fn receive_loop(server: Arc<Server>, socket: Arc<dyn UdpSocket>, recursions: Arc<Semaphore>) {
     let mut buf = vec![0u8; UDP_QUERY_BUFFER_BYTES];
+    let mut rng = shuffle_rng(&server);
+    let mut cache = InstanceCache::default();
     loop {
         let (len, from) = match socket.recv_from(&mut buf).await {
             Ok(got) => got,
@@ -130,7 +143,7 @@ async fn receive_loop(server: Arc<Server>, socket: Arc<dyn UdpSocket>, recursion
                 continue;
             }
         };
-        match handle(&server, &buf[..len], Transport::Udp) {
+        match handle(&server, &buf[..len], Transport::Udp, &mut cache, &mut rng) {
             Action::Reply(bytes) => send_udp(socket.as_ref(), &bytes, from).await,
             Action::Drop => {}
             Action::Recurse(req) => match recursions.clone().try_acquire_owned() {
@@ -186,12 +199,14 @@ pub async fn serve_tcp(server: Arc<Server>, mut listener: Box<dyn Listener>) {
 /// Answers length-framed queries on one connection in turn, until the client closes it, sends
 /// a zero length, errs, or idles past [`TCP_IDLE_TIMEOUT`].
 async fn serve_tcp_connection(server: &Server, mut stream: BoxStream) {
+    let mut rng = shuffle_rng(server);
+    let mut cache = InstanceCache::default();
     loop {
         let query = match tokio::time::timeout(TCP_IDLE_TIMEOUT, read_frame(&mut stream)).await {
             Ok(Ok(Some(query))) => query,
             _ => return,
         };
-        let reply = match handle(server, &query, Transport::Tcp) {
+        let reply = match handle(server, &query, Transport::Tcp, &mut cache, &mut rng) {
             Action::Reply(bytes) => bytes,
             Action::Drop => continue,
             Action::Recurse(req) => match recurse(server, &req).await {

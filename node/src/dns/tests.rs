@@ -12,6 +12,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::answer::Context;
+use super::cache::InstanceCache;
 use super::trim::Transport;
 use super::{handle_packet, Action};
 use crate::config::DnsConfig;
@@ -83,7 +84,7 @@ fn with_edns(mut m: Message, size: u16) -> Message {
 fn ask_with(store: &Store, config: &DnsConfig, req: &Message, transport: Transport, seed: u64) -> Message {
     let bytes = req.to_vec().expect("encodable query");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    match handle_packet(&bytes, store, Context { config, datacenter: DC }, transport, &mut rng) {
+    match handle_packet(&bytes, store, Context { config, datacenter: DC }, transport, &mut InstanceCache::default(), &mut rng) {
         Action::Reply(b) => Message::from_vec(&b).expect("our reply decodes"),
         other => panic!("expected a reply, got {other:?}"),
     }
@@ -256,7 +257,7 @@ fn names_outside_the_domain_are_refused_without_recursors_and_forwarded_with_the
     let config = DnsConfig { recursors: vec!["127.0.0.1:53".parse().expect("addr")], ..DnsConfig::default() };
     let bytes = query("example.com.", RecordType::A).to_vec().expect("encodes");
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let action = handle_packet(&bytes, &store, Context { config: &config, datacenter: DC }, Transport::Udp, &mut rng);
+    let action = handle_packet(&bytes, &store, Context { config: &config, datacenter: DC }, Transport::Udp, &mut InstanceCache::default(), &mut rng);
     assert!(matches!(action, Action::Recurse(ref q) if q.id() == 4242), "{action:?}");
 }
 
@@ -276,7 +277,7 @@ fn answers_are_shuffled_by_the_seed_and_replay_with_it() {
 fn malformed_packets_are_dropped_or_answered_formerr() {
     let store = Store::new();
     let config = DnsConfig::default();
-    let run = |bytes: &[u8]| handle_packet(bytes, &store, Context { config: &config, datacenter: DC }, Transport::Udp, &mut ChaCha8Rng::seed_from_u64(1));
+    let run = |bytes: &[u8]| handle_packet(bytes, &store, Context { config: &config, datacenter: DC }, Transport::Udp, &mut InstanceCache::default(), &mut ChaCha8Rng::seed_from_u64(1));
     assert!(matches!(run(&[1, 2, 3]), Action::Drop), "shorter than a header");
     let mut response = query("n1.node.consul.", RecordType::A);
     response.set_message_type(MessageType::Response);
@@ -298,7 +299,7 @@ proptest! {
         let store = many(5);
         let config = DnsConfig::default();
         let transport = if udp { Transport::Udp } else { Transport::Tcp };
-        let _ = handle_packet(&bytes, &store, Context { config: &config, datacenter: DC }, transport, &mut ChaCha8Rng::seed_from_u64(1));
+        let _ = handle_packet(&bytes, &store, Context { config: &config, datacenter: DC }, transport, &mut InstanceCache::default(), &mut ChaCha8Rng::seed_from_u64(1));
     }
 
     #[test]
@@ -309,7 +310,7 @@ proptest! {
         for (at, b) in flip {
             if let Some(x) = bytes.get_mut(at) { *x = b; }
         }
-        let _ = handle_packet(&bytes, &store, Context { config: &config, datacenter: DC }, Transport::Udp, &mut ChaCha8Rng::seed_from_u64(1));
+        let _ = handle_packet(&bytes, &store, Context { config: &config, datacenter: DC }, Transport::Udp, &mut InstanceCache::default(), &mut ChaCha8Rng::seed_from_u64(1));
     }
 }
 

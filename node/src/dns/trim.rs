@@ -35,13 +35,15 @@ pub enum Transport {
     Tcp,
 }
 
-/// Trims `resp` (the answer to `req`) to fit `transport` and encodes it. `None` only when even
-/// a bare error reply cannot be encoded (then the query goes unanswered).
-pub fn encode_fitted(mut resp: Message, req: &Message, transport: Transport, config: &DnsConfig) -> Option<Vec<u8>> {
+/// Trims `resp` (the answer to `req`) to fit `transport` and encodes it. `omitted`: the answer
+/// core already left out answers past [`answer_cap`] (so the reply counts as trimmed). `None`
+/// only when even a bare error reply cannot be encoded (then the query goes unanswered).
+pub fn encode_fitted(mut resp: Message, omitted: bool, req: &Message, transport: Transport, config: &DnsConfig) -> Option<Vec<u8>> {
     let (answer_cap, size_cap) = limits(req, transport, config);
     let original = resp.answers().len();
     if original > answer_cap {
         resp.answers_mut().truncate(answer_cap);
+        sync_additionals(&mut resp);
     }
     let mut bytes = encode(&resp);
     let fits = matches!(&bytes, Some(b) if b.len() <= size_cap);
@@ -49,19 +51,23 @@ pub fn encode_fitted(mut resp: Message, req: &Message, transport: Transport, con
         resp.name_servers_mut().clear();
         let keep = largest_fitting_answer_count(&resp, size_cap);
         resp.answers_mut().truncate(keep);
+        sync_additionals(&mut resp);
         bytes = None;
     }
-    if resp.answers().len() < original {
-        sync_additionals(&mut resp);
-        if config.enable_truncate {
-            resp.set_truncated(true);
-        }
+    if (omitted || resp.answers().len() < original) && config.enable_truncate {
+        resp.set_truncated(true);
         bytes = None;
     }
     match bytes.or_else(|| encode(&resp)) {
         Some(b) if b.len() <= usize::from(u16::MAX) => Some(b),
         _ => encode(&super::answer::reply_to(req, ResponseCode::ServFail)),
     }
+}
+
+/// The most answers a reply to `req` over `transport` may carry before its size is measured
+/// (Consul's `udp_answer_limit` without EDNS0; its TCP caps); `usize::MAX` when only size counts.
+pub fn answer_cap(req: &Message, transport: Transport, config: &DnsConfig) -> usize {
+    limits(req, transport, config).0
 }
 
 /// (answer count cap, byte cap) for this request on this transport.

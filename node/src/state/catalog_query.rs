@@ -128,6 +128,23 @@ impl Store {
         (rows, self.scope_index(Table::Services, name))
     }
 
+    /// The instances of `name` with all of `tags`, each joined with its node and the worst status
+    /// of its node's and its own checks (passing when none), borrowed rather than cloned: the DNS
+    /// answer path calls this per query and turns only a few instances into records.
+    pub fn health_service_instances(&self, name: &str, tags: &[String]) -> Vec<(&crate::structs::Node, &NodeService, HealthStatus)> {
+        let keys = self.service_index.get(name).into_iter().flatten();
+        keys.filter_map(|k| Some((self.nodes.get(&k.0)?, self.services.get(k).filter(|s| has_tags(&s.tags, tags))?)))
+            .map(|(n, s)| {
+                let worst = node_rows(&self.checks, &n.node)
+                    .filter(|(_, c)| c.service_id.is_empty() || c.service_id == s.id)
+                    .map(|(_, c)| c.status)
+                    .max()
+                    .unwrap_or(HealthStatus::Passing);
+                (n, s, worst)
+            })
+            .collect()
+    }
+
     /// Number of catalog nodes.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
