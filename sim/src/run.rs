@@ -132,6 +132,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
                 clock: clock.clone(),
                 disk: disk.clone(),
                 trace: Arc::new(TraceHandle(trace.clone())),
+                processes: Arc::new(node::io::process::ScriptedProcesses),
                 seed: agent_seed,
             };
             let config = config.clone();

@@ -1,7 +1,7 @@
 //! The I/O abstraction: everything the agent does to the outside world goes through here.
 //!
 //! Owns: network ([`Net`]), clocks ([`Clock`]: wall and drifting monotonic), entropy (a seeded
-//! ChaCha RNG), disk ([`Disk`]) and the event trace ([`TraceSink`]; its typed events are
+//! ChaCha RNG), disk ([`Disk`]), child processes ([`process::Processes`]) and the event trace ([`TraceSink`]; its typed events are
 //! [`trace`]). The `concord` binary uses [`tokio`] (real sockets, files, system clock); the
 //! simulator supplies turmoil sockets, an in-memory crash-able disk ([`mem::MemDisk`]), and a
 //! skewable clock. Agent code must never reach for `std::net`, `std::fs`, `SystemTime::now()` or
@@ -10,6 +10,7 @@
 //! Monotonic time and sleeps come from `tokio::time`, which turmoil already virtualises.
 
 pub mod mem;
+pub mod process;
 pub mod tokio;
 
 /// The typed trace events (the `concord-trace` crate), shared with the simulator's checkers.
@@ -193,6 +194,9 @@ pub struct Io {
     pub clock: Arc<dyn Clock>,
     pub disk: Arc<dyn Disk>,
     pub trace: Arc<dyn TraceSink>,
+    /// Child processes (script checks): real ones in production, [`process::ScriptedProcesses`]
+    /// in the simulator and unit tests.
+    pub processes: Arc<dyn process::Processes>,
     /// Seed for this agent's RNG (election timeouts, jitter). Production draws it from the OS once.
     pub seed: u64,
 }

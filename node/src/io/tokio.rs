@@ -162,6 +162,7 @@ pub fn production_io(data_dir: Option<&Path>) -> std::io::Result<Io> {
         clock: Arc::new(SystemClock::new()),
         disk,
         trace: Arc::new(NoTrace),
+        processes: Arc::new(super::process::OsProcesses),
         seed: u64::from_le_bytes(seed),
     })
 }

@@ -237,6 +237,7 @@ mod tests {
             clock: Arc::new(crate::io::tokio::SystemClock::new()),
             disk: Arc::new(MemDisk::new()),
             trace: Arc::new(crate::io::NoTrace),
+            processes: Arc::new(crate::io::process::ScriptedProcesses),
             seed: 1,
         }
     }

@@ -419,6 +419,7 @@ mod tests {
             clock: Arc::new(crate::io::tokio::SystemClock::new()),
             disk,
             trace: Arc::new(crate::io::NoTrace),
+            processes: Arc::new(crate::io::process::ScriptedProcesses),
             seed: 1,
         }
     }

@@ -1,9 +1,11 @@
-//! One run of an HTTP or TCP check, over [`crate::io::Net`] only (so the simulator can run it).
+//! One run of an HTTP, TCP or script check, over [`crate::io::Net`] and
+//! [`crate::io::process::Processes`] only (so the simulator can run it).
 //!
 //! Source: Consul "Health Checks" docs (HTTP: 2xx passing, 429 warning, anything else critical;
-//! 10 s default timeout; output capped at 4 KB; TCP: a connection is passing) and
-//! `agent/checks/check.go` (`CheckHTTP.check`, `CheckTCP.check`), whose output wording this
-//! follows. A probe never retries and never outlives its timeout.
+//! 10 s default timeout; output capped at 4 KB; TCP: a connection is passing; script: exit 0
+//! passing, 1 warning, anything else critical) and `agent/checks/check.go` (`CheckHTTP.check`,
+//! `CheckTCP.check`, `CheckMonitor.check`), whose output wording this follows. A probe never
+//! retries and never outlives its timeout.
 //!
 //! Host names: the I/O abstraction has no resolver yet, so a check target must be an IP address
 //! or `localhost`; another name reports critical with a message saying so.
@@ -18,6 +20,7 @@ use hyper_util::rt::TokioIo;
 
 use super::definition::CheckKind;
 use super::state::OUTPUT_MAX_BYTES;
+use crate::io::process::Processes;
 use crate::io::Net;
 use crate::structs::HealthStatus;
 
@@ -30,14 +33,12 @@ const ACCEPT: &str = "text/plain, text/*, */*";
 pub type ProbeResult = (HealthStatus, String);
 
 /// Runs one probe of an interval check with its timeout. Kinds without a probe (TTL, manual)
-/// never reach here; script checks report critical (no process runner in the I/O abstraction).
-pub async fn run(net: &dyn Net, kind: &CheckKind, timeout: Duration) -> ProbeResult {
+/// never reach here.
+pub async fn run(net: &dyn Net, processes: &dyn Processes, kind: &CheckKind, timeout: Duration) -> ProbeResult {
     match kind {
         CheckKind::Http { url, method, header, body } => http(net, url, method, header, body, timeout).await,
         CheckKind::Tcp { addr } => tcp(net, addr, timeout).await,
-        CheckKind::Script { args } => {
-            (HealthStatus::Critical, format!("script checks cannot run on this agent yet (no process runner): {args:?}"))
-        }
+        CheckKind::Script { args } => script(processes, args, timeout).await,
         CheckKind::Ttl { .. } | CheckKind::Manual => {
             debug_assert!(false, "TTL and manual checks are not probed");
             (HealthStatus::Critical, "not a probed check".into())
@@ -63,6 +64,32 @@ pub fn resolve(host_port: &str, default_port: u16) -> Result<SocketAddr, String>
     host.parse::<IpAddr>()
         .map(|ip| SocketAddr::new(ip, port))
         .map_err(|_| format!("cannot resolve {host:?}: name resolution is not supported yet, use an IP address"))
+}
+
+/// Script: the exit code decides (0 passing, 1 warning, else critical); the output is what the
+/// program printed. A program that cannot start, or outlives the timeout, is critical.
+async fn script(processes: &dyn Processes, args: &[String], timeout: Duration) -> ProbeResult {
+    match processes.run(args, timeout, OUTPUT_MAX_BYTES).await {
+        Ok(out) if out.timed_out => (HealthStatus::Critical, format!("Timed out ({}) running check", go_duration(timeout))),
+        Ok(out) => {
+            let status = match out.code {
+                Some(0) => HealthStatus::Passing,
+                Some(1) => HealthStatus::Warning,
+                _ => HealthStatus::Critical,
+            };
+            (status, String::from_utf8_lossy(&out.output).into_owned())
+        }
+        Err(e) => (HealthStatus::Critical, e.to_string()),
+    }
+}
+
+/// A timeout as Go prints the common ones: `30s`, `1.5s`, `500ms`.
+fn go_duration(d: Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
 }
 
 /// TCP: connected within the timeout is passing.

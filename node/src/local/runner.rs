@@ -104,7 +104,7 @@ async fn run_interval(local: Arc<Local>, id: String, spec: CheckSpec) {
     };
     tokio::time::sleep(local.stagger(interval)).await;
     loop {
-        let (status, output) = super::probe::run(local.io.net.as_ref(), &spec.kind, spec.timeout_or_default()).await;
+        let (status, output) = super::probe::run(local.io.net.as_ref(), local.io.processes.as_ref(), &spec.kind, spec.timeout_or_default()).await;
         tracing::debug!(check = %id, status = status.as_str(), "check ran");
         local.report(&id, status, &output).await;
         tokio::time::sleep(interval).await;
@@ -139,6 +139,7 @@ mod tests {
             clock: Arc::new(crate::io::tokio::SystemClock::new()),
             disk: Arc::new(MemDisk::new()),
             trace: Arc::new(crate::io::NoTrace),
+            processes: Arc::new(crate::io::process::ScriptedProcesses),
             seed: 7,
         }
     }
@@ -208,6 +209,30 @@ mod tests {
         let c = &local.checks()["tcp"];
         assert_eq!(c.status, HealthStatus::Critical, "{c:?}");
         assert!(c.output.starts_with("dial tcp 127.0.0.1:1:"), "{}", c.output);
+        local.shutdown();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_script_check_maps_exit_codes_and_a_timeout_to_consuls_statuses() {
+        let local = Local::open(&AgentConfig::dev(), io(), "id").await.unwrap();
+        local.started.store(true, std::sync::atomic::Ordering::SeqCst);
+        let check = |name: &str, args: &str, timeout: &str| {
+            let body = format!(r#"{{"Name":"{name}","Args":{args},"Interval":"1s","Timeout":"{timeout}"}}"#);
+            parse_check(body.as_bytes(), true).unwrap()
+        };
+        local.register_check(check("ok", r#"["echo","all","good"]"#, "5s")).await.unwrap();
+        local.register_check(check("warn", r#"["exit","1"]"#, "5s")).await.unwrap();
+        local.register_check(check("crit", r#"["sh","-c","exit 2"]"#, "5s")).await.unwrap();
+        local.register_check(check("slow", r#"["sleep","60"]"#, "500ms")).await.unwrap();
+        local.register_check(check("missing", r#"["no-such-program"]"#, "5s")).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let c = local.checks();
+        let got = |id: &str| (c[id].status, c[id].output.clone());
+        assert_eq!(got("ok"), (HealthStatus::Passing, "all good\n".into()));
+        assert_eq!(got("warn").0, HealthStatus::Warning);
+        assert_eq!(got("crit").0, HealthStatus::Critical);
+        assert_eq!(got("slow"), (HealthStatus::Critical, "Timed out (500ms) running check".into()));
+        assert!(got("missing").0 == HealthStatus::Critical && got("missing").1.contains("executable file not found"), "{:?}", got("missing"));
         local.shutdown();
     }
 }
