@@ -51,6 +51,45 @@ pub enum OkResult {
     Done,
 }
 
+/// How a read was served (writes are recorded as [`ReadMode::Default`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadMode {
+    /// Consul's default mode (the leader, with a lease).
+    #[default]
+    Default,
+    /// `?consistent` (a read-index round on the leader).
+    Consistent,
+    /// `?stale`: any server's applied state, possibly behind. Not judged as linearizable.
+    Stale,
+    /// A blocking read, `?index=<index>&wait=<wait_ms>ms` in the default mode: it answers once
+    /// the key's index passes `index`, or when the wait runs out.
+    Blocking {
+        /// The `?index=` sent: the `X-Consul-Index` the client last saw for the key.
+        index: u64,
+        /// The `?wait=` sent, in milliseconds.
+        wait_ms: u64,
+        /// When the client saw `index` (the response that carried it arrived), ns since the start.
+        index_seen_ns: u64,
+    },
+}
+
+impl ReadMode {
+    /// Whether the linearizability checker judges reads in this mode (every mode but `?stale`).
+    pub fn is_linearizable(&self) -> bool {
+        !matches!(self, ReadMode::Stale)
+    }
+
+    /// The query string that selects this mode (`""` for the default).
+    pub fn query(&self) -> String {
+        match self {
+            ReadMode::Default => String::new(),
+            ReadMode::Consistent => "?consistent".to_string(),
+            ReadMode::Stale => "?stale".to_string(),
+            ReadMode::Blocking { index, wait_ms, .. } => format!("?index={index}&wait={wait_ms}ms"),
+        }
+    }
+}
+
 /// One operation: invocation and completion, with simulated times in nanoseconds since the start.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Op {
@@ -66,6 +105,12 @@ pub struct Op {
     /// effect later, so checkers treat `Info` ops as completing at +infinity).
     pub complete_ns: u64,
     pub outcome: Outcome,
+    /// The server (host name) the request went to, if recorded.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// How a read was served. Absent from older recorded histories (default mode).
+    #[serde(default)]
+    pub mode: ReadMode,
 }
 
 /// A recorded history: all ops of a run, in invocation order.

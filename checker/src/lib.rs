@@ -16,7 +16,7 @@ pub mod linearizable;
 pub mod oracles;
 pub mod raft;
 
-pub use history::{History, IndexObservation, OkResult, Op, OpFn, Outcome, Value};
+pub use history::{History, IndexObservation, OkResult, Op, OpFn, Outcome, ReadMode, Value};
 pub use invariant::InvariantViolation;
 pub use linearizable::model::{Model, Operation, Register};
 pub use linearizable::{check_history, check_key, check_model, ModelVerdict, Verdict, Violation};

@@ -126,6 +126,10 @@ pub struct BugSwitches {
     /// `local-services.json` / `local-checks.json`), so a restarted agent forgets them and its
     /// first full anti-entropy sync removes them from the catalog.
     pub local_state_not_persisted: bool,
+    /// On every other applied batch, take the watches of the changed rows out of the watch set
+    /// without firing them (a wake-up pass that forgot to notify what it removed), so a blocking
+    /// query on such a row sleeps until its `wait` runs out.
+    pub lost_wakeup: bool,
 }
 
 /// Everything an agent needs to start.

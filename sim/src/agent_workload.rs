@@ -148,6 +148,8 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
             invoke_ns: invoke.as_nanos() as u64,
             complete_ns: now().as_nanos() as u64,
             outcome: agent_outcome(&resp),
+            server: None,
+            mode: Default::default(),
         });
         let think = spec.rng.gen_range(20..300);
         tokio::time::sleep(Duration::from_millis(think)).await;
@@ -262,6 +264,8 @@ fn record(history: &Rc<RefCell<History>>, invoke: Duration, views: &[(String, Vi
                     invoke_ns: invoke.as_nanos() as u64,
                     complete_ns: complete.as_nanos() as u64,
                     outcome: Outcome::Ok(OkResult::Read(Some(encode(state)))),
+                    server: None,
+                    mode: Default::default(),
                 });
             }
         }

@@ -112,6 +112,8 @@ fn record_read(history: &Rc<RefCell<History>>, client: u32, keys: &[String], inv
             invoke_ns: invoke.as_nanos() as u64,
             complete_ns: complete.as_nanos() as u64,
             outcome,
+            server: None,
+            mode: Default::default(),
         });
     }
 }
@@ -166,6 +168,8 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
                 invoke_ns: invoke.as_nanos() as u64,
                 complete_ns: now().as_nanos() as u64,
                 outcome: write_outcome(&resp, false),
+                server: Some(server_name.clone()),
+                mode: Default::default(),
             });
         }
         let think = spec.rng.gen_range(1..20);

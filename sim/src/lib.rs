@@ -6,6 +6,7 @@
 
 pub mod agent_workload;
 pub mod catalog_workload;
+pub mod final_reads;
 pub mod http_client;
 pub mod io;
 pub mod junit;

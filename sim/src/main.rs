@@ -20,9 +20,10 @@ struct Args {
     #[arg(long)]
     seeds: Option<String>,
     /// Scenario name (see --list); several, comma-separated, or `all` for a sweep of every
-    /// scenario ending in one summary table.
-    #[arg(long, default_value = "partition-heal")]
-    scenario: String,
+    /// scenario ending in one summary table. Default: partition-heal, or with `--bug` the first
+    /// scenario that can expose the bug.
+    #[arg(long)]
+    scenario: Option<String>,
     /// Number of servers (1 to 9).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=9))]
     servers: u8,
@@ -59,6 +60,24 @@ struct Args {
 
 /// The seed of a run when neither `--seed` nor `--seeds` is given.
 const DEFAULT_SEED: u64 = 42;
+/// The scenario of a run when neither `--scenario` nor `--bug` is given.
+const DEFAULT_SCENARIO: &str = "partition-heal";
+
+/// What `--list` prints: the scenarios, then each deliberate bug with the scenarios that can
+/// expose it (the first is the one `--bug` alone runs).
+fn list_text() -> String {
+    use clap::ValueEnum as _;
+    let mut out = String::new();
+    for s in scenarios::REGISTRY {
+        out.push_str(&format!("{:<18} {}\n", s.name, s.about));
+    }
+    out.push_str("\ndeliberate bugs (--bug), and the scenarios that can expose them (alone, --bug runs the first):\n");
+    for bug in Bug::value_variants() {
+        let help = bug.to_possible_value().and_then(|v| v.get_help().map(ToString::to_string)).unwrap_or_default();
+        out.push_str(&format!("{:<26} {}\n{:<26} shows in: {}\n", bug.flag(), help, "", bug.scenarios().join(", ")));
+    }
+    out
+}
 
 fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {
     let (a, b) = s.split_once("..").ok_or_else(|| format!("--seeds wants A..B, got {s:?}"))?;
@@ -73,9 +92,7 @@ fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.list {
-        for s in scenarios::REGISTRY {
-            println!("{:<18} {}", s.name, s.about);
-        }
+        print!("{}", list_text());
         return ExitCode::SUCCESS;
     }
     if std::env::var_os("CONCORD_SIM_LOG").is_some() {
@@ -99,10 +116,19 @@ fn main() -> ExitCode {
             seed..seed.saturating_add(1)
         }
     };
-    let scenario_names: Vec<String> = if args.scenario == "all" {
+    let scenario_arg = match (&args.scenario, args.bug.first()) {
+        (Some(s), _) => s.clone(),
+        (None, Some(bug)) => {
+            let first = bug.scenarios()[0];
+            eprintln!("note: --bug {} without --scenario runs {first}, the first scenario that can expose it", bug.flag());
+            first.to_string()
+        }
+        (None, None) => DEFAULT_SCENARIO.to_string(),
+    };
+    let scenario_names: Vec<String> = if scenario_arg == "all" {
         scenarios::REGISTRY.iter().map(|s| s.name.to_string()).collect()
     } else {
-        args.scenario.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+        scenario_arg.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
     };
     for name in &scenario_names {
         if sim::run_seed_check(name).is_err() {
@@ -114,6 +140,20 @@ fn main() -> ExitCode {
     if scenario_names.is_empty() {
         eprintln!("error: --scenario names no scenario");
         return ExitCode::from(2);
+    }
+    // A bug in a scenario that cannot expose it runs (a sweep of `all` is legitimate) but would
+    // pass for the wrong reason: say so before anything runs.
+    for bug in &args.bug {
+        let blind: Vec<&str> = scenario_names.iter().map(String::as_str).filter(|s| !bug.shows_in(s)).collect();
+        if !blind.is_empty() {
+            eprintln!(
+                "warning: --bug {} cannot show in {} {}; scenarios that can expose it: {}",
+                bug.flag(),
+                if blind.len() == 1 { "scenario" } else { "scenarios" },
+                blind.join(", "),
+                bug.scenarios().join(", ")
+            );
+        }
     }
     let mut jobs: Vec<Job> = scenario_names
         .iter()
@@ -292,7 +332,7 @@ fn run_one(args: &Args, scenario: &str, seed: u64, sweep: bool) -> Result<SeedRu
         outcome: SeedOutcome {
             passed: ok,
             safety_violation: judgement.safety_violation(),
-            no_liveness: judgement.no_liveness.is_some(),
+            no_liveness: judgement.liveness_violation(),
             ops: result.history.outcome_counts(),
             simulated: result.sim_elapsed,
             wall: run_started.elapsed(),
@@ -336,5 +376,19 @@ impl tracing_subscriber::fmt::time::FormatTime for SimTime {
             Some(t) => write!(w, "{:>10.3}s", t.as_secs_f64()),
             None => write!(w, "         -"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_shows_each_bug_with_the_scenarios_that_can_expose_it() {
+        let text = list_text();
+        assert!(text.contains("partition-heal"), "{text}");
+        assert!(text.lines().any(|l| l.starts_with("skip-fsync")), "{text}");
+        assert!(text.contains("shows in: rolling-restart, crash-restart"), "{text}");
+        assert!(text.contains("lost-wakeup"), "{text}");
     }
 }

@@ -39,6 +39,10 @@ pub enum Bug {
     /// Services and checks registered through the agent API kept in memory only, so a restarted
     /// agent forgets them (caught by `agent-restart`).
     LocalStateNotPersisted,
+    /// Every other batch of applied changes drops the watches of the rows it changed without
+    /// firing them, so a blocking query sleeps until its wait runs out (caught by the
+    /// blocking-query latency oracle on `partition-heal`).
+    LostWakeup,
 }
 
 impl Bug {
@@ -55,9 +59,50 @@ impl Bug {
             Bug::NonDurableRename => "non-durable-rename",
             Bug::CheckStatusIgnored => "check-status-ignored",
             Bug::LocalStateNotPersisted => "local-state-not-persisted",
+            Bug::LostWakeup => "lost-wakeup",
         }
     }
+
+    /// The scenarios whose faults and workload can expose this bug, the one the bite test and the
+    /// seed corpus use first (`sim --bug X` without `--scenario` runs it). A bug needs its
+    /// trigger: a lost fsync or an unsynced rename needs a crash, a stale read needs a lagging
+    /// server, a health flip needs the catalog workload.
+    pub fn scenarios(self) -> &'static [&'static str] {
+        /// Scenarios that cut servers off, so a follower lags or a leader is deposed.
+        const CUTS: &[&str] = &[
+            "partition-heal",
+            "leader-isolation",
+            "pause-leader",
+            "flapping-partitions",
+            "majorities-ring",
+            "bridge",
+            "one-way",
+            "swizzle-clog",
+            "swarm",
+        ];
+        match self {
+            Bug::StaleConsistentRead | Bug::AckBeforeCommit => CUTS,
+            Bug::SkipFsync => &["rolling-restart", "crash-restart", "disk-corruption", "swarm"],
+            Bug::LeaseIgnoresDrift => &["clock-drift"],
+            Bug::TransferKeepsLease => &["leader-transfer"],
+            Bug::VoteInMemory | Bug::NonDurableRename => &["crash-restart", "rolling-restart", "disk-corruption", "swarm"],
+            Bug::DoubleApply => &["rolling-restart", "crash-restart", "swarm"],
+            Bug::CheckStatusIgnored => &["health-flap"],
+            Bug::LocalStateNotPersisted => &["agent-restart"],
+            Bug::LostWakeup => LOST_WAKEUP_SCENARIOS,
+        }
+    }
+
+    /// Whether `scenario` is one of [`Self::scenarios`].
+    pub fn shows_in(self, scenario: &str) -> bool {
+        self.scenarios().contains(&scenario)
+    }
 }
+
+/// Where a lost wake-up shows: KV-register scenarios with quiet stretches, where the latency
+/// oracle judges blocking reads (it excuses every read a fault came near). Each caught it within
+/// 20 seeds when the bug was added; partition-heal and rolling-restart at seed 1.
+const LOST_WAKEUP_SCENARIOS: &[&str] = &["partition-heal", "rolling-restart", "crash-restart", "leader-isolation", "membership-change"];
 
 /// Everything that defines a run.
 #[derive(Clone, Debug)]
@@ -118,6 +163,7 @@ impl RunOptions {
             check_status_ignored: self.bugs.contains(&Bug::CheckStatusIgnored),
             non_durable_rename: self.bugs.contains(&Bug::NonDurableRename),
             local_state_not_persisted: self.bugs.contains(&Bug::LocalStateNotPersisted),
+            lost_wakeup: self.bugs.contains(&Bug::LostWakeup),
         }
     }
 
@@ -160,5 +206,23 @@ impl fmt::Display for RunOptions {
             write!(f, " bugs={}", bugs.join(","))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::ValueEnum;
+
+    use super::*;
+
+    #[test]
+    fn every_bug_names_registered_scenarios_that_can_show_it() {
+        for bug in Bug::value_variants() {
+            assert!(!bug.scenarios().is_empty(), "{} names no scenario", bug.flag());
+            for name in bug.scenarios() {
+                assert!(scenarios::find(name).is_some(), "{} names unknown scenario {name}", bug.flag());
+            }
+        }
+        assert!(Bug::SkipFsync.shows_in("rolling-restart") && !Bug::SkipFsync.shows_in("partition-heal"));
     }
 }

@@ -15,6 +15,9 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "concord sim  seed={}  scenario={}", o.seed, o.scenario);
     let _ = writeln!(out, "options: {o} workload={}", crate::workload::for_scenario(&o.scenario).name());
+    for bug in o.bugs.iter().filter(|b| !b.shows_in(&o.scenario)) {
+        let _ = writeln!(out, "note: bug {} cannot show in {}; scenarios that can expose it: {}", bug.flag(), o.scenario, bug.scenarios().join(", "));
+    }
     if let Some(detail) = &result.scenario_detail {
         let _ = writeln!(out, "scenario options: {detail}");
     }
@@ -71,7 +74,22 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
         let _ = writeln!(out, "  invariant  VIOLATED: {v}");
     }
     if judgement.invariants.len() > SHOWN {
-        let _ = writeln!(out, "  invariant  ... and {} more violations", judgement.invariants.len() - SHOWN);
+        let mut by_name: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for v in &judgement.invariants[SHOWN..] {
+            *by_name.entry(v.invariant).or_default() += 1;
+        }
+        let names: Vec<String> = by_name.iter().map(|(name, n)| format!("{name} ×{n}")).collect();
+        let _ = writeln!(out, "  invariant  ... and {} more violations ({})", judgement.invariants.len() - SHOWN, names.join(", "));
+    }
+    let liveness_oracles = crate::workload::for_scenario(&result.options.scenario).liveness_oracle_names();
+    if judgement.late.is_empty() && !liveness_oracles.is_empty() {
+        let _ = writeln!(out, "  liveness   ok: {liveness_oracles}");
+    }
+    for v in judgement.late.iter().take(SHOWN) {
+        let _ = writeln!(out, "  liveness   VIOLATED: {v}");
+    }
+    if judgement.late.len() > SHOWN {
+        let _ = writeln!(out, "  liveness   ... and {} more violations", judgement.late.len() - SHOWN);
     }
     match (&judgement.no_liveness, result.live_at) {
         (None, Some(at)) => {

@@ -37,6 +37,45 @@ const SIM_TOMBSTONE_TTL: Duration = Duration::from_secs(1);
 const DISK_SEED_SALT: u64 = 0x6469_736b_6c61_7421;
 /// Hard stop beyond the liveness bound, in case a client never returns.
 const RUN_SLACK: Duration = Duration::from_secs(15);
+/// How long after the nemesis' faults heal the cluster still counts as disturbed (re-election,
+/// catch-up of a server that was cut off or restarted), for the blocking-query latency oracle.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// The spans of simulated time during which the nemesis had the cluster disturbed: from a fault
+/// until the world is quiet again ([`World::is_quiet`]) plus [`SETTLE`]; an instantaneous fault
+/// (a transfer, a bit flip, an operator's membership change) disturbs for [`SETTLE`].
+#[derive(Default)]
+struct Disturbances {
+    since: Option<Duration>,
+    spans: Vec<checker::oracles::DisturbedSpan>,
+}
+
+impl Disturbances {
+    fn push(&mut self, from: Duration, to: Duration) {
+        self.spans.push((from.as_nanos() as u64, (to + SETTLE).as_nanos() as u64));
+    }
+
+    /// Notes a fault applied at `now`, after which the world is `quiet` or not.
+    fn after_fault(&mut self, now: Duration, quiet: bool) {
+        match (self.since, quiet) {
+            (None, false) => self.since = Some(now),
+            (Some(from), true) => {
+                self.push(from, now);
+                self.since = None;
+            }
+            (None, true) => self.push(now, now),
+            (Some(_), false) => {}
+        }
+    }
+
+    /// The spans; one still open never ends.
+    fn finish(mut self) -> Vec<checker::oracles::DisturbedSpan> {
+        if let Some(from) = self.since.take() {
+            self.spans.push((from.as_nanos() as u64, u64::MAX));
+        }
+        self.spans
+    }
+}
 
 /// Everything a run produced, for the checkers and the report.
 pub struct RunResult {
@@ -60,6 +99,8 @@ pub struct RunResult {
     pub scenario_detail: Option<String>,
     /// Fault points (`buggify!`) that fired, with counts.
     pub buggified: Vec<(&'static str, u64)>,
+    /// When the nemesis had the cluster disturbed (ns spans; see `Disturbances`).
+    pub disturbed: Vec<checker::oracles::DisturbedSpan>,
 }
 
 /// Runs the scenario for `options` and returns what happened. Deterministic in `options`.
@@ -192,6 +233,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     let mut faults = Vec::new();
     let mut pending = schedule.events().iter().peekable();
     let mut healed = false;
+    let mut disturbances = Disturbances::default();
     let mut host_error = None;
     let hard_stop = liveness_deadline + RUN_SLACK + workload.final_reads_bound();
     loop {
@@ -203,6 +245,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             let what = world.apply(&mut sim, fault);
             faults.push((now, what.to_string()));
             trace.record(now, NEMESIS, Event::Nemesis(what));
+            disturbances.after_fault(now, world.is_quiet());
             pending.next();
         }
         if !healed && now >= options.fault_phase {
@@ -227,6 +270,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             let what = Nemesis::FinalHeal { restarted };
             faults.push((now, what.to_string()));
             trace.record(now, NEMESIS, Event::Nemesis(what));
+            disturbances.after_fault(now, world.is_quiet());
             healed = true;
         }
         if !operator_started && !operator.borrow().pending.is_empty() {
@@ -238,6 +282,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         for outcome in std::mem::take(&mut operator.borrow_mut().outcomes) {
             faults.push((now, format!("operator: {outcome}")));
             trace.record(now, OPERATOR, Event::Operator(outcome));
+            disturbances.after_fault(now, world.is_quiet());
         }
         match sim.step() {
             Ok(true) => break,
@@ -272,5 +317,6 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         wall: wall_start.elapsed(),
         scenario_detail: None,
         buggified,
+        disturbed: disturbances.finish(),
     }
 }

@@ -96,7 +96,8 @@ pub struct SeedOutcome {
     pub passed: bool,
     /// Safety checkers found a violation (a subset of failures).
     pub safety_violation: bool,
-    /// The cluster did not recover within the liveness bound.
+    /// The cluster did not recover within the liveness bound, or a liveness oracle failed (a
+    /// blocking query answered late).
     pub no_liveness: bool,
     /// Operations by outcome: ok, fail, info.
     pub ops: (usize, usize, usize),

@@ -293,7 +293,7 @@ mod tests {
 
     fn op(client: u32, key: &str, f: OpFn, t: (u64, u64), outcome: Outcome) -> Op {
         let ms = 1_000_000;
-        Op { id: 0, client, key: key.into(), f, invoke_ns: t.0 * ms, complete_ns: t.1 * ms, outcome }
+        Op { id: 0, client, key: key.into(), f, invoke_ns: t.0 * ms, complete_ns: t.1 * ms, outcome, server: None, mode: Default::default() }
     }
 
     fn sample() -> RunResult {
@@ -321,6 +321,7 @@ mod tests {
             wall: Duration::from_millis(10),
             scenario_detail: Some("swarm <n=2>".into()),
             buggified: vec![],
+            disturbed: vec![],
         }
     }
 

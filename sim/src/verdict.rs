@@ -20,6 +20,8 @@ pub struct Judgement {
     pub host_error: Option<String>,
     /// Raft invariants on the trace and history oracles that failed.
     pub invariants: Vec<InvariantViolation>,
+    /// Liveness oracles that failed (e.g. a blocking query answered late after a change).
+    pub late: Vec<InvariantViolation>,
 }
 
 impl Judgement {
@@ -27,13 +29,17 @@ impl Judgement {
     pub fn safety_violation(&self) -> bool {
         self.linearizable.iter().any(|(_, v)| matches!(v, Verdict::NotLinearizable(_))) || !self.invariants.is_empty()
     }
+    /// True if the cluster did not prove live after the heal, or a liveness oracle failed.
+    pub fn liveness_violation(&self) -> bool {
+        self.no_liveness.is_some() || !self.late.is_empty()
+    }
     /// True if a checker could not decide within its budget.
     pub fn unknown(&self) -> bool {
         self.linearizable.iter().any(|(_, v)| matches!(v, Verdict::Unknown { .. }))
     }
     /// True if the run passes every check.
     pub fn passed(&self) -> bool {
-        !self.safety_violation() && !self.unknown() && self.no_liveness.is_none() && self.host_error.is_none()
+        !self.safety_violation() && !self.unknown() && !self.liveness_violation() && self.host_error.is_none()
     }
 }
 
@@ -51,5 +57,10 @@ pub fn judge(result: &RunResult) -> Judgement {
     };
     let mut invariants = checker::check_raft_trace(&result.trace);
     invariants.extend(workload.oracles(&result.history));
-    Judgement { linearizable, no_liveness, host_error: result.host_error.clone(), invariants }
+    // Until the liveness probe proves the cluster serves again, the final heal still disturbs it.
+    let mut disturbed = result.disturbed.clone();
+    let ns = |d: std::time::Duration| d.as_nanos() as u64;
+    disturbed.push((ns(result.healed_at), result.live_at.map_or(u64::MAX, ns)));
+    let late = workload.liveness_oracles(&result.history, &disturbed);
+    Judgement { linearizable, no_liveness, host_error: result.host_error.clone(), invariants, late }
 }

@@ -17,7 +17,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use checker::{History, IndexObservation, InvariantViolation, OkResult, Op, OpFn, Outcome, Value, Verdict};
+use checker::{History, IndexObservation, InvariantViolation, OkResult, Op, OpFn, Outcome, ReadMode, Value, Verdict};
 use hyper::{Method, StatusCode};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -26,6 +26,14 @@ use crate::http_client::{request, ClientError, Response};
 
 /// Per-request timeout: past it the client records `info` (outcome unknown) and moves on.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(3);
+/// The `?wait=` of most blocking reads: under the simulator's tombstone TTL, so a blocking read
+/// races the reaping of the tombstone it may be watching.
+const SHORT_WAIT: Duration = Duration::from_millis(200);
+/// The `?wait=` of the other blocking reads: well past the blocking-query latency bound
+/// ([`checker::oracles::WAKE_BOUND_NS`]), so a query that is never woken shows as late.
+const LONG_WAIT: Duration = Duration::from_secs(5);
+/// Consul pads a blocking query's wait with up to wait/16 of jitter (`WAIT_JITTER_FRACTION`).
+const WAIT_JITTER_DIVISOR: u32 = 16;
 
 /// A workload: the client program every workload host runs, and the check of the history they
 /// record. Catalog, session and lock workloads implement it next to [`KvRegister`].
@@ -47,15 +55,26 @@ pub trait Workload {
     fn oracle_names(&self) -> &'static str {
         "no phantom values, acknowledged writes survive, index monotonic"
     }
-    /// After the cluster proved live: read every object once through the servers (by host name
-    /// and HTTP address; the KV and catalog workloads use the first) with `?consistent` and
-    /// record the reads as client 0, so the oracles can check that acknowledged writes survived
-    /// everything.
+    /// After the cluster proved live: read every object through the servers (by host name and
+    /// HTTP address) and record the reads as client 0, so the oracles can check that
+    /// acknowledged writes survived everything. The catalog workload reads once with
+    /// `?consistent` through the first server; the KV workload reads with `?consistent` through
+    /// every server and then every server's applied state ([`crate::final_reads`]).
     fn final_reads(&self, servers: Vec<(String, SocketAddr)>, keys: Vec<String>, history: Rc<RefCell<History>>) -> Pin<Box<dyn Future<Output = ()>>>;
     /// How long `final_reads` may take beyond a few requests (a convergence wait); the run's hard
     /// stop moves out by as much.
     fn final_reads_bound(&self) -> Duration {
         Duration::ZERO
+    }
+    /// The liveness oracles that apply to this workload's history, given the spans of time the
+    /// nemesis had the cluster disturbed (default: none).
+    fn liveness_oracles(&self, _history: &History, _disturbed: &[checker::oracles::DisturbedSpan]) -> Vec<InvariantViolation> {
+        Vec::new()
+    }
+    /// The liveness oracles of [`Self::liveness_oracles`], as the report lists them when they
+    /// hold (empty: none).
+    fn liveness_oracle_names(&self) -> &'static str {
+        ""
     }
 }
 
@@ -75,8 +94,20 @@ impl Workload for KvRegister {
     fn check(&self, history: &History, budget_per_object: Duration) -> Vec<(String, Verdict)> {
         checker::check_history(history, budget_per_object)
     }
+    fn oracle_names(&self) -> &'static str {
+        "no phantom values, acknowledged writes survive, consistent reads match applied state, index monotonic"
+    }
+    fn liveness_oracles(&self, history: &History, disturbed: &[checker::oracles::DisturbedSpan]) -> Vec<InvariantViolation> {
+        checker::oracles::check_blocking_query_latency(history, disturbed, checker::oracles::WAKE_BOUND_NS)
+    }
+    fn liveness_oracle_names(&self) -> &'static str {
+        "blocking queries answer within 2s of a change"
+    }
     fn final_reads(&self, servers: Vec<(String, SocketAddr)>, keys: Vec<String>, history: Rc<RefCell<History>>) -> Pin<Box<dyn Future<Output = ()>>> {
-        Box::pin(final_consistent_reads(servers[0].1, keys, history))
+        Box::pin(crate::final_reads::final_kv_reads(servers, keys, history))
+    }
+    fn final_reads_bound(&self) -> Duration {
+        crate::final_reads::AGREEMENT_BOUND
     }
 }
 
@@ -107,7 +138,7 @@ pub(crate) fn now() -> Duration {
 }
 
 /// Decodes a Consul KV GET response body into (value, ModifyIndex).
-fn parse_entry(body: &[u8]) -> Option<(Value, u64)> {
+pub(crate) fn parse_entry(body: &[u8]) -> Option<(Value, u64)> {
     let list: serde_json::Value = serde_json::from_slice(body).ok()?;
     let entry = list.as_array()?.first()?;
     let b64 = entry.get("Value")?.as_str()?;
@@ -138,8 +169,8 @@ pub(crate) fn write_outcome(resp: &Result<Response, ClientError>, cas: bool) -> 
 pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
     // Last (value, ModifyIndex) this client read per key; CAS uses it as its expectation.
     let mut seen: BTreeMap<String, Option<(Value, u64)>> = BTreeMap::new();
-    // Last X-Consul-Index per key, for blocking reads (`?index=&wait=`).
-    let mut last_index: BTreeMap<String, u64> = BTreeMap::new();
+    // Last X-Consul-Index per key and when it was seen, for blocking reads (`?index=&wait=`).
+    let mut last_index: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut counter: u64 = 0;
     while now() < spec.until {
         let key = spec.keys[spec.rng.gen_range(0..spec.keys.len())].clone();
@@ -147,14 +178,18 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
         counter += 1;
         let value = u64::from(spec.id) * 1_000_000_000 + counter;
         let roll = spec.rng.gen_range(0..100);
+        let mut mode = ReadMode::Default;
         let (f, method, path, body) = if roll < 45 {
-            let mode = match (spec.rng.gen_range(0..10), last_index.get(&key)) {
+            mode = match (spec.rng.gen_range(0..10), last_index.get(&key)) {
                 // A blocking read: returns when the key passes the index, or after the wait.
-                (0..=1, Some(idx)) => format!("?index={idx}&wait=200ms"),
-                (2..=5, _) => "?consistent".to_string(),
-                _ => String::new(),
+                (r @ 0..=1, Some(&(index, index_seen_ns))) => {
+                    let wait = if r == 0 { SHORT_WAIT } else { LONG_WAIT };
+                    ReadMode::Blocking { index, wait_ms: wait.as_millis() as u64, index_seen_ns }
+                }
+                (2..=5, _) => ReadMode::Consistent,
+                _ => ReadMode::Default,
             };
-            (OpFn::Read, Method::GET, format!("/v1/kv/{key}{mode}"), Vec::new())
+            (OpFn::Read, Method::GET, format!("/v1/kv/{key}{}", mode.query()), Vec::new())
         } else if roll < 70 {
             (OpFn::Write(value), Method::PUT, format!("/v1/kv/{key}"), value.to_string().into_bytes())
         } else if roll < 90 {
@@ -167,7 +202,14 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
             (OpFn::Delete, Method::DELETE, format!("/v1/kv/{key}"), Vec::new())
         };
         let invoke = now();
-        let resp = tokio::time::timeout(OP_TIMEOUT, request(server, method, &path, body)).await;
+        let timeout = match mode {
+            ReadMode::Blocking { wait_ms, .. } => {
+                let wait = Duration::from_millis(wait_ms);
+                OP_TIMEOUT + wait + wait / WAIT_JITTER_DIVISOR
+            }
+            _ => OP_TIMEOUT,
+        };
+        let resp = tokio::time::timeout(timeout, request(server, method, &path, body)).await;
         let complete = now();
         let resp = match resp {
             Ok(r) => r,
@@ -176,7 +218,7 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
         if let (OpFn::Read, Ok(r)) = (&f, &resp) {
             let index = r.headers.get("X-Consul-Index").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
             if let (Some(index), true) = (index, r.status == StatusCode::OK || r.status == StatusCode::NOT_FOUND) {
-                last_index.insert(key.clone(), index);
+                last_index.insert(key.clone(), (index, complete.as_nanos() as u64));
                 spec.history.borrow_mut().index_observations.push(IndexObservation {
                     client: spec.id,
                     key: key.clone(),
@@ -212,6 +254,8 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
             invoke_ns: invoke.as_nanos() as u64,
             complete_ns: complete.as_nanos() as u64,
             outcome,
+            server: Some(server_name),
+            mode,
         });
         // Think time: a few ms, so clients interleave without flooding the simulated network.
         let think = spec.rng.gen_range(1..20);
@@ -254,30 +298,4 @@ pub async fn liveness_probe(
         final_reads.await;
     }
     Ok(())
-}
-
-/// After the cluster proved live: one `?consistent` read of every key, recorded as client 0, so
-/// the oracles can check that acknowledged writes survived everything.
-async fn final_consistent_reads(server: SocketAddr, keys: Vec<String>, history: Rc<RefCell<History>>) {
-    for key in keys {
-        let invoke = now();
-        let resp = tokio::time::timeout(OP_TIMEOUT, request(server, Method::GET, &format!("/v1/kv/{key}?consistent"), Vec::new())).await;
-        let outcome = match resp {
-            Ok(Ok(r)) if r.status == StatusCode::OK => match parse_entry(&r.body) {
-                Some((v, _)) => Outcome::Ok(OkResult::Read(Some(v))),
-                None => Outcome::Fail,
-            },
-            Ok(Ok(r)) if r.status == StatusCode::NOT_FOUND => Outcome::Ok(OkResult::Read(None)),
-            _ => Outcome::Fail,
-        };
-        history.borrow_mut().push(Op {
-            id: 0,
-            client: 0,
-            key,
-            f: OpFn::Read,
-            invoke_ns: invoke.as_nanos() as u64,
-            complete_ns: now().as_nanos() as u64,
-            outcome,
-        });
-    }
 }

@@ -51,6 +51,8 @@ pub struct World {
     latency: (Duration, Duration),
     /// Servers removed from the Raft voters by the nemesis.
     removed: BTreeSet<usize>,
+    /// Servers whose clock runs at another rate than real time.
+    drifted: BTreeSet<usize>,
     /// Membership changes for the operator host to carry out.
     operator: Rc<RefCell<OperatorQueue>>,
     /// Server RPC addresses, for membership changes.
@@ -85,6 +87,7 @@ impl World {
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x776f_726c_6421),
             latency,
             removed: BTreeSet::new(),
+            drifted: BTreeSet::new(),
             operator: operator.0,
             rpc_addrs: operator.1,
         }
@@ -119,6 +122,20 @@ impl World {
 
     fn indexes(&self, hosts: &[Host]) -> Result<Vec<usize>, String> {
         hosts.iter().map(|h| self.server_index(h).ok_or_else(|| format!("{h} is not a server of this world"))).collect()
+    }
+
+    /// Whether no fault the nemesis set is in force: every server up and a voter, every link
+    /// healthy, every clock at real rate. (Instantaneous faults — a leadership transfer, a bit
+    /// flip, an armed read error — leave it quiet; the caller counts them as disturbances.)
+    pub fn is_quiet(&self) -> bool {
+        !self.crashed.iter().any(|&c| c)
+            && self.cut.is_empty()
+            && self.cut_oneway.is_empty()
+            && self.clogged.is_empty()
+            && self.paused.is_empty()
+            && self.degraded.is_empty()
+            && self.removed.is_empty()
+            && self.drifted.is_empty()
     }
 
     /// Whether server `i` is down.
@@ -336,6 +353,11 @@ impl World {
             Fault::ClockDrift { host, rate_ppm } => {
                 let i = self.resolve(host)?;
                 self.clocks[i].set_rate_ppm(*rate_ppm, sim.elapsed());
+                if *rate_ppm == nemesis::RATE_REAL {
+                    self.drifted.remove(&i);
+                } else {
+                    self.drifted.insert(i);
+                }
                 return Ok(hit(&self.names[i]));
             }
             Fault::DiskReadError(t) => {

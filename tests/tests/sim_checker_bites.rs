@@ -5,6 +5,7 @@
 //! recorder or the linearizability search blind, these tests go red.
 
 use sim::options::{Bug, RunOptions};
+use sim::verdict::Judgement;
 
 /// Seeds tried per bug, and the seeds the correct agent must pass.
 const SEED_BUDGET: std::ops::RangeInclusive<u64> = 1..=5;
@@ -13,11 +14,14 @@ const SEED_BUDGET: std::ops::RangeInclusive<u64> = 1..=5;
 /// caught at seed 6 of rolling-restart, transfer-keeps-lease at seed 12 of leader-transfer.
 const WIDE_SEED_BUDGET: std::ops::RangeInclusive<u64> = 1..=20;
 
-fn first_failing_seed(bug: Bug, scenario: &str, budget: std::ops::RangeInclusive<u64>) -> Option<(u64, u64, String)> {
+/// What a bite must show: a safety violation, or (for a bug that only delays) a liveness one.
+type Caught = fn(&Judgement) -> bool;
+
+fn first_failing_seed(bug: Bug, scenario: &str, budget: std::ops::RangeInclusive<u64>, caught: Caught) -> Option<(u64, u64, String)> {
     for seed in budget {
         let options = RunOptions::derive(seed, scenario, 3, vec![bug], false);
         let (result, judgement) = sim::run_seed(&options).expect("scenario exists");
-        if judgement.safety_violation() {
+        if caught(&judgement) {
             let report = sim::report::render(&result, &judgement);
             return Some((seed, result.trace_hash, report));
         }
@@ -30,7 +34,13 @@ fn assert_caught_and_replayable(bug: Bug, scenario: &str) {
 }
 
 fn assert_caught_within(bug: Bug, scenario: &str, budget: std::ops::RangeInclusive<u64>) {
-    let (seed, hash, report) = first_failing_seed(bug, scenario, budget.clone())
+    assert_caught_as(bug, scenario, budget, Judgement::safety_violation);
+}
+
+fn assert_caught_as(bug: Bug, scenario: &str, budget: std::ops::RangeInclusive<u64>, caught: Caught) {
+    // `sim --bug X` alone runs the bug's first declared scenario: the one proven here.
+    assert_eq!(bug.scenarios()[0], scenario, "{} declares {:?} first", bug.flag(), bug.scenarios());
+    let (seed, hash, report) = first_failing_seed(bug, scenario, budget.clone(), caught)
         .unwrap_or_else(|| panic!("bug {} went undetected in seeds {budget:?} of {scenario}", bug.flag()));
     assert!(
         report.contains("NOT LINEARIZABLE") || report.contains("VIOLATED"),
@@ -42,7 +52,7 @@ fn assert_caught_within(bug: Bug, scenario: &str, budget: std::ops::RangeInclusi
     let options = RunOptions::derive(seed, scenario, 3, vec![bug], false);
     let (again, judgement) = sim::run_seed(&options).expect("scenario exists");
     assert_eq!(again.trace_hash, hash, "replay of seed {seed} diverged");
-    assert!(judgement.safety_violation(), "replay of seed {seed} must fail again");
+    assert!(caught(&judgement), "replay of seed {seed} must fail again");
 }
 
 #[test]
@@ -106,6 +116,15 @@ fn an_agent_that_keeps_api_registered_services_in_memory_only_is_caught() {
     // persisted nothing has forgotten acknowledged registrations (and its first full anti-entropy
     // sync removes them from the catalog), which the final observation shows (registration_lost).
     assert_caught_and_replayable(Bug::LocalStateNotPersisted, "agent-restart");
+}
+
+#[test]
+fn a_blocking_query_that_is_never_woken_is_caught() {
+    // With every other wake-up lost, a 5 s blocking read on a key sleeps through the write that
+    // should have woken it and answers at its wait, unchanged: correct data, late. Only the
+    // blocking-query latency oracle sees it, in partition-heal's quiet stretches and after the
+    // final heal, as a liveness violation.
+    assert_caught_as(Bug::LostWakeup, "partition-heal", WIDE_SEED_BUDGET, Judgement::liveness_violation);
 }
 
 #[test]

@@ -24,6 +24,8 @@ pub(super) fn op(
         invoke_ns: invoke_ms * MS,
         complete_ns: complete_ms * MS,
         outcome,
+        server: None,
+        mode: Default::default(),
     }
 }
 

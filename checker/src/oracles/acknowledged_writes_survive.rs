@@ -3,8 +3,12 @@
 //! leader's log, so after the cluster heals a linearizable read still sees that write, unless
 //! something that could have come after it overwrote or deleted it.
 //!
-//! For each key, the final read is its last `Ok` read (latest invocation; the simulator ends every
-//! run with a `?consistent` read of every key). For every acknowledged write-like op `w` (`Write`
+//! For each key, the final read is the applied state every server agreed on when the survival
+//! check read it (client 0's `?stale` reads, see
+//! [`super::consistent_read_matches_applied_state`]), or, without one, its last `Ok` linearizable
+//! read (latest invocation; the simulator ends every run with `?consistent` reads of every key).
+//! Judging the applied state keeps a broken `?consistent` read path from being reported as a
+//! lost write: that disagreement is its own violation. For every acknowledged write-like op `w` (`Write`
 //! answered `Ok`, or `Cas` answered `Ok(true)`) that completed before the final read was invoked,
 //! the value read must be explained: it is `w`'s value, or the value of another write or CAS that
 //! was not `Fail` and may have taken effect after `w` did, or (for an absent read) such a delete.
@@ -14,6 +18,7 @@
 
 use std::collections::BTreeMap;
 
+use super::consistent_read_matches_applied_state::applied_state;
 use super::{describe, written_value};
 use crate::history::{History, OkResult, Op, OpFn, Outcome};
 use crate::invariant::InvariantViolation;
@@ -51,11 +56,19 @@ pub fn check_acknowledged_writes_survive(history: &History) -> Vec<InvariantViol
     }
     let mut out = Vec::new();
     for (key, ops) in by_key {
-        let final_read = ops
-            .iter()
-            .filter(|o| matches!(o.outcome, Outcome::Ok(OkResult::Read(_))))
-            .max_by_key(|o| (o.invoke_ns, o.id));
-        let Some(&read) = final_read else { continue };
+        // The agreed applied state of every server when the survival check read it, as of its
+        // first read (a write acknowledged during the round may not have reached a follower read
+        // after it); else the last linearizable read (a lagging server's `?stale` answer alone
+        // proves nothing lost).
+        let final_read = match applied_state(&ops) {
+            Some((_, reads)) => reads.into_iter().min_by_key(|o| (o.invoke_ns, o.id)),
+            None => ops
+                .iter()
+                .copied()
+                .filter(|o| matches!(o.outcome, Outcome::Ok(OkResult::Read(_))) && o.mode.is_linearizable())
+                .max_by_key(|o| (o.invoke_ns, o.id)),
+        };
+        let Some(read) = final_read else { continue };
         let Outcome::Ok(OkResult::Read(seen)) = read.outcome else { continue };
         let explains = |o: &Op, w: &Op| match seen {
             Some(v) => written_value(o) == Some(v) && may_follow(o, w),
@@ -146,6 +159,20 @@ mod tests {
     fn a_failed_op_cannot_explain_the_final_value() {
         let h = history(vec![write(1, 10, 20, DONE), delete(30, 40, Outcome::Fail), read(None, 50, 60)]);
         assert_eq!(check_acknowledged_writes_survive(&h).len(), 1);
+    }
+
+    #[test]
+    fn a_stale_consistent_read_is_not_a_lost_write_when_the_applied_state_holds_it() {
+        // Found by `--bug stale-consistent-read` (partition-heal seed 2): the final `?consistent`
+        // read through a lagging server missed the last write, which every server had applied.
+        let mut consistent = op(0, "k", OpFn::Read, 50, 60, Outcome::Ok(OkResult::Read(Some(1))));
+        consistent.mode = crate::history::ReadMode::Consistent;
+        let mut applied = op(0, "k", OpFn::Read, 70, 80, Outcome::Ok(OkResult::Read(Some(2))));
+        applied.mode = crate::history::ReadMode::Stale;
+        let h = history(vec![write(1, 10, 20, DONE), write(2, 30, 40, DONE), consistent, applied]);
+        assert!(check_acknowledged_writes_survive(&h).is_empty());
+        let v = crate::oracles::check_consistent_read_matches_applied_state(&h);
+        assert_eq!(v.len(), 1, "{v:?}");
     }
 
     #[test]

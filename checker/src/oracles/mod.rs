@@ -10,21 +10,28 @@
 
 pub mod acknowledged_writes_survive;
 pub mod agent_services;
+pub mod blocking_query_latency;
+pub mod consistent_read_matches_applied_state;
 pub mod index_monotonic;
 pub mod no_phantom_values;
 
 pub use acknowledged_writes_survive::check_acknowledged_writes_survive;
 pub use agent_services::check_agent_services;
+pub use blocking_query_latency::{check_blocking_query_latency, DisturbedSpan, WAKE_BOUND_NS};
+pub use consistent_read_matches_applied_state::check_consistent_read_matches_applied_state;
 pub use index_monotonic::check_index_monotonic;
 pub use no_phantom_values::check_no_phantom_values;
 
 use crate::history::{History, OkResult, Op, OpFn, Outcome, Value};
 use crate::invariant::InvariantViolation;
 
-/// Runs all three oracles.
+/// Runs the safety oracles: no phantom values, acknowledged writes survive, consistent reads
+/// match the applied state, index monotonic. (The liveness oracle
+/// [`check_blocking_query_latency`] needs the nemesis' disturbed spans and runs apart.)
 pub fn check_oracles(history: &History) -> Vec<InvariantViolation> {
     let mut out = check_no_phantom_values(history);
     out.extend(check_acknowledged_writes_survive(history));
+    out.extend(check_consistent_read_matches_applied_state(history));
     out.extend(check_index_monotonic(history));
     out
 }
@@ -42,7 +49,8 @@ pub(crate) fn secs(ns: u64) -> String {
     format!("{}.{:06}s", ns / 1_000_000_000, (ns % 1_000_000_000) / 1_000)
 }
 
-/// One op as an evidence line: `#id <client host> <key> <fn> [invoke..complete] -> <outcome>`.
+/// One op as an evidence line: `#id <client host> <key> <fn>[<read mode>][ via <server>]
+/// [invoke..complete] -> <outcome>`.
 pub(crate) fn describe(op: &Op) -> String {
     let f = match &op.f {
         OpFn::Read => "read".to_string(),
@@ -60,7 +68,8 @@ pub(crate) fn describe(op: &Op) -> String {
         Outcome::Info => "info".to_string(),
     };
     let complete = if op.outcome == Outcome::Info { "?".to_string() } else { secs(op.complete_ns) };
-    format!("#{} {} {} {f} [{}..{complete}] -> {outcome}", op.id, op.client_name(), op.key, secs(op.invoke_ns))
+    let via = op.server.as_deref().map(|s| format!(" via {s}")).unwrap_or_default();
+    format!("#{} {} {} {f}{}{via} [{}..{complete}] -> {outcome}", op.id, op.client_name(), op.key, op.mode.query(), secs(op.invoke_ns))
 }
 
 #[cfg(test)]
@@ -87,6 +96,8 @@ pub(crate) mod testing {
             invoke_ns: invoke_ms * 1_000_000,
             complete_ns: complete_ms * 1_000_000,
             outcome,
+            server: None,
+            mode: Default::default(),
         }
     }
 
@@ -119,6 +130,10 @@ mod tests {
         let h = history(vec![write(7, 1, 2, DONE), read(Some(7), 3, 4)]);
         assert_eq!(describe(&h.ops[0]), "#0 w1 k write 7 [0.001000s..0.002000s] -> ok");
         assert_eq!(describe(&h.ops[1]), "#1 w2 k read [0.003000s..0.004000s] -> ok 7");
+        let mut stale = h.ops[1].clone();
+        stale.mode = crate::history::ReadMode::Stale;
+        stale.server = Some("n3".into());
+        assert_eq!(describe(&stale), "#1 w2 k read?stale via n3 [0.003000s..0.004000s] -> ok 7");
     }
 
     #[test]

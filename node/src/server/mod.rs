@@ -139,6 +139,7 @@ impl Server {
             io.trace.event(&config.node_name, crate::io::trace::Event::TornTailCut { bytes: report.torn_tail_bytes as u64 });
         }
         let state = Arc::new(SharedState::default());
+        state.watches.lose_wakeups(config.bugs.lost_wakeup);
         let mut sm = StateMachine::open(state.clone(), io.disk.clone(), io.trace.clone(), config.node_name.clone())
             .await
             .map(|sm| sm.reporting_one_entry_less(config.bugs.double_apply).ignoring_check_status(config.bugs.check_status_ignored))

@@ -93,6 +93,11 @@ pub struct WatchSet {
 struct Inner {
     watches: BTreeMap<WatchKey, Arc<Notify>>,
     clean_at: usize,
+    /// Deliberate bug `lost_wakeup` (see `BugSwitches`): every other batch of changes removes
+    /// the watches it should fire, unfired.
+    lose_wakeups: bool,
+    /// Batches of changes seen (counts only while `lose_wakeups` is on).
+    batches: u64,
 }
 
 impl WatchSet {
@@ -114,6 +119,13 @@ impl WatchSet {
         inner.watches.entry(key).or_insert_with(|| Arc::new(Notify::new())).clone()
     }
 
+    /// Test-only switch (`lost_wakeup`): on every other batch of changes, the watches of the
+    /// changed rows are taken out of the set without being fired, so their waiters sleep until
+    /// their deadline (a later change fires a fresh watch they no longer hold).
+    pub fn lose_wakeups(&self, on: bool) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).lose_wakeups = on;
+    }
+
     /// Number of distinct watch keys held (for tests and metrics).
     pub fn len(&self) -> usize {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).watches.len()
@@ -127,12 +139,20 @@ impl WatchSet {
     /// Wakes the watchers of every changed row: its exact watch, every watched prefix of it, and
     /// its table's watch.
     pub fn changed(&self, changes: &[Change]) {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = &mut *guard;
         if inner.watches.is_empty() {
             return;
         }
-        let wake = |k: &WatchKey| {
-            if let Some(n) = inner.watches.get(k) {
+        let lose = inner.lose_wakeups && {
+            inner.batches += 1;
+            inner.batches % 2 == 0
+        };
+        let watches = &mut inner.watches;
+        let mut wake = |k: &WatchKey| {
+            if lose {
+                watches.remove(k);
+            } else if let Some(n) = watches.get(k) {
                 n.notify_waiters();
             }
         };
@@ -201,6 +221,16 @@ mod tests {
         assert!(is_woken(&ws, WatchKey::Row(Table::Services, "web".into()), &health).await);
         assert!(!is_woken(&ws, WatchKey::Table(Table::Services), &health).await);
         assert!(!is_woken(&ws, WatchKey::Row(Table::Services, "db".into()), &health).await);
+    }
+
+    #[tokio::test]
+    async fn the_lost_wakeup_bug_drops_every_other_batch_unfired() {
+        let ws = WatchSet::default();
+        ws.lose_wakeups(true);
+        let row = WatchKey::Row(Table::Kvs, "a".into());
+        assert!(is_woken(&ws, row.clone(), &kv("a")).await, "first batch fires");
+        assert!(!is_woken(&ws, row.clone(), &kv("a")).await, "second batch is lost");
+        assert!(is_woken(&ws, row, &kv("a")).await, "third batch fires");
     }
 
     #[tokio::test]
