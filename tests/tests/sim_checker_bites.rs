@@ -11,7 +11,7 @@ use sim::verdict::Judgement;
 const SEED_BUDGET: std::ops::RangeInclusive<u64> = 1..=5;
 /// Seeds tried for a bug whose window is narrow (it needs a crash or a cut-off at the right
 /// moment): once the disk modelled directory syncs, the schedules shifted and skip-fsync was first
-/// caught at seed 6 of rolling-restart, transfer-keeps-lease at seed 12 of leader-transfer.
+/// caught at seed 6 of rolling-restart, transfer-keeps-lease at seed 8 of leader-transfer.
 const WIDE_SEED_BUDGET: std::ops::RangeInclusive<u64> = 1..=20;
 
 /// What a bite must show: a safety violation, or (for a bug that only delays) a liveness one.
