@@ -8,8 +8,10 @@
 
 pub mod cluster;
 pub mod dev;
+pub mod dns;
 pub mod http;
 pub mod python;
+pub mod tiny_http;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

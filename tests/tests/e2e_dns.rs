@@ -5,52 +5,17 @@
 //! The catalog has no HTTP register endpoint on this branch yet, so the test writes through
 //! `Server::raft_apply`, the same path that endpoint will take.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
 use node::agent::AgentConfig;
 use node::structs::{Command, NodeService, RegisterRequest};
+use tests::dns::{ask_tcp, ask_udp};
 use tests::{free_ports, serial};
 
 /// How long the dev agent may take to elect itself.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
-/// Read deadline for one DNS answer.
-const DNS_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn query(name: &str, qtype: RecordType, id: u16) -> Vec<u8> {
-    let mut m = Message::new();
-    m.set_id(id).set_message_type(MessageType::Query).set_op_code(OpCode::Query).set_recursion_desired(true);
-    m.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
-    m.to_vec().expect("encodes")
-}
-
-fn ask_udp(dns: SocketAddr, name: &str, qtype: RecordType, id: u16) -> Message {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    socket.set_read_timeout(Some(DNS_TIMEOUT)).expect("timeout");
-    socket.send_to(&query(name, qtype, id), dns).expect("send");
-    let mut buf = [0u8; 1500];
-    let (n, _) = socket.recv_from(&mut buf).expect("a DNS answer over UDP");
-    let resp = Message::from_vec(&buf[..n]).expect("decodes");
-    assert_eq!(resp.id(), id);
-    resp
-}
-
-fn ask_tcp(dns: SocketAddr, name: &str, qtype: RecordType, id: u16) -> Message {
-    let mut stream = TcpStream::connect(dns).expect("connect");
-    stream.set_read_timeout(Some(DNS_TIMEOUT)).expect("timeout");
-    let q = query(name, qtype, id);
-    let mut frame = (q.len() as u16).to_be_bytes().to_vec();
-    frame.extend_from_slice(&q);
-    stream.write_all(&frame).expect("send");
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len).expect("a length prefix");
-    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    stream.read_exact(&mut body).expect("the message");
-    Message::from_vec(&body).expect("decodes")
-}
 
 #[test]
 fn a_registered_service_is_answered_on_the_dns_port_over_udp_and_tcp() {
