@@ -316,4 +316,22 @@ pub(crate) mod tests {
         let check = s.checks.get(&key("n1", "c")).expect("check kept");
         assert_eq!((check.service_name.as_str(), check.modify_index), ("new", 2));
     }
+
+    #[test]
+    fn scopes_of_deleted_names_are_dropped_without_moving_their_index_backwards() {
+        let mut s = Store::new();
+        s.apply(1, &register("n1", Some(("web1", "web")), &[]));
+        s.apply(2, &register("n2", Some(("db1", "db")), &[]));
+        s.apply(3, &dereg("n1", "", ""));
+        assert!(!s.scope_indexes.contains_key(&(Table::Services, "web".to_string())), "web has no instances left");
+        assert!(!s.scope_indexes.contains_key(&(Table::Nodes, "n1".to_string())), "n1 is gone");
+        assert_eq!((s.scope_index(Table::Services, "web"), s.scope_index(Table::Nodes, "n1")), (3, 3), "what a reader saw at the delete");
+        // A refused write leaves the scopes as they were.
+        let before = s.scope_indexes.clone();
+        let (r, _) = s.apply(4, &register("n2", Some(("db1", "db")), &[("c", "missing", HealthStatus::Passing)]));
+        assert!(!r.ok());
+        assert_eq!(s.scope_indexes, before);
+        s.apply(5, &register("n1", Some(("web1", "web")), &[]));
+        assert_eq!(s.scope_index(Table::Services, "web"), 5, "a name that comes back gets its scope again");
+    }
 }

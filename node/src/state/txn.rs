@@ -115,10 +115,24 @@ impl<'a> WriteTxn<'a> {
 
     /// Moves the fine-grained index of one scope (a node, or a service name) to this
     /// transaction's index, and wakes its watchers (see [`Store::scope_index`]).
+    ///
+    /// The scope of a node or service name that no longer exists is dropped instead, so deleted
+    /// names do not pile up: an absent scope reports the catalog's newest index, which this very
+    /// write moved to its own index, so readers see the same index either way and it never goes
+    /// backwards.
     pub(super) fn bump_scope(&mut self, table: Table, key: &str) {
         let k = (table, key.to_string());
-        let prev = self.store.scope_indexes.insert(k.clone(), self.index);
-        if prev != Some(self.index) {
+        let gone = match table {
+            Table::Services => !self.store.service_index.contains_key(key),
+            Table::Nodes => !self.store.nodes.contains_key(key),
+            _ => false,
+        };
+        let now = (!gone).then_some(self.index);
+        let prev = match now {
+            Some(i) => self.store.scope_indexes.insert(k.clone(), i),
+            None => self.store.scope_indexes.remove(&k),
+        };
+        if prev != now {
             self.undo.push(Undo::ScopeIndex { key: k, prev });
         }
         self.touch(table, key);
