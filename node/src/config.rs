@@ -130,6 +130,10 @@ pub struct BugSwitches {
     /// without firing them (a wake-up pass that forgot to notify what it removed), so a blocking
     /// query on such a row sleeps until its `wait` runs out.
     pub lost_wakeup: bool,
+    /// Stop waiting for `-bootstrap-expect` servers after a few seconds and bootstrap Raft with
+    /// whoever has been found (a "don't hang forever" convenience), so servers cut off from each
+    /// other while the cluster forms each start a cluster of their own.
+    pub bootstrap_timeout: bool,
 }
 
 /// Everything an agent needs to start.

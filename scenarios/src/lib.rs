@@ -6,6 +6,7 @@
 //! the module below, and add one line to [`REGISTRY`].
 
 mod agent_restart;
+mod bootstrap;
 mod bridge;
 mod clock_drift;
 mod crash_restart;
@@ -97,6 +98,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "slow-lossy", about: "high latency, jitter and lossy links on random servers", build: slow_lossy::build, workload: KV },
     Scenario { name: "health-flap", about: "catalog registrations with flapping health checks under partitions, leader isolation and crashes", build: health_flap::build, workload: CATALOG },
     Scenario { name: "agent-restart", about: "services registered on agents through their API while agents crash (some torn) and restart, with partitions between", build: agent_restart::build, workload: AGENT },
+    Scenario { name: "bootstrap", about: "partitions, crashes and a late server while the cluster forms; one cluster must form", build: bootstrap::build, workload: KV },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 

@@ -43,6 +43,10 @@ pub enum Bug {
     /// firing them, so a blocking query sleeps until its wait runs out (caught by the
     /// blocking-query latency oracle on `partition-heal`).
     LostWakeup,
+    /// Servers stop waiting for `-bootstrap-expect` peers after 2 s and bootstrap with whoever
+    /// they found, so servers cut off while the cluster forms start clusters of their own (caught
+    /// by the Raft invariants on `bootstrap`).
+    BootstrapTimeout,
 }
 
 impl Bug {
@@ -60,6 +64,7 @@ impl Bug {
             Bug::CheckStatusIgnored => "check-status-ignored",
             Bug::LocalStateNotPersisted => "local-state-not-persisted",
             Bug::LostWakeup => "lost-wakeup",
+            Bug::BootstrapTimeout => "bootstrap-timeout",
         }
     }
 
@@ -90,6 +95,7 @@ impl Bug {
             Bug::CheckStatusIgnored => &["health-flap"],
             Bug::LocalStateNotPersisted => &["agent-restart"],
             Bug::LostWakeup => LOST_WAKEUP_SCENARIOS,
+            Bug::BootstrapTimeout => &["bootstrap"],
         }
     }
 
@@ -164,6 +170,7 @@ impl RunOptions {
             non_durable_rename: self.bugs.contains(&Bug::NonDurableRename),
             local_state_not_persisted: self.bugs.contains(&Bug::LocalStateNotPersisted),
             lost_wakeup: self.bugs.contains(&Bug::LostWakeup),
+            bootstrap_timeout: self.bugs.contains(&Bug::BootstrapTimeout),
         }
     }
 

@@ -128,8 +128,16 @@ fn a_blocking_query_that_is_never_woken_is_caught() {
 }
 
 #[test]
+fn servers_that_stop_waiting_for_bootstrap_expect_are_caught() {
+    // bootstrap cuts servers off while the cluster forms; a server that gives up on
+    // -bootstrap-expect starts a cluster of its own: two leaders in term 1 and two different
+    // membership entries at index 0 (election_safety, state_machine_safety).
+    assert_caught_within(Bug::BootstrapTimeout, "bootstrap", SEED_BUDGET);
+}
+
+#[test]
 fn correct_agent_passes_the_same_seeds() {
-    for scenario in ["partition-heal", "crash-restart", "leader-transfer", "health-flap", "agent-restart"] {
+    for scenario in ["partition-heal", "crash-restart", "leader-transfer", "health-flap", "agent-restart", "bootstrap"] {
         for seed in SEED_BUDGET {
             let options = RunOptions::derive(seed, scenario, 3, vec![], false);
             let (result, judgement) = sim::run_seed(&options).expect("scenario exists");

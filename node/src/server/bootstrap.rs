@@ -52,12 +52,16 @@ pub struct JoinRequest {
 /// together want it shorter).
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 const HELLO_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the deliberate bug `bootstrap_timeout` waits for `-bootstrap-expect` servers.
+const BUGGY_BOOTSTRAP_WAIT: Duration = Duration::from_secs(2);
+
 /// A join waits for the leader to bring this server up to date as a learner.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs until this server's Raft is initialised (by us or by a peer), or it has joined a running
 /// cluster.
 pub async fn run(agent: Arc<Server>, join: Vec<SocketAddr>) {
+    let started = tokio::time::Instant::now();
     loop {
         match agent.raft.is_initialized().await {
             Ok(true) => return,
@@ -95,7 +99,15 @@ pub async fn run(agent: Arc<Server>, join: Vec<SocketAddr>) {
             let peers = agent.peers.lock().unwrap_or_else(|e| e.into_inner());
             peers.values().map(|p| (p.node_id, BasicNode { addr: p.rpc_addr.clone() })).collect()
         };
-        if members.len() >= agent.config.bootstrap_expect.max(1) {
+        // Deliberate bug (simulator only): give up on bootstrap-expect after a while.
+        let gave_up = agent.config.bugs.bootstrap_timeout && started.elapsed() >= BUGGY_BOOTSTRAP_WAIT;
+        let members = if gave_up && members.is_empty() {
+            let me = agent.me();
+            BTreeMap::from([(me.node_id, BasicNode { addr: me.rpc_addr })])
+        } else {
+            members
+        };
+        if members.len() >= agent.config.bootstrap_expect.max(1) || gave_up {
             let names: Vec<String> = agent.peers.lock().unwrap_or_else(|e| e.into_inner()).values().map(|p| p.name.clone()).collect();
             tracing::info!(servers = %names.join(", "), "bootstrap-expect reached; initialising raft");
             agent.io.trace.event(&agent.config.node_name, Event::Bootstrap { servers: members.len() });
