@@ -177,3 +177,39 @@ fn registered_services_and_ttl_status_survive_an_agent_restart() {
     assert_eq!(get_json(a, "/v1/agent/services"), before, "the service is reloaded from the data dir");
     assert_eq!(check_status(a, "web1-ttl"), ("passing".to_string(), "up".to_string()), "TTL status is persisted");
 }
+
+#[test]
+fn an_alias_check_follows_the_ttl_check_of_the_service_it_aliases() {
+    let _serial = serial();
+    let dev = DevAgent::start();
+    let a = &dev.agent;
+    assert_eq!(put(a, "/v1/agent/service/register", Some(WEB)), 200);
+    let alias = br#"{"Name":"web alias","CheckID":"web1-alias","AliasService":"web1"}"#;
+    assert_eq!(put(a, "/v1/agent/check/register", Some(alias)), 200);
+    assert_eq!(get_json(a, "/v1/agent/checks")["web1-alias"]["Type"], "alias");
+    let wait_for = |want: &str, want_output: &str| {
+        wait_until(SETTLE_TIMEOUT, &format!("the alias to turn {want}"), || {
+            let (status, output) = check_status(a, "web1-alias");
+            (status == want && output == want_output).then_some(()).ok_or(format!("{status}: {output}"))
+        })
+    };
+    wait_for("critical", r#"Aliased check "web ttl" failing: "#);
+    assert_eq!(put(a, "/v1/agent/check/pass/web1-ttl", None), 200);
+    wait_for("passing", "All checks passing.");
+    assert_eq!(put(a, "/v1/agent/check/warn/web1-ttl?note=slow", None), 200);
+    wait_for("warning", r#"Aliased check "web ttl" failing: slow"#);
+    assert_eq!(put(a, "/v1/agent/check/fail/web1-ttl?note=down", None), 200);
+    wait_for("critical", r#"Aliased check "web ttl" failing: down"#);
+    assert_eq!(put(a, "/v1/agent/check/pass/web1-ttl", None), 200);
+    wait_for("passing", "All checks passing.");
+    wait_for_log(a, "synced check", "web1-alias");
+
+    let ghost = br#"{"Name":"ghost alias","AliasService":"ghost"}"#;
+    assert_eq!(put(a, "/v1/agent/check/register", Some(ghost)), 200);
+    wait_until(SETTLE_TIMEOUT, "the alias of a missing service to be critical", || {
+        let (status, output) = check_status(a, "ghost alias");
+        (status == "critical" && output == "Service ghost could not be found on node ").then_some(()).ok_or(format!("{status}: {output}"))
+    });
+    let ttl_alias = must("PUT", &a.url("/v1/agent/check/register"), Some(br#"{"Name":"x","AliasService":"web1","TTL":"5s"}"#));
+    assert_eq!(ttl_alias.status, 400, "{}", ttl_alias.text());
+}

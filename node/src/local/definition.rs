@@ -41,6 +41,9 @@ pub enum CheckKind {
     Tcp { addr: String },
     /// A command every interval (exit 0 passing, 1 warning, else critical).
     Script { args: Vec<String> },
+    /// Mirrors the health of a service instance and/or a node (Consul `checks.CheckAlias`):
+    /// `service` is a service *ID*; `node` defaults to this agent's node. See [`super::alias`].
+    Alias { service: Option<String>, node: Option<String> },
     /// Set only by the agent itself (maintenance mode): never runs, never expires.
     Manual,
 }
@@ -53,6 +56,7 @@ impl CheckKind {
             CheckKind::Http { .. } => "http",
             CheckKind::Tcp { .. } => "tcp",
             CheckKind::Script { .. } => "script",
+            CheckKind::Alias { .. } => "alias",
             CheckKind::Manual => "",
         }
     }
@@ -313,8 +317,6 @@ fn check_registration(rc: RawCheck, check_id: String, name: String, scripts: boo
         (&rc.grpc, "GRPC"),
         (&rc.h2ping, "H2PING"),
         (&rc.udp, "UDP"),
-        (&rc.alias_service, "alias"),
-        (&rc.alias_node, "alias"),
         (&rc.os_service, "OSService"),
     ] {
         if given.as_deref().is_some_and(|s| !s.is_empty()) {
@@ -329,16 +331,27 @@ fn check_registration(rc: RawCheck, check_id: String, name: String, scripts: boo
     let http = rc.http.filter(|h| !h.is_empty());
     let tcp = rc.tcp.filter(|t| !t.is_empty());
     let interval_check = args.is_some() || http.is_some() || tcp.is_some();
+    let alias_service = rc.alias_service.filter(|s| !s.is_empty());
+    let alias_node = rc.alias_node.filter(|n| !n.is_empty());
+    let is_alias = alias_service.is_some() || alias_node.is_some();
     if interval.is_some() && ttl.is_some() {
         return Err("Interval and TTL cannot both be specified".into());
     }
     if interval_check && interval.is_none() {
         return Err("Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or GRPC checks".into());
     }
-    if !interval_check && ttl.is_none() {
+    if interval_check && is_alias {
+        return Err("Interval cannot be set for Alias checks".into());
+    }
+    if is_alias && ttl.is_some() {
+        return Err("TTL must be not be set for Alias checks".into());
+    }
+    if !interval_check && !is_alias && ttl.is_none() {
         return Err("TTL must be > 0 for TTL checks".into());
     }
-    let kind = if let Some(args) = args {
+    let kind = if is_alias {
+        CheckKind::Alias { service: alias_service, node: alias_node }
+    } else if let Some(args) = args {
         if !scripts {
             return Err(SCRIPTS_DISABLED.into());
         }
@@ -477,5 +490,18 @@ mod tests {
         assert!(parse_check(br#"{"Name":"x","TTL":"15s","Status":"bogus"}"#, false).is_err());
         let id_alias = parse_check(br#"{"name":"x","check_id":"cx","ttl":"1s","failures_before_critical":3}"#, false).unwrap();
         assert_eq!((id_alias.check.check_id.as_str(), id_alias.spec.failures_before_warning), ("cx", 3));
+    }
+
+    #[test]
+    fn alias_checks_need_no_ttl_and_refuse_one_as_consul_does() {
+        let reg = parse_check(br#"{"Name":"a","AliasService":"web1"}"#, false).unwrap();
+        assert_eq!(reg.spec.kind, CheckKind::Alias { service: Some("web1".into()), node: None });
+        assert_eq!(reg.check.check_type, "alias");
+        let snake = parse_check(br#"{"name":"a","alias_node":"n2","alias_service":""}"#, false).unwrap();
+        assert_eq!(snake.spec.kind, CheckKind::Alias { service: None, node: Some("n2".into()) });
+        let ttl = parse_check(br#"{"Name":"a","AliasService":"web1","TTL":"5s"}"#, false).unwrap_err();
+        assert_eq!(ttl, "Invalid check: TTL must be not be set for Alias checks");
+        let tcp = parse_check(br#"{"Name":"a","AliasService":"web1","TCP":"x:1","Interval":"1s"}"#, false).unwrap_err();
+        assert_eq!(tcp, "Invalid check: Interval cannot be set for Alias checks");
     }
 }

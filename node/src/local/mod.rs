@@ -15,6 +15,7 @@
 //! ("Service - Agent", "Check - Agent").
 
 pub mod ae;
+pub mod alias;
 pub mod definition;
 pub mod persist;
 pub mod probe;
@@ -85,6 +86,12 @@ pub struct Local {
     persist_lock: tokio::sync::Mutex<()>,
     /// Wakes anti-entropy after a local change.
     sync_wake: Notify,
+    /// Bumped after every change to the local services or checks (a registration, a removal, a
+    /// status change): alias checks on this node re-evaluate on it ([`alias`]). Unlike
+    /// `sync_wake`, every subscriber sees every bump.
+    changes: tokio::sync::watch::Sender<u64>,
+    /// The catalog given to [`Local::start`]; alias checks of other nodes read it.
+    catalog: Mutex<Option<Arc<dyn sync::CatalogPort>>>,
     runners: Mutex<BTreeMap<String, runner::Runner>>,
     /// Set by [`Local::start`]; runners run only after it.
     started: std::sync::atomic::AtomicBool,
@@ -124,6 +131,8 @@ impl Local {
             state: Mutex::new(state),
             persist_lock: tokio::sync::Mutex::new(()),
             sync_wake: Notify::new(),
+            changes: tokio::sync::watch::Sender::new(0),
+            catalog: Mutex::new(None),
             runners: Mutex::new(BTreeMap::new()),
             started: std::sync::atomic::AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
@@ -134,6 +143,7 @@ impl Local {
 
     /// Starts the check runners, the reaper and anti-entropy against `catalog`.
     pub fn start(self: &Arc<Self>, catalog: Arc<dyn sync::CatalogPort>) {
+        *lock(&self.catalog) = Some(catalog.clone());
         self.started.store(true, std::sync::atomic::Ordering::SeqCst);
         self.reconcile_runners();
         let tasks = vec![tokio::spawn(ae::run(self.clone(), catalog)), tokio::spawn(runner::reap(self.clone()))];
@@ -204,6 +214,7 @@ impl Local {
         }
         self.reconcile_runners();
         self.sync_wake.notify_one();
+        self.changed();
         Ok(result)
     }
 
@@ -283,7 +294,13 @@ impl Local {
         };
         if changed {
             self.sync_wake.notify_one();
+            self.changed();
         }
+    }
+
+    /// Tells the alias checks watching this node that its services or checks changed.
+    fn changed(&self) {
+        self.changes.send_modify(|generation| *generation = generation.wrapping_add(1));
     }
 
     /// `PUT /v1/agent/maintenance?enable=`: adds or removes the critical `_node_maintenance`

@@ -32,15 +32,15 @@ const ACCEPT: &str = "text/plain, text/*, */*";
 /// The result of one run.
 pub type ProbeResult = (HealthStatus, String);
 
-/// Runs one probe of an interval check with its timeout. Kinds without a probe (TTL, manual)
-/// never reach here.
+/// Runs one probe of an interval check with its timeout. Kinds without a probe (TTL, alias,
+/// manual) never reach here.
 pub async fn run(net: &dyn Net, processes: &dyn Processes, kind: &CheckKind, timeout: Duration) -> ProbeResult {
     match kind {
         CheckKind::Http { url, method, header, body } => http(net, url, method, header, body, timeout).await,
         CheckKind::Tcp { addr } => tcp(net, addr, timeout).await,
         CheckKind::Script { args } => script(processes, args, timeout).await,
-        CheckKind::Ttl { .. } | CheckKind::Manual => {
-            debug_assert!(false, "TTL and manual checks are not probed");
+        CheckKind::Ttl { .. } | CheckKind::Alias { .. } | CheckKind::Manual => {
+            debug_assert!(false, "TTL, alias and manual checks are not probed");
             (HealthStatus::Critical, "not a probed check".into())
         }
     }

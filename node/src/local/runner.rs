@@ -1,4 +1,5 @@
-//! Check runners and the critical-service reaper: one tokio task per TTL or interval check, kept
+//! Check runners and the critical-service reaper: one tokio task per TTL, interval or alias
+//! check (alias checks run in [`super::alias`]), kept
 //! in step with the local state (Consul `agent/checks`: `CheckTTL`, `CheckHTTP`, `CheckTCP`,
 //! `CheckMonitor`; `agent.reapServices`).
 //!
@@ -64,6 +65,9 @@ impl Local {
             let wake = Arc::new(Notify::new());
             let task = match &spec.kind {
                 CheckKind::Ttl { .. } => tokio::spawn(run_ttl(self.clone(), id.clone(), wake.clone())),
+                CheckKind::Alias { service, node } => {
+                    tokio::spawn(super::alias::run(self.clone(), id.clone(), service.clone(), node.clone()))
+                }
                 _ => tokio::spawn(run_interval(self.clone(), id.clone(), spec.clone())),
             };
             runners.insert(id, Runner { task, wake, spec });
