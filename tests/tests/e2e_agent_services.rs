@@ -3,16 +3,13 @@
 //! catalog by anti-entropy, and kept in the data dir across a restart. The JSON shapes of
 //! `/v1/agent/services` and `/v1/agent/checks` are pinned with insta snapshots.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use tests::cluster::{AgentProcess, Cluster, LEADER_TIMEOUT};
 use tests::dev::DevAgent;
 use tests::http::must;
+use tests::tiny_http::TinyServer;
 use tests::{serial, wait_until};
 
 /// How long a check or a sync may take to show (check intervals here are 1 s).
@@ -88,51 +85,6 @@ fn a_ttl_service_registers_passes_and_is_synced_to_the_catalog() {
     assert_eq!(get_json(a, "/v1/agent/services"), serde_json::json!({}));
     assert_eq!(get_json(a, "/v1/agent/checks"), serde_json::json!({}), "a service's checks go with it");
     wait_for_log(a, "deregistered service", "web1");
-}
-
-/// A tiny HTTP server answering 200 to every request until stopped; stopping closes its port.
-struct TinyServer {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl TinyServer {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("local addr").port();
-        listener.set_nonblocking(true).expect("nonblocking");
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((mut s, _)) => {
-                        let _ = s.set_nonblocking(false);
-                        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                        let mut buf = [0u8; 2048];
-                        let _ = s.read(&mut buf);
-                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\nhealthy");
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
-        });
-        Self { port, stop, thread: Some(thread) }
-    }
-
-    fn stop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for TinyServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 fn check_status(agent: &AgentProcess, id: &str) -> (String, String) {
