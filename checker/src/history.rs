@@ -79,6 +79,17 @@ impl ReadMode {
         !matches!(self, ReadMode::Stale)
     }
 
+    /// The mode as a report shows it: `default`, `consistent`, `stale`, or
+    /// `blocking index=<index> wait=<wait_ms>ms`.
+    pub fn label(&self) -> String {
+        match self {
+            ReadMode::Default => "default".to_string(),
+            ReadMode::Consistent => "consistent".to_string(),
+            ReadMode::Stale => "stale".to_string(),
+            ReadMode::Blocking { index, wait_ms, .. } => format!("blocking index={index} wait={wait_ms}ms"),
+        }
+    }
+
     /// The query string that selects this mode (`""` for the default).
     pub fn query(&self) -> String {
         match self {

@@ -9,14 +9,17 @@
 //!   trace.
 //! - [`oracles`]: targeted history properties (no phantom values, acknowledged writes survive,
 //!   monotonic `X-Consul-Index`).
+//! - [`host_names`]: report text with hosts' addresses and Raft ids replaced by their names.
 //! - [`invariant`]: the [`InvariantViolation`] report shared by `raft` and `oracles`.
 pub mod history;
+pub mod host_names;
 pub mod invariant;
 pub mod linearizable;
 pub mod oracles;
 pub mod raft;
 
 pub use history::{History, IndexObservation, OkResult, Op, OpFn, Outcome, ReadMode, Value};
+pub use host_names::HostNames;
 pub use invariant::InvariantViolation;
 pub use linearizable::model::{Model, Operation, Register};
 pub use linearizable::{check_history, check_key, check_model, ModelVerdict, Verdict, Violation};

@@ -237,17 +237,28 @@ fn show_outcome(o: &Outcome) -> String {
     }
 }
 
-/// One op as a report line: id, client, function, outcome, invoke/complete times in ms.
+/// What an op did, with a read's mode: `write 7`, `read consistent`, `read blocking index=4 wait=200ms`.
+fn show_fn_mode(op: &Op) -> String {
+    match op.f {
+        OpFn::Read => format!("read {}", op.mode.label()),
+        _ => show_fn(&op.f),
+    }
+}
+
+/// One op as a report line: id, client and the server it went to, function (with a read's mode),
+/// outcome, invoke/complete times in ms, e.g.
+/// `#178    w1 via s3   read consistent        ok 10            invoke   4789.000ms  complete 4820.000ms`.
 fn show_op(op: &Op) -> String {
     let complete = match op.outcome {
         Outcome::Info => format!("never (gave up at {})", ms(op.complete_ns)),
         _ => ms(op.complete_ns),
     };
+    let route = format!("{} via {}", op.client_name(), op.server.as_deref().unwrap_or("?"));
     format!(
-        "#{:<6} {:<8} {:<24} {:<16} invoke {:>12}  complete {}",
+        "#{:<6} {:<11} {:<26} {:<16} invoke {:>12}  complete {}",
         op.id,
-        op.client_name(),
-        show_fn(&op.f),
+        route,
+        show_fn_mode(op),
         show_outcome(&op.outcome),
         ms(op.invoke_ns),
         complete

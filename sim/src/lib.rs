@@ -15,6 +15,7 @@ pub mod options;
 pub mod report;
 pub mod run;
 pub mod sweep;
+pub mod server_lanes;
 pub mod timeline;
 pub mod verdict;
 pub mod workload;

@@ -306,7 +306,7 @@ fn run_one(args: &Args, scenario: &str, seed: u64, sweep: bool) -> Result<SeedRu
     }
     let mut report = sim::report::render(&result, &judgement);
     if !determinism_note.is_empty() {
-        let _ = writeln!(report, "{determinism_note}");
+        let _ = writeln!(report, "{}", result.host_names.name_hosts(&determinism_note));
     }
     if judgement.safety_violation() {
         let violations: Vec<&checker::Violation> = judgement

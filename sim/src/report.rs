@@ -1,5 +1,9 @@
 //! The run report: seed, scenario, options, faults, operation counts, verdicts, trace hash, and the
 //! command that replays the run; on failure, the smallest failing sub-history.
+//!
+//! The finished text goes through one pass of [`checker::HostNames`], so whatever reached it
+//! (fault text, invariant evidence, errors the agent recorded) names hosts (`s2`) rather than
+//! showing their addresses (`192.168.0.2:8300`) or Raft ids.
 
 use std::fmt::Write as _;
 
@@ -119,5 +123,46 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
     }
     let _ = writeln!(out, "replay: {}", o.replay_command());
     let _ = writeln!(out, "RESULT: {}", if judgement.passed() { "PASS" } else { "FAIL" });
-    out
+    result.host_names.name_hosts(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use checker::{InvariantViolation, ReadMode};
+
+    use super::*;
+    use crate::timeline::tests::sample_with_servers;
+
+    /// Issue 8: reports hid the clue. The minimal failing history must say which server answered
+    /// each op and in which mode, and evidence must name servers, not show their addresses.
+    #[test]
+    fn report_names_servers_and_shows_each_ops_server_and_mode() {
+        let mut result = sample_with_servers();
+        // w2 reads k1 absent through s2 with ?consistent, after w1's write #0 was acknowledged.
+        let mut stale = result.history.ops[1].clone();
+        (stale.invoke_ns, stale.complete_ns, stale.mode) = (200_000_000, 210_000_000, ReadMode::Consistent);
+        result.history.push(stale);
+        let k1: Vec<_> = result.history.ops.iter().filter(|op| op.key == "k1").cloned().collect();
+        let verdict = checker::check_key("k1", &k1, Duration::from_secs(5));
+        assert!(matches!(verdict, Verdict::NotLinearizable(_)), "{verdict}");
+        let evidence = vec!["w1 k1 write failed: rpc to 192.168.0.3:8300: connection lost".to_string()];
+        let judgement = Judgement {
+            linearizable: vec![("k1".into(), verdict)],
+            no_liveness: None,
+            host_error: Some("host s2 panicked: dial 192.168.0.1:8300 refused".into()),
+            invariants: vec![InvariantViolation::new("example", "leader 192.168.0.1 lost its lease", evidence)],
+            late: vec![],
+        };
+        let report = render(&result, &judgement);
+        let lines: Vec<&str> = report.lines().collect();
+        let at = lines.iter().position(|l| l.starts_with("key \"k1\" is NOT linearizable")).expect(&report);
+        assert_eq!(lines[at + 1], "  #0      w1 via s1   write 3000000260           ok               invoke    100.000ms  complete 120.000ms");
+        assert_eq!(lines[at + 2], "  #6      w2 via s2   read consistent            ok absent        invoke    200.000ms  complete 210.000ms");
+        assert!(report.contains("  invariant  VIOLATED: example violated: leader s1 lost its lease\n    w1 k1 write failed: rpc to s3: connection lost\n"), "{report}");
+        assert!(report.contains("host       FAILED: host s2 panicked: dial s1 refused"), "{report}");
+        assert!(report.contains("operator: PUT /v1/operator/raft/peer?node=s3&address=s3: done"), "{report}");
+        assert!(!report.contains("192.168."), "an address leaked into the report:\n{report}");
+    }
 }

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use checker::History;
+use checker::{History, HostNames};
 use nemesis::{Fault, Schedule};
 use node::agent::{Agent, AgentConfig, Ports, RaftTiming};
 use node::io::mem::MemDisk;
@@ -40,6 +40,9 @@ const RUN_SLACK: Duration = Duration::from_secs(15);
 /// How long after the nemesis' faults heal the cluster still counts as disturbed (re-election,
 /// catch-up of a server that was cut off or restarted), for the blocking-query latency oracle.
 const SETTLE: Duration = Duration::from_secs(2);
+/// Raft identity generations named in reports: a server that abandons corrupt storage rejoins as
+/// generation 1, 2, … (`node::server::identity`) and is shown as `s2#1`; a run sees few of them.
+const NAMED_GENERATIONS: u64 = 4;
 
 /// The spans of simulated time during which the nemesis had the cluster disturbed: from a fault
 /// until the world is quiet again ([`World::is_quiet`]) plus [`SETTLE`]; an instantaneous fault
@@ -101,6 +104,28 @@ pub struct RunResult {
     pub buggified: Vec<(&'static str, u64)>,
     /// When the nemesis had the cluster disturbed (ns spans; see `Disturbances`).
     pub disturbed: Vec<checker::oracles::DisturbedSpan>,
+    /// The servers' host names, in order (`s1`, `s2`, …).
+    pub servers: Vec<String>,
+    /// Hosts' addresses and Raft ids by name, so reports name servers instead of showing IPs.
+    pub host_names: HostNames,
+}
+
+/// The names of the hosts `(name, ip)`, with each server's Raft ids (every generation up to
+/// [`NAMED_GENERATIONS`]; generation `g` > 0 is shown as `name#g`).
+pub fn host_names(servers: &[(String, std::net::IpAddr)], clients: &[(String, std::net::IpAddr)]) -> HostNames {
+    let mut names = HostNames::new();
+    for (name, ip) in servers {
+        names.add_host(name, *ip);
+        names.add_raft_id(name, node::raft::node_id_for(name));
+        for generation in 1..=NAMED_GENERATIONS {
+            let shown = format!("{name}#{generation}");
+            names.add_raft_id(&shown, node::raft::node_id_for(&shown));
+        }
+    }
+    for (name, ip) in clients {
+        names.add_host(name, *ip);
+    }
+    names
 }
 
 /// Runs the scenario for `options` and returns what happened. Deterministic in `options`.
@@ -220,6 +245,9 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         };
         sim.client(nemesis::hosts::workload(c), workload.client(spec));
     }
+    let client_ips: Vec<(String, std::net::IpAddr)> =
+        (0..options.clients).map(nemesis::hosts::workload).map(|name| { let ip = sim.lookup(name.as_str()); (name, ip) }).collect();
+    let host_names = host_names(&names.iter().cloned().zip(ips.iter().copied()).collect::<Vec<_>>(), &client_ips);
     let live_at = Rc::new(RefCell::new(None));
     let liveness_deadline = options.fault_phase + options.liveness_bound;
     // The liveness probe and the operator join the world only when needed: every host costs a
@@ -318,5 +346,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         scenario_detail: None,
         buggified,
         disturbed: disturbances.finish(),
+        servers: names,
+        host_names,
     }
 }

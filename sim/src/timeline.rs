@@ -1,7 +1,9 @@
 //! The timeline: one self-contained HTML page showing a run's operations per client on a shared
-//! simulated-time axis, with nemesis events as vertical markers and the ops of a minimal failing
-//! sub-history outlined in red. No external assets and no `<script>`: positions are CSS custom
-//! properties (in ms) scaled by `--z` (px per ms), which a range input's inline handler sets.
+//! simulated-time axis, beneath a lane per server showing its Raft role, term, crashes and
+//! restarts ([`crate::server_lanes`]), with nemesis events as vertical markers and the ops of a
+//! minimal failing sub-history outlined in red. Hosts are named (`s2`), never shown by address.
+//! No external assets and no `<script>`: positions are CSS custom properties (in ms) scaled by
+//! `--z` (px per ms), which a range input's inline handler sets.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -11,6 +13,7 @@ use checker::linearizable::Violation;
 use checker::{OkResult, Op, OpFn, Outcome};
 
 use crate::run::RunResult;
+use crate::server_lanes::{server_lanes, Phase, ServerLane};
 
 /// Default scale: 1 px per 10 ms, reduced so the page is at most this wide at zoom 1.
 const DEFAULT_PX_PER_MS: f64 = 0.1;
@@ -35,7 +38,13 @@ repeating-linear-gradient(45deg,rgba(240,160,48,.45) 0 3px,transparent 3px 8px)}
 .f{top:0;bottom:0;width:7px;margin-left:-3px;left:calc(var(--l)*var(--z)*1px);border-left:2px dashed #8e44ad;z-index:3;\
 font-size:10px;color:#8e44ad;padding-left:2px}.f.live{border-left-color:#2e9d4f;color:#2e9d4f}\
 table{border-collapse:collapse;margin-top:6px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}\
-.sw{display:inline-block;width:12px;height:10px;margin:0 4px 0 10px}";
+.sw{display:inline-block;width:12px;height:10px;margin:0 4px 0 10px}\
+.sv{left:calc(var(--l)*var(--z)*1px);width:calc(var(--w)*var(--z)*1px);height:18px;font-size:11px;line-height:18px;\
+white-space:nowrap;overflow:hidden;padding:0 2px;border-right:1px solid #fff;background:#e4e4e4;color:#666}\
+.sv.leader{background:#1f5fa8;color:#fff;font-weight:600}.sv.follower{background:#c9dcf0;color:#234}\
+.sv.candidate{background:#f2c230;color:#432}.sv.down{background:repeating-linear-gradient(45deg,#555 0 4px,#777 4px 8px);color:#fff}\
+.mk{top:0;left:calc(var(--l)*var(--z)*1px);margin-left:-5px;width:10px;font-size:12px;color:#c0392b;z-index:3;text-align:center}\
+.names .srv{background:#eef3f9}";
 
 /// Escapes text for HTML or XML element content and attribute values (also used by
 /// [`crate::junit`]). Control characters XML 1.0 forbids even escaped become `?`.
@@ -89,13 +98,82 @@ fn outcome_text(o: &Outcome) -> &'static str {
     }
 }
 
+/// The server an op went to (`?` if not recorded).
+fn server(op: &Op) -> &str {
+    op.server.as_deref().unwrap_or("?")
+}
+
+/// A read's mode (`consistent`, `blocking index=4 wait=200ms`, …); empty for writes.
+fn mode(op: &Op) -> String {
+    if op.f == OpFn::Read { op.mode.label() } else { String::new() }
+}
+
 /// A one-line description of an op, for hover titles and the highlight table.
 fn describe(op: &Op) -> String {
     let done = match op.outcome {
         Outcome::Info => format!("gave up at {:.3}ms (may take effect any time later)", ms(op.complete_ns)),
         _ => format!("completed {:.3}ms", ms(op.complete_ns)),
     };
-    format!("#{} {} {} {} {}: invoked {:.3}ms, {done}", op.id, op.client_name(), op.key, label(op), outcome_text(&op.outcome), ms(op.invoke_ns))
+    let mode = match mode(op) {
+        m if m.is_empty() => m,
+        m => format!(" ({m})"),
+    };
+    format!(
+        "#{} {} via {} {} {}{mode} {}: invoked {:.3}ms, {done}",
+        op.id,
+        op.client_name(),
+        server(op),
+        op.key,
+        label(op),
+        outcome_text(&op.outcome),
+        ms(op.invoke_ns)
+    )
+}
+
+/// CSS class of a server segment.
+fn phase_class(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Role(concord_trace::RaftRole::Leader) => "leader",
+        Phase::Role(concord_trace::RaftRole::Follower) => "follower",
+        Phase::Role(concord_trace::RaftRole::Candidate) => "candidate",
+        Phase::Down => "down",
+        Phase::Role(_) | Phase::Starting => "other",
+    }
+}
+
+/// The segments and marks of server lanes, the first at `top_px`, one [`LANE_H`] apart.
+fn render_server_lanes(h: &mut String, lanes: &[ServerLane], top_px: usize, result: &RunResult) {
+    for (row, lane) in lanes.iter().enumerate() {
+        let top = top_px + row * LANE_H + 5;
+        for s in &lane.segments {
+            let leader = match s.leader {
+                Some(id) => format!(", leader {}", result.host_names.name_hosts(&id.to_string())),
+                None => String::new(),
+            };
+            let title = format!(
+                "{} {} in term {}{leader}, {:.3}s to {:.3}s",
+                lane.name,
+                s.phase.long(),
+                s.term,
+                s.from_ms as f64 / 1e3,
+                s.to_ms as f64 / 1e3
+            );
+            let _ = writeln!(
+                h,
+                "<div class=\"sv {}\" style=\"top:{top}px;--l:{};--w:{}\" title=\"{}\">{} t{}</div>",
+                phase_class(s.phase),
+                s.from_ms,
+                s.to_ms - s.from_ms,
+                esc(&title),
+                s.phase.short(),
+                s.term
+            );
+        }
+        for m in &lane.marks {
+            let title = format!("t={:.3}s {}", m.at_ms as f64 / 1e3, result.host_names.name_hosts(&m.what));
+            let _ = writeln!(h, "<div class=\"mk\" style=\"top:{}px;--l:{}\" title=\"{}\">✕</div>", top - 5, m.at_ms, esc(&title));
+        }
+    }
 }
 
 /// A verdict summary from what the result and the highlight say (the judgement is not at hand).
@@ -110,7 +188,7 @@ fn verdict_summary(result: &RunResult, focus_key: Option<&str>, highlight: &[usi
         None => parts.push("liveness NOT proven".to_string()),
     }
     if let Some(e) = &result.host_error {
-        parts.push(format!("host FAILED: {e}"));
+        parts.push(format!("host FAILED: {}", result.host_names.name_hosts(e)));
     }
     parts.join("; ")
 }
@@ -136,7 +214,10 @@ fn render(result: &RunResult, focus_key: Option<&str>, highlight: &[usize], deta
     for (i, lane) in lanes.values_mut().enumerate() {
         *lane = i;
     }
-    let height = AXIS_H + LANE_H * lanes.len().max(1) + 4;
+    let servers = server_lanes(&result.servers, &result.trace, end_ms.ceil() as u64);
+    let clients_top = AXIS_H + LANE_H * servers.len();
+    let height = clients_top + LANE_H * lanes.len().max(1) + 4;
+    let named = |text: &str| result.host_names.name_hosts(text);
     let scope = focus_key.map_or_else(|| "all keys".to_string(), |k| format!("key {k}"));
 
     let mut h = String::with_capacity(4096 + ops.len() * 200);
@@ -154,7 +235,7 @@ fn render(result: &RunResult, focus_key: Option<&str>, highlight: &[usize], deta
     let _ = writeln!(h, "<div>replay: <code>{}</code></div>", esc(&o.replay_command()));
     let _ = writeln!(h, "<div>verdict: <b>{}</b></div>", esc(&verdict_summary(result, focus_key, highlight)));
     if let Some(d) = detail {
-        let _ = writeln!(h, "<pre>{}</pre>", esc(d));
+        let _ = writeln!(h, "<pre>{}</pre>", esc(&named(d)));
     }
     let (ok, fail, info) = ops.iter().fold((0, 0, 0), |c, op| match op.outcome {
         Outcome::Ok(_) => (c.0 + 1, c.1, c.2),
@@ -166,7 +247,10 @@ fn render(result: &RunResult, focus_key: Option<&str>, highlight: &[usize], deta
         "<p>{} ops shown (ok {ok}, fail {fail}, info {info}); simulated {:.3}s.\
 <span class=\"sw ok\"></span>ok<span class=\"sw fail\"></span>fail<span class=\"sw info\"></span>info (hatched: may take effect until the end)\
 <span class=\"sw\" style=\"outline:2px solid #e00\"></span>failing sub-history\
-<span class=\"sw\" style=\"border-left:2px dashed #8e44ad\"></span>nemesis</p>",
+<span class=\"sw\" style=\"border-left:2px dashed #8e44ad\"></span>nemesis<br>servers (<b>L</b>/<b>F</b>/<b>C</b> t<i>term</i>):\
+<span class=\"sw\" style=\"background:#1f5fa8\"></span>leader<span class=\"sw\" style=\"background:#c9dcf0\"></span>follower\
+<span class=\"sw\" style=\"background:#f2c230\"></span>candidate<span class=\"sw\" style=\"background:#666\"></span>crashed\
+<span class=\"sw\" style=\"background:#e4e4e4\"></span>learner / starting; ✕ crash, restart or fatal error</p>",
         ops.len(),
         end_ms / 1e3
     );
@@ -178,20 +262,24 @@ oninput=\"document.getElementById('tl').style.setProperty('--z',{z0}*Math.pow(2,
 
     // Lane names, then the scrolling timeline.
     let _ = write!(h, "<div class=\"wrap\"><div class=\"names\"><div style=\"height:{AXIS_H}px\"></div>");
+    for lane in &servers {
+        let _ = write!(h, "<div class=\"srv\">{}</div>", esc(&lane.name));
+    }
     for client in lanes.keys() {
         let _ = write!(h, "<div>{}</div>", checker::history::client_name(*client));
     }
     let _ = writeln!(h, "</div><div class=\"scroll\"><div id=\"tl\" style=\"--z:{z0};--e:{end_ms:.3};height:{height}px\">");
-    for (i, _) in lanes.iter().enumerate() {
+    for i in 0..servers.len() + lanes.len() {
         let _ = writeln!(h, "<div class=\"lane\" style=\"top:{}px\"></div>", AXIS_H + i * LANE_H);
     }
+    render_server_lanes(&mut h, &servers, AXIS_H, result);
     for s in 0..=(end_ms / 1e3) as u64 {
         let text = if s % 5 == 0 { format!("{s}s") } else { String::new() };
         let _ = writeln!(h, "<div class=\"tk\" style=\"--l:{}\">{text}</div>", s * 1000);
     }
     for (n, (at, what)) in result.faults.iter().enumerate() {
         let t = at.as_secs_f64();
-        let _ = writeln!(h, "<div class=\"f\" style=\"--l:{:.3}\" title=\"t={t:.3}s {}\">{}</div>", t * 1e3, esc(what), n + 1);
+        let _ = writeln!(h, "<div class=\"f\" style=\"--l:{:.3}\" title=\"t={t:.3}s {}\">{}</div>", t * 1e3, esc(&named(what)), n + 1);
     }
     if let Some(at) = result.live_at {
         let t = at.as_secs_f64();
@@ -199,7 +287,7 @@ oninput=\"document.getElementById('tl').style.setProperty('--z',{z0}*Math.pow(2,
     }
     for op in &ops {
         let start = ms(op.invoke_ns);
-        let top = AXIS_H + lanes[&op.client] * LANE_H + 5;
+        let top = clients_top + lanes[&op.client] * LANE_H + 5;
         let (class, width, extra) = match op.outcome {
             Outcome::Ok(_) => ("ok", ms(op.complete_ns) - start, String::new()),
             Outcome::Fail => ("fail", ms(op.complete_ns) - start, String::new()),
@@ -222,7 +310,7 @@ oninput=\"document.getElementById('tl').style.setProperty('--z',{z0}*Math.pow(2,
     }
 
     if !highlight.is_empty() {
-        let _ = writeln!(h, "<h2>Minimal failing sub-history ({} ops)</h2>\n<table><tr><th>op</th><th>client</th><th>key</th><th>op</th><th>outcome</th><th>invoke ms</th><th>complete ms</th></tr>", hl.len());
+        let _ = writeln!(h, "<h2>Minimal failing sub-history ({} ops)</h2>\n<table><tr><th>op</th><th>client</th><th>server</th><th>key</th><th>op</th><th>read mode</th><th>outcome</th><th>invoke ms</th><th>complete ms</th></tr>", hl.len());
         let mut listed: Vec<&Op> = result.history.ops.iter().filter(|op| hl.contains(&op.id)).collect();
         listed.sort_by_key(|op| (op.invoke_ns, op.id));
         for op in listed {
@@ -232,21 +320,23 @@ oninput=\"document.getElementById('tl').style.setProperty('--z',{z0}*Math.pow(2,
             };
             let _ = writeln!(
                 h,
-                "<tr><td><a href=\"#op{0}\">#{0}</a></td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td>{5:.3}</td><td>{6}</td></tr>",
+                "<tr><td><a href=\"#op{0}\">#{0}</a></td><td>{1}</td><td>{7}</td><td>{2}</td><td>{3}</td><td>{8}</td><td>{4}</td><td>{5:.3}</td><td>{6}</td></tr>",
                 op.id,
                 op.client_name(),
                 esc(&op.key),
                 esc(&label(op)),
                 outcome_text(&op.outcome),
                 ms(op.invoke_ns),
-                complete
+                complete,
+                esc(server(op)),
+                esc(&mode(op)),
             );
         }
         h.push_str("</table>\n");
     }
     let _ = writeln!(h, "<h2>Nemesis ({} events)</h2>\n<ol>", result.faults.len());
     for (at, what) in &result.faults {
-        let _ = writeln!(h, "<li>t={:.3}s {}</li>", at.as_secs_f64(), esc(what));
+        let _ = writeln!(h, "<li>t={:.3}s {}</li>", at.as_secs_f64(), esc(&named(what)));
     }
     h.push_str("</ol>\n</body></html>\n");
     h
@@ -283,7 +373,7 @@ fn write_page(result: &RunResult, dir: &Path, html: &str) -> std::io::Result<Pat
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use checker::History;
@@ -293,7 +383,7 @@ mod tests {
 
     fn op(client: u32, key: &str, f: OpFn, t: (u64, u64), outcome: Outcome) -> Op {
         let ms = 1_000_000;
-        Op { id: 0, client, key: key.into(), f, invoke_ns: t.0 * ms, complete_ns: t.1 * ms, outcome, server: None, mode: Default::default() }
+        Op { id: 0, client, key: key.into(), f, invoke_ns: t.0 * ms, complete_ns: t.1 * ms, outcome, server: Some(format!("s{client}")), mode: Default::default() }
     }
 
     fn sample() -> RunResult {
@@ -322,7 +412,55 @@ mod tests {
             scenario_detail: Some("swarm <n=2>".into()),
             buggified: vec![],
             disturbed: vec![],
+            servers: vec![],
+            host_names: checker::HostNames::new(),
         }
+    }
+
+    /// [`sample`] with three servers: s1 leads term 2 until the nemesis crashes it at 1.5 s, s2
+    /// then leads term 3; s3 follows throughout. Hosts are at 192.168.0.1..3.
+    pub(crate) fn sample_with_servers() -> RunResult {
+        use concord_trace::{Event, Nemesis, RaftRole, Record, NEMESIS};
+        let mut r = sample();
+        r.servers = vec!["s1".into(), "s2".into(), "s3".into()];
+        let ip = |i: u8| std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 168, 0, i));
+        r.host_names = crate::run::host_names(&[("s1".into(), ip(1)), ("s2".into(), ip(2)), ("s3".into(), ip(3))], &[]);
+        let s1 = node::raft::node_id_for("s1");
+        let s2 = node::raft::node_id_for("s2");
+        let rec = |time_ms, who: &str, event| Record { time_ms, who: who.into(), event };
+        let state = |term, role, leader| Event::RaftState { term, role, leader };
+        r.trace = vec![
+            rec(50, "s1", state(1, RaftRole::Candidate, None)),
+            rec(60, "s1", state(2, RaftRole::Leader, Some(s1))),
+            rec(70, "s2", state(2, RaftRole::Follower, Some(s1))),
+            rec(70, "s3", state(2, RaftRole::Follower, Some(s1))),
+            rec(1500, NEMESIS, Event::Nemesis(Nemesis::Crash { node: "s1".into(), torn: false })),
+            rec(1800, "s2", state(3, RaftRole::Leader, Some(s2))),
+        ];
+        r.faults.push((Duration::from_millis(1600), "operator: PUT /v1/operator/raft/peer?node=s3&address=192.168.0.3:8300: done".into()));
+        r
+    }
+
+    /// Issue 8: the timeline had no server lanes, so a stale read could not be lined up with the
+    /// leader changes that explain it.
+    #[test]
+    fn timeline_has_a_lane_per_server_with_roles_terms_and_crashes() {
+        let r = sample_with_servers();
+        let html = render_timeline(&r, Some("k1"), &[1]);
+        for name in ["s1", "s2", "s3"] {
+            assert!(html.contains(&format!("<div class=\"srv\">{name}</div>")), "no lane name for {name}");
+        }
+        // Server lanes sit above the client lanes (the axis is 26 px, lanes 28 px).
+        assert!(html.contains("<div class=\"sv leader\" style=\"top:31px;--l:60;--w:1440\" title=\"s1 leader in term 2, leader s1, 0.060s to 1.500s\">L t2</div>"), "{html}");
+        assert!(html.contains("<div class=\"sv down\" style=\"top:31px;--l:1500;--w:1500\""), "s1 down to the end");
+        assert!(html.contains("<div class=\"mk\" style=\"top:26px;--l:1500\" title=\"t=1.500s crash s1\">✕</div>"));
+        assert!(html.contains("<div class=\"sv follower\" style=\"top:59px;--l:70;--w:1730\" title=\"s2 follower in term 2, leader s1,"));
+        assert!(html.contains(">L t3</div>") && html.contains(">F t2</div>") && html.contains(">C t1</div>"));
+        // Client lanes start below the three server lanes; w2's read #1 is in the second.
+        assert!(html.contains("id=\"op1\" class=\"op ok hl\" style=\"top:143px;"), "{html}");
+        // Fault text names servers instead of their addresses.
+        assert!(html.contains("peer?node=s3&amp;address=s3: done"));
+        assert!(!html.contains("192.168."), "an address leaked into the page");
     }
 
     #[test]

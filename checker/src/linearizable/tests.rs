@@ -339,3 +339,38 @@ fn check_history_reports_each_key_sorted() {
     assert!(matches!(verdicts[0].1, Verdict::NotLinearizable(_)));
     assert!(verdicts[1].1.is_linearizable());
 }
+
+/// The minimal failing history must say which server answered each op and in which read mode,
+/// because that is the clue to the cause (issue 8: a stale `?consistent` read through one server
+/// was indistinguishable from any other read).
+#[test]
+fn violation_report_shows_server_and_read_mode_per_op() {
+    let mut w = op(0, 1, OpFn::Write(7), 0, 10, done());
+    w.server = Some("s1".into());
+    let mut r = op(1, 2, OpFn::Read, 20, 30, read(None));
+    r.server = Some("s3".into());
+    r.mode = crate::history::ReadMode::Consistent;
+    let mut b = op(2, 3, OpFn::Read, 40, 250, read(None));
+    b.server = Some("s2".into());
+    b.mode = crate::history::ReadMode::Blocking { index: 4, wait_ms: 200, index_seen_ns: 0 };
+    let report = violation(&[w, r, b]).to_string();
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines[0], "key \"k\" is NOT linearizable; minimal failing sub-history (2 ops):", "{report}");
+    assert_eq!(
+        lines[1],
+        "  #0      w1 via s1   write 7                    ok               invoke      0.000ms  complete 10.000ms"
+    );
+    // Either read alone contradicts the write; the shrinker keeps the first that fails.
+    assert_eq!(
+        lines[2],
+        "  #1      w2 via s3   read consistent            ok absent        invoke     20.000ms  complete 30.000ms"
+    );
+    let mut unrouted = op(0, 1, OpFn::Write(7), 0, 10, done());
+    unrouted.server = None;
+    let mut blocking = op(1, 3, OpFn::Read, 40, 250, read(None));
+    blocking.server = Some("s2".into());
+    blocking.mode = crate::history::ReadMode::Blocking { index: 4, wait_ms: 200, index_seen_ns: 0 };
+    let report = violation(&[unrouted, blocking]).to_string();
+    assert!(report.contains("#0      w1 via ?    write 7 "), "{report}");
+    assert!(report.contains("#1      w3 via s2   read blocking index=4 wait=200ms ok absent "), "{report}");
+}
