@@ -139,6 +139,20 @@ pub async fn replace_durably(disk: &dyn Disk, tmp: &str, dst: &str, bytes: &[u8]
     disk.sync_dir().await
 }
 
+/// I/O for unit tests: real loopback sockets, the system clock, `disk`, no trace, scripted
+/// processes, and `seed`.
+#[cfg(test)]
+pub(crate) fn test_io(disk: Arc<dyn Disk>, seed: u64) -> Io {
+    Io {
+        net: Arc::new(tokio::TokioNet),
+        clock: Arc::new(tokio::SystemClock::new()),
+        disk,
+        trace: Arc::new(NoTrace),
+        processes: Arc::new(process::ScriptedProcesses),
+        seed,
+    }
+}
+
 /// The deliberate bug `non-durable-rename` (`BugSwitches::non_durable_rename`): wraps a disk so
 /// that `sync_dir` returns without syncing. [`replace_durably`] is its only caller, so every
 /// atomic replacement then renames without making the rename durable, and a crash can bring back

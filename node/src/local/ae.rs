@@ -232,14 +232,7 @@ mod tests {
     }
 
     fn io() -> crate::io::Io {
-        crate::io::Io {
-            net: Arc::new(crate::io::tokio::TokioNet),
-            clock: Arc::new(crate::io::tokio::SystemClock::new()),
-            disk: Arc::new(MemDisk::new()),
-            trace: Arc::new(crate::io::NoTrace),
-            processes: Arc::new(crate::io::process::ScriptedProcesses),
-            seed: 1,
-        }
+        crate::io::test_io(Arc::new(MemDisk::new()), 1)
     }
 
     #[tokio::test(start_paused = true)]

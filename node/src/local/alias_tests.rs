@@ -15,14 +15,7 @@ use crate::local::sync::CatalogView;
 use crate::structs::{DeregisterRequest, Node, RegisterRequest};
 
 fn io() -> crate::io::Io {
-    crate::io::Io {
-        net: Arc::new(crate::io::tokio::TokioNet),
-        clock: Arc::new(crate::io::tokio::SystemClock::new()),
-        disk: Arc::new(MemDisk::new()),
-        trace: Arc::new(crate::io::NoTrace),
-        processes: Arc::new(crate::io::process::ScriptedProcesses),
-        seed: 3,
-    }
+    crate::io::test_io(Arc::new(MemDisk::new()), 3)
 }
 
 /// A local agent whose runners run (without anti-entropy).

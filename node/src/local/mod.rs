@@ -431,14 +431,7 @@ mod tests {
     }
 
     fn io(disk: Arc<dyn Disk>) -> Io {
-        Io {
-            net: Arc::new(crate::io::tokio::TokioNet),
-            clock: Arc::new(crate::io::tokio::SystemClock::new()),
-            disk,
-            trace: Arc::new(crate::io::NoTrace),
-            processes: Arc::new(crate::io::process::ScriptedProcesses),
-            seed: 1,
-        }
+        crate::io::test_io(disk, 1)
     }
 
     const CRITICAL_WEB: &[u8] = br#"{"ID":"web","Name":"web","Check":{"CheckID":"web:ttl","Name":"ttl","TTL":"1h","Status":"critical"}}"#;

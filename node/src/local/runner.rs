@@ -138,14 +138,7 @@ mod tests {
     use crate::structs::HealthStatus;
 
     fn io() -> crate::io::Io {
-        crate::io::Io {
-            net: Arc::new(crate::io::tokio::TokioNet),
-            clock: Arc::new(crate::io::tokio::SystemClock::new()),
-            disk: Arc::new(MemDisk::new()),
-            trace: Arc::new(crate::io::NoTrace),
-            processes: Arc::new(crate::io::process::ScriptedProcesses),
-            seed: 7,
-        }
+        crate::io::test_io(Arc::new(MemDisk::new()), 7)
     }
 
     #[tokio::test(start_paused = true)]
