@@ -363,8 +363,12 @@ impl<'a> Zone<'a> {
     /// `only_passing` no warning one either (Consul's `CheckServiceNodes.Filter`). Service names
     /// are looked up as typed, then lowercased (DNS is case-insensitive; the catalog is not).
     fn healthy_instances<'c>(&self, cache: &'c mut InstanceCache, service: &str, tag: Option<&str>) -> Vec<&'c Instance> {
-        let lower = service.to_ascii_lowercase();
-        let name = if lower != service && cache.instances(self.store, service, tag).is_empty() { &lower } else { service };
+        let lower;
+        let mut name = service;
+        if service.bytes().any(|b| b.is_ascii_uppercase()) && cache.instances(self.store, service, tag).is_empty() {
+            lower = service.to_ascii_lowercase();
+            name = &lower;
+        }
         let worst_allowed = if self.ctx.config.only_passing { HealthStatus::Passing } else { HealthStatus::Warning };
         cache.instances(self.store, name, tag).iter().filter(|i| i.status <= worst_allowed).collect()
     }

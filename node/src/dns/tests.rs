@@ -109,6 +109,14 @@ fn addresses(m: &Message) -> Vec<String> {
 }
 
 #[test]
+fn a_service_asked_in_another_case_is_found_by_its_lowercase_name() {
+    let store = store_with("web", &[inst("n1", "10.0.0.1")]);
+    assert_eq!(addresses(&ask(&store, "WEB.service.consul.", RecordType::A)), ["10.0.0.1"]);
+    assert_eq!(addresses(&ask(&store, "Web.service.consul.", RecordType::A)), ["10.0.0.1"]);
+    assert_eq!(ask(&store, "Nope.service.consul.", RecordType::A).response_code(), ResponseCode::NXDomain);
+}
+
+#[test]
 fn node_lookup_answers_its_address_with_meta_as_additional_txt() {
     let store = store_with("web", &[inst("n1", "10.0.0.1")]);
     for name in ["n1.node.consul.", "N1.node.dc1.consul.", "n1.node.dc1.dc.consul."] {
