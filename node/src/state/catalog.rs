@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::store::Store;
 use super::txn::{NodeRowKey, WriteTxn};
 use super::watch::Table;
-use crate::structs::{DeregisterRequest, HealthCheck, Node, NodeService, RegisterRequest};
+use crate::structs::{DeregisterRequest, HealthCheck, HealthStatus, Node, NodeService, RegisterRequest};
 
 /// The rows of `map` that belong to `node`, in id order.
 pub(super) fn node_rows<'a, V>(map: &'a BTreeMap<NodeRowKey, V>, node: &'a str) -> impl Iterator<Item = (&'a NodeRowKey, &'a V)> + 'a {
@@ -170,6 +170,9 @@ impl WriteTxn<'_> {
         if let Some(old) = existing {
             self.check_scope_changed(node, &old);
         }
+        if row.status == HealthStatus::Critical {
+            self.invalidate_sessions_of_check(node, &row.check_id);
+        }
         Ok(())
     }
 
@@ -177,6 +180,7 @@ impl WriteTxn<'_> {
         if let Some(old) = self.set_check(&key(node, check_id), None) {
             self.bump(Table::Checks, &format!("{node}/{check_id}"));
             self.check_scope_changed(node, &old);
+            self.invalidate_sessions_of_check(node, check_id);
         }
     }
 
@@ -198,6 +202,7 @@ impl WriteTxn<'_> {
         if !self.store().nodes.contains_key(node) {
             return;
         }
+        self.invalidate_sessions_of_node(node);
         let checks: Vec<String> = node_rows(&self.store().checks, node).map(|(k, _)| k.1.clone()).collect();
         for id in checks {
             self.delete_check(node, &id);
@@ -300,7 +305,7 @@ pub(crate) mod tests {
         s.apply(2, &register("n2", Some(("web2", "web")), &[]));
         let (r, _) = s.apply(3, &dereg("n1", "", ""));
         assert!(r.ok());
-        assert_eq!(s.table_sizes().iter().map(|(_, n)| *n).collect::<Vec<_>>(), vec![0, 0, 1, 1, 0]);
+        assert_eq!(s.table_sizes().iter().map(|(_, n)| *n).collect::<Vec<_>>(), vec![0, 0, 1, 1, 0, 0]);
         assert_eq!(s.scope_index(Table::Services, "web"), 3);
         assert_eq!(s.scope_index(Table::Nodes, "n1"), 3);
         let (r, changes) = s.apply(4, &dereg("n1", "", ""));

@@ -69,12 +69,20 @@ impl Store {
     }
 }
 
+/// The session a lock verb names. Errors: none given (Consul's "missing session").
+fn lock_session(e: &DirEntry) -> Result<&str, String> {
+    e.session.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| "missing session".to_string())
+}
+
 impl WriteTxn<'_> {
-    /// Applies a KV write (Consul `kvsSetTxn`, `kvsDeleteTxn`, `kvsDeleteTreeTxn`, the CAS
-    /// variants). Returns `false` when a CAS precondition fails; nothing changes then.
-    pub fn kvs_apply(&mut self, req: &KvsRequest) -> bool {
+    /// Applies a KV write (Consul `kvsSetTxn`, `kvsDeleteTxn`, `kvsDeleteTreeTxn`, `kvsLockTxn`,
+    /// `kvsUnlockTxn`, the CAS variants). `Ok(false)` when a precondition fails (a CAS, a lock
+    /// held by another session, a release by a session that does not hold the lock); nothing
+    /// changes then. Errors, which refuse the write: a lock verb without a session, or naming a
+    /// session that does not exist (Consul's "invalid session").
+    pub fn kvs_apply(&mut self, req: &KvsRequest) -> Result<bool, String> {
         let e = &req.dir_ent;
-        match req.op {
+        Ok(match req.op {
             KvsOp::Set => self.kv_set(e),
             KvsOp::Cas => {
                 let current = self.store().kvs.get(&e.key).map(|x| x.modify_index);
@@ -97,7 +105,60 @@ impl WriteTxn<'_> {
                 }
                 true
             }
+            KvsOp::Lock => self.kv_lock(e)?,
+            KvsOp::Unlock => self.kv_unlock(e)?,
+        })
+    }
+
+    /// Consul `kvsLockTxn`: the session takes the key's lock if it is free (LockIndex + 1), or
+    /// keeps it (same LockIndex) if it already holds it; either way the value and flags are set.
+    fn kv_lock(&mut self, e: &DirEntry) -> Result<bool, String> {
+        let session = lock_session(e)?;
+        if !self.store().sessions.contains_key(session) {
+            return Err(format!("invalid session {session:?}"));
         }
+        let index = self.index();
+        let entry = match self.store().kvs.get(&e.key) {
+            Some(old) if old.session.as_deref() == Some(session) => DirEntry { flags: e.flags, value: e.value.clone(), modify_index: index, ..old.clone() },
+            Some(old) if old.session.is_some() => return Ok(false),
+            Some(old) => DirEntry {
+                flags: e.flags,
+                value: e.value.clone(),
+                modify_index: index,
+                lock_index: old.lock_index + 1,
+                session: Some(session.to_string()),
+                ..old.clone()
+            },
+            None => DirEntry {
+                key: e.key.clone(),
+                flags: e.flags,
+                value: e.value.clone(),
+                create_index: index,
+                modify_index: index,
+                lock_index: 1,
+                session: Some(session.to_string()),
+            },
+        };
+        self.put_kv(entry);
+        self.set_tombstone(&e.key, None);
+        self.bump(Table::Kvs, &e.key);
+        Ok(true)
+    }
+
+    /// Consul `kvsUnlockTxn`: the holder frees the lock (LockIndex stays) and sets the value.
+    /// `false` when the key is absent or held by someone else (or no one).
+    fn kv_unlock(&mut self, e: &DirEntry) -> Result<bool, String> {
+        let session = lock_session(e)?;
+        let index = self.index();
+        let entry = match self.store().kvs.get(&e.key) {
+            Some(old) if old.session.as_deref() == Some(session) => {
+                DirEntry { flags: e.flags, value: e.value.clone(), modify_index: index, session: None, ..old.clone() }
+            }
+            _ => return Ok(false),
+        };
+        self.put_kv(entry);
+        self.bump(Table::Kvs, &e.key);
+        Ok(true)
     }
 
     fn kv_set(&mut self, e: &DirEntry) -> bool {
@@ -121,7 +182,7 @@ impl WriteTxn<'_> {
     }
 
     /// Deletes one key, leaving a tombstone. Deleting a missing key succeeds and changes nothing.
-    fn kv_delete(&mut self, key: &str) -> bool {
+    pub(super) fn kv_delete(&mut self, key: &str) -> bool {
         if self.remove_kv(key).is_some() {
             let index = self.index();
             self.set_tombstone(key, Some(index));

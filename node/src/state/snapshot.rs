@@ -12,7 +12,7 @@ use super::graveyard::Graveyard;
 use super::store::Store;
 use super::watch::Table;
 use crate::codec::{decode, encode, frame, unframe, CodecError};
-use crate::structs::{DirEntry, HealthCheck, Node, NodeService};
+use crate::structs::{DirEntry, HealthCheck, Node, NodeService, Session};
 
 /// Why snapshot sections could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +61,7 @@ pub fn encode_sections(store: &Store) -> Result<Vec<u8>, SnapshotError> {
     // Service and check rows carry their node; the key's id is the row's own id.
     let services: Vec<(&str, &NodeService)> = store.services.iter().map(|((n, _), s)| (n.as_str(), s)).collect();
     let checks: Vec<&HealthCheck> = store.checks.values().collect();
+    let sessions: Vec<&Session> = store.sessions.values().collect();
     let scopes: Vec<(&str, &str, u64)> = store.scope_indexes.iter().map(|((t, k), i)| (t.name(), k.as_str(), *i)).collect();
     let section = |table: &str, rows: usize, data: Result<Vec<u8>, CodecError>| -> Result<Section, SnapshotError> {
         Ok(Section { table: table.into(), rows: rows as u64, data: data.map_err(codec(table))? })
@@ -73,6 +74,7 @@ pub fn encode_sections(store: &Store) -> Result<Vec<u8>, SnapshotError> {
         section(Table::Services.name(), services.len(), encode(&services))?,
         section(Table::Checks.name(), checks.len(), encode(&checks))?,
         section(SCOPE_INDEX_SECTION, scopes.len(), encode(&scopes))?,
+        section(Table::Sessions.name(), sessions.len(), encode(&sessions))?,
     ];
     let mut out = Vec::new();
     for s in &sections {
@@ -135,9 +137,14 @@ pub fn decode_sections(bytes: &[u8]) -> Result<Store, SnapshotError> {
                     store.scope_indexes.insert((table, key), i);
                 }
             }
+            "sessions" => {
+                let rows: Vec<Session> = decode(&s.data).map_err(codec("sessions"))?;
+                store.sessions = rows.into_iter().map(|r| (r.id.clone(), r)).collect();
+            }
             other => return Err(SnapshotError::UnknownTable(other.to_string())),
         }
     }
+    store.rebuild_session_locks();
     Ok(store)
 }
 

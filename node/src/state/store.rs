@@ -14,7 +14,7 @@ use super::graveyard::Graveyard;
 use super::txn::WriteTxn;
 use super::watch::{Change, Table};
 use super::txn::NodeRowKey;
-use crate::structs::{CommandResult, DirEntry, HealthCheck, Node, NodeService, Request};
+use crate::structs::{CommandResult, DirEntry, HealthCheck, Node, NodeService, Request, Session};
 
 /// Every replicated table. Cloned only to take a snapshot; compared in tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,6 +39,21 @@ pub struct Store {
     /// checks; `(Services, name)` on any change to an instance of that service or its health
     /// (Consul keeps `service.<name>` entries in its index table; here also per node).
     pub(super) scope_indexes: BTreeMap<(Table, String), u64>,
+    /// Sessions by id.
+    pub(super) sessions: BTreeMap<String, Session>,
+    /// Derived: the keys each session holds locked, so invalidating a session visits only its
+    /// keys. Kept in step by [`Store::put_kv_row`]; rebuilt, never snapshotted.
+    pub(super) session_locks: BTreeMap<String, std::collections::BTreeSet<String>>,
+}
+
+/// What applying one command did: its result, the rows it changed (for waking watchers), and the
+/// keys whose lock a session invalidation freed, each with that session's lock-delay in ms
+/// (recorded by the server, on its own clock, as Consul's in-memory `lockDelay`).
+#[derive(Debug, Default)]
+pub struct ApplyOutcome {
+    pub result: CommandResult,
+    pub changes: Vec<Change>,
+    pub lock_delays: Vec<(String, u64)>,
 }
 
 impl Store {
@@ -62,16 +77,48 @@ impl Store {
     /// rows it changed (for waking watchers). A write whose precondition fails (a CAS) changes
     /// nothing and reports no rows.
     pub fn apply(&mut self, index: u64, req: &Request) -> (CommandResult, Vec<Change>) {
+        let out = self.apply_full(index, req);
+        (out.result, out.changes)
+    }
+
+    /// [`Store::apply`], also reporting the lock-delays a session invalidation started.
+    pub fn apply_full(&mut self, index: u64, req: &Request) -> ApplyOutcome {
         let mut txn = self.txn(index);
+        let refused = |error: String| CommandResult::Refused { error, index };
         let result = match req {
-            Request::Kvs(r) => CommandResult::Kvs { ok: txn.kvs_apply(r), index },
+            Request::Kvs(r) => txn.kvs_apply(r).map_or_else(refused, |ok| CommandResult::Kvs { ok, index }),
+            Request::Session(r) => txn.session_apply(r).map_or_else(refused, |id| CommandResult::Session { id, index }),
             Request::Register(r) => CommandResult::Catalog { error: txn.ensure_registration(r).err(), index },
             Request::Deregister(r) => CommandResult::Catalog { error: txn.deregister(r).err(), index },
             Request::TombstoneReap(r) => CommandResult::TombstoneReap { reaped: txn.reap_tombstones(r.reap_index), index },
             Request::Ignored(_) => CommandResult::None { index },
         };
-        let changes = if result.ok() { txn.commit() } else { Vec::new() };
-        (result, changes)
+        let (changes, lock_delays) = if result.ok() { txn.commit_full() } else { Default::default() };
+        ApplyOutcome { result, changes, lock_delays }
+    }
+
+    /// Inserts (`Some`) or removes (`None`) the KV row at `key`, keeping [`Store::session_locks`]
+    /// in step; returns the previous row.
+    pub(super) fn put_kv_row(&mut self, key: &str, row: Option<DirEntry>) -> Option<DirEntry> {
+        if let Some(session) = row.as_ref().and_then(|r| r.session.clone()) {
+            self.session_locks.entry(session).or_default().insert(key.to_string());
+        }
+        let now_held_by = row.as_ref().and_then(|r| r.session.clone());
+        let prev = match row {
+            Some(r) => self.kvs.insert(key.to_string(), r),
+            None => self.kvs.remove(key),
+        };
+        if let Some(old) = prev.as_ref().and_then(|p| p.session.as_ref()) {
+            if now_held_by.as_ref() != Some(old) {
+                if let Some(keys) = self.session_locks.get_mut(old) {
+                    keys.remove(key);
+                    if keys.is_empty() {
+                        self.session_locks.remove(old);
+                    }
+                }
+            }
+        }
+        prev
     }
 
     /// Inserts (`Some`) or removes (`None`) the service row at `key`, keeping the by-name index in
@@ -121,6 +168,7 @@ impl Store {
             (Table::Nodes, self.nodes.len()),
             (Table::Services, self.services.len()),
             (Table::Checks, self.checks.len()),
+            (Table::Sessions, self.sessions.len()),
         ]
     }
 }

@@ -7,7 +7,7 @@
 
 use super::store::Store;
 use super::watch::{Change, Table};
-use crate::structs::{DirEntry, HealthCheck, Node, NodeService};
+use crate::structs::{DirEntry, HealthCheck, Node, NodeService, Session};
 
 /// A catalog row's key: (node name, service or check id).
 pub(super) type NodeRowKey = (String, String);
@@ -18,6 +18,7 @@ enum Undo {
     Node { key: String, prev: Option<Node> },
     Service { key: NodeRowKey, prev: Option<NodeService> },
     Check { key: NodeRowKey, prev: Option<HealthCheck> },
+    Session { key: String, prev: Option<Session> },
     ScopeIndex { key: (Table, String), prev: Option<u64> },
     Tombstone { key: String, prev: Option<u64> },
     ReapedMax { prev: u64 },
@@ -30,11 +31,13 @@ pub struct WriteTxn<'a> {
     index: u64,
     undo: Vec<Undo>,
     changes: Vec<Change>,
+    /// Keys freed by a session invalidation, with the session's lock-delay in ms.
+    lock_delays: Vec<(String, u64)>,
 }
 
 impl<'a> WriteTxn<'a> {
     pub(super) fn new(store: &'a mut Store, index: u64) -> Self {
-        Self { store, index, undo: Vec::new(), changes: Vec::new() }
+        Self { store, index, undo: Vec::new(), changes: Vec::new(), lock_delays: Vec::new() }
     }
 
     /// The Raft index this transaction writes at.
@@ -48,9 +51,22 @@ impl<'a> WriteTxn<'a> {
     }
 
     /// Keeps every change; returns the rows changed, for waking watchers.
-    pub fn commit(mut self) -> Vec<Change> {
+    pub fn commit(self) -> Vec<Change> {
+        self.commit_full().0
+    }
+
+    /// Keeps every change; returns the rows changed and the lock-delays started (see
+    /// [`super::ApplyOutcome`]).
+    pub fn commit_full(mut self) -> (Vec<Change>, Vec<(String, u64)>) {
         self.undo.clear();
-        std::mem::take(&mut self.changes)
+        (std::mem::take(&mut self.changes), std::mem::take(&mut self.lock_delays))
+    }
+
+    /// Records that `key`'s lock was freed by an invalidated session with this lock-delay.
+    pub(super) fn start_lock_delay(&mut self, key: &str, delay_ms: u64) {
+        if delay_ms > 0 {
+            self.lock_delays.push((key.to_string(), delay_ms));
+        }
     }
 
     /// Records that `table` changed at this index (Consul's `indexUpdateMaxTxn`).
@@ -73,13 +89,13 @@ impl<'a> WriteTxn<'a> {
     /// Inserts or replaces a KV row.
     pub(super) fn put_kv(&mut self, entry: DirEntry) {
         let key = entry.key.clone();
-        let prev = self.store.kvs.insert(key.clone(), entry);
+        let prev = self.store.put_kv_row(&key, Some(entry));
         self.undo.push(Undo::KvRow { key, prev });
     }
 
     /// Removes a KV row; returns it.
     pub(super) fn remove_kv(&mut self, key: &str) -> Option<DirEntry> {
-        let prev = self.store.kvs.remove(key);
+        let prev = self.store.put_kv_row(key, None);
         if prev.is_some() {
             self.undo.push(Undo::KvRow { key: key.to_string(), prev: prev.clone() });
         }
@@ -93,6 +109,16 @@ impl<'a> WriteTxn<'a> {
             None => self.store.nodes.remove(key),
         };
         self.undo.push(Undo::Node { key: key.to_string(), prev: prev.clone() });
+        prev
+    }
+
+    /// Inserts (`Some`) or removes (`None`) a session row; returns the previous row.
+    pub(super) fn set_session(&mut self, key: &str, row: Option<Session>) -> Option<Session> {
+        let prev = match row {
+            Some(r) => self.store.sessions.insert(key.to_string(), r),
+            None => self.store.sessions.remove(key),
+        };
+        self.undo.push(Undo::Session { key: key.to_string(), prev: prev.clone() });
         prev
     }
 
@@ -161,12 +187,10 @@ impl<'a> WriteTxn<'a> {
     fn rollback(&mut self) {
         while let Some(u) = self.undo.pop() {
             match u {
-                Undo::KvRow { key, prev: Some(e) } => {
-                    self.store.kvs.insert(key, e);
+                Undo::KvRow { key, prev } => {
+                    self.store.put_kv_row(&key, prev);
                 }
-                Undo::KvRow { key, prev: None } => {
-                    self.store.kvs.remove(&key);
-                }
+                Undo::Session { key, prev } => restore(&mut self.store.sessions, key, prev),
                 Undo::Node { key, prev } => restore(&mut self.store.nodes, key, prev),
                 Undo::Service { key, prev } => {
                     self.store.put_service_row(&key, prev);
@@ -224,16 +248,16 @@ mod tests {
         let mut store = Store::new();
         {
             let mut txn = store.txn(1);
-            txn.kvs_apply(&set("a"));
-            txn.kvs_apply(&set("b"));
+            txn.kvs_apply(&set("a")).unwrap();
+            txn.kvs_apply(&set("b")).unwrap();
             txn.commit();
         }
         let before = store.clone();
         {
             let mut txn = store.txn(2);
-            txn.kvs_apply(&set("c"));
-            txn.kvs_apply(&KvsRequest { op: KvsOp::Delete, dir_ent: DirEntry::new("a", vec![]) });
-            txn.kvs_apply(&KvsRequest { op: KvsOp::DeleteTree, dir_ent: DirEntry::new("", vec![]) });
+            txn.kvs_apply(&set("c")).unwrap();
+            txn.kvs_apply(&KvsRequest { op: KvsOp::Delete, dir_ent: DirEntry::new("a", vec![]) }).unwrap();
+            txn.kvs_apply(&KvsRequest { op: KvsOp::DeleteTree, dir_ent: DirEntry::new("", vec![]) }).unwrap();
             assert!(txn.store().kv_get("b").0.is_none(), "the transaction sees its own writes");
         }
         assert_eq!(store, before);
@@ -243,8 +267,8 @@ mod tests {
     fn committed_transaction_changes_several_rows_at_one_index() {
         let mut store = Store::new();
         let mut txn = store.txn(7);
-        txn.kvs_apply(&set("x"));
-        txn.kvs_apply(&set("y"));
+        txn.kvs_apply(&set("x")).unwrap();
+        txn.kvs_apply(&set("y")).unwrap();
         let changes = txn.commit();
         assert_eq!(changes.len(), 2);
         assert_eq!(store.kv_get("x").1, 7);
@@ -256,7 +280,7 @@ mod tests {
     fn applying_behind_the_newest_index_is_refused() {
         let mut store = Store::new();
         let mut txn = store.txn(5);
-        txn.kvs_apply(&set("a"));
+        txn.kvs_apply(&set("a")).unwrap();
         txn.commit();
         let _ = store.txn(4);
     }

@@ -34,6 +34,8 @@ pub enum Table {
     Services,
     /// Catalog health checks (Consul `checks`).
     Checks,
+    /// Sessions (Consul `sessions`). Row watches are per session id.
+    Sessions,
 }
 
 impl Table {
@@ -45,12 +47,13 @@ impl Table {
             Table::Nodes => "nodes",
             Table::Services => "services",
             Table::Checks => "checks",
+            Table::Sessions => "sessions",
         }
     }
 
     /// The table named `name` (as [`Table::name`] spells it).
     pub fn from_name(name: &str) -> Option<Table> {
-        [Table::Kvs, Table::Tombstones, Table::Nodes, Table::Services, Table::Checks].into_iter().find(|t| t.name() == name)
+        [Table::Kvs, Table::Tombstones, Table::Nodes, Table::Services, Table::Checks, Table::Sessions].into_iter().find(|t| t.name() == name)
     }
 }
 

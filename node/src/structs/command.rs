@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{DeregisterRequest, RegisterRequest};
 use super::kvs::KvsRequest;
+use super::session::SessionRequest;
 use crate::codec::{decode, encode, CodecError};
 
 /// A Raft message type (Consul's numbering where Consul has the type).
@@ -25,6 +26,8 @@ impl MessageType {
     pub const DEREGISTER: Self = Self(1);
     /// `KVSRequestType`: a KV write (Consul: 2).
     pub const KVS: Self = Self(2);
+    /// `SessionRequestType`: a session create or destroy (Consul: 3).
+    pub const SESSION: Self = Self(3);
     /// `TombstoneRequestType`: reap KV tombstones (Consul: 5).
     pub const TOMBSTONE: Self = Self(5);
     /// High bit: a server that does not know the type skips the entry instead of halting
@@ -69,6 +72,7 @@ pub enum Request {
     Register(RegisterRequest),
     Deregister(DeregisterRequest),
     Kvs(KvsRequest),
+    Session(SessionRequest),
     TombstoneReap(TombstoneReapRequest),
     /// A type this build does not know but that is flagged ignorable: applied as a no-op.
     Ignored(MessageType),
@@ -102,6 +106,10 @@ impl Command {
     pub fn deregister(req: &DeregisterRequest) -> Result<Self, CodecError> {
         Self::build(MessageType::DEREGISTER, req)
     }
+    /// A session create or destroy. Errors: the request cannot be encoded.
+    pub fn session(req: &SessionRequest) -> Result<Self, CodecError> {
+        Self::build(MessageType::SESSION, req)
+    }
     /// A tombstone reap. Errors: the request cannot be encoded.
     pub fn tombstone_reap(req: &TombstoneReapRequest) -> Result<Self, CodecError> {
         Self::build(MessageType::TOMBSTONE, req)
@@ -110,7 +118,7 @@ impl Command {
     /// Decodes the body by type. Errors: see [`CommandError`].
     pub fn decode(&self) -> Result<Request, CommandError> {
         let t = self.msg_type;
-        let known = matches!(t.base(), 0 | 1 | 2 | 5);
+        let known = matches!(t.base(), 0 | 1 | 2 | 3 | 5);
         if !known {
             return if t.ignorable() { Ok(Request::Ignored(t)) } else { Err(CommandError::UnknownType(t.0)) };
         }
@@ -122,6 +130,7 @@ impl Command {
             0 => Ok(Request::Register(decode(&self.body).map_err(body_err)?)),
             1 => Ok(Request::Deregister(decode(&self.body).map_err(body_err)?)),
             2 => Ok(Request::Kvs(decode(&self.body).map_err(body_err)?)),
+            3 => Ok(Request::Session(decode(&self.body).map_err(body_err)?)),
             _ => Ok(Request::TombstoneReap(decode(&self.body).map_err(body_err)?)),
         }
     }
@@ -146,6 +155,7 @@ impl std::fmt::Display for Command {
                 ("", c) => write!(f, "deregister check {c} on {}", r.node),
                 (s, _) => write!(f, "deregister service {s} on {}", r.node),
             },
+            Ok(Request::Session(r)) => write!(f, "{r}"),
             Ok(Request::TombstoneReap(r)) => write!(f, "reap tombstones <= {}", r.reap_index),
             Ok(Request::Ignored(t)) => write!(f, "ignored type {}", t.0),
             Err(e) => write!(f, "undecodable: {e}"),
@@ -162,6 +172,12 @@ pub enum CommandResult {
     /// A catalog write: `error` is why it was refused as a whole (e.g. a check for a service the
     /// node does not have: Consul's "Missing service registration"); nothing changed then.
     Catalog { error: Option<String>, index: u64 },
+    /// A session created (`id`) or destroyed.
+    Session { id: String, index: u64 },
+    /// Refused by the state store as a whole; nothing changed (Consul's FSM error, answered with
+    /// 500 and the text: "Missing node registration" on a session create, "invalid session" on a
+    /// lock).
+    Refused { error: String, index: u64 },
     /// Tombstones reaped.
     TombstoneReap { reaped: u64, index: u64 },
     /// A blank or membership entry, or an ignorable unknown type: nothing changed.
@@ -180,6 +196,8 @@ impl CommandResult {
         match self {
             CommandResult::Kvs { index, .. }
             | CommandResult::Catalog { index, .. }
+            | CommandResult::Session { index, .. }
+            | CommandResult::Refused { index, .. }
             | CommandResult::TombstoneReap { index, .. }
             | CommandResult::None { index } => *index,
         }
@@ -189,6 +207,7 @@ impl CommandResult {
         match self {
             CommandResult::Kvs { ok, .. } => *ok,
             CommandResult::Catalog { error, .. } => error.is_none(),
+            CommandResult::Refused { .. } => false,
             _ => true,
         }
     }

@@ -43,6 +43,11 @@ pub enum KvsOp {
     DeleteCas,
     /// `DELETE /v1/kv/<prefix>?recurse`.
     DeleteTree,
+    /// `PUT /v1/kv/<key>?acquire=<session>`: take the lock if free (LockIndex + 1), or update the
+    /// value if this session holds it already.
+    Lock,
+    /// `PUT /v1/kv/<key>?release=<session>`: free the lock if this session holds it.
+    Unlock,
 }
 
 impl KvsOp {
@@ -54,6 +59,8 @@ impl KvsOp {
             KvsOp::Delete => "delete",
             KvsOp::DeleteCas => "delete-cas",
             KvsOp::DeleteTree => "delete-tree",
+            KvsOp::Lock => "lock",
+            KvsOp::Unlock => "unlock",
         }
     }
 }
@@ -75,6 +82,8 @@ impl std::fmt::Display for KvsRequest {
             KvsOp::Delete => write!(f, "delete {} recurse=false cas=None", e.key),
             KvsOp::DeleteCas => write!(f, "delete {} recurse=false cas=Some({})", e.key, e.modify_index),
             KvsOp::DeleteTree => write!(f, "delete {} recurse=true cas=None", e.key),
+            KvsOp::Lock => write!(f, "acquire {} len={} session={}", e.key, e.value.len(), e.session.as_deref().unwrap_or("")),
+            KvsOp::Unlock => write!(f, "release {} len={} session={}", e.key, e.value.len(), e.session.as_deref().unwrap_or("")),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Wire types shared by the HTTP API, server RPC and the state store (Consul's `agent/structs`).
 //!
 //! Owns: catalog and health shapes ([`catalog`]), Raft commands with their message type and version ([`command`]), the KV request and
-//! result shapes ([`kvs`]), and the blocking-query options and metadata every read carries
+//! result shapes ([`kvs`]), sessions ([`session`]), and the blocking-query options and metadata every read carries
 //! ([`query`]). Every layer imports these; none of them imports another layer's types, which is
 //! what keeps HTTP → server core → state/raft free of cycles. This module does no I/O.
 
@@ -10,6 +10,7 @@ pub mod command;
 pub mod duration;
 pub mod kvs;
 pub mod query;
+pub mod session;
 
 pub use catalog::{
     CatalogQuery, CheckServiceNode, DeregisterRequest, HealthCheck, HealthStatus, Indexed, Meta, Node, NodeService, NodeServices,
@@ -17,4 +18,5 @@ pub use catalog::{
 };
 pub use command::{Command, CommandError, CommandResult, MessageType, Request, TombstoneReapRequest};
 pub use kvs::{DirEntry, IndexedDirEntries, IndexedKeyList, KeyListRequest, KeyRequest, KvsOp, KvsRequest};
+pub use session::{Session, SessionBehavior, SessionOp, SessionQuery, SessionRequest};
 pub use query::{Consistency, QueryError, QueryMeta, QueryOptions, WriteError};
