@@ -122,6 +122,12 @@ pub struct BugSwitches {
     /// as if nothing changed (a definition comparison that forgot the status), so health flips
     /// are lost while the service row moves on.
     pub check_status_ignored: bool,
+    /// A lock release by the holder sets the value and answers `true` but leaves the session
+    /// holding the lock (caught by the lock model: a free lock refuses an acquire).
+    pub release_keeps_lock: bool,
+    /// The leader's session TTL timer fires after TTL/2 instead of Consul's 2×TTL, invalidating
+    /// sessions that were renewed in time (caught by the session-TTL safety check).
+    pub session_ttl_early: bool,
     /// Keep services and checks registered through the agent API in memory only (skip writing
     /// `local-services.json` / `local-checks.json`), so a restarted agent forgets them and its
     /// first full anti-entropy sync removes them from the catalog.

@@ -47,6 +47,12 @@ pub enum Bug {
     /// they found, so servers cut off while the cluster forms start clusters of their own (caught
     /// by the Raft invariants on `bootstrap`).
     BootstrapTimeout,
+    /// A lock release by the holder answers `true` but leaves the lock held (caught by the lock
+    /// model on `lock-contention`).
+    ReleaseKeepsLock,
+    /// The leader's session TTL timer fires at TTL/2 instead of 2×TTL (caught by the session-TTL
+    /// safety check on `session-expiry`).
+    SessionTtlEarly,
 }
 
 impl Bug {
@@ -65,6 +71,8 @@ impl Bug {
             Bug::LocalStateNotPersisted => "local-state-not-persisted",
             Bug::LostWakeup => "lost-wakeup",
             Bug::BootstrapTimeout => "bootstrap-timeout",
+            Bug::ReleaseKeepsLock => "release-keeps-lock",
+            Bug::SessionTtlEarly => "session-ttl-early",
         }
     }
 
@@ -96,6 +104,8 @@ impl Bug {
             Bug::LocalStateNotPersisted => &["agent-restart"],
             Bug::LostWakeup => LOST_WAKEUP_SCENARIOS,
             Bug::BootstrapTimeout => &["bootstrap"],
+            Bug::ReleaseKeepsLock => &["lock-contention"],
+            Bug::SessionTtlEarly => &["session-expiry", "lock-contention"],
         }
     }
 
@@ -171,6 +181,8 @@ impl RunOptions {
             local_state_not_persisted: self.bugs.contains(&Bug::LocalStateNotPersisted),
             lost_wakeup: self.bugs.contains(&Bug::LostWakeup),
             bootstrap_timeout: self.bugs.contains(&Bug::BootstrapTimeout),
+            release_keeps_lock: self.bugs.contains(&Bug::ReleaseKeepsLock),
+            session_ttl_early: self.bugs.contains(&Bug::SessionTtlEarly),
         }
     }
 

@@ -17,7 +17,7 @@ use super::params::Params;
 use super::query::meta_headers;
 use super::ApiError;
 use crate::server::Server;
-use crate::structs::{DirEntry, KeyListRequest, KeyRequest, KvsOp, KvsRequest, QueryOptions};
+use crate::structs::{CommandResult, DirEntry, KeyListRequest, KeyRequest, KvsOp, KvsRequest, QueryOptions};
 
 /// Largest accepted value: 512 KiB (Consul `kv_max_value_size`).
 pub const MAX_VALUE_BYTES: usize = 512 * 1024;
@@ -146,8 +146,11 @@ pub async fn get_kv(
     Ok(json_response(StatusCode::OK, headers, body))
 }
 
-/// `PUT /v1/kv/<key>` with the raw value as body, `?flags=`, `?cas=`. Answers `true`/`false`.
-/// Errors: 400 bad key or parameters, 413 value over 512 KiB, 500 no leader / outcome unknown.
+/// `PUT /v1/kv/<key>` with the raw value as body, `?flags=`, `?cas=`, `?acquire=<session>`,
+/// `?release=<session>`. Answers `true`/`false` (`false`: a failed CAS, a lock held by another
+/// session or under its lock-delay, a release by a non-holder).
+/// Errors: 400 bad key or parameters, 413 value over 512 KiB, 500 no leader / outcome unknown /
+/// an unknown session.
 pub async fn put_kv(
     State(server): State<Arc<Server>>,
     uri: Uri,
@@ -167,9 +170,6 @@ pub async fn put_kv(
     if cas.is_some() && locking {
         return Err(ApiError::bad_request("Conflicting flags: cas can not be used with acquire/release"));
     }
-    if locking {
-        return Err(ApiError::bad_request("Sessions are not supported yet: ?acquire and ?release are unavailable"));
-    }
     let flags = params.u64("flags")?.unwrap_or(0);
     if body.len() > MAX_VALUE_BYTES {
         return Err(ApiError {
@@ -178,10 +178,19 @@ pub async fn put_kv(
             not_applied: true,
         });
     }
-    let dir_ent = DirEntry { flags, modify_index: cas.unwrap_or(0), ..DirEntry::new(key, body.to_vec()) };
-    let op = if cas.is_some() { KvsOp::Cas } else { KvsOp::Set };
-    let result = server.kvs_apply(KvsRequest { op, dir_ent }, false).await?;
-    Ok(bool_response(result.ok()))
+    let (op, session) = match (params.get("acquire"), params.get("release"), cas) {
+        (Some(_), Some(_), _) => return Err(ApiError::bad_request("Conflicting flags: acquire can not be used with release")),
+        (Some(s), None, _) => (KvsOp::Lock, Some(s.to_string())),
+        (None, Some(s), _) => (KvsOp::Unlock, Some(s.to_string())),
+        (None, None, Some(_)) => (KvsOp::Cas, None),
+        (None, None, None) => (KvsOp::Set, None),
+    };
+    let dir_ent = DirEntry { flags, modify_index: cas.unwrap_or(0), session, ..DirEntry::new(key, body.to_vec()) };
+    match server.kvs_apply(KvsRequest { op, dir_ent }, false).await? {
+        // The state store refused it (an unknown session): Consul's RPC error, a 500.
+        CommandResult::Refused { error, .. } => Err(ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: error, not_applied: true }),
+        result => Ok(bool_response(result.ok())),
+    }
 }
 
 /// `DELETE /v1/kv/<key>` with `?recurse` or `?cas=`. Answers `true`/`false`.

@@ -2,7 +2,7 @@
 //!
 //! Owns: routing, Consul's query-parameter conventions ([`params`]), the `QueryOptions`
 //! extractor and `QueryMeta` headers ([`query`]), the KV endpoints ([`kv`]), the catalog
-//! ([`catalog`]) and health ([`health`]) endpoints, status/agent
+//! ([`catalog`]) and health ([`health`]) endpoints, sessions ([`session`]), status/agent
 //! endpoints ([`status`]) and operator endpoints ([`operator`]). Handlers call the server core
 //! ([`crate::server::Server`]) and never reach past it. Errors become Consul's status codes and
 //! plain-text bodies here, at the edge, and nowhere else.
@@ -19,6 +19,7 @@ pub mod monitor;
 pub mod operator;
 pub mod params;
 pub mod query;
+pub mod session;
 pub mod status;
 
 use std::sync::Arc;
@@ -64,6 +65,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/v1/operator/raft/peer", axum::routing::delete(operator::remove_peer).put(operator::add_peer))
         .route("/v1/operator/raft/transfer-leader", axum::routing::post(operator::transfer_leader))
         .merge(agent_services::routes())
+        .merge(session::routes())
         .route_layer(axum::middleware::from_fn_with_state(server.clone(), metrics::track))
         .with_state(server)
 }

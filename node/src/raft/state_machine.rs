@@ -28,6 +28,7 @@ use crate::state::snapshot::{decode_sections, encode_sections};
 use crate::state::{Store, WatchSet};
 use crate::structs::{Command, CommandResult};
 
+
 /// The store plus the Raft position it reflects.
 #[derive(Clone, Debug, Default)]
 pub struct Applied {
@@ -42,6 +43,8 @@ pub struct SharedState {
     applied: Mutex<Applied>,
     /// Wakes blocking queries when what they read changes.
     pub watches: WatchSet,
+    /// Keys a session invalidation freed, blocked for the session's lock-delay (not replicated).
+    pub lock_delays: crate::state::lock_delay::LockDelays,
 }
 
 impl SharedState {
@@ -69,6 +72,10 @@ pub struct StateMachine {
     telemetry: Arc<crate::telemetry::Telemetry>,
     /// Deliberate bug `check_status_ignored` (see `BugSwitches`).
     check_status_ignored: bool,
+    /// Deliberate bug `release_keeps_lock` (see `BugSwitches`).
+    release_keeps_lock: bool,
+    /// This host's clock, for lock-delays (none in storage tests: delays are then not recorded).
+    clock: Option<Arc<dyn crate::io::Clock>>,
 }
 
 fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
@@ -115,6 +122,8 @@ impl StateMachine {
             snapshot_seq: 0,
             telemetry: Arc::default(),
             check_status_ignored: false,
+            release_keeps_lock: false,
+            clock: None,
         })
     }
 
@@ -122,6 +131,19 @@ impl StateMachine {
     /// dropped at apply time.
     pub fn ignoring_check_status(mut self, on: bool) -> Self {
         self.check_status_ignored = on;
+        self
+    }
+
+    /// Test-only switch (`release_keeps_lock`): a lock release answers `true` and sets the value
+    /// but leaves the session holding the lock.
+    pub fn releasing_nothing(mut self, on: bool) -> Self {
+        self.release_keeps_lock = on;
+        self
+    }
+
+    /// Times lock-delays on `clock` (this host's).
+    pub fn with_clock(mut self, clock: Arc<dyn crate::io::Clock>) -> Self {
+        self.clock = Some(clock);
         self
     }
 
@@ -183,6 +205,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let _apply_timer = self.telemetry.metrics.fsm_apply_timer();
         let mut results = Vec::new();
         let mut changes = Vec::new();
+        let mut lock_delays = Vec::new();
         let mut traced = Vec::new();
         let mut halted = None;
         {
@@ -198,12 +221,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         traced.push(Event::Apply { index, term: entry.log_id.leader_id.term, entry: AppliedEntry::Blank });
                         CommandResult::None { index }
                     }
-                    EntryPayload::Normal(cmd) => match apply_command(&mut a.store, index, cmd, &self.telemetry.metrics, self.check_status_ignored) {
-                        Ok((result, changed)) => {
-                            let applied = AppliedEntry::Command { summary: cmd.to_string(), ok: result.ok() };
+                    EntryPayload::Normal(cmd) => match apply_command(&mut a.store, index, cmd, &self.telemetry.metrics, self.bugs()) {
+                        Ok(out) => {
+                            let applied = AppliedEntry::Command { summary: cmd.to_string(), ok: out.result.ok() };
                             traced.push(Event::Apply { index, term: entry.log_id.leader_id.term, entry: applied });
-                            changes.extend(changed);
-                            result
+                            changes.extend(out.changes);
+                            lock_delays.extend(out.lock_delays);
+                            out.result
                         }
                         Err(e) => {
                             halted = Some(format!("log entry {index}: {e}"));
@@ -223,6 +247,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         for event in traced {
             self.trace.event(&self.node_name, event);
+        }
+        if let Some(clock) = &self.clock {
+            let now = clock.monotonic();
+            for (key, delay_ms) in &lock_delays {
+                self.shared.lock_delays.start(key, now, *delay_ms);
+            }
         }
         self.shared.watches.changed(&changes);
         if let Some(why) = halted {
@@ -244,6 +274,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             snapshot_seq: self.snapshot_seq + 1000,
             telemetry: self.telemetry.clone(),
             check_status_ignored: self.check_status_ignored,
+            release_keeps_lock: self.release_keeps_lock,
+            clock: self.clock.clone(),
         }
     }
 
@@ -276,18 +308,36 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
+/// The deliberate bugs the state machine carries out: (`check_status_ignored`,
+/// `release_keeps_lock`).
+type ApplyBugs = (bool, bool);
+
+impl StateMachine {
+    fn bugs(&self) -> ApplyBugs {
+        (self.check_status_ignored, self.release_keeps_lock)
+    }
+}
+
 /// Decodes and applies one command. Errors: the command cannot be decoded by this build.
 fn apply_command(
     store: &mut Store,
     index: u64,
     cmd: &Command,
     metrics: &crate::telemetry::Metrics,
-    check_status_ignored: bool,
-) -> Result<(CommandResult, Vec<crate::state::Change>), crate::structs::CommandError> {
+    (check_status_ignored, release_keeps_lock): ApplyBugs,
+) -> Result<crate::state::ApplyOutcome, crate::structs::CommandError> {
+    use crate::structs::{KvsOp, Request};
     let mut req = cmd.decode()?;
-    if let (true, crate::structs::Request::Register(r)) = (check_status_ignored, &mut req) {
-        store.keep_stored_check_status(r);
+    match &mut req {
+        Request::Register(r) if check_status_ignored => store.keep_stored_check_status(r),
+        // A release by the holder re-applied as an acquire by the holder: value set, lock kept.
+        Request::Kvs(r) if release_keeps_lock && r.op == KvsOp::Unlock => {
+            if store.kv_get(&r.dir_ent.key).0.is_some_and(|e| e.session.is_some() && e.session == r.dir_ent.session) {
+                r.op = KvsOp::Lock;
+            }
+        }
+        _ => {}
     }
     metrics.kv_apply(&req);
-    Ok(store.apply(index, &req))
+    Ok(store.apply_full(index, &req))
 }

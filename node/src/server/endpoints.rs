@@ -16,6 +16,7 @@ use super::bootstrap::{HelloResponse, JoinRequest};
 use super::catalog::*;
 use super::forward::Forwarded;
 use super::kvs::{KVS_APPLY, KVS_GET, KVS_LIST, KVS_LIST_KEYS};
+use super::session::*;
 use super::{PeerInfo, Server};
 use crate::codec::{decode, encode};
 use crate::raft::{NodeId, TypeConfig};
@@ -40,7 +41,8 @@ pub const SERVER_LEAVE: &str = "Server.Leave";
 pub const RAFT_TIMEOUT_NOW: &str = "Raft.TimeoutNow";
 pub const OPERATOR_TRANSFER_LEADER: &str = "Operator.TransferLeader";
 
-/// Every method this server answers but the catalog's ([`CATALOG_METHODS`]); together they bound
+/// Every method this server answers but the catalog's ([`CATALOG_METHODS`]) and sessions'
+/// ([`SESSION_METHODS`]); together they bound
 /// the RPC metrics' label set.
 pub const METHODS: [&str; 15] = [
     RAFT_APPEND_ENTRIES, RAFT_VOTE, RAFT_INSTALL_SNAPSHOT, RAFT_TIMEOUT_NOW, KVS_APPLY, KVS_GET, KVS_LIST,
@@ -114,6 +116,11 @@ impl RpcHandler for Server {
             HEALTH_SERVICE_CHECKS => typed(&body, |r: Forwarded<_>| self.health_service_checks(r.args, r.forwarded)).await,
             HEALTH_CHECKS_IN_STATE => typed(&body, |r: Forwarded<_>| self.health_checks_in_state(r.args, r.forwarded)).await,
             HEALTH_SERVICE_NODES => typed(&body, |r: Forwarded<_>| self.health_service_nodes(r.args, r.forwarded)).await,
+            SESSION_APPLY => typed(&body, |r: Forwarded<_>| self.session_apply(r.args, r.forwarded)).await,
+            SESSION_GET => typed(&body, |r: Forwarded<_>| self.session_get(r.args, r.forwarded)).await,
+            SESSION_LIST => typed(&body, |r: Forwarded<_>| self.session_list(r.args, r.forwarded)).await,
+            SESSION_NODE_SESSIONS => typed(&body, |r: Forwarded<_>| self.node_sessions(r.args, r.forwarded)).await,
+            SESSION_RENEW => typed(&body, |r: Forwarded<_>| self.session_renew(r.args, r.forwarded)).await,
             STATUS_LEADER => typed(&body, |()| async { self.leader().map(|(_, a)| a).unwrap_or_default() }).await,
             STATUS_PEERS => typed(&body, |()| async { self.voter_addrs() }).await,
             SERVER_HELLO => typed(&body, |peer: PeerInfo| self.hello(peer)).await,
@@ -131,7 +138,7 @@ impl RpcHandler for Server {
     }
 
     fn observe(&self, method: &str, ok: bool) {
-        let label = METHODS.iter().chain(CATALOG_METHODS.iter()).find(|m| **m == method).copied().unwrap_or("unknown");
+        let label = METHODS.iter().chain(CATALOG_METHODS.iter()).chain(SESSION_METHODS.iter()).find(|m| **m == method).copied().unwrap_or("unknown");
         self.telemetry.metrics.rpc(label, !ok);
     }
 }

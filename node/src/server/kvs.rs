@@ -17,7 +17,11 @@ pub const KVS_LIST_KEYS: &str = "KVS.ListKeys";
 
 impl Server {
     /// `KVS.Apply`: a KV write. Returns whether it took effect (`false`: a CAS failed).
+    /// The leader answers an acquire of a key under a lock-delay with `false` without proposing it.
     pub async fn kvs_apply(&self, req: KvsRequest, forwarded: bool) -> Result<CommandResult, WriteError> {
+        if (forwarded || self.is_leader()) && self.lock_delayed(&req) {
+            return Ok(CommandResult::Kvs { ok: false, index: 0 });
+        }
         self.apply_write(KVS_APPLY, req, forwarded, Command::kvs).await
     }
 

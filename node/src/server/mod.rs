@@ -23,6 +23,8 @@ pub mod lease;
 pub mod leave;
 pub mod membership;
 pub mod read;
+pub mod session;
+pub mod session_ttl;
 pub mod transfer;
 pub mod write;
 
@@ -103,6 +105,8 @@ pub struct Server {
     /// The services and checks registered on this agent, their check runners and anti-entropy
     /// ([`crate::local`]), started by [`Server::start_background`].
     pub local: Arc<crate::local::Local>,
+    /// While leader: the TTL timers of sessions ([`session_ttl`]).
+    pub session_timers: session_ttl::SessionTimers,
 }
 
 impl Server {
@@ -142,7 +146,7 @@ impl Server {
         state.watches.lose_wakeups(config.bugs.lost_wakeup);
         let mut sm = StateMachine::open(state.clone(), io.disk.clone(), io.trace.clone(), config.node_name.clone())
             .await
-            .map(|sm| sm.reporting_one_entry_less(config.bugs.double_apply).ignoring_check_status(config.bugs.check_status_ignored))
+            .map(|sm| sm.reporting_one_entry_less(config.bugs.double_apply).ignoring_check_status(config.bugs.check_status_ignored).releasing_nothing(config.bugs.release_keeps_lock).with_clock(io.clock.clone()))
             .map_err(|e| OpenError::Storage(e.to_string()))?;
         sm.set_telemetry(telemetry.clone());
         let rpc = RpcClient::new(io.net.clone());
@@ -150,6 +154,7 @@ impl Server {
         let raft = Raft::new(id, raft_cfg, NetworkFactory { rpc: rpc.clone(), telemetry: telemetry.clone() }, log_store, sm)
             .await
             .map_err(|e| OpenError::Raft(e.to_string()))?;
+        let session_timers = session_ttl::SessionTimers::new(config.bugs.session_ttl_early);
         let server = Arc::new(Server {
             id,
             raft,
@@ -170,6 +175,7 @@ impl Server {
             node_uuid,
             leave: leave::LeaveSignal::default(),
             transfer: transfer::TransferState::default(),
+            session_timers,
             local,
         });
         let me = server.me();
@@ -187,6 +193,7 @@ impl Server {
             tokio::spawn(leader::election_backoff(self.clone())),
             tokio::spawn(leader::watch_quorum_contact(self.clone())),
             tokio::spawn(leader::reap_tombstones(self.clone())),
+            tokio::spawn(session_ttl::run_session_ttls(self.clone())),
         ];
         self.tasks.lock().unwrap_or_else(|e| e.into_inner()).extend(tasks);
         self.local.start(self.clone());

@@ -1,7 +1,7 @@
 //! The replicated state store: what Raft applies and what reads see.
 //!
 //! Owns: the [`Store`] of tables with Consul's `index` table ([`store`]), the KV table ([`kv`]),
-//! sessions and their locks ([`session`]), the catalog's nodes, services and checks ([`catalog`] writes, [`catalog_query`] reads)
+//! sessions and their locks ([`session`]) with their lock-delays ([`lock_delay`]), the catalog's nodes, services and checks ([`catalog`] writes, [`catalog_query`] reads)
 //! and its tombstones ([`graveyard`]), write transactions that apply atomically or roll back
 //! whole ([`txn`]), the watch set that wakes blocking queries only when what they read changed
 //! ([`watch`]), and the per-table snapshot sections ([`snapshot`]). Every mutation is stamped
@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod catalog_query;
 pub mod graveyard;
 pub mod kv;
+pub mod lock_delay;
 pub mod session;
 pub mod snapshot;
 pub mod store;
