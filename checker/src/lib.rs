@@ -5,6 +5,8 @@
 //!   search with Porcupine-style memoisation), with shrinking of violations to a minimal failing
 //!   sub-history; the search is generic over a [`Model`] (Porcupine's init / step / equal), so a
 //!   new data type is checked by implementing it ([`check_model`]).
+//! - [`lock`]: the lock model (acquire / release / session invalidation) for that search, with
+//!   mutual exclusion and session-TTL safety as part of its linearizability.
 //! - [`raft`]: Raft safety invariants (Ongaro & Ousterhout 2014, Figure 3) over the simulator's
 //!   trace.
 //! - [`oracles`]: targeted history properties (no phantom values, acknowledged writes survive,
@@ -15,6 +17,7 @@ pub mod history;
 pub mod host_names;
 pub mod invariant;
 pub mod linearizable;
+pub mod lock;
 pub mod oracles;
 pub mod raft;
 
