@@ -47,6 +47,16 @@ pub struct LockOp {
     pub return_ns: u64,
 }
 
+impl LockOp {
+    /// The session the operation names (a read's holder), if any.
+    pub fn session(&self) -> Option<SessionNo> {
+        match self.call {
+            LockCall::Acquire(s) | LockCall::Release(s) | LockCall::Invalidate(s) | LockCall::Read(Some(s)) => Some(s),
+            LockCall::Read(None) => None,
+        }
+    }
+}
+
 impl Operation for LockOp {
     fn invoke_ns(&self) -> u64 {
         self.invoke_ns
@@ -118,44 +128,72 @@ pub enum LockVerdict {
     Unknown { reason: String },
 }
 
-/// Checks one lock's operations. A violation is shrunk by dropping operations one at a time while
-/// the rest still fails, within a further `budget`.
+/// Checks one lock's operations. A violation is shrunk within a further `budget`: first to the
+/// operations invoked before the stuck operation returned (later ones cannot be ordered before
+/// it), then greedily, dropping every operation of one session at a time, then one operation at
+/// a time while the rest still fails *at the same
+/// operation*. (Dropping an acquire can make an unrelated read fail; requiring the same stuck
+/// operation keeps the shrunk history about the original violation.)
 pub fn check_lock(ops: &[LockOp], budget: Duration) -> LockVerdict {
     let refs: Vec<&LockOp> = ops.iter().collect();
-    match check_model(&Lock, &refs, budget) {
-        ModelVerdict::Linearizable => LockVerdict::Linearizable,
-        ModelVerdict::Unknown { reason } => LockVerdict::Unknown { reason },
-        ModelVerdict::NotLinearizable { .. } => {
-            let deadline = Instant::now() + budget;
-            let mut kept: Vec<LockOp> = ops.to_vec();
-            let mut i = 0;
-            while i < kept.len() && Instant::now() < deadline {
-                let mut without = kept.clone();
-                without.remove(i);
-                let refs: Vec<&LockOp> = without.iter().collect();
-                if matches!(check_model(&Lock, &refs, budget / 8), ModelVerdict::NotLinearizable { .. }) {
-                    kept = without;
-                } else {
-                    i += 1;
-                }
-            }
-            kept.sort_by_key(|o| (o.invoke_ns, o.id));
-            let refs: Vec<&LockOp> = kept.iter().collect();
-            let explanation = match check_model(&Lock, &refs, budget) {
-                ModelVerdict::NotLinearizable { op, prefix, state } => {
-                    let order: Vec<String> = prefix.iter().map(|&i| refs[i].to_string()).collect();
-                    format!(
-                        "after [{}] the lock is held by {}, and `{}` cannot take effect before it returned",
-                        order.join("; "),
-                        state.map_or("no one".to_string(), |s| format!("s{s}")),
-                        refs[op]
-                    )
-                }
-                _ => "the full history has no legal order (the shrunk one was not re-proved)".to_string(),
-            };
-            LockVerdict::NotLinearizable { ops: kept, explanation }
+    let stuck_id = match check_model(&Lock, &refs, budget) {
+        ModelVerdict::Linearizable => return LockVerdict::Linearizable,
+        ModelVerdict::Unknown { reason } => return LockVerdict::Unknown { reason },
+        ModelVerdict::NotLinearizable { op, .. } => refs[op].id,
+    };
+    let deadline = Instant::now() + budget;
+    let fails_at_stuck = |candidate: &[LockOp]| {
+        let refs: Vec<&LockOp> = candidate.iter().collect();
+        matches!(check_model(&Lock, &refs, budget / 8), ModelVerdict::NotLinearizable { op, .. } if refs[op].id == stuck_id)
+    };
+    let stuck_return = ops.iter().find(|o| o.id == stuck_id).map_or(u64::MAX, |o| o.return_ns);
+    let mut kept: Vec<LockOp> = ops.to_vec();
+    let prefix: Vec<LockOp> = ops.iter().filter(|o| o.invoke_ns <= stuck_return).cloned().collect();
+    if prefix.len() < kept.len() && fails_at_stuck(&prefix) {
+        kept = prefix;
+    }
+    // Whole sessions first: an acquire and its release only go together.
+    let mut sessions: Vec<SessionNo> = kept.iter().filter_map(|o| o.session()).collect();
+    sessions.sort_unstable();
+    sessions.dedup();
+    for s in sessions {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let without: Vec<LockOp> = kept.iter().filter(|o| o.id == stuck_id || o.session() != Some(s)).cloned().collect();
+        if without.len() < kept.len() && fails_at_stuck(&without) {
+            kept = without;
         }
     }
+    let mut i = 0;
+    while i < kept.len() && Instant::now() < deadline {
+        if kept[i].id == stuck_id {
+            i += 1;
+            continue;
+        }
+        let mut without = kept.clone();
+        without.remove(i);
+        if fails_at_stuck(&without) {
+            kept = without;
+        } else {
+            i += 1;
+        }
+    }
+    kept.sort_by_key(|o| (o.invoke_ns, o.id));
+    let refs: Vec<&LockOp> = kept.iter().collect();
+    let explanation = match check_model(&Lock, &refs, budget) {
+        ModelVerdict::NotLinearizable { op, prefix, state } => {
+            let order: Vec<String> = prefix.iter().map(|&i| refs[i].to_string()).collect();
+            format!(
+                "after [{}] the lock is held by {}, and `{}` cannot take effect before it returned",
+                order.join("; "),
+                state.map_or("no one".to_string(), |s| format!("s{s}")),
+                refs[op]
+            )
+        }
+        _ => "the full history has no legal order (the shrunk one was not re-proved)".to_string(),
+    };
+    LockVerdict::NotLinearizable { ops: kept, explanation }
 }
 
 #[cfg(test)]

@@ -172,6 +172,9 @@ pub struct AgentConfig {
     /// Services and checks from config files (`-config-file`, `-config-dir`), registered at
     /// start, not persisted, replaced on reload (see [`crate::local::Local::replace_config_entries`]).
     pub config_entries: crate::local::ConfigEntries,
+    /// Shortest session TTL accepted, in ms (Consul's `session_ttl_min`, default 10 s). The
+    /// simulator lowers it so that sessions expire within a run.
+    pub session_ttl_min_ms: u64,
 }
 
 impl AgentConfig {
@@ -193,6 +196,7 @@ impl AgentConfig {
             dev: true,
             enable_script_checks: false,
             config_entries: Default::default(),
+            session_ttl_min_ms: crate::structs::session::MIN_SESSION_TTL_MS,
         }
     }
 

@@ -15,12 +15,14 @@ mod flapping_partitions;
 mod health_flap;
 mod leader_isolation;
 mod leader_transfer;
+mod lock_contention;
 mod majorities_ring;
 mod membership_change;
 mod one_way;
 mod partition_heal;
 mod pause_leader;
 mod rolling_restart;
+mod session_expiry;
 mod slow_lossy;
 mod swarm;
 mod swizzle_clog;
@@ -53,6 +55,9 @@ pub enum WorkloadKind {
     /// judged by what each agent holds after its restarts and what the catalog shows after the
     /// heal.
     AgentServices,
+    /// TTL sessions taking, renewing and releasing KV locks, each lock checked against the lock
+    /// model (mutual exclusion, session-TTL safety).
+    Locks,
 }
 
 impl WorkloadKind {
@@ -62,6 +67,7 @@ impl WorkloadKind {
             WorkloadKind::KvRegister => "kv-register",
             WorkloadKind::Catalog => "catalog-register",
             WorkloadKind::AgentServices => "agent-services",
+            WorkloadKind::Locks => "locks",
         }
     }
 }
@@ -69,6 +75,7 @@ impl WorkloadKind {
 const KV: WorkloadKind = WorkloadKind::KvRegister;
 const CATALOG: WorkloadKind = WorkloadKind::Catalog;
 const AGENT: WorkloadKind = WorkloadKind::AgentServices;
+const LOCKS: WorkloadKind = WorkloadKind::Locks;
 
 /// A scenario: name, one-line description, schedule builder (which may describe what it chose
 /// from the seed in [`Schedule::options`]), and the workload its clients run.
@@ -99,6 +106,8 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "health-flap", about: "catalog registrations with flapping health checks under partitions, leader isolation and crashes", build: health_flap::build, workload: CATALOG },
     Scenario { name: "agent-restart", about: "services registered on agents through their API while agents crash (some torn) and restart, with partitions between", build: agent_restart::build, workload: AGENT },
     Scenario { name: "bootstrap", about: "partitions, crashes and a late server while the cluster forms; one cluster must form", build: bootstrap::build, workload: KV },
+    Scenario { name: "lock-contention", about: "TTL sessions contend for KV locks (holders pausing past their TTL) under partitions, leader isolation and pauses", build: lock_contention::build, workload: LOCKS },
+    Scenario { name: "session-expiry", about: "TTL sessions under drifting server clocks and leader changes (isolation, transfer)", build: session_expiry::build, workload: LOCKS },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 

@@ -9,6 +9,7 @@ pub mod catalog_workload;
 pub mod final_reads;
 pub mod http_client;
 pub mod io;
+pub mod lock_workload;
 pub mod junit;
 pub mod operator;
 pub mod options;

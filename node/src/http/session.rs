@@ -3,7 +3,7 @@
 //! Source: Consul HTTP API, "Sessions" (`website/content/api-docs/session.mdx`) and
 //! `agent/session_endpoint.go`. A create body may be empty; `LockDelay` is a Go duration string
 //! or a number (seconds below 1000, nanoseconds from 1000 up, as Consul's `FixupLockDelay`);
-//! `TTL` is a Go duration between 10 s and 24 h. Reads support blocking queries and the
+//! `TTL` is a Go duration between `session_ttl_min` (10 s by default) and 24 h. Reads support blocking queries and the
 //! consistency modes, and answer `[]` rather than `null` when nothing matches.
 
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use super::catalog::indexed_json;
 use super::ApiError;
 use crate::server::Server;
 use crate::structs::duration::{format_go_duration, parse_go_duration};
-use crate::structs::session::{ServiceCheck, DEFAULT_LOCK_DELAY_MS, MAX_LOCK_DELAY_MS, MAX_SESSION_TTL_MS, MIN_SESSION_TTL_MS};
+use crate::structs::session::{ServiceCheck, DEFAULT_LOCK_DELAY_MS, MAX_LOCK_DELAY_MS, MAX_SESSION_TTL_MS};
 use crate::structs::{CommandResult, QueryOptions, Session, SessionBehavior, SessionOp, SessionQuery, SessionRequest};
 
 /// The field names of a create body (Consul `structs.Session`), matched ignoring case.
@@ -46,7 +46,7 @@ fn bad(message: impl Into<String>) -> ApiError {
 /// no TTL, and the node check `serfHealth` when the node has one (Consul always binds it; this
 /// agent has no gossip check until gossip lands, so a node without it gets no default check).
 /// Errors (400): undecodable JSON, a bad field, a TTL or lock-delay out of range.
-pub fn parse_create(body: &[u8], agent_node: &str, serf_check_on: impl Fn(&str) -> bool) -> Result<Session, ApiError> {
+pub fn parse_create(body: &[u8], agent_node: &str, min_ttl_ms: u64, serf_check_on: impl Fn(&str) -> bool) -> Result<Session, ApiError> {
     let mut v: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {
@@ -90,8 +90,8 @@ pub fn parse_create(body: &[u8], agent_node: &str, serf_check_on: impl Fn(&str) 
     if !ttl.is_empty() {
         let d = parse_go_duration(&ttl).ok_or_else(|| bad(format!("Session TTL '{ttl}' invalid")))?;
         let ms = d.as_millis() as u64;
-        if ms != 0 && !(MIN_SESSION_TTL_MS..=MAX_SESSION_TTL_MS).contains(&ms) {
-            let (min, max) = (Duration::from_millis(MIN_SESSION_TTL_MS), Duration::from_millis(MAX_SESSION_TTL_MS));
+        if ms != 0 && !(min_ttl_ms..=MAX_SESSION_TTL_MS).contains(&ms) {
+            let (min, max) = (Duration::from_millis(min_ttl_ms), Duration::from_millis(MAX_SESSION_TTL_MS));
             return Err(bad(format!("Invalid Session TTL '{ms}', must be between [{}={}]", format_go_duration(min), format_go_duration(max))));
         }
     }
@@ -137,7 +137,7 @@ fn refused(result: CommandResult) -> Result<CommandResult, ApiError> {
 /// `PUT /v1/session/create` → `{"ID": "<uuid>"}`.
 pub async fn create(State(server): State<Arc<Server>>, opts: QueryOptions, body: Bytes) -> Result<Json<Value>, ApiError> {
     server.check_datacenter(&opts)?;
-    let mut session = parse_create(&body, &server.config.node_name, |node| server.node_has_serf_check(node))?;
+    let mut session = parse_create(&body, &server.config.node_name, server.config.session_ttl_min_ms, |node| server.node_has_serf_check(node))?;
     session.id = server.new_session_id();
     let id = session.id.clone();
     refused(server.session_apply(SessionRequest { op: SessionOp::Create, session }, false).await?)?;
@@ -184,7 +184,7 @@ mod tests {
     use super::*;
 
     fn parse(body: &str) -> Result<Session, String> {
-        parse_create(body.as_bytes(), "agent1", |_| false).map_err(|e| e.message)
+        parse_create(body.as_bytes(), "agent1", crate::structs::session::MIN_SESSION_TTL_MS, |_| false).map_err(|e| e.message)
     }
 
     #[test]
@@ -192,7 +192,7 @@ mod tests {
         let s = parse("").unwrap();
         assert_eq!((s.node.as_str(), s.lock_delay, s.behavior, s.ttl.as_str()), ("agent1", 15_000_000_000, SessionBehavior::Release, ""));
         assert!(s.node_checks.is_empty());
-        let with_serf = parse_create(b"{}", "agent1", |_| true).unwrap();
+        let with_serf = parse_create(b"{}", "agent1", crate::structs::session::MIN_SESSION_TTL_MS, |_| true).unwrap();
         assert_eq!(with_serf.node_checks, vec!["serfHealth"]);
     }
 
