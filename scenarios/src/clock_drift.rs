@@ -13,11 +13,20 @@ use crate::Params;
 const MAX_DRIFT_PPM: u32 = 250_000;
 
 pub fn build(rng: &mut ChaCha8Rng, p: &Params) -> Schedule {
-    windows(rng, p, 1_500..5_000, 1_000..3_000, |rng, s, start, end| {
-        // Followers may run fast or slow; the leader slow (at the edge of the bound, mostly), and
-        // then it is isolated, so only its lease stands between clients and a stale read.
+    // A cut must outlast the slowest lease the bound allows (an election timeout stretched by
+    // 25%, about 2 s) for a successor to be elected under it; quiet windows only need the cluster
+    // to settle. Short windows give many cuts per run.
+    windows(rng, p, 2_000..3_500, 800..2_000, |rng, s, start, end| {
+        // Followers may run fast or slow, one of them fast (near the bound, as the worst case the
+        // lease must survive); the leader slow (at the edge of the bound, mostly), and then it is
+        // isolated, so only its lease stands between clients and a stale read.
+        let fast = rng.gen_range(0..p.servers);
         for i in 0..p.servers {
-            let rate = RATE_REAL - MAX_DRIFT_PPM + rng.gen_range(0..=2 * MAX_DRIFT_PPM);
+            let rate = if i == fast {
+                RATE_REAL + MAX_DRIFT_PPM - rng.gen_range(0..=MAX_DRIFT_PPM / 5)
+            } else {
+                RATE_REAL - MAX_DRIFT_PPM + rng.gen_range(0..=2 * MAX_DRIFT_PPM)
+            };
             s.at(start, Fault::ClockDrift { host: Target::server(i), rate_ppm: rate });
         }
         let slow = RATE_REAL - MAX_DRIFT_PPM + rng.gen_range(0..=MAX_DRIFT_PPM / 5);

@@ -112,6 +112,18 @@ impl SimClock {
 /// The simulated epoch: 2026-01-01T00:00:00Z, fixed so timestamps replay.
 pub const SIM_EPOCH_SECS: u64 = 1_767_225_600;
 
+/// openraft's timers on this host follow the same oscillator (`node::raft::drift`).
+impl node::raft::drift::HostRate for SimClock {
+    fn drift(&self) -> Option<(i128, u32)> {
+        let d = *self.drift.lock().unwrap_or_else(|e| e.into_inner());
+        if d.rate_ppm == nemesis::RATE_REAL && d.reading_at_change == d.changed_at {
+            return None;
+        }
+        let real = turmoil::sim_elapsed().unwrap_or_default();
+        Some((d.reading(real).as_nanos() as i128 - real.as_nanos() as i128, d.rate_ppm))
+    }
+}
+
 impl Clock for SimClock {
     fn wall_now(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(SIM_EPOCH_SECS) + self.monotonic()

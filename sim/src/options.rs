@@ -20,7 +20,8 @@ pub enum Bug {
     AckBeforeCommit,
     /// Raft log appends acknowledged without fsync.
     SkipFsync,
-    /// The leader lease timed as if clocks never drift (meant for `clock-drift`; not caught yet: the simulated drift does not reach openraft's timers, see the README).
+    /// The leader lease timed as if clocks never drift (caught by `clock-drift`, whose drift
+    /// reaches openraft's timers too).
     LeaseIgnoresDrift,
     /// A leader handing over keeps serving lease reads until it sees the new leader (caught by
     /// `leader-transfer`).

@@ -204,7 +204,10 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             };
             let config = config.clone();
             let agents = agents.clone();
+            let raft_rate: Arc<dyn node::raft::drift::HostRate> = clock.clone();
             async move {
+                // openraft's timers on this host (this runtime) follow its drifting clock.
+                node::raft::drift::register_host_rate(raft_rate);
                 tokio::time::sleep(boot_delay).await;
                 // Like a service manager with Restart=always: a server that fails to start (e.g.
                 // an injected disk read error) is retried; one that never starts shows up as

@@ -11,7 +11,8 @@ use sim::verdict::Judgement;
 const SEED_BUDGET: std::ops::RangeInclusive<u64> = 1..=5;
 /// Seeds tried for a bug whose window is narrow (it needs a crash or a cut-off at the right
 /// moment): once the disk modelled directory syncs, the schedules shifted and skip-fsync was first
-/// caught at seed 6 of rolling-restart, transfer-keeps-lease at seed 8 of leader-transfer.
+/// caught at seed 6 of rolling-restart, transfer-keeps-lease at seed 8 of leader-transfer,
+/// lease-ignores-drift at seed 15 of clock-drift.
 const WIDE_SEED_BUDGET: std::ops::RangeInclusive<u64> = 1..=20;
 
 /// What a bite must show: a safety violation, or (for a bug that only delays) a liveness one.
@@ -80,6 +81,15 @@ fn a_leader_that_keeps_serving_reads_while_handing_over_is_caught() {
 }
 
 #[test]
+fn a_lease_that_ignores_clock_drift_is_caught() {
+    // clock-drift cuts off a slow-clocked leader while a follower runs fast: the follower's
+    // election timer (openraft's, drifted with its host) runs out early, and a lease of max + min
+    // on the slow clock outlives the successor's first writes, so a default read on the old
+    // leader returns a stale value. Narrow: clients must hit that window (first at seed 15).
+    assert_caught_within(Bug::LeaseIgnoresDrift, "clock-drift", WIDE_SEED_BUDGET);
+}
+
+#[test]
 fn replacing_files_without_syncing_the_directory_is_caught() {
     // Without the directory sync no name the server creates is ever durable: a crash in
     // crash-restart takes back its vote, log and snapshot together, and it votes again in a term
@@ -137,7 +147,7 @@ fn servers_that_stop_waiting_for_bootstrap_expect_are_caught() {
 
 #[test]
 fn correct_agent_passes_the_same_seeds() {
-    for scenario in ["partition-heal", "crash-restart", "leader-transfer", "health-flap", "agent-restart", "bootstrap"] {
+    for scenario in ["partition-heal", "crash-restart", "leader-transfer", "health-flap", "agent-restart", "bootstrap", "clock-drift"] {
         for seed in SEED_BUDGET {
             let options = RunOptions::derive(seed, scenario, 3, vec![], false);
             let (result, judgement) = sim::run_seed(&options).expect("scenario exists");
