@@ -24,6 +24,7 @@ pub mod kv;
 pub mod kv_format;
 pub mod kv_transfer;
 pub mod leave;
+pub mod lock;
 pub mod logging;
 pub mod monitor;
 pub mod operator;
@@ -63,6 +64,8 @@ pub enum Command {
     Kv(kv::KvCommand),
     /// Gracefully leaves the cluster and shuts down the agent.
     Leave(leave::LeaveArgs),
+    /// Runs a command while holding a KV lock.
+    Lock(lock::LockArgs),
     /// Stream logs from a Concord agent.
     Monitor(monitor::MonitorArgs),
     /// Provides cluster-level tools for operators.
@@ -214,6 +217,7 @@ pub fn main() -> i32 {
         Command::Info(a) => common::run(info::info(a)),
         Command::Kv(cmd) => kv::run(cmd),
         Command::Leave(a) => common::run(leave::leave(a)),
+        Command::Lock(a) => lock::run(a),
         Command::Monitor(a) => common::run(monitor::monitor(a)),
         Command::Operator(cmd) => common::run(operator::run(cmd)),
         Command::Reload(a) => common::run(reload::reload(a)),

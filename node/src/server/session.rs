@@ -44,7 +44,9 @@ impl Server {
         let result = self.apply_write(SESSION_APPLY, req, forwarded, Command::session).await?;
         if self.is_raft_leader() && result.ok() {
             match (create, ttl) {
-                (true, Some(ttl)) => self.session_timers.reset(&id, ttl, self.io.clock.monotonic()),
+                (true, Some(ttl)) => {
+                    self.session_timers.reset(&id, ttl, self.io.clock.monotonic());
+                }
                 (false, _) => self.session_timers.forget(&id),
                 _ => {}
             }
@@ -53,7 +55,10 @@ impl Server {
     }
 
     /// `Session.Renew`: on the leader, restarts the session's TTL timer and returns the session
-    /// (`None`: no such session, Consul's 404). Followers forward it.
+    /// (`None`: no such session, Consul's 404). Followers forward it. A session whose TTL ran out
+    /// and whose destroy is in flight answers `None` too: Consul would renew it and then end it
+    /// moments later, so a client would hold an acknowledged renew of a dead session (found by
+    /// the simulator: lock-contention seed 142, session-expiry seed 53).
     pub async fn session_renew(&self, q: SessionQuery, forwarded: bool) -> Result<Option<Session>, QueryError> {
         if !self.is_leader() && !forwarded {
             return match self.forward_to_leader(SESSION_RENEW, q, RENEW_TIMEOUT).await {
@@ -69,12 +74,14 @@ impl Server {
             let a = self.state.read().map_err(|e| QueryError::Internal(e.to_string()))?;
             a.store.session_get(&q.name).0.cloned()
         };
-        if let Some(s) = &session {
-            if let Some(ttl) = s.ttl_ms() {
-                self.session_timers.reset(&s.id, ttl, self.io.clock.monotonic());
-            }
+        match &session {
+            Some(s) => match s.ttl_ms() {
+                // A session whose expiry is in flight is as good as gone (Consul's race, closed).
+                Some(ttl) if !self.session_timers.reset(&s.id, ttl, self.io.clock.monotonic()) => Ok(None),
+                _ => Ok(session),
+            },
+            None => Ok(None),
         }
-        Ok(session)
     }
 
     /// `Session.Get` (`/v1/session/info/<id>`): the session, or an empty list.

@@ -37,6 +37,9 @@ struct TimerState {
     term: Option<u64>,
     /// The sessions table index the timers were last reconciled with.
     synced_index: u64,
+    /// Sessions whose deadline passed and whose destroy is in flight: a renew must not answer
+    /// "renewed" for them (it would be acknowledged, then the session would end at once).
+    expiring: std::collections::BTreeSet<String>,
 }
 
 impl SessionTimers {
@@ -59,10 +62,26 @@ impl SessionTimers {
         }
     }
 
-    /// (Re)starts the timer of session `id` at clock reading `now` (create, renew).
-    pub fn reset(&self, id: &str, ttl_ms: u64, now: Duration) {
+    /// (Re)starts the timer of session `id` at clock reading `now` (create, renew). Returns
+    /// `false`, changing nothing, when the session is already being invalidated.
+    pub fn reset(&self, id: &str, ttl_ms: u64, now: Duration) -> bool {
         let end = now + self.grace(ttl_ms);
-        self.lock().deadlines.insert(id.to_string(), end);
+        let mut st = self.lock();
+        if st.expiring.contains(id) {
+            return false;
+        }
+        st.deadlines.insert(id.to_string(), end);
+        true
+    }
+
+    /// The destroy of an expired session was applied (`true`) or could not be proposed
+    /// (`false`: its timer restarts at `now`, so the next tick tries again).
+    fn expiry_done(&self, id: &str, applied: bool, now: Duration) {
+        let mut st = self.lock();
+        st.expiring.remove(id);
+        if !applied {
+            st.deadlines.insert(id.to_string(), now);
+        }
     }
 
     /// Stops the timer of a destroyed session.
@@ -88,6 +107,7 @@ impl SessionTimers {
         let mut st = self.lock();
         if st.term != Some(term) {
             st.deadlines.clear();
+            st.expiring.clear();
             st.term = Some(term);
             st.synced_index = 0;
         }
@@ -105,6 +125,7 @@ impl SessionTimers {
         let expired: Vec<String> = st.deadlines.iter().filter(|(_, end)| **end <= now).map(|(id, _)| id.clone()).collect();
         for id in &expired {
             st.deadlines.remove(id);
+            st.expiring.insert(id.clone());
         }
         expired
     }
@@ -115,6 +136,7 @@ impl SessionTimers {
         st.deadlines.clear();
         st.term = None;
         st.synced_index = 0;
+        st.expiring.clear();
     }
 }
 
@@ -141,12 +163,10 @@ pub async fn run_session_ttls(server: Arc<Server>) {
                 Ok(cmd) => server.raft_apply(cmd).await.map(|_| ()).map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
-            if let Err(e) = outcome {
-                // Still leader? The next reconcile restarts its timer only on a new term or a
-                // table change; retry at once on the next tick instead.
+            if let Err(e) = &outcome {
                 tracing::warn!(session = %id, error = %e, "could not invalidate an expired session; retrying");
-                server.session_timers.reset(&id, 0, now);
             }
+            server.session_timers.expiry_done(&id, outcome.is_ok(), now);
         }
     }
 }
@@ -181,6 +201,17 @@ mod tests {
         assert_eq!(t.len(), 1);
         t.tick(1, 2, &[], Duration::ZERO);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_renew_racing_an_expiry_in_flight_is_refused() {
+        let t = SessionTimers::new(false);
+        let a = ttl_session("a", "10s");
+        t.tick(1, 1, &[&a], Duration::ZERO);
+        assert_eq!(t.tick(1, 1, &[&a], Duration::from_secs(20)), vec!["a".to_string()]);
+        assert!(!t.reset("a", 10_000, Duration::from_secs(20)), "its destroy is in flight");
+        t.expiry_done("a", false, Duration::from_secs(21));
+        assert!(t.reset("a", 10_000, Duration::from_secs(21)), "the destroy failed: the session lives on");
     }
 
     #[test]
