@@ -97,3 +97,36 @@ fn py_consul_sessions_and_locks_work() {
     let out = run_with_timeout(Command::new(python).arg(script("sessions.py")).arg(dev.addr()), Duration::from_secs(90));
     assert!(out.status.success(), "py-consul: {}{}", out.stdout, out.stderr);
 }
+
+#[test]
+fn concord_lock_gives_mutual_exclusion_and_releases_when_the_child_exits() {
+    let _serial = serial();
+    let dev = DevAgent::start();
+    wait_until(Duration::from_secs(20), "the agent's node in the catalog", || {
+        let nodes = must("GET", &dev.agent.url("/v1/catalog/nodes"), None).json();
+        (nodes.as_array().map(Vec::len).unwrap_or(0) > 0).then_some(()).ok_or_else(|| "no node yet".to_string())
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("order");
+    let log = log.to_str().expect("utf-8 path");
+    let first = Command::new(tests::concord_bin())
+        .env("CONSUL_HTTP_ADDR", dev.addr())
+        .args(["lock", "app", &format!("echo A-start >> {log}; sleep 2; echo A-end >> {log}")])
+        .spawn()
+        .expect("concord lock runs");
+    wait_until(Duration::from_secs(10), "the first holder's child started", || {
+        std::fs::read_to_string(log).ok().filter(|s| s.contains("A-start")).ok_or_else(|| "not yet".to_string())
+    });
+    let second = dev.cli(&["lock", "-child-exit-code", "app", &format!("echo B >> {log}; [ \"$CONSUL_LOCK_HELD\" = true ]")]);
+    assert_eq!(second.status.code(), Some(0), "{}{}", second.stdout, second.stderr);
+    let mut first = first;
+    assert!(first.wait().expect("first lock exits").success());
+    let order = std::fs::read_to_string(log).expect("order file");
+    assert_eq!(order.lines().collect::<Vec<_>>(), vec!["A-start", "A-end", "B"], "B ran only after A released");
+    let entry = must("GET", &dev.agent.url("/v1/kv/app/.lock"), None).json();
+    assert_eq!(entry[0]["Session"], Value::Null, "released on exit");
+    assert_eq!(must("GET", &dev.agent.url("/v1/session/list"), None).text(), "[]", "sessions destroyed on exit");
+    let semaphore = dev.cli(&["lock", "-n", "2", "app", "true"]);
+    assert_eq!(semaphore.status.code(), Some(1));
+    assert!(semaphore.stderr.contains("not supported yet"), "{}", semaphore.stderr);
+}
