@@ -4,7 +4,7 @@
 //! Owns: opening the core from disk ([`Server::open`]), the leader's view of itself (leader
 //! lease, quorum contact, stepping down), the write path ([`write`]), the read path with
 //! consistency modes and blocking queries over any table ([`read`]), forwarding
-//! ([`forward`]), the named RPC endpoints ([`endpoints`], [`kvs`], [`catalog`]), the leader's background
+//! ([`forward`]), the named RPC endpoints ([`endpoints`], [`kvs`], [`catalog`], [`session`], [`txn`]), the leader's background
 //! duties ([`leader`]), bootstrap and joining ([`bootstrap`]), membership changes
 //! ([`membership`]) and recovery from corrupted storage ([`identity`]).
 //!
@@ -26,6 +26,7 @@ pub mod read;
 pub mod session;
 pub mod session_ttl;
 pub mod transfer;
+pub mod txn;
 pub mod write;
 
 use std::collections::BTreeMap;
