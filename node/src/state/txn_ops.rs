@@ -144,6 +144,18 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Deliberate bug `txn_partial_apply` (see `BugSwitches`): applies `req` like
+    /// [`Store::apply_full`], except that a failing operation stops the transaction and the
+    /// operations before it are kept (committed) instead of rolled back, while the answer still
+    /// reports the failure, as if nothing had been applied.
+    pub fn apply_txn_keeping_partial(&mut self, index: u64, req: &crate::structs::TxnRequest) -> super::ApplyOutcome {
+        let mut txn = self.txn(index);
+        let (results, errors) = txn.txn_apply(&req.ops, true);
+        let (changes, lock_delays) = txn.commit_full();
+        super::ApplyOutcome { result: crate::structs::CommandResult::Txn { results, errors, index }, changes, lock_delays }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -291,5 +303,17 @@ mod tests {
         let (results, errors) = s.txn_read(&[kv(TxnKvVerb::Get, "a", ""), kv(TxnKvVerb::Set, "a", "")]);
         assert!(results.is_empty());
         assert_eq!(whats(&errors), [(1, "cannot set in a read-only transaction")]);
+    }
+
+    #[test]
+    fn the_partial_apply_bug_keeps_the_ops_before_the_failure() {
+        let ops = vec![kv(TxnKvVerb::Set, "from", "90"), op(TxnKvVerb::CheckIndex, "a", "", 99, None), kv(TxnKvVerb::Set, "to", "110")];
+        let mut correct = seeded();
+        assert!(!correct.apply(4, &txn(ops.clone())).0.ok());
+        assert_eq!(value(&correct, "from"), None);
+        let mut buggy = seeded();
+        let out = buggy.apply_txn_keeping_partial(4, &TxnRequest { ops });
+        assert_eq!(whats(&outcome(out.result).1).len(), 1, "still answered as a failure");
+        assert_eq!((value(&buggy, "from").as_deref(), value(&buggy, "to")), (Some("90"), None));
     }
 }
