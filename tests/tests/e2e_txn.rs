@@ -1,8 +1,8 @@
 //! End-to-end: `PUT /v1/txn` against a real `concord agent -dev`, in Consul's shapes (pinned with
 //! insta snapshots of their key/type structure): an atomic multi-key write (200), a read-only
 //! transaction under each consistency mode, a failing check that rolls every write back (409 with
-//! `OpIndex`/`What`), a lock through a transaction, the 400/413 refusals, and py-consul's
-//! `txn.put`.
+//! `OpIndex`/`What`), a lock through a transaction, Node/Service/Check get/set/delete, the
+//! 400/413 refusals, and py-consul's `txn.put`.
 
 use std::process::Command;
 use std::time::Duration;
@@ -94,11 +94,37 @@ fn txn_applies_atomically_in_consuls_shapes() {
     let bad = must("PUT", &dev.agent.url("/v1/txn"), Some(b"[{\"KV\":{\"Verb\":\"explode\",\"Key\":\"a\"}}]"));
     assert_eq!(bad.status, 400, "{}", bad.text());
     assert_eq!(must("PUT", &dev.agent.url("/v1/txn"), Some(b"{")).status, 400);
-    let node_op = must("PUT", &dev.agent.url("/v1/txn"), Some(b"[{\"Node\":{\"Verb\":\"get\",\"Node\":{\"Node\":\"n\"}}}]"));
-    assert_eq!(node_op.status, 400, "{}", node_op.text());
+    let session_op = must("PUT", &dev.agent.url("/v1/txn"), Some(b"[{\"Session\":{\"Verb\":\"delete\",\"Session\":{\"ID\":\"x\"}}}]"));
+    assert_eq!(session_op.status, 400, "{}", session_op.text());
     let many: Vec<Value> = (0..129).map(|i| json!({"KV": {"Verb": "get", "Key": format!("k{i}")}})).collect();
     let too_many = txn(&dev, "", Value::Array(many));
     assert_eq!((too_many.status, too_many.text()), (413, "Transaction contains too many operations (129 > 128)".to_string()));
+}
+
+#[test]
+fn txn_catalog_ops_register_and_read_nodes_services_and_checks() {
+    let _serial = serial();
+    let dev = DevAgent::start();
+    let ok = txn(&dev, "", json!([
+        {"Node": {"Verb": "set", "Node": {"Node": "ext1", "Address": "10.1.2.3"}}},
+        {"Service": {"Verb": "set", "Node": "ext1", "Service": {"ID": "db1", "Service": "db", "Port": 5432, "Tags": ["primary"]}}},
+        {"Check": {"Verb": "set", "Check": {"Node": "ext1", "CheckID": "db-up", "Name": "db up", "Status": "passing", "ServiceID": "db1"}}},
+    ]));
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let body = ok.json();
+    assert_eq!((body["Results"][0]["Node"]["Address"].clone(), body["Results"][0]["Node"]["Datacenter"].clone()), (json!("10.1.2.3"), json!("dc1")));
+    assert_eq!(body["Results"][2]["Check"]["ServiceName"], json!("db"));
+    let nodes = must("GET", &dev.agent.url("/v1/catalog/service/db"), None).json();
+    assert_eq!((nodes[0]["Node"].clone(), nodes[0]["ServicePort"].clone()), (json!("ext1"), json!(5432)));
+    let read = txn(&dev, "?stale", json!([{"Service": {"Verb": "get", "Node": "ext1", "Service": {"ID": "db1"}}}]));
+    assert_eq!((read.status, read.json()["Results"][0]["Service"]["Service"].clone()), (200, json!("db")));
+    let gone = txn(&dev, "", json!([
+        {"Service": {"Verb": "delete", "Node": "ext1", "Service": {"ID": "db1"}}},
+        {"Node": {"Verb": "get", "Node": {"Node": "nowhere"}}},
+    ]));
+    assert_eq!((gone.status, gone.json()["Errors"][0]["What"].clone()), (409, json!("node \"nowhere\" doesn't exist")));
+    let nodes = must("GET", &dev.agent.url("/v1/catalog/service/db"), None).json();
+    assert_eq!(nodes.as_array().map(Vec::len), Some(1), "the failed transaction's delete was rolled back");
 }
 
 #[test]

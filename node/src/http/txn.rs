@@ -7,8 +7,9 @@
 //! `get-tree` and `check-*` verbs is a read (`Txn.Read`) under `?stale` / `?consistent` / default,
 //! never blocking. Answers: 200 `{"Results": [{"KV": entry}, ...], "Errors": null}`; 409
 //! `{"Results": null, "Errors": [{"OpIndex": i, "What": "..."}]}` when any operation failed (then
-//! nothing was applied). Errors: 400 undecodable body, unknown verb, bad key, or an operation
-//! type other than KV (Node, Service, Check, Session: not supported yet); 413 a body over
+//! nothing was applied). Node, Service and Check operations support `get`, `set` and `delete`.
+//! Errors: 400 undecodable body, unknown verb, bad key, a Session or Intention operation or a
+//! catalog `cas`/`delete-cas` (not supported yet); 413 a body over
 //! 512 KiB or more than [`MAX_TXN_OPS`] operations; 500 no leader / outcome unknown.
 
 use std::sync::Arc;
@@ -25,15 +26,18 @@ use super::query::meta_headers;
 use super::ApiError;
 use crate::server::Server;
 use crate::structs::{
-    CommandResult, DirEntry, QueryOptions, TxnError, TxnKvOp, TxnKvVerb, TxnOp, TxnReadRequest, TxnRequest, TxnResult, MAX_TXN_OPS,
+    CommandResult, DirEntry, QueryOptions, TxnCatalogVerb, TxnError, TxnKvOp, TxnKvVerb, TxnOp, TxnReadRequest, TxnRequest, TxnResult, MAX_TXN_OPS,
 };
 
 /// Largest accepted body (Consul `txn_max_req_len`, which defaults to `kv_max_value_size`).
 pub const MAX_TXN_BODY_BYTES: usize = MAX_VALUE_BYTES;
 
 /// Field names of a transaction body (Consul `api.TxnOp`, `api.KVTxnOp`), matched ignoring case.
-const TXN_FIELDS: &[&str] =
-    &["KV", "Node", "Service", "Check", "Session", "Intention", "Verb", "Key", "Value", "Flags", "Index", "Namespace", "Partition"];
+const TXN_FIELDS: &[&str] = &[
+    "KV", "Node", "Service", "Check", "Session", "Intention", "Verb", "Key", "Value", "Flags", "Index", "Namespace", "Partition", "ID",
+    "Address", "Datacenter", "TaggedAddresses", "Meta", "Tags", "Port", "CheckID", "Name", "Status", "Notes", "Output", "ServiceID",
+    "ServiceName", "ServiceTags",
+];
 
 /// Routes of `/v1/txn`.
 pub fn routes() -> axum::Router<Arc<Server>> {
@@ -66,8 +70,11 @@ fn parse_op(i: usize, item: &Value) -> Result<TxnOp, ApiError> {
     let bad = |what: String| ApiError::bad_request(format!("Failed to parse body: operation {i}: {what}"));
     let obj = item.as_object().ok_or_else(|| bad(format!("expected an object, got {item}")))?;
     let present = |k: &str| obj.get(k).is_some_and(|v| !v.is_null());
-    if let Some(kind) = ["Node", "Service", "Check", "Session", "Intention"].into_iter().find(|k| present(k)) {
-        return Err(ApiError::bad_request(format!("Transaction operation {i}: {kind} operations are not supported yet (only KV)")));
+    if let Some(kind) = ["Session", "Intention"].into_iter().find(|k| present(k)) {
+        return Err(ApiError::bad_request(format!("Transaction operation {i}: {kind} operations are not supported yet")));
+    }
+    if let Some(kind) = ["Node", "Service", "Check"].into_iter().find(|k| present(k)) {
+        return parse_catalog(i, kind, &obj[kind]);
     }
     let kv = match obj.get("KV") {
         Some(Value::Object(kv)) => kv,
@@ -79,6 +86,31 @@ fn parse_op(i: usize, item: &Value) -> Result<TxnOp, ApiError> {
             validate_key(&op.dir_ent.key)?;
         }
         Ok(TxnOp::Kv(op))
+    })
+}
+
+/// A Node, Service or Check operation (`get`, `set`, `delete`).
+fn parse_catalog(i: usize, kind: &str, v: &Value) -> Result<TxnOp, ApiError> {
+    let bad = |what: String| ApiError::bad_request(format!("Failed to parse body: operation {i}: {what}"));
+    let obj = v.as_object().ok_or_else(|| bad(format!("{kind} must be an object, got {v}")))?;
+    let verb_text = obj.get("Verb").and_then(Value::as_str).unwrap_or("");
+    let verb = match TxnCatalogVerb::parse(verb_text) {
+        Some(v) => v,
+        None if verb_text == "cas" || verb_text == "delete-cas" => {
+            return Err(ApiError::bad_request(format!("Transaction operation {i}: {kind} verb {verb_text:?} is not supported yet")))
+        }
+        None => return Err(bad(format!("unknown {kind} verb {verb_text:?}"))),
+    };
+    let inner = |field: &str| obj.get(field).cloned().filter(|v| !v.is_null()).unwrap_or_else(|| json!({}));
+    let decode_err = |e: serde_json::Error| bad(format!("{kind}: {e}"));
+    Ok(match kind {
+        "Node" => TxnOp::Node { verb, node: serde_json::from_value(inner("Node")).map_err(decode_err)? },
+        "Service" => TxnOp::Service {
+            verb,
+            node: obj.get("Node").and_then(Value::as_str).unwrap_or("").to_string(),
+            service: serde_json::from_value(inner("Service")).map_err(decode_err)?,
+        },
+        _ => TxnOp::Check { verb, check: serde_json::from_value(inner("Check")).map_err(decode_err)? },
     })
 }
 
@@ -110,6 +142,9 @@ fn parse_kv(kv: &Map<String, Value>) -> Result<TxnKvOp, String> {
 fn result_json(r: &TxnResult) -> Value {
     match r {
         TxnResult::Kv(e) => json!({ "KV": entry_json(e) }),
+        TxnResult::Node(n) => json!({ "Node": n }),
+        TxnResult::Service(svc) => json!({ "Service": svc }),
+        TxnResult::Check(c) => json!({ "Check": c }),
     }
 }
 
@@ -129,7 +164,15 @@ fn answer(mut headers: HeaderMap, results: &[TxnResult], errors: &[TxnError]) ->
 /// `PUT /v1/txn`.
 pub async fn txn(State(server): State<Arc<Server>>, opts: QueryOptions, body: Bytes) -> Result<Response, ApiError> {
     server.check_datacenter(&opts)?;
-    let ops = parse_ops(&body)?;
+    let mut ops = parse_ops(&body)?;
+    for op in &mut ops {
+        // Consul fills a node's datacenter with the agent's.
+        if let TxnOp::Node { node, .. } = op {
+            if node.datacenter.is_empty() {
+                node.datacenter = server.config.datacenter.clone();
+            }
+        }
+    }
     if !ops.iter().any(TxnOp::is_write) {
         let read = server.txn_read(TxnReadRequest { ops, opts }, false).await?;
         return answer(meta_headers(&read.meta), &read.results, &read.errors);
@@ -154,9 +197,9 @@ mod tests {
     #[test]
     fn kv_ops_parse_with_base64_values_and_any_case() {
         let ops = parse(r#"[{"KV":{"Verb":"cas","Key":"a","Value":"aGk=","Flags":3,"Index":7}},{"kv":{"verb":"lock","key":"b","session":"s"}}]"#).unwrap();
-        let TxnOp::Kv(a) = &ops[0];
+        let TxnOp::Kv(a) = &ops[0] else { panic!("not KV") };
         assert_eq!((a.verb, a.dir_ent.value.as_slice(), a.dir_ent.flags, a.dir_ent.modify_index), (TxnKvVerb::Cas, &b"hi"[..], 3, 7));
-        let TxnOp::Kv(b) = &ops[1];
+        let TxnOp::Kv(b) = &ops[1] else { panic!("not KV") };
         assert_eq!((b.verb, b.dir_ent.session.as_deref()), (TxnKvVerb::Lock, Some("s")));
     }
 
@@ -168,11 +211,21 @@ mod tests {
         assert_eq!(parse(r#"[{"KV":{"Verb":"set","Key":"a","Value":"%%%"}}]"#).unwrap_err().0, 400);
         assert_eq!(parse(r#"[{"KV":{"Verb":"set","Key":"a","Flags":-1}}]"#).unwrap_err().0, 400);
         assert_eq!(parse(r#"[{"KV":{"Verb":"set","Key":"a/../b"}}]"#).unwrap_err().0, 400);
-        assert!(parse(r#"[{"Node":{"Verb":"get","Node":{"Node":"n"}}}]"#).unwrap_err().1.contains("not supported yet"));
+        assert!(parse(r#"[{"Session":{"Verb":"delete","Session":{"ID":"x"}}}]"#).unwrap_err().1.contains("not supported yet"));
+        assert!(parse(r#"[{"Node":{"Verb":"cas","Node":{"Node":"n"}}}]"#).unwrap_err().1.contains("not supported yet"));
+        assert_eq!(parse(r#"[{"Check":{"Verb":"nope"}}]"#).unwrap_err().0, 400);
         assert_eq!(parse("[{}]").unwrap_err().0, 400);
         let many = format!("[{}]", vec![r#"{"KV":{"Verb":"get","Key":"a"}}"#; MAX_TXN_OPS + 1].join(","));
         assert_eq!(parse(&many).unwrap_err(), (413, format!("Transaction contains too many operations ({} > {MAX_TXN_OPS})", MAX_TXN_OPS + 1)));
         assert_eq!(parse(&format!("\"{}\"", "x".repeat(MAX_TXN_BODY_BYTES))).unwrap_err().0, 413);
         assert_eq!(parse("[]").unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn catalog_ops_parse() {
+        let ops = parse(r#"[{"Node":{"Verb":"set","Node":{"Node":"n1","address":"10.0.0.1"}}},{"Service":{"Verb":"get","Node":"n1","Service":{"ID":"web"}}},{"check":{"verb":"delete","check":{"Node":"n1","CheckID":"c"}}}]"#).unwrap();
+        assert!(matches!(&ops[0], TxnOp::Node { verb: TxnCatalogVerb::Set, node } if node.address == "10.0.0.1"));
+        assert!(matches!(&ops[1], TxnOp::Service { verb: TxnCatalogVerb::Get, node, service } if node == "n1" && service.id == "web"));
+        assert!(matches!(&ops[2], TxnOp::Check { verb: TxnCatalogVerb::Delete, check } if check.check_id == "c"));
     }
 }

@@ -1,4 +1,5 @@
-//! `/v1/txn` operations against the store: KV verbs, applied in order inside one
+//! `/v1/txn` operations against the store: KV verbs here, Node/Service/Check verbs in
+//! [`super::txn_catalog`], applied in order inside one
 //! [`WriteTxn`] (a write transaction) or against a read-only [`Store`] (a read transaction).
 //!
 //! Source: Consul `agent/consul/state/txn.go` (`txnKVS`, `txnDispatch`, `TxnRW`, `TxnRO`) and
@@ -9,6 +10,7 @@
 //! deletes and `check-not-exists` give nothing; `get-tree` gives every entry under the prefix.
 
 use super::kv::prefixed;
+use super::txn_catalog::catalog_read;
 use super::store::Store;
 use super::txn::WriteTxn;
 use crate::structs::{DirEntry, KvsOp, KvsRequest, TxnError, TxnKvOp, TxnKvVerb, TxnOp, TxnResult};
@@ -105,6 +107,10 @@ impl WriteTxn<'_> {
                     Some(read) => read,
                     None => self.kv_write(op),
                 },
+                other => match catalog_read(self.store(), other) {
+                    Some(read) => read,
+                    None => self.catalog_write(other).unwrap_or_else(|| Err("no operation specified".to_string())),
+                },
             };
             match outcome {
                 Ok(r) => results.extend(r),
@@ -130,11 +136,14 @@ impl Store {
         let mut results = Vec::new();
         let mut errors = Vec::new();
         for (op_index, op) in ops.iter().enumerate() {
-            let TxnOp::Kv(kv) = op;
-            match kv_read(self, kv) {
+            let read = match op {
+                TxnOp::Kv(kv) => kv_read(self, kv),
+                other => catalog_read(self, other),
+            };
+            match read {
                 Some(Ok(r)) => results.extend(r),
                 Some(Err(what)) => errors.push(TxnError { op_index, what }),
-                None => errors.push(TxnError { op_index, what: format!("cannot {} in a read-only transaction", kv.verb.as_str()) }),
+                None => errors.push(TxnError { op_index, what: "cannot write in a read-only transaction".to_string() }),
             }
         }
         if !errors.is_empty() {
@@ -239,7 +248,10 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         let shown: Vec<(String, String, u64, u64)> = results
             .iter()
-            .map(|TxnResult::Kv(e)| (e.key.clone(), String::from_utf8_lossy(&e.value).into_owned(), e.create_index, e.modify_index))
+            .filter_map(|r| match r {
+                TxnResult::Kv(e) => Some((e.key.clone(), String::from_utf8_lossy(&e.value).into_owned(), e.create_index, e.modify_index)),
+                _ => None,
+            })
             .collect();
         let row = |k: &str, v: &str, c, m| (k.to_string(), v.to_string(), c, m);
         assert_eq!(shown, [
@@ -302,7 +314,7 @@ mod tests {
         assert_eq!(results.len(), 2);
         let (results, errors) = s.txn_read(&[kv(TxnKvVerb::Get, "a", ""), kv(TxnKvVerb::Set, "a", "")]);
         assert!(results.is_empty());
-        assert_eq!(whats(&errors), [(1, "cannot set in a read-only transaction")]);
+        assert_eq!(whats(&errors), [(1, "cannot write in a read-only transaction")]);
     }
 
     #[test]

@@ -20,5 +20,5 @@ pub use catalog::{
 pub use command::{Command, CommandError, CommandResult, MessageType, Request, TombstoneReapRequest};
 pub use kvs::{DirEntry, IndexedDirEntries, IndexedKeyList, KeyListRequest, KeyRequest, KvsOp, KvsRequest};
 pub use session::{Session, SessionBehavior, SessionOp, SessionQuery, SessionRequest};
-pub use txn::{TxnError, TxnKvOp, TxnKvVerb, TxnOp, TxnReadRequest, TxnReadResponse, TxnRequest, TxnResult, MAX_TXN_OPS};
+pub use txn::{TxnCatalogVerb, TxnError, TxnKvOp, TxnKvVerb, TxnOp, TxnReadRequest, TxnReadResponse, TxnRequest, TxnResult, MAX_TXN_OPS};
 pub use query::{Consistency, QueryError, QueryMeta, QueryOptions, WriteError};

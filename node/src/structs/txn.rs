@@ -1,13 +1,14 @@
 //! Transaction shapes (Consul HTTP API, `/v1/txn`; Consul `agent/structs/txn.go`).
 //!
-//! A transaction is a list of operations applied at one Raft index, all or nothing. Only KV
-//! operations exist so far; Node, Service, Check and Session operations are refused at the HTTP
-//! edge. Results are Consul's: a read verb returns the entry with its value, a KV write or check
+//! A transaction is a list of operations applied at one Raft index, all or nothing. KV operations
+//! have all of Consul's verbs; Node, Service and Check operations have `get`, `set` and `delete`
+//! (not `cas`/`delete-cas`); Session operations are refused at the HTTP edge. Results are Consul's: a read verb returns the entry with its value, a KV write or check
 //! returns the entry as stored without its value, a delete returns nothing, and `get-tree`
 //! returns every entry under the prefix. Errors name the operation (`OpIndex`) and why (`What`).
 
 use serde::{Deserialize, Serialize};
 
+use super::catalog::{HealthCheck, Node, NodeService};
 use super::kvs::DirEntry;
 use super::query::{QueryMeta, QueryOptions};
 
@@ -89,10 +90,44 @@ pub struct TxnKvOp {
     pub dir_ent: DirEntry,
 }
 
-/// One operation of a transaction (Consul `TxnOp`; only KV so far).
+/// A Node, Service or Check verb inside a transaction (Consul `api.NodeOp`, `ServiceOp`,
+/// `CheckOp`); the `cas` and `delete-cas` variants are not supported yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnCatalogVerb {
+    /// `get`: the row; fails when it does not exist.
+    Get,
+    /// `set`: register (create or update) the row.
+    Set,
+    /// `delete`: deregister the row (a missing one is fine).
+    Delete,
+}
+
+impl TxnCatalogVerb {
+    /// Consul's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::Set => "set",
+            Self::Delete => "delete",
+        }
+    }
+
+    /// The verb spelled `s`, if supported.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Get, Self::Set, Self::Delete].into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// One operation of a transaction (Consul `TxnOp`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnOp {
     Kv(TxnKvOp),
+    /// `{"Node": {"Verb", "Node": {ID, Node, Address, Datacenter, TaggedAddresses, Meta}}}`.
+    Node { verb: TxnCatalogVerb, node: Node },
+    /// `{"Service": {"Verb", "Node", "Service": {ID, Service, Tags, Address, Meta, Port, ...}}}`.
+    Service { verb: TxnCatalogVerb, node: String, service: NodeService },
+    /// `{"Check": {"Verb", "Check": {Node, CheckID, Name, Status, ServiceID, ...}}}`.
+    Check { verb: TxnCatalogVerb, check: HealthCheck },
 }
 
 impl TxnOp {
@@ -100,6 +135,7 @@ impl TxnOp {
     pub fn is_write(&self) -> bool {
         match self {
             TxnOp::Kv(op) => op.verb.is_write(),
+            TxnOp::Node { verb, .. } | TxnOp::Service { verb, .. } | TxnOp::Check { verb, .. } => *verb != TxnCatalogVerb::Get,
         }
     }
 }
@@ -116,6 +152,9 @@ impl std::fmt::Display for TxnRequest {
         for op in &self.ops {
             match op {
                 TxnOp::Kv(op) => write!(f, " {}:{}", op.verb.as_str(), op.dir_ent.key)?,
+                TxnOp::Node { verb, node } => write!(f, " node-{}:{}", verb.as_str(), node.node)?,
+                TxnOp::Service { verb, node, service } => write!(f, " service-{}:{}/{}", verb.as_str(), node, service.id)?,
+                TxnOp::Check { verb, check } => write!(f, " check-{}:{}/{}", verb.as_str(), check.node, check.check_id)?,
             }
         }
         Ok(())
@@ -129,10 +168,14 @@ pub struct TxnReadRequest {
     pub opts: QueryOptions,
 }
 
-/// One result (Consul `TxnResult`): JSON `{"KV": DirEntry}`.
+/// One result (Consul `TxnResult`): JSON `{"KV": DirEntry}`, `{"Node": Node}`,
+/// `{"Service": NodeService}` or `{"Check": HealthCheck}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnResult {
     Kv(DirEntry),
+    Node(Node),
+    Service(NodeService),
+    Check(HealthCheck),
 }
 
 /// Why one operation failed (Consul `TxnError`): JSON `{"OpIndex": i, "What": "..."}`.
