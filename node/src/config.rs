@@ -125,6 +125,11 @@ pub struct BugSwitches {
     /// A lock release by the holder sets the value and answers `true` but leaves the session
     /// holding the lock (caught by the lock model: a free lock refuses an acquire).
     pub release_keeps_lock: bool,
+    /// A transaction whose op fails keeps the ops before it: `/v1/txn` stops at the first failing
+    /// operation and commits the ones before it instead of rolling the whole transaction back,
+    /// while still answering 409 as if nothing had been applied (caught by the bank-transfer
+    /// invariant: money appears or disappears).
+    pub txn_partial_apply: bool,
     /// The leader's session TTL timer fires after TTL/2 instead of Consul's 2×TTL, invalidating
     /// sessions that were renewed in time (caught by the session-TTL safety check).
     pub session_ttl_early: bool,

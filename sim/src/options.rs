@@ -54,6 +54,9 @@ pub enum Bug {
     /// The leader's session TTL timer fires at TTL/2 instead of 2×TTL (caught by the session-TTL
     /// safety check on `session-expiry`).
     SessionTtlEarly,
+    /// A `/v1/txn` whose operation fails keeps the operations before it while answering 409
+    /// (caught by the bank-transfer invariant on `txn-bank`).
+    TxnPartialApply,
 }
 
 impl Bug {
@@ -74,6 +77,7 @@ impl Bug {
             Bug::BootstrapTimeout => "bootstrap-timeout",
             Bug::ReleaseKeepsLock => "release-keeps-lock",
             Bug::SessionTtlEarly => "session-ttl-early",
+            Bug::TxnPartialApply => "txn-partial-apply",
         }
     }
 
@@ -107,6 +111,7 @@ impl Bug {
             Bug::BootstrapTimeout => &["bootstrap"],
             Bug::ReleaseKeepsLock => &["lock-contention"],
             Bug::SessionTtlEarly => &["session-expiry", "lock-contention"],
+            Bug::TxnPartialApply => &["txn-bank"],
         }
     }
 
@@ -184,6 +189,7 @@ impl RunOptions {
             bootstrap_timeout: self.bugs.contains(&Bug::BootstrapTimeout),
             release_keeps_lock: self.bugs.contains(&Bug::ReleaseKeepsLock),
             session_ttl_early: self.bugs.contains(&Bug::SessionTtlEarly),
+            txn_partial_apply: self.bugs.contains(&Bug::TxnPartialApply),
         }
     }
 

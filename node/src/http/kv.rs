@@ -25,7 +25,7 @@ pub const MAX_VALUE_BYTES: usize = 512 * 1024;
 /// Consul's JSON for one KV entry.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct EntryJson<'a> {
+pub(crate) struct EntryJson<'a> {
     lock_index: u64,
     key: &'a str,
     flags: u64,
@@ -36,7 +36,8 @@ struct EntryJson<'a> {
     modify_index: u64,
 }
 
-fn entry_json(e: &DirEntry) -> EntryJson<'_> {
+/// An entry in Consul's JSON shape (`Value` base64, null when empty).
+pub(crate) fn entry_json(e: &DirEntry) -> EntryJson<'_> {
     EntryJson {
         lock_index: e.lock_index,
         key: &e.key,

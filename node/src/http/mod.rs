@@ -2,7 +2,7 @@
 //!
 //! Owns: routing, Consul's query-parameter conventions ([`params`]), the `QueryOptions`
 //! extractor and `QueryMeta` headers ([`query`]), the KV endpoints ([`kv`]), the catalog
-//! ([`catalog`]) and health ([`health`]) endpoints, sessions ([`session`]), status/agent
+//! ([`catalog`]) and health ([`health`]) endpoints, sessions ([`session`]), transactions ([`txn`]), status/agent
 //! endpoints ([`status`]) and operator endpoints ([`operator`]). Handlers call the server core
 //! ([`crate::server::Server`]) and never reach past it. Errors become Consul's status codes and
 //! plain-text bodies here, at the edge, and nowhere else.
@@ -21,6 +21,7 @@ pub mod params;
 pub mod query;
 pub mod session;
 pub mod status;
+pub mod txn;
 
 use std::sync::Arc;
 
@@ -66,6 +67,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/v1/operator/raft/transfer-leader", axum::routing::post(operator::transfer_leader))
         .merge(agent_services::routes())
         .merge(session::routes())
+        .merge(txn::routes())
         .route_layer(axum::middleware::from_fn_with_state(server.clone(), metrics::track))
         .with_state(server)
 }

@@ -74,6 +74,8 @@ pub struct StateMachine {
     check_status_ignored: bool,
     /// Deliberate bug `release_keeps_lock` (see `BugSwitches`).
     release_keeps_lock: bool,
+    /// Deliberate bug `txn_partial_apply` (see `BugSwitches`).
+    txn_partial_apply: bool,
     /// This host's clock, for lock-delays (none in storage tests: delays are then not recorded).
     clock: Option<Arc<dyn crate::io::Clock>>,
 }
@@ -123,6 +125,7 @@ impl StateMachine {
             telemetry: Arc::default(),
             check_status_ignored: false,
             release_keeps_lock: false,
+            txn_partial_apply: false,
             clock: None,
         })
     }
@@ -138,6 +141,13 @@ impl StateMachine {
     /// but leaves the session holding the lock.
     pub fn releasing_nothing(mut self, on: bool) -> Self {
         self.release_keeps_lock = on;
+        self
+    }
+
+    /// Test-only switch (`txn_partial_apply`): a failing transaction keeps the operations before
+    /// the failing one.
+    pub fn partially_applying_txns(mut self, on: bool) -> Self {
+        self.txn_partial_apply = on;
         self
     }
 
@@ -275,6 +285,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             telemetry: self.telemetry.clone(),
             check_status_ignored: self.check_status_ignored,
             release_keeps_lock: self.release_keeps_lock,
+            txn_partial_apply: self.txn_partial_apply,
             clock: self.clock.clone(),
         }
     }
@@ -309,12 +320,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 }
 
 /// The deliberate bugs the state machine carries out: (`check_status_ignored`,
-/// `release_keeps_lock`).
-type ApplyBugs = (bool, bool);
+/// `release_keeps_lock`, `txn_partial_apply`).
+type ApplyBugs = (bool, bool, bool);
 
 impl StateMachine {
     fn bugs(&self) -> ApplyBugs {
-        (self.check_status_ignored, self.release_keeps_lock)
+        (self.check_status_ignored, self.release_keeps_lock, self.txn_partial_apply)
     }
 }
 
@@ -324,7 +335,7 @@ fn apply_command(
     index: u64,
     cmd: &Command,
     metrics: &crate::telemetry::Metrics,
-    (check_status_ignored, release_keeps_lock): ApplyBugs,
+    (check_status_ignored, release_keeps_lock, txn_partial_apply): ApplyBugs,
 ) -> Result<crate::state::ApplyOutcome, crate::structs::CommandError> {
     use crate::structs::{KvsOp, Request};
     let mut req = cmd.decode()?;
@@ -339,5 +350,10 @@ fn apply_command(
         _ => {}
     }
     metrics.kv_apply(&req);
+    if let Request::Txn(r) = &req {
+        if txn_partial_apply {
+            return Ok(store.apply_txn_keeping_partial(index, r));
+        }
+    }
     Ok(store.apply_full(index, &req))
 }

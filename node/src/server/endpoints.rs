@@ -17,6 +17,7 @@ use super::catalog::*;
 use super::forward::Forwarded;
 use super::kvs::{KVS_APPLY, KVS_GET, KVS_LIST, KVS_LIST_KEYS};
 use super::session::*;
+use super::txn::{TXN_APPLY, TXN_METHODS, TXN_READ};
 use super::{PeerInfo, Server};
 use crate::codec::{decode, encode};
 use crate::raft::{NodeId, TypeConfig};
@@ -41,8 +42,8 @@ pub const SERVER_LEAVE: &str = "Server.Leave";
 pub const RAFT_TIMEOUT_NOW: &str = "Raft.TimeoutNow";
 pub const OPERATOR_TRANSFER_LEADER: &str = "Operator.TransferLeader";
 
-/// Every method this server answers but the catalog's ([`CATALOG_METHODS`]) and sessions'
-/// ([`SESSION_METHODS`]); together they bound
+/// Every method this server answers but the catalog's ([`CATALOG_METHODS`]), sessions'
+/// ([`SESSION_METHODS`]) and transactions' ([`TXN_METHODS`]); together they bound
 /// the RPC metrics' label set.
 pub const METHODS: [&str; 15] = [
     RAFT_APPEND_ENTRIES, RAFT_VOTE, RAFT_INSTALL_SNAPSHOT, RAFT_TIMEOUT_NOW, KVS_APPLY, KVS_GET, KVS_LIST,
@@ -121,6 +122,8 @@ impl RpcHandler for Server {
             SESSION_LIST => typed(&body, |r: Forwarded<_>| self.session_list(r.args, r.forwarded)).await,
             SESSION_NODE_SESSIONS => typed(&body, |r: Forwarded<_>| self.node_sessions(r.args, r.forwarded)).await,
             SESSION_RENEW => typed(&body, |r: Forwarded<_>| self.session_renew(r.args, r.forwarded)).await,
+            TXN_APPLY => typed(&body, |r: Forwarded<_>| self.txn_apply(r.args, r.forwarded)).await,
+            TXN_READ => typed(&body, |r: Forwarded<_>| self.txn_read(r.args, r.forwarded)).await,
             STATUS_LEADER => typed(&body, |()| async { self.leader().map(|(_, a)| a).unwrap_or_default() }).await,
             STATUS_PEERS => typed(&body, |()| async { self.voter_addrs() }).await,
             SERVER_HELLO => typed(&body, |peer: PeerInfo| self.hello(peer)).await,
@@ -138,7 +141,7 @@ impl RpcHandler for Server {
     }
 
     fn observe(&self, method: &str, ok: bool) {
-        let label = METHODS.iter().chain(CATALOG_METHODS.iter()).chain(SESSION_METHODS.iter()).find(|m| **m == method).copied().unwrap_or("unknown");
+        let label = METHODS.iter().chain(CATALOG_METHODS.iter()).chain(SESSION_METHODS.iter()).chain(TXN_METHODS.iter()).find(|m| **m == method).copied().unwrap_or("unknown");
         self.telemetry.metrics.rpc(label, !ok);
     }
 }

@@ -4,7 +4,7 @@
 //! Owns: opening the core from disk ([`Server::open`]), the leader's view of itself (leader
 //! lease, quorum contact, stepping down), the write path ([`write`]), the read path with
 //! consistency modes and blocking queries over any table ([`read`]), forwarding
-//! ([`forward`]), the named RPC endpoints ([`endpoints`], [`kvs`], [`catalog`]), the leader's background
+//! ([`forward`]), the named RPC endpoints ([`endpoints`], [`kvs`], [`catalog`], [`session`], [`txn`]), the leader's background
 //! duties ([`leader`]), bootstrap and joining ([`bootstrap`]), membership changes
 //! ([`membership`]) and recovery from corrupted storage ([`identity`]).
 //!
@@ -26,6 +26,7 @@ pub mod read;
 pub mod session;
 pub mod session_ttl;
 pub mod transfer;
+pub mod txn;
 pub mod write;
 
 use std::collections::BTreeMap;
@@ -146,7 +147,7 @@ impl Server {
         state.watches.lose_wakeups(config.bugs.lost_wakeup);
         let mut sm = StateMachine::open(state.clone(), io.disk.clone(), io.trace.clone(), config.node_name.clone())
             .await
-            .map(|sm| sm.reporting_one_entry_less(config.bugs.double_apply).ignoring_check_status(config.bugs.check_status_ignored).releasing_nothing(config.bugs.release_keeps_lock).with_clock(io.clock.clone()))
+            .map(|sm| sm.reporting_one_entry_less(config.bugs.double_apply).ignoring_check_status(config.bugs.check_status_ignored).releasing_nothing(config.bugs.release_keeps_lock).partially_applying_txns(config.bugs.txn_partial_apply).with_clock(io.clock.clone()))
             .map_err(|e| OpenError::Storage(e.to_string()))?;
         sm.set_telemetry(telemetry.clone());
         let rpc = RpcClient::new(io.net.clone());

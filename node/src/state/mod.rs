@@ -3,7 +3,7 @@
 //! Owns: the [`Store`] of tables with Consul's `index` table ([`store`]), the KV table ([`kv`]),
 //! sessions and their locks ([`session`]) with their lock-delays ([`lock_delay`]), the catalog's nodes, services and checks ([`catalog`] writes, [`catalog_query`] reads)
 //! and its tombstones ([`graveyard`]), write transactions that apply atomically or roll back
-//! whole ([`txn`]), the watch set that wakes blocking queries only when what they read changed
+//! whole ([`txn`]) and the `/v1/txn` operations run in them ([`txn_ops`], [`txn_catalog`]), the watch set that wakes blocking queries only when what they read changed
 //! ([`watch`]), and the per-table snapshot sections ([`snapshot`]). Every mutation is stamped
 //! with the Raft log index that carried it, like Consul's memdb. This module must never do I/O
 //! or know about Raft: it is a pure function of the applied commands.
@@ -17,6 +17,8 @@ pub mod session;
 pub mod snapshot;
 pub mod store;
 pub mod txn;
+pub mod txn_catalog;
+pub mod txn_ops;
 pub mod watch;
 
 pub use store::{ApplyOutcome, Store};

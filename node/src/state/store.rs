@@ -91,6 +91,10 @@ impl Store {
             Request::Register(r) => CommandResult::Catalog { error: txn.ensure_registration(r).err(), index },
             Request::Deregister(r) => CommandResult::Catalog { error: txn.deregister(r).err(), index },
             Request::TombstoneReap(r) => CommandResult::TombstoneReap { reaped: txn.reap_tombstones(r.reap_index), index },
+            Request::Txn(r) => {
+                let (results, errors) = txn.txn_apply(&r.ops, false);
+                CommandResult::Txn { results, errors, index }
+            }
             Request::Ignored(_) => CommandResult::None { index },
         };
         let (changes, lock_delays) = if result.ok() { txn.commit_full() } else { Default::default() };

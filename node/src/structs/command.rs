@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::catalog::{DeregisterRequest, RegisterRequest};
 use super::kvs::KvsRequest;
 use super::session::SessionRequest;
+use super::txn::{TxnError, TxnRequest, TxnResult};
 use crate::codec::{decode, encode, CodecError};
 
 /// A Raft message type (Consul's numbering where Consul has the type).
@@ -30,6 +31,8 @@ impl MessageType {
     pub const SESSION: Self = Self(3);
     /// `TombstoneRequestType`: reap KV tombstones (Consul: 5).
     pub const TOMBSTONE: Self = Self(5);
+    /// `TxnRequestType`: a transaction of several operations (Consul: 8).
+    pub const TXN: Self = Self(8);
     /// High bit: a server that does not know the type skips the entry instead of halting
     /// (Consul's `IgnoreUnknownTypeFlag`, 128).
     pub const IGNORE_UNKNOWN_FLAG: u8 = 128;
@@ -74,6 +77,7 @@ pub enum Request {
     Kvs(KvsRequest),
     Session(SessionRequest),
     TombstoneReap(TombstoneReapRequest),
+    Txn(TxnRequest),
     /// A type this build does not know but that is flagged ignorable: applied as a no-op.
     Ignored(MessageType),
 }
@@ -115,10 +119,15 @@ impl Command {
         Self::build(MessageType::TOMBSTONE, req)
     }
 
+    /// A transaction. Errors: the request cannot be encoded.
+    pub fn txn(req: &TxnRequest) -> Result<Self, CodecError> {
+        Self::build(MessageType::TXN, req)
+    }
+
     /// Decodes the body by type. Errors: see [`CommandError`].
     pub fn decode(&self) -> Result<Request, CommandError> {
         let t = self.msg_type;
-        let known = matches!(t.base(), 0 | 1 | 2 | 3 | 5);
+        let known = matches!(t.base(), 0 | 1 | 2 | 3 | 5 | 8);
         if !known {
             return if t.ignorable() { Ok(Request::Ignored(t)) } else { Err(CommandError::UnknownType(t.0)) };
         }
@@ -131,6 +140,7 @@ impl Command {
             1 => Ok(Request::Deregister(decode(&self.body).map_err(body_err)?)),
             2 => Ok(Request::Kvs(decode(&self.body).map_err(body_err)?)),
             3 => Ok(Request::Session(decode(&self.body).map_err(body_err)?)),
+            8 => Ok(Request::Txn(decode(&self.body).map_err(body_err)?)),
             _ => Ok(Request::TombstoneReap(decode(&self.body).map_err(body_err)?)),
         }
     }
@@ -157,6 +167,7 @@ impl std::fmt::Display for Command {
             },
             Ok(Request::Session(r)) => write!(f, "{r}"),
             Ok(Request::TombstoneReap(r)) => write!(f, "reap tombstones <= {}", r.reap_index),
+            Ok(Request::Txn(r)) => write!(f, "{r}"),
             Ok(Request::Ignored(t)) => write!(f, "ignored type {}", t.0),
             Err(e) => write!(f, "undecodable: {e}"),
         }
@@ -180,6 +191,10 @@ pub enum CommandResult {
     Refused { error: String, index: u64 },
     /// Tombstones reaped.
     TombstoneReap { reaped: u64, index: u64 },
+    /// A transaction (Consul `TxnResponse`): the results when every operation succeeded (then
+    /// `errors` is empty and everything was applied), else every operation's error and nothing
+    /// applied (`results` is empty).
+    Txn { results: Vec<TxnResult>, errors: Vec<TxnError>, index: u64 },
     /// A blank or membership entry, or an ignorable unknown type: nothing changed.
     None { index: u64 },
 }
@@ -199,6 +214,7 @@ impl CommandResult {
             | CommandResult::Session { index, .. }
             | CommandResult::Refused { index, .. }
             | CommandResult::TombstoneReap { index, .. }
+            | CommandResult::Txn { index, .. }
             | CommandResult::None { index } => *index,
         }
     }
@@ -208,6 +224,7 @@ impl CommandResult {
             CommandResult::Kvs { ok, .. } => *ok,
             CommandResult::Catalog { error, .. } => error.is_none(),
             CommandResult::Refused { .. } => false,
+            CommandResult::Txn { errors, .. } => errors.is_empty(),
             _ => true,
         }
     }
@@ -233,5 +250,15 @@ mod tests {
         assert_eq!(cmd.decode(), Ok(Request::Kvs(req)));
         cmd.version = COMMAND_VERSION + 1;
         assert!(matches!(cmd.decode(), Err(CommandError::NewerVersion { .. })));
+    }
+
+    #[test]
+    fn txn_is_consuls_type_8_and_round_trips() {
+        use crate::structs::{TxnKvOp, TxnKvVerb, TxnOp, TxnRequest};
+        let req = TxnRequest { ops: vec![TxnOp::Kv(TxnKvOp { verb: TxnKvVerb::CheckIndex, dir_ent: DirEntry::new("a", vec![]) })] };
+        let cmd = Command::txn(&req).unwrap();
+        assert_eq!(cmd.msg_type.0, 8);
+        assert_eq!(cmd.to_string(), "txn check-index:a");
+        assert_eq!(cmd.decode(), Ok(Request::Txn(req)));
     }
 }
