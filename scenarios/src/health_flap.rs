@@ -1,4 +1,4 @@
-//! The catalog under faults: clients register instances with their health check flipping between
+//! The catalog under faults (the same schedule drives txn-bank): clients register instances with their health check flipping between
 //! passing and critical while random halves are cut off, the leader is isolated, or a server
 //! crashes and restarts. Judged per instance as a register (see the simulator's catalog
 //! workload): a torn registration or a dropped status change shows as a value never written.

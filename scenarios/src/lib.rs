@@ -58,6 +58,9 @@ pub enum WorkloadKind {
     /// TTL sessions taking, renewing and releasing KV locks, each lock checked against the lock
     /// model (mutual exclusion, session-TTL safety).
     Locks,
+    /// Transfers between KV accounts in `/v1/txn` transactions and reads of every balance in
+    /// one; the total must never change.
+    Bank,
 }
 
 impl WorkloadKind {
@@ -68,6 +71,7 @@ impl WorkloadKind {
             WorkloadKind::Catalog => "catalog-register",
             WorkloadKind::AgentServices => "agent-services",
             WorkloadKind::Locks => "locks",
+            WorkloadKind::Bank => "txn-bank",
         }
     }
 }
@@ -76,6 +80,7 @@ const KV: WorkloadKind = WorkloadKind::KvRegister;
 const CATALOG: WorkloadKind = WorkloadKind::Catalog;
 const AGENT: WorkloadKind = WorkloadKind::AgentServices;
 const LOCKS: WorkloadKind = WorkloadKind::Locks;
+const BANK: WorkloadKind = WorkloadKind::Bank;
 
 /// A scenario: name, one-line description, schedule builder (which may describe what it chose
 /// from the seed in [`Schedule::options`]), and the workload its clients run.
@@ -108,6 +113,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "bootstrap", about: "partitions, crashes and a late server while the cluster forms; one cluster must form", build: bootstrap::build, workload: KV },
     Scenario { name: "lock-contention", about: "TTL sessions contend for KV locks (holders pausing past their TTL) under partitions, leader isolation and pauses", build: lock_contention::build, workload: LOCKS },
     Scenario { name: "session-expiry", about: "TTL sessions under drifting server clocks and leader changes (isolation, transfer)", build: session_expiry::build, workload: LOCKS },
+    Scenario { name: "txn-bank", about: "transfers between accounts in /v1/txn transactions under partitions, leader isolation and crashes; the total never changes", build: health_flap::build, workload: BANK },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 

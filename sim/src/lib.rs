@@ -5,6 +5,7 @@
 //! [`run::run`]'s trace hash proves (`--check-determinism`).
 
 pub mod agent_workload;
+pub mod bank_workload;
 pub mod catalog_workload;
 pub mod final_reads;
 pub mod http_client;

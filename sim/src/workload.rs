@@ -118,6 +118,7 @@ pub fn for_scenario(scenario: &str) -> Box<dyn Workload> {
         Some(scenarios::WorkloadKind::Catalog) => Box::new(crate::catalog_workload::CatalogRegister),
         Some(scenarios::WorkloadKind::AgentServices) => Box::new(crate::agent_workload::AgentServices::default()),
         Some(scenarios::WorkloadKind::Locks) => Box::new(crate::lock_workload::Locks::default()),
+        Some(scenarios::WorkloadKind::Bank) => Box::new(crate::bank_workload::Bank),
     }
 }
 

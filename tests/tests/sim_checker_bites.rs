@@ -161,8 +161,15 @@ fn a_session_ttl_timer_that_fires_early_is_caught() {
 }
 
 #[test]
+fn a_transaction_applied_in_part_is_caught() {
+    // txn-bank: a transfer whose second `cas` fails keeps its first write, so money appears or
+    // vanishes and a read of every balance no longer adds up to the opening total.
+    assert_caught_within(Bug::TxnPartialApply, "txn-bank", SEED_BUDGET);
+}
+
+#[test]
 fn correct_agent_passes_the_same_seeds() {
-    for scenario in ["partition-heal", "crash-restart", "leader-transfer", "health-flap", "agent-restart", "bootstrap", "clock-drift", "lock-contention", "session-expiry"] {
+    for scenario in ["partition-heal", "crash-restart", "leader-transfer", "health-flap", "agent-restart", "bootstrap", "clock-drift", "lock-contention", "session-expiry", "txn-bank"] {
         for seed in SEED_BUDGET {
             let options = RunOptions::derive(seed, scenario, 3, vec![], false);
             let (result, judgement) = sim::run_seed(&options).expect("scenario exists");
