@@ -30,6 +30,7 @@ pub mod monitor;
 pub mod operator;
 pub mod reload;
 pub mod services;
+pub mod snapshot;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -76,6 +77,9 @@ pub enum Command {
     /// Interact with services registered on the local agent.
     #[command(subcommand)]
     Services(services::ServicesCommand),
+    /// Saves, restores and inspects snapshots of the cluster's state.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
     /// Prints the Concord version, and the Consul API version it implements.
     Version,
 }
@@ -222,6 +226,7 @@ pub fn main() -> i32 {
         Command::Operator(cmd) => common::run(operator::run(cmd)),
         Command::Reload(a) => common::run(reload::reload(a)),
         Command::Services(cmd) => common::run(services::run(cmd)),
+        Command::Snapshot(cmd) => common::run(snapshot::run(cmd)),
         Command::Version => {
             print!("{}", info::version_text());
             0
@@ -309,7 +314,7 @@ mod tests {
     #[test]
     fn only_built_commands_are_listed() {
         let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
-        assert_eq!(names, ["agent", "catalog", "info", "kv", "leave", "monitor", "operator", "reload", "services", "version"]);
+        assert_eq!(names, ["agent", "catalog", "info", "kv", "leave", "lock", "monitor", "operator", "reload", "services", "snapshot", "version"]);
     }
 
     #[test]

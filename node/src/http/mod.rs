@@ -20,6 +20,7 @@ pub mod operator;
 pub mod params;
 pub mod query;
 pub mod session;
+pub mod snapshot;
 pub mod status;
 pub mod txn;
 
@@ -67,6 +68,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/v1/operator/raft/transfer-leader", axum::routing::post(operator::transfer_leader))
         .merge(agent_services::routes())
         .merge(session::routes())
+        .merge(snapshot::routes())
         .merge(txn::routes())
         .route_layer(axum::middleware::from_fn_with_state(server.clone(), metrics::track))
         .with_state(server)

@@ -216,6 +216,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut results = Vec::new();
         let mut changes = Vec::new();
         let mut lock_delays = Vec::new();
+        let mut restored = false;
         let mut traced = Vec::new();
         let mut halted = None;
         {
@@ -237,6 +238,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             traced.push(Event::Apply { index, term: entry.log_id.leader_id.term, entry: applied });
                             changes.extend(out.changes);
                             lock_delays.extend(out.lock_delays);
+                            restored |= out.restored;
                             out.result
                         }
                         Err(e) => {
@@ -265,6 +267,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
         }
         self.shared.watches.changed(&changes);
+        if restored {
+            self.shared.watches.changed_all();
+        }
         if let Some(why) = halted {
             tracing::error!(node = %self.node_name, %why, "state machine halted");
             return Err(sm_err(ErrorVerb::Write, why));

@@ -17,6 +17,7 @@ use super::catalog::*;
 use super::forward::Forwarded;
 use super::kvs::{KVS_APPLY, KVS_GET, KVS_LIST, KVS_LIST_KEYS};
 use super::session::*;
+use super::snapshot::{SNAPSHOT_RESTORE, SNAPSHOT_SAVE};
 use super::txn::{TXN_APPLY, TXN_METHODS, TXN_READ};
 use super::{PeerInfo, Server};
 use crate::codec::{decode, encode};
@@ -45,10 +46,10 @@ pub const OPERATOR_TRANSFER_LEADER: &str = "Operator.TransferLeader";
 /// Every method this server answers but the catalog's ([`CATALOG_METHODS`]), sessions'
 /// ([`SESSION_METHODS`]) and transactions' ([`TXN_METHODS`]); together they bound
 /// the RPC metrics' label set.
-pub const METHODS: [&str; 15] = [
+pub const METHODS: [&str; 17] = [
     RAFT_APPEND_ENTRIES, RAFT_VOTE, RAFT_INSTALL_SNAPSHOT, RAFT_TIMEOUT_NOW, KVS_APPLY, KVS_GET, KVS_LIST,
     KVS_LIST_KEYS, STATUS_LEADER, STATUS_PEERS, SERVER_HELLO, SERVER_JOIN, SERVER_LEAVE, OPERATOR_TRANSFER_LEADER,
-    "unknown",
+    SNAPSHOT_SAVE, SNAPSHOT_RESTORE, "unknown",
 ];
 
 /// Decodes `body` as `Req`, runs `f`, encodes its answer.
@@ -124,6 +125,11 @@ impl RpcHandler for Server {
             SESSION_RENEW => typed(&body, |r: Forwarded<_>| self.session_renew(r.args, r.forwarded)).await,
             TXN_APPLY => typed(&body, |r: Forwarded<_>| self.txn_apply(r.args, r.forwarded)).await,
             TXN_READ => typed(&body, |r: Forwarded<_>| self.txn_read(r.args, r.forwarded)).await,
+            SNAPSHOT_SAVE => typed(&body, |r: Forwarded<_>| self.snapshot_save(r.args, r.forwarded)).await,
+            SNAPSHOT_RESTORE => typed(&body, |r: Forwarded<crate::structs::RestoreRequest>| {
+                self.apply_write(SNAPSHOT_RESTORE, r.args, r.forwarded, crate::structs::Command::restore)
+            })
+            .await,
             STATUS_LEADER => typed(&body, |()| async { self.leader().map(|(_, a)| a).unwrap_or_default() }).await,
             STATUS_PEERS => typed(&body, |()| async { self.voter_addrs() }).await,
             SERVER_HELLO => typed(&body, |peer: PeerInfo| self.hello(peer)).await,

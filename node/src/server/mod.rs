@@ -25,6 +25,7 @@ pub mod membership;
 pub mod read;
 pub mod session;
 pub mod session_ttl;
+pub mod snapshot;
 pub mod transfer;
 pub mod txn;
 pub mod write;

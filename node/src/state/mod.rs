@@ -4,10 +4,11 @@
 //! sessions and their locks ([`session`]) with their lock-delays ([`lock_delay`]), the catalog's nodes, services and checks ([`catalog`] writes, [`catalog_query`] reads)
 //! and its tombstones ([`graveyard`]), write transactions that apply atomically or roll back
 //! whole ([`txn`]) and the `/v1/txn` operations run in them ([`txn_ops`], [`txn_catalog`]), the watch set that wakes blocking queries only when what they read changed
-//! ([`watch`]), and the per-table snapshot sections ([`snapshot`]). Every mutation is stamped
+//! ([`watch`]), the per-table snapshot sections ([`snapshot`]) and the snapshot archives of `/v1/snapshot` ([`archive`]). Every mutation is stamped
 //! with the Raft log index that carried it, like Consul's memdb. This module must never do I/O
 //! or know about Raft: it is a pure function of the applied commands.
 
+pub mod archive;
 pub mod catalog;
 pub mod catalog_query;
 pub mod graveyard;

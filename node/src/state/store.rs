@@ -54,6 +54,8 @@ pub struct ApplyOutcome {
     pub result: CommandResult,
     pub changes: Vec<Change>,
     pub lock_delays: Vec<(String, u64)>,
+    /// The store was replaced whole by a snapshot restore: every watcher must wake.
+    pub restored: bool,
 }
 
 impl Store {
@@ -96,9 +98,26 @@ impl Store {
                 CommandResult::Txn { results, errors, index }
             }
             Request::Ignored(_) => CommandResult::None { index },
+            Request::Restore(r) => {
+                drop(txn);
+                return self.restore(index, r);
+            }
         };
         let (changes, lock_delays) = if result.ok() { txn.commit_full() } else { Default::default() };
-        ApplyOutcome { result, changes, lock_delays }
+        ApplyOutcome { result, changes, lock_delays, restored: false }
+    }
+
+    /// Replaces the whole store with a snapshot's (see [`Store::restored_at`]). A snapshot that
+    /// does not decode is refused and changes nothing (the leader verified it before proposing,
+    /// so this is only a defence).
+    fn restore(&mut self, index: u64, req: &crate::structs::RestoreRequest) -> ApplyOutcome {
+        match super::snapshot::decode_sections(&req.sections) {
+            Ok(restored) => {
+                *self = Store::restored_at(restored, index);
+                ApplyOutcome { result: CommandResult::None { index }, restored: true, ..ApplyOutcome::default() }
+            }
+            Err(e) => ApplyOutcome { result: CommandResult::Refused { error: e.to_string(), index }, ..ApplyOutcome::default() },
+        }
     }
 
     /// Inserts (`Some`) or removes (`None`) the KV row at `key`, keeping [`Store::session_locks`]

@@ -162,7 +162,7 @@ impl Store {
         let mut txn = self.txn(index);
         let (results, errors) = txn.txn_apply(&req.ops, true);
         let (changes, lock_delays) = txn.commit_full();
-        super::ApplyOutcome { result: crate::structs::CommandResult::Txn { results, errors, index }, changes, lock_delays }
+        super::ApplyOutcome { result: crate::structs::CommandResult::Txn { results, errors, index }, changes, lock_delays, restored: false }
     }
 }
 

@@ -29,6 +29,9 @@ impl MessageType {
     pub const KVS: Self = Self(2);
     /// `SessionRequestType`: a session create or destroy (Consul: 3).
     pub const SESSION: Self = Self(3);
+    /// Concord's own: replace the whole state with a snapshot archive's (`PUT /v1/snapshot`;
+    /// Consul restores outside the log). Not ignorable: a server that skipped it would diverge.
+    pub const RESTORE: Self = Self(100);
     /// `TombstoneRequestType`: reap KV tombstones (Consul: 5).
     pub const TOMBSTONE: Self = Self(5);
     /// `TxnRequestType`: a transaction of several operations (Consul: 8).
@@ -69,6 +72,13 @@ pub struct TombstoneReapRequest {
     pub reap_index: u64,
 }
 
+/// `RESTORE`: the state sections of a verified snapshot archive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreRequest {
+    #[serde(with = "serde_bytes")]
+    pub sections: Vec<u8>,
+}
+
 /// A decoded command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -78,6 +88,7 @@ pub enum Request {
     Session(SessionRequest),
     TombstoneReap(TombstoneReapRequest),
     Txn(TxnRequest),
+    Restore(RestoreRequest),
     /// A type this build does not know but that is flagged ignorable: applied as a no-op.
     Ignored(MessageType),
 }
@@ -114,6 +125,10 @@ impl Command {
     pub fn session(req: &SessionRequest) -> Result<Self, CodecError> {
         Self::build(MessageType::SESSION, req)
     }
+    /// A snapshot restore. Errors: the request cannot be encoded.
+    pub fn restore(req: &RestoreRequest) -> Result<Self, CodecError> {
+        Self::build(MessageType::RESTORE, req)
+    }
     /// A tombstone reap. Errors: the request cannot be encoded.
     pub fn tombstone_reap(req: &TombstoneReapRequest) -> Result<Self, CodecError> {
         Self::build(MessageType::TOMBSTONE, req)
@@ -127,7 +142,7 @@ impl Command {
     /// Decodes the body by type. Errors: see [`CommandError`].
     pub fn decode(&self) -> Result<Request, CommandError> {
         let t = self.msg_type;
-        let known = matches!(t.base(), 0 | 1 | 2 | 3 | 5 | 8);
+        let known = matches!(t.base(), 0 | 1 | 2 | 3 | 5 | 8 | 100);
         if !known {
             return if t.ignorable() { Ok(Request::Ignored(t)) } else { Err(CommandError::UnknownType(t.0)) };
         }
@@ -141,6 +156,7 @@ impl Command {
             2 => Ok(Request::Kvs(decode(&self.body).map_err(body_err)?)),
             3 => Ok(Request::Session(decode(&self.body).map_err(body_err)?)),
             8 => Ok(Request::Txn(decode(&self.body).map_err(body_err)?)),
+            100 => Ok(Request::Restore(decode(&self.body).map_err(body_err)?)),
             _ => Ok(Request::TombstoneReap(decode(&self.body).map_err(body_err)?)),
         }
     }
@@ -166,6 +182,7 @@ impl std::fmt::Display for Command {
                 (s, _) => write!(f, "deregister service {s} on {}", r.node),
             },
             Ok(Request::Session(r)) => write!(f, "{r}"),
+            Ok(Request::Restore(r)) => write!(f, "restore snapshot ({} bytes)", r.sections.len()),
             Ok(Request::TombstoneReap(r)) => write!(f, "reap tombstones <= {}", r.reap_index),
             Ok(Request::Txn(r)) => write!(f, "{r}"),
             Ok(Request::Ignored(t)) => write!(f, "ignored type {}", t.0),
