@@ -2,7 +2,8 @@
 //! `concord agent -dev`, in Consul's shapes (pinned with insta snapshots of their key/type
 //! structure): create with defaults, info, renew (404 when unknown), a lock with LockIndex, a
 //! second session refused while it is held, destroy releasing it, the lock-delay that follows,
-//! `behavior=delete`, and py-consul's session and locking calls.
+//! `behavior=delete`, py-consul's session and locking calls, and `concord lock` (a lock, and a
+//! semaphore with `-n`).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -99,7 +100,7 @@ fn py_consul_sessions_and_locks_work() {
 }
 
 #[test]
-fn concord_lock_gives_mutual_exclusion_and_releases_when_the_child_exits() {
+fn concord_lock_gives_mutual_exclusion_and_a_semaphore_admits_n() {
     let _serial = serial();
     let dev = DevAgent::start();
     wait_until(Duration::from_secs(20), "the agent's node in the catalog", || {
@@ -126,7 +127,29 @@ fn concord_lock_gives_mutual_exclusion_and_releases_when_the_child_exits() {
     let entry = must("GET", &dev.agent.url("/v1/kv/app/.lock"), None).json();
     assert_eq!(entry[0]["Session"], Value::Null, "released on exit");
     assert_eq!(must("GET", &dev.agent.url("/v1/session/list"), None).text(), "[]", "sessions destroyed on exit");
-    let semaphore = dev.cli(&["lock", "-n", "2", "app", "true"]);
-    assert_eq!(semaphore.status.code(), Some(1));
-    assert!(semaphore.stderr.contains("not supported yet"), "{}", semaphore.stderr);
+
+    // A semaphore of two: three contenders, never more than two children at once, and all run.
+    let sem_log = dir.path().join("sem");
+    let sem_log = sem_log.to_str().expect("utf-8 path");
+    let children: Vec<_> = (1..=3)
+        .map(|i| {
+            Command::new(tests::concord_bin())
+                .env("CONSUL_HTTP_ADDR", dev.addr())
+                .args(["lock", "-n", "2", "sem", &format!("echo +{i} >> {sem_log}; sleep 1.5; echo -{i} >> {sem_log}")])
+                .spawn()
+                .expect("concord lock -n 2 runs")
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().expect("exits").success());
+    }
+    let events = std::fs::read_to_string(sem_log).expect("semaphore log");
+    let (mut now, mut most) = (0i32, 0i32);
+    for e in events.lines() {
+        now += if e.starts_with('+') { 1 } else { -1 };
+        most = most.max(now);
+    }
+    assert_eq!((most, events.lines().count()), (2, 6), "two holders at most, all three ran:\n{events}");
+    let doc = must("GET", &dev.agent.url("/v1/kv/sem/.lock?raw"), None).json();
+    assert_eq!(doc, serde_json::json!({"Limit": 2, "Holders": {}}), "every holder left the semaphore");
 }

@@ -9,8 +9,10 @@
 //! this session (TTL lost, session invalidated, key deleted) the child gets SIGTERM, then SIGKILL
 //! after 5 s. When the child exits, the lock is released and the session destroyed.
 //!
+//! With `-n N` above 1 it takes one of N places of a semaphore instead ([`super::semaphore`]).
+//!
 //! Exit codes: 0 (or, with `-child-exit-code`, 2 if the child failed), 1 when the lock could not
-//! be acquired (timeout, no agent) or was lost. Semaphores (`-n` > 1) are not built yet.
+//! be acquired (timeout, no agent) or was lost.
 //!
 //! The child is a real OS process: this command runs on an operator's machine, outside the agent
 //! and its I/O abstraction.
@@ -39,7 +41,7 @@ const WAIT: &str = "15s";
 pub struct LockArgs {
     #[command(flatten)]
     pub http: HttpArgs,
-    /// Number of holders allowed (a semaphore when above 1; not supported yet).
+    /// Number of holders allowed (a semaphore when above 1).
     #[arg(short = 'n', long = "n", default_value_t = 1)]
     pub limit: u32,
     /// Name of the session (Consul: "Consul lock for PREFIX at NODE").
@@ -84,12 +86,13 @@ pub fn run(args: LockArgs) -> i32 {
 }
 
 async fn lock(args: LockArgs) -> Result<i32, String> {
-    if args.limit != 1 {
-        return Err("Semaphores (-n greater than 1) are not supported yet".into());
+    if args.limit == 0 {
+        return Err("-n must be at least 1".into());
     }
     let timeout = crate::structs::duration::parse_go_duration(&args.timeout).ok_or_else(|| format!("Invalid -timeout {:?}", args.timeout))?;
     let client = args.http.client()?;
-    let key = format!("{}/.lock", args.prefix.trim_end_matches('/'));
+    let prefix = args.prefix.trim_end_matches('/').to_string();
+    let key = format!("{prefix}/.lock");
     let name = args.name.clone().unwrap_or_else(|| format!("Consul lock for {}", args.prefix));
     let body = serde_json::json!({ "Name": name, "TTL": format!("{}s", SESSION_TTL.as_secs()) }).to_string();
     let created = client.request(Method::PUT, "/v1/session/create", body.into_bytes()).await?;
@@ -101,18 +104,31 @@ async fn lock(args: LockArgs) -> Result<i32, String> {
         .and_then(|v| v.get("ID").and_then(|id| id.as_str()).map(str::to_string))
         .ok_or("Error creating session: no ID in the answer")?;
     let renewer = tokio::spawn(renew_forever(client.clone(), session.clone()));
+    let semaphore = args.limit > 1;
+    let acquiring = async {
+        if semaphore {
+            super::semaphore::acquire(&client, &prefix, &session, args.limit).await
+        } else {
+            acquire(&client, &key, &session).await
+        }
+    };
     let acquired = if timeout.is_zero() {
-        acquire(&client, &key, &session).await
+        acquiring.await
     } else {
-        tokio::time::timeout(timeout, acquire(&client, &key, &session)).await.unwrap_or_else(|_| Err("timeout".into()))
+        tokio::time::timeout(timeout, acquiring).await.unwrap_or_else(|_| Err("timeout".into()))
     };
     let outcome = match acquired {
-        Ok(()) => run_child(&args, &client, &key, &session).await,
+        Ok(()) if semaphore => run_child(&args, super::semaphore::watch(&client, &prefix, &session, args.monitor_retry)).await,
+        Ok(()) => run_child(&args, watch_lock(&client, &key, &session, args.monitor_retry)).await,
         Err(e) => Err(format!("Lock acquisition failed: {e}")),
     };
     renewer.abort();
-    let path = format!("/v1/kv/{}?release={session}", encode_path(&key));
-    let _ = client.request(Method::PUT, &path, Vec::new()).await;
+    if semaphore {
+        super::semaphore::release(&client, &prefix, &session, args.limit).await;
+    } else {
+        let path = format!("/v1/kv/{}?release={session}", encode_path(&key));
+        let _ = client.request(Method::PUT, &path, Vec::new()).await;
+    }
     let _ = client.request(Method::PUT, &format!("/v1/session/destroy/{session}"), Vec::new()).await;
     outcome
 }
@@ -166,14 +182,13 @@ async fn acquire(client: &HttpClient, key: &str, session: &str) -> Result<(), St
 }
 
 /// Runs the child while watching the lock; returns the exit code.
-async fn run_child(args: &LockArgs, client: &HttpClient, key: &str, session: &str) -> Result<i32, String> {
+async fn run_child(args: &LockArgs, watch: impl std::future::Future<Output = ()>) -> Result<i32, String> {
     let mut cmd = tokio::process::Command::new("sh");
     cmd.arg("-c").arg(args.child.join(" ")).env("CONSUL_LOCK_HELD", "true");
     if !args.pass_stdin {
         cmd.stdin(std::process::Stdio::null());
     }
     let mut child = cmd.spawn().map_err(|e| format!("Error running handler: {e}"))?;
-    let watch = watch_lock(client, key, session, args.monitor_retry);
     tokio::pin!(watch);
     tokio::select! {
         status = child.wait() => {

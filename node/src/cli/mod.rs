@@ -29,6 +29,7 @@ pub mod logging;
 pub mod monitor;
 pub mod operator;
 pub mod reload;
+pub mod semaphore;
 pub mod services;
 pub mod snapshot;
 
