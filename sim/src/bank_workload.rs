@@ -24,8 +24,8 @@ use checker::{History, OkResult, Op, OpFn, Outcome, ReadMode, Value, Verdict, Vi
 use hyper::{Method, StatusCode};
 use rand::Rng;
 
-use crate::http_client::{request, ClientError, Response};
-use crate::workload::{now, ClientSpec, Workload, OP_TIMEOUT};
+use crate::http_client::{ClientError, Response};
+use crate::workload::{now, record_now, send, ClientSpec, Workload};
 
 /// What every account holds before its first transfer.
 pub const OPENING_BALANCE: u64 = 100;
@@ -67,9 +67,7 @@ fn b64(s: &str) -> String {
 }
 
 async fn txn(addr: SocketAddr, mode: &ReadMode, body: serde_json::Value) -> Result<Response, ClientError> {
-    let path = format!("/v1/txn{}", mode.query());
-    let fut = request(addr, Method::PUT, &path, body.to_string().into_bytes());
-    tokio::time::timeout(OP_TIMEOUT, fut).await.unwrap_or_else(|_| Err(ClientError::Io("timeout".into())))
+    send(addr, Method::PUT, &format!("/v1/txn{}", mode.query()), body.to_string().into_bytes()).await
 }
 
 /// Balances and ModifyIndexes by key from a txn answer's KV results (absent: opening balance).
@@ -89,20 +87,6 @@ fn balances(body: &[u8]) -> Option<Vec<(String, u64, u64)>> {
     Some(out)
 }
 
-fn push(history: &Rc<RefCell<History>>, client: u32, f: OpFn, invoke: Duration, outcome: Outcome, server: &str, mode: ReadMode) {
-    history.borrow_mut().push(Op {
-        id: 0,
-        client,
-        key: BANK.to_string(),
-        f,
-        invoke_ns: invoke.as_nanos() as u64,
-        complete_ns: now().as_nanos() as u64,
-        outcome,
-        server: Some(server.to_string()),
-        mode,
-    });
-}
-
 /// Reads every balance in one read-only transaction and records the total.
 async fn read_total(addr: SocketAddr, server: &str, keys: &[String], mode: ReadMode, client: u32, history: &Rc<RefCell<History>>) {
     let invoke = now();
@@ -115,7 +99,7 @@ async fn read_total(addr: SocketAddr, server: &str, keys: &[String], mode: ReadM
         },
         _ => Outcome::Fail,
     };
-    push(history, client, OpFn::Read, invoke, outcome, server, mode);
+    record_now(history, client, BANK, OpFn::Read, invoke, outcome, server, mode);
 }
 
 /// Runs one client until `spec.until`.
@@ -152,7 +136,7 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
                     Err(ClientError::Connect(_)) => Outcome::Fail,
                     _ => Outcome::Info,
                 };
-                push(&spec.history, spec.id, OpFn::Write(amount), invoke, outcome, &server_name, ReadMode::Default);
+                record_now(&spec.history, spec.id, BANK, OpFn::Write(amount), invoke, outcome, &server_name, ReadMode::Default);
             }
         }
         tokio::time::sleep(Duration::from_millis(spec.rng.gen_range(1..20))).await;

@@ -26,8 +26,8 @@ use checker::{History, IndexObservation, OkResult, Op, OpFn, Outcome, Value, Ver
 use hyper::{Method, StatusCode};
 use rand::Rng;
 
-use crate::http_client::{request, ClientError, Response};
-use crate::workload::{now, write_outcome, ClientSpec, Workload, OP_TIMEOUT};
+use crate::http_client::{ClientError, Response};
+use crate::workload::{now, send, write_outcome, ClientSpec, Workload};
 
 /// The one service every instance belongs to.
 pub const SERVICE: &str = "web";
@@ -54,8 +54,7 @@ impl Workload for CatalogRegister {
         let server = servers[0].1;
         Box::pin(async move {
             let invoke = now();
-            let resp = tokio::time::timeout(OP_TIMEOUT, request(server, Method::GET, "/v1/health/service/web?consistent", Vec::new())).await;
-            let resp = resp.unwrap_or_else(|_| Err(ClientError::Io("timeout".into())));
+            let resp = send(server, Method::GET, "/v1/health/service/web?consistent", Vec::new()).await;
             record_read(&history, 0, &keys, invoke, &resp);
         })
     }
@@ -136,8 +135,7 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
                 _ => String::new(),
             };
             let path = format!("/v1/health/service/{SERVICE}{mode}");
-            let resp = tokio::time::timeout(OP_TIMEOUT, request(server, Method::GET, &path, Vec::new())).await;
-            let resp = resp.unwrap_or_else(|_| Err(ClientError::Io("timeout".into())));
+            let resp = send(server, Method::GET, &path, Vec::new()).await;
             if let Ok(r) = &resp {
                 let index = r.headers.get("X-Consul-Index").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
                 if let (Some(index), true) = (index, r.status == StatusCode::OK) {
@@ -158,8 +156,7 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
             } else {
                 (OpFn::Delete, "/v1/catalog/deregister", deregister_body(&key))
             };
-            let resp = tokio::time::timeout(OP_TIMEOUT, request(server, Method::PUT, path, body)).await;
-            let resp = resp.unwrap_or_else(|_| Err(ClientError::Io("timeout".into())));
+            let resp = send(server, Method::PUT, path, body).await;
             spec.history.borrow_mut().push(Op {
                 id: 0,
                 client: spec.id,

@@ -29,8 +29,7 @@ use checker::{History, OkResult, Op, OpFn, Outcome, ReadMode, Value, Verdict, Vi
 use hyper::{Method, StatusCode};
 use rand::Rng;
 
-use crate::http_client::{request, ClientError, Response};
-use crate::workload::{now, write_outcome, ClientSpec, Workload, OP_TIMEOUT};
+use crate::workload::{now, record_now, send, write_outcome, ClientSpec, Workload};
 
 /// The TTL of every workload session, and the simulator agents' `session_ttl_min`.
 pub const SESSION_TTL_MS: u64 = 2_000;
@@ -80,24 +79,6 @@ impl Workload for Locks {
     }
 }
 
-fn push(history: &Rc<RefCell<History>>, client: u32, key: &str, f: OpFn, invoke: Duration, outcome: Outcome, server: &str, mode: ReadMode) {
-    history.borrow_mut().push(Op {
-        id: 0,
-        client,
-        key: key.to_string(),
-        f,
-        invoke_ns: invoke.as_nanos() as u64,
-        complete_ns: now().as_nanos() as u64,
-        outcome,
-        server: Some(server.to_string()),
-        mode,
-    });
-}
-
-async fn send(addr: SocketAddr, method: Method, path: &str, body: Vec<u8>) -> Result<Response, ClientError> {
-    tokio::time::timeout(OP_TIMEOUT, request(addr, method, path, body)).await.unwrap_or_else(|_| Err(ClientError::Io("timeout".into())))
-}
-
 /// Reads a lock's holder and records it.
 async fn read_holder(addr: SocketAddr, server: &str, key: &str, mode: ReadMode, client: u32, numbers: &SessionNumbers, history: &Rc<RefCell<History>>) {
     let invoke = now();
@@ -116,7 +97,7 @@ async fn read_holder(addr: SocketAddr, server: &str, key: &str, mode: ReadMode, 
         },
         _ => Outcome::Fail,
     };
-    push(history, client, key, OpFn::Read, invoke, outcome, server, mode);
+    record_now(history, client, key, OpFn::Read, invoke, outcome, server, mode);
 }
 
 /// The `Session` of a KV GET answer: `Some(None)` when the key is not locked.
@@ -152,7 +133,7 @@ pub async fn run_client(mut spec: ClientSpec, numbers: SessionNumbers) -> turmoi
             });
             if let Some(id) = id {
                 numbers.borrow_mut().insert(id.clone(), no);
-                push(&spec.history, spec.id, CREATE, OpFn::Write(no), invoke, Outcome::Ok(OkResult::Done), &server_name, ReadMode::Default);
+                record_now(&spec.history, spec.id, CREATE, OpFn::Write(no), invoke, Outcome::Ok(OkResult::Done), &server_name, ReadMode::Default);
                 session = Some(Held { id, no, renewed_at: invoke });
             }
             tokio::time::sleep(Duration::from_millis(spec.rng.gen_range(5..50))).await;
@@ -164,7 +145,7 @@ pub async fn run_client(mut spec: ClientSpec, numbers: SessionNumbers) -> turmoi
             match resp {
                 Ok(r) if r.status == StatusCode::OK => {
                     s.renewed_at = invoke;
-                    push(&spec.history, spec.id, RENEW, OpFn::Write(s.no), invoke, Outcome::Ok(OkResult::Done), &server_name, ReadMode::Default);
+                    record_now(&spec.history, spec.id, RENEW, OpFn::Write(s.no), invoke, Outcome::Ok(OkResult::Done), &server_name, ReadMode::Default);
                 }
                 Ok(r) if r.status == StatusCode::NOT_FOUND => {
                     // The session is gone: whatever this client held, it holds no more.
@@ -184,7 +165,7 @@ pub async fn run_client(mut spec: ClientSpec, numbers: SessionNumbers) -> turmoi
                 let resp = send(server, Method::PUT, &format!("/v1/kv/{key}?acquire={id}"), format!("w{}", spec.id).into_bytes()).await;
                 let outcome = write_outcome(&resp, true);
                 let session_gone = matches!(&resp, Ok(r) if r.body.starts_with(b"invalid session"));
-                push(&spec.history, spec.id, &key, OpFn::Cas { expect: None, new: no }, invoke, outcome.clone(), &server_name, ReadMode::Default);
+                record_now(&spec.history, spec.id, &key, OpFn::Cas { expect: None, new: no }, invoke, outcome.clone(), &server_name, ReadMode::Default);
                 match outcome {
                     Outcome::Ok(OkResult::Cas(true)) => holding = Some(key),
                     // Unknown whether it holds the lock: give the session up (its TTL frees it).
@@ -198,7 +179,7 @@ pub async fn run_client(mut spec: ClientSpec, numbers: SessionNumbers) -> turmoi
                 let invoke = now();
                 let resp = send(server, Method::PUT, &format!("/v1/kv/{key}?release={id}"), Vec::new()).await;
                 let outcome = write_outcome(&resp, true);
-                push(&spec.history, spec.id, &key, OpFn::Cas { expect: Some(no), new: 0 }, invoke, outcome.clone(), &server_name, ReadMode::Default);
+                record_now(&spec.history, spec.id, &key, OpFn::Cas { expect: Some(no), new: 0 }, invoke, outcome.clone(), &server_name, ReadMode::Default);
                 match outcome {
                     Outcome::Ok(_) => holding = None,
                     Outcome::Info => {
@@ -217,7 +198,7 @@ pub async fn run_client(mut spec: ClientSpec, numbers: SessionNumbers) -> turmoi
                 let invoke = now();
                 let resp = send(server, Method::PUT, &format!("/v1/session/destroy/{id}"), Vec::new()).await;
                 let outcome = write_outcome(&resp, false);
-                push(&spec.history, spec.id, DESTROY, OpFn::Write(no), invoke, outcome.clone(), &server_name, ReadMode::Default);
+                record_now(&spec.history, spec.id, DESTROY, OpFn::Write(no), invoke, outcome.clone(), &server_name, ReadMode::Default);
                 if outcome != Outcome::Fail {
                     session = None;
                     holding = None;

@@ -139,6 +139,37 @@ pub(crate) fn now() -> Duration {
     turmoil::sim_elapsed().unwrap_or_default()
 }
 
+/// Sends one request, giving up after [`OP_TIMEOUT`]; a timeout is [`ClientError::Io`] (the
+/// outcome is unknown).
+pub(crate) async fn send(addr: SocketAddr, method: Method, path: &str, body: Vec<u8>) -> Result<Response, ClientError> {
+    tokio::time::timeout(OP_TIMEOUT, request(addr, method, path, body)).await.unwrap_or_else(|_| Err(ClientError::Io("timeout".into())))
+}
+
+/// Records an op of `client` through `server` that was invoked at `invoke` and completes now.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_now(
+    history: &Rc<RefCell<History>>,
+    client: u32,
+    key: &str,
+    f: OpFn,
+    invoke: Duration,
+    outcome: Outcome,
+    server: &str,
+    mode: ReadMode,
+) {
+    history.borrow_mut().push(Op {
+        id: 0,
+        client,
+        key: key.to_string(),
+        f,
+        invoke_ns: invoke.as_nanos() as u64,
+        complete_ns: now().as_nanos() as u64,
+        outcome,
+        server: Some(server.to_string()),
+        mode,
+    });
+}
+
 /// Decodes a Consul KV GET response body into (value, ModifyIndex).
 pub(crate) fn parse_entry(body: &[u8]) -> Option<(Value, u64)> {
     let list: serde_json::Value = serde_json::from_slice(body).ok()?;

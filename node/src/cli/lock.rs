@@ -168,15 +168,14 @@ async fn acquire(client: &HttpClient, key: &str, session: &str) -> Result<(), St
             (StatusCode::OK, "false") => {}
             _ => return Err(r.unexpected()),
         }
+        // At index 0 this returns at once; at a holder's index, when the key changes.
         let (holder, next) = holder(client, key, index).await?;
-        match holder {
-            // Free, yet refused: a lock-delay. Consul waits its retry time.
-            None => tokio::time::sleep(RETRY_TIME).await,
-            Some(_) => {
-                // Wait until the holder changes, then try again.
-                index = next;
-                let _ = self::holder(client, key, index).await;
-            }
+        if holder.is_some() {
+            index = next;
+        } else {
+            // Free, yet refused: a lock-delay. Consul waits its retry time, then tries again.
+            index = 0;
+            tokio::time::sleep(RETRY_TIME).await;
         }
     }
 }

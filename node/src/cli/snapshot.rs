@@ -57,7 +57,7 @@ async fn save(a: FileArgs) -> Outcome {
     if !resp.status.is_success() {
         return Err(format!("Error saving snapshot: {}", resp.unexpected()));
     }
-    let (meta, _) = archive::verify(&resp.body).map_err(|e| format!("Error verifying snapshot: {e}"))?;
+    let (meta, _, _) = archive::verify(&resp.body).map_err(|e| format!("Error verifying snapshot: {e}"))?;
     std::fs::write(&a.file, &resp.body).map_err(|e| format!("Error writing snapshot file {}: {e}", a.file))?;
     Ok(line(format!("Saved and verified snapshot to index {}", meta.index)))
 }
@@ -74,7 +74,7 @@ async fn restore(a: FileArgs) -> Outcome {
 
 fn inspect(file: &str) -> Outcome {
     let bytes = std::fs::read(file).map_err(|e| format!("Error reading snapshot file {file}: {e}"))?;
-    let (meta, _) = archive::verify(&bytes).map_err(|e| format!("Error verifying snapshot: {e}"))?;
+    let (meta, _, _) = archive::verify(&bytes).map_err(|e| format!("Error verifying snapshot: {e}"))?;
     let mut out = String::new();
     let _ = writeln!(out, " ID           {}", meta.id);
     let _ = writeln!(out, " Size         {}", bytes.len());

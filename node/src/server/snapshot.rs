@@ -56,8 +56,7 @@ impl Server {
         if bytes.len() > MAX_ARCHIVE_BYTES {
             return Err(RestoreError::Invalid(format!("snapshot archive of {} bytes is over the {MAX_ARCHIVE_BYTES}-byte limit", bytes.len())));
         }
-        let (meta, _) = archive::verify(bytes).map_err(|e| RestoreError::Invalid(e.to_string()))?;
-        let (_, sections) = archive::open(bytes).map_err(|e| RestoreError::Invalid(e.to_string()))?;
+        let (meta, _, sections) = archive::verify(bytes).map_err(|e| RestoreError::Invalid(e.to_string()))?;
         tracing::info!(node = %self.config.node_name, id = %meta.id, index = meta.index, "restoring snapshot");
         let req = RestoreRequest { sections: sections.to_vec() };
         match self.apply_write(SNAPSHOT_RESTORE, req, false, Command::restore).await? {

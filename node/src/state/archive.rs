@@ -79,11 +79,13 @@ pub fn open(bytes: &[u8]) -> Result<(ArchiveMeta, &[u8]), ArchiveError> {
     Ok((meta, sections))
 }
 
-/// Opens an archive and decodes its state, proving it restorable. Errors: see [`ArchiveError`].
-pub fn verify(bytes: &[u8]) -> Result<(ArchiveMeta, Store), ArchiveError> {
+/// Opens an archive and decodes its state, proving it restorable. Returns the metadata, the
+/// decoded state and the state sections as they are (what a restore carries). Errors: see
+/// [`ArchiveError`].
+pub fn verify(bytes: &[u8]) -> Result<(ArchiveMeta, Store, &[u8]), ArchiveError> {
     let (meta, sections) = open(bytes)?;
     let store = decode_sections(sections).map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
-    Ok((meta, store))
+    Ok((meta, store, sections))
 }
 
 impl Store {
@@ -118,7 +120,7 @@ mod tests {
     #[test]
     fn an_archive_round_trips_and_names_its_tables() {
         let bytes = save(&store(), "1-3-0".into(), 1).expect("saves");
-        let (meta, restored) = verify(&bytes).expect("opens");
+        let (meta, restored, _) = verify(&bytes).expect("opens");
         assert_eq!((meta.index, meta.term, meta.version), (3, 1, ARCHIVE_VERSION));
         assert!(meta.tables.iter().any(|(t, rows, _)| t == "kvs" && *rows == 3));
         assert_eq!(restored, store());

@@ -117,31 +117,14 @@ impl WriteTxn<'_> {
         if !self.store().sessions.contains_key(session) {
             return Err(format!("invalid session {session:?}"));
         }
-        let index = self.index();
-        let entry = match self.store().kvs.get(&e.key) {
-            Some(old) if old.session.as_deref() == Some(session) => DirEntry { flags: e.flags, value: e.value.clone(), modify_index: index, ..old.clone() },
+        let lock = match self.store().kvs.get(&e.key) {
+            // The holder again: a value update, not a new acquisition.
+            Some(old) if old.session.as_deref() == Some(session) => None,
             Some(old) if old.session.is_some() => return Ok(false),
-            Some(old) => DirEntry {
-                flags: e.flags,
-                value: e.value.clone(),
-                modify_index: index,
-                lock_index: old.lock_index + 1,
-                session: Some(session.to_string()),
-                ..old.clone()
-            },
-            None => DirEntry {
-                key: e.key.clone(),
-                flags: e.flags,
-                value: e.value.clone(),
-                create_index: index,
-                modify_index: index,
-                lock_index: 1,
-                session: Some(session.to_string()),
-            },
+            Some(old) => Some((old.lock_index + 1, Some(session.to_string()))),
+            None => Some((1, Some(session.to_string()))),
         };
-        self.put_kv(entry);
-        self.set_tombstone(&e.key, None);
-        self.bump(Table::Kvs, &e.key);
+        self.write_value(e, lock);
         Ok(true)
     }
 
@@ -149,36 +132,37 @@ impl WriteTxn<'_> {
     /// `false` when the key is absent or held by someone else (or no one).
     fn kv_unlock(&mut self, e: &DirEntry) -> Result<bool, String> {
         let session = lock_session(e)?;
-        let index = self.index();
-        let entry = match self.store().kvs.get(&e.key) {
+        match self.store().kvs.get(&e.key) {
             Some(old) if old.session.as_deref() == Some(session) => {
-                DirEntry { flags: e.flags, value: e.value.clone(), modify_index: index, session: None, ..old.clone() }
+                let lock_index = old.lock_index;
+                self.write_value(e, Some((lock_index, None)));
+                Ok(true)
             }
-            _ => return Ok(false),
-        };
-        self.put_kv(entry);
-        self.bump(Table::Kvs, &e.key);
-        Ok(true)
+            _ => Ok(false),
+        }
     }
 
     fn kv_set(&mut self, e: &DirEntry) -> bool {
+        self.write_value(e, None);
+        true
+    }
+
+    /// Writes `e`'s value and flags at this index, onto the existing row (keeping its CreateIndex,
+    /// LockIndex and Session) or as a new row; `lock`, when given, sets the row's (LockIndex,
+    /// Session). Clears the key's tombstone.
+    fn write_value(&mut self, e: &DirEntry, lock: Option<(u64, Option<String>)>) {
         let index = self.index();
-        let entry = match self.store().kvs.get(&e.key) {
+        let mut entry = match self.store().kvs.get(&e.key) {
             Some(old) => DirEntry { flags: e.flags, value: e.value.clone(), modify_index: index, ..old.clone() },
-            None => DirEntry {
-                key: e.key.clone(),
-                flags: e.flags,
-                value: e.value.clone(),
-                create_index: index,
-                modify_index: index,
-                lock_index: 0,
-                session: None,
-            },
+            None => DirEntry { flags: e.flags, create_index: index, modify_index: index, ..DirEntry::new(e.key.clone(), e.value.clone()) },
         };
+        if let Some((lock_index, session)) = lock {
+            entry.lock_index = lock_index;
+            entry.session = session;
+        }
         self.put_kv(entry);
         self.set_tombstone(&e.key, None);
         self.bump(Table::Kvs, &e.key);
-        true
     }
 
     /// Deletes one key, leaving a tombstone. Deleting a missing key succeeds and changes nothing.
