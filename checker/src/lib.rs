@@ -20,6 +20,7 @@ pub mod linearizable;
 pub mod lock;
 pub mod oracles;
 pub mod raft;
+pub mod session_ttl;
 
 pub use history::{History, IndexObservation, OkResult, Op, OpFn, Outcome, ReadMode, Value};
 pub use host_names::HostNames;

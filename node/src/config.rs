@@ -133,6 +133,10 @@ pub struct BugSwitches {
     /// The leader's session TTL timer fires after TTL/2 instead of Consul's 2×TTL, invalidating
     /// sessions that were renewed in time (caught by the session-TTL safety check).
     pub session_ttl_early: bool,
+    /// A new leader arms TTL timers only for sessions created or renewed in its term, so a
+    /// session abandoned before the leader change is never invalidated and its locks are never
+    /// freed (caught by the session-TTL liveness oracle).
+    pub session_ttl_forgotten: bool,
     /// Keep services and checks registered through the agent API in memory only (skip writing
     /// `local-services.json` / `local-checks.json`), so a restarted agent forgets them and its
     /// first full anti-entropy sync removes them from the catalog.

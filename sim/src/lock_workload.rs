@@ -14,7 +14,10 @@
 //! - `release(s)`: `cas k s → 0`;
 //! - a read: `read k` showing the holder `s`, or absent when the lock is free;
 //! - session events on the pseudo-keys `session/create`, `session/renew`, `session/destroy`:
-//!   `write s` (create and renew only when acknowledged).
+//!   `write s` (create only when acknowledged; every renew attempt, with its outcome).
+//!
+//! Liveness ([`checker::session_ttl`]): a read that shows a session holding a lock more than
+//! 2×TTL (plus an election) after the session's last renew attempt and the last fault is late.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -33,6 +36,11 @@ use crate::workload::{now, record_now, send, write_outcome, ClientSpec, Workload
 
 /// The TTL of every workload session, and the simulator agents' `session_ttl_min`.
 pub const SESSION_TTL_MS: u64 = 2_000;
+/// How long the final reads wait after the cluster proved live: the clients stopped renewing
+/// their sessions, so by then every one must be gone and every lock free (2×TTL, the liveness
+/// oracle's slack, and the simulator's 2 s settle time after the last fault, plus a margin).
+const ABANDONED_SESSIONS_WAIT: Duration =
+    Duration::from_millis(2 * SESSION_TTL_MS + checker::session_ttl::INVALIDATION_SLACK_NS / 1_000_000 + 2_000 + 500);
 /// The pseudo-keys of session events.
 const CREATE: &str = "session/create";
 const RENEW: &str = "session/renew";
@@ -68,9 +76,21 @@ impl Workload for Locks {
     fn oracle_names(&self) -> &'static str {
         "mutual exclusion and session-TTL safety (inside the lock model)"
     }
+    fn final_reads_bound(&self) -> Duration {
+        ABANDONED_SESSIONS_WAIT
+    }
+    fn liveness_oracles(&self, history: &History, disturbed: &[checker::oracles::DisturbedSpan]) -> Vec<checker::InvariantViolation> {
+        checker::session_ttl::check_session_ttl_liveness(history, &[CREATE, RENEW], SESSION_TTL_MS * 1_000_000, disturbed)
+    }
+    fn liveness_oracle_names(&self) -> &'static str {
+        "an abandoned session frees its locks within 2×TTL of its last renew"
+    }
+    /// Waits out every session the clients left behind (see [`ABANDONED_SESSIONS_WAIT`]), then
+    /// reads each lock's holder with `?consistent`.
     fn final_reads(&self, servers: Vec<(String, SocketAddr)>, keys: Vec<String>, history: Rc<RefCell<History>>) -> Pin<Box<dyn Future<Output = ()>>> {
         let numbers = self.numbers.clone();
         Box::pin(async move {
+            tokio::time::sleep(ABANDONED_SESSIONS_WAIT).await;
             for key in keys {
                 let (name, addr) = servers[0].clone();
                 read_holder(addr, &name, &key, ReadMode::Consistent, 0, &numbers, &history).await;
@@ -149,10 +169,16 @@ pub async fn run_client(mut spec: ClientSpec, numbers: SessionNumbers) -> turmoi
                 }
                 Ok(r) if r.status == StatusCode::NOT_FOUND => {
                     // The session is gone: whatever this client held, it holds no more.
+                    record_now(&spec.history, spec.id, RENEW, OpFn::Write(s.no), invoke, Outcome::Fail, &server_name, ReadMode::Default);
                     session = None;
                     holding = None;
                 }
-                _ => {}
+                // Unanswered or refused: it may still have reached the leader, which moves the
+                // TTL liveness deadline (the safety check counts acknowledged renews only).
+                other => {
+                    let outcome = if write_outcome(&other, false) == Outcome::Fail { Outcome::Fail } else { Outcome::Info };
+                    record_now(&spec.history, spec.id, RENEW, OpFn::Write(s.no), invoke, outcome, &server_name, ReadMode::Default);
+                }
             }
             continue;
         }

@@ -54,6 +54,10 @@ pub enum Bug {
     /// The leader's session TTL timer fires at TTL/2 instead of 2×TTL (caught by the session-TTL
     /// safety check on `session-expiry`).
     SessionTtlEarly,
+    /// A new leader arms session TTL timers only for sessions created or renewed in its term, so
+    /// a lock held by a client that stopped renewing before a leader change is never freed
+    /// (caught by the session-TTL liveness oracle on `session-expiry`).
+    SessionTtlForgotten,
     /// A `/v1/txn` whose operation fails keeps the operations before it while answering 409
     /// (caught by the bank-transfer invariant on `txn-bank`).
     TxnPartialApply,
@@ -77,6 +81,7 @@ impl Bug {
             Bug::BootstrapTimeout => "bootstrap-timeout",
             Bug::ReleaseKeepsLock => "release-keeps-lock",
             Bug::SessionTtlEarly => "session-ttl-early",
+            Bug::SessionTtlForgotten => "session-ttl-forgotten",
             Bug::TxnPartialApply => "txn-partial-apply",
         }
     }
@@ -111,6 +116,7 @@ impl Bug {
             Bug::BootstrapTimeout => &["bootstrap"],
             Bug::ReleaseKeepsLock => &["lock-contention"],
             Bug::SessionTtlEarly => &["session-expiry", "lock-contention"],
+            Bug::SessionTtlForgotten => &["session-expiry", "lock-contention"],
             Bug::TxnPartialApply => &["txn-bank"],
         }
     }
@@ -189,6 +195,7 @@ impl RunOptions {
             bootstrap_timeout: self.bugs.contains(&Bug::BootstrapTimeout),
             release_keeps_lock: self.bugs.contains(&Bug::ReleaseKeepsLock),
             session_ttl_early: self.bugs.contains(&Bug::SessionTtlEarly),
+            session_ttl_forgotten: self.bugs.contains(&Bug::SessionTtlForgotten),
             txn_partial_apply: self.bugs.contains(&Bug::TxnPartialApply),
         }
     }

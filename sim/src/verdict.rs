@@ -43,6 +43,36 @@ impl Judgement {
     }
 }
 
+/// How long after a leader is elected the cluster still counts as disturbed (as after a fault).
+const ELECTION_SETTLE_NS: u64 = 2_000_000_000;
+
+/// Leader elections in the trace, as disturbed spans: from a server standing as candidate until a
+/// leader is elected, plus [`ELECTION_SETTLE_NS`] (`u64::MAX` if none was). Elections the nemesis
+/// did not cause happen too (a follower that missed heartbeats, e.g. under buggify's cut RPC
+/// deadlines), and a new leader restarts what the old one timed (session TTLs, leases), so the
+/// liveness oracles must excuse them as they excuse faults.
+fn elections(trace: &[checker::Record]) -> Vec<checker::oracles::DisturbedSpan> {
+    use concord_trace::{Event, RaftRole};
+    let ms = 1_000_000;
+    let mut spans = Vec::new();
+    let mut open: Option<u64> = None;
+    for r in trace {
+        match &r.event {
+            Event::RaftState { role: RaftRole::Candidate, .. } => {
+                open.get_or_insert(r.time_ms * ms);
+            }
+            Event::RaftState { role: RaftRole::Leader, .. } => {
+                if let Some(from) = open.take() {
+                    spans.push((from, r.time_ms * ms + ELECTION_SETTLE_NS));
+                }
+            }
+            _ => {}
+        }
+    }
+    spans.extend(open.map(|from| (from, u64::MAX)));
+    spans
+}
+
 /// Runs every checker over `result`.
 pub fn judge(result: &RunResult) -> Judgement {
     let workload = crate::workload::for_scenario(&result.options.scenario);
@@ -61,6 +91,7 @@ pub fn judge(result: &RunResult) -> Judgement {
     let mut disturbed = result.disturbed.clone();
     let ns = |d: std::time::Duration| d.as_nanos() as u64;
     disturbed.push((ns(result.healed_at), result.live_at.map_or(u64::MAX, ns)));
+    disturbed.extend(elections(&result.trace));
     let late = workload.liveness_oracles(&result.history, &disturbed);
     Judgement { linearizable, no_liveness, host_error: result.host_error.clone(), invariants, late }
 }

@@ -90,6 +90,21 @@ fn txn_applies_atomically_in_consuls_shapes() {
     assert_eq!(lock.status, 200, "{}", lock.text());
     assert_eq!((lock.json()["Results"][0]["KV"]["LockIndex"].clone(), lock.json()["Results"][0]["KV"]["Session"].clone()), (json!(1), session.clone()));
 
+    // A lock in a transaction respects the lock-delay of a destroyed holder, as ?acquire= does:
+    // a 409 with Consul's pre-check error, and nothing applied.
+    let holder = must("PUT", &dev.agent.url("/v1/session/create"), Some(b"{\"LockDelay\":\"10s\"}")).json()["ID"].clone();
+    let took = txn(&dev, "", json!([{"KV": {"Verb": "lock", "Key": "delayed", "Value": b64("h"), "Session": holder}}]));
+    assert_eq!(took.status, 200, "{}", took.text());
+    let holder_id = holder.as_str().unwrap_or_default();
+    assert_eq!(must("PUT", &dev.agent.url(&format!("/v1/session/destroy/{holder_id}")), None).text(), "true");
+    let delayed = txn(&dev, "", json!([
+        {"KV": {"Verb": "set", "Key": "side-effect", "Value": b64("x")}},
+        {"KV": {"Verb": "lock", "Key": "delayed", "Value": b64("me"), "Session": session}},
+    ]));
+    assert_eq!(delayed.status, 409, "{}", delayed.text());
+    assert_eq!(delayed.json()["Errors"], json!([{"OpIndex": 1, "What": "failed to lock key \"delayed\" due to lock delay"}]));
+    assert_eq!(must("GET", &dev.agent.url("/v1/kv/side-effect"), None).status, 404, "nothing applied");
+
     // Refusals: 400 for bad input, 413 for too many operations.
     let bad = must("PUT", &dev.agent.url("/v1/txn"), Some(b"[{\"KV\":{\"Verb\":\"explode\",\"Key\":\"a\"}}]"));
     assert_eq!(bad.status, 400, "{}", bad.text());

@@ -161,6 +161,14 @@ fn a_session_ttl_timer_that_fires_early_is_caught() {
 }
 
 #[test]
+fn a_new_leader_that_forgets_inherited_session_timers_is_caught() {
+    // session-expiry: a new leader arms TTL timers only for sessions created or renewed in its
+    // term, so a session whose client stopped renewing before the leader change keeps its lock
+    // for ever; the final reads, 2×TTL after the clients stopped, still show it held (liveness).
+    assert_caught_within(Bug::SessionTtlForgotten, "session-expiry", SEED_BUDGET);
+}
+
+#[test]
 fn a_transaction_applied_in_part_is_caught() {
     // txn-bank: a transfer whose second `cas` fails keeps its first write, so money appears or
     // vanishes and a read of every balance no longer adds up to the opening total.

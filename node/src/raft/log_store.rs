@@ -384,7 +384,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::io::mem::MemDisk;
     use openraft::{CommittedLeaderId, EntryPayload};
@@ -397,7 +397,7 @@ mod tests {
         Entry { log_id: LogId::new(CommittedLeaderId::new(term, 1), index), payload: EntryPayload::Blank }
     }
 
-    async fn append_direct(store: &mut LogStore, entries: Vec<Entry>) {
+    pub(crate) async fn append_direct(store: &mut LogStore, entries: Vec<Entry>) {
         let recs: Vec<LogRecord> = entries.into_iter().map(LogRecord::Append).collect();
         store.write_records(&recs).await.unwrap();
         let mut mem = store.mem.lock().unwrap();

@@ -2,12 +2,13 @@
 //!
 //! Owns: the seeded async runtime ([`runtime`]) and its per-host drifting time ([`drift`]), the durable Raft log and vote ([`log_store`]),
 //! the state machine ([`state_machine`]) with durable snapshots ([`snapshot_file`]), the data-dir
-//! format marker ([`format`]) and the Raft transport ([`network`]). Servers are Raft voters; client agents are not in Raft.
+//! format marker ([`format`]), `peers.json` outage recovery ([`recover`]) and the Raft transport ([`network`]). Servers are Raft voters; client agents are not in Raft.
 
 pub mod drift;
 pub mod format;
 pub mod log_store;
 pub mod network;
+pub mod recover;
 pub mod runtime;
 pub mod snapshot_file;
 pub mod state_machine;

@@ -174,6 +174,13 @@ impl StateMachine {
         self.telemetry = telemetry;
     }
 
+    /// Replaces the membership the state reflects, for outage recovery ([`super::recover`]) only:
+    /// Raft must not be running on this state machine. Errors: the state lock is poisoned.
+    pub fn set_membership(&mut self, membership: StoredMembership<NodeId, openraft::BasicNode>) -> Result<(), StorageError> {
+        self.lock()?.last_membership = membership;
+        Ok(())
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, Applied>, StorageError> {
         self.shared.applied.lock().map_err(sm_w)
     }

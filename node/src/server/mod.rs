@@ -151,12 +151,20 @@ impl Server {
             .map(|sm| sm.reporting_one_entry_less(config.bugs.double_apply).ignoring_check_status(config.bugs.check_status_ignored).releasing_nothing(config.bugs.release_keeps_lock).partially_applying_txns(config.bugs.txn_partial_apply).with_clock(io.clock.clone()))
             .map_err(|e| OpenError::Storage(e.to_string()))?;
         sm.set_telemetry(telemetry.clone());
+        let recovered = crate::raft::recover::recover_if_asked(io.disk.as_ref(), &mut log_store, &mut sm, id)
+            .await
+            .map_err(OpenError::Storage)?;
+        if let Some(r) = recovered {
+            let voters: Vec<String> = r.voters.iter().map(|v| membership::server_id(*v)).collect();
+            tracing::warn!(node = %config.node_name, index = r.at.index, term = r.at.leader_id.term, applied = r.applied, voters = %voters.join(", "),
+                "recovered from peers.json: Raft membership rewritten");
+        }
         let rpc = RpcClient::new(io.net.clone());
         let raft_cfg = Arc::new(raft_config(&config)?);
         let raft = Raft::new(id, raft_cfg, NetworkFactory { rpc: rpc.clone(), telemetry: telemetry.clone() }, log_store, sm)
             .await
             .map_err(|e| OpenError::Raft(e.to_string()))?;
-        let session_timers = session_ttl::SessionTimers::new(config.bugs.session_ttl_early);
+        let session_timers = session_ttl::SessionTimers::new(config.bugs.session_ttl_early, config.bugs.session_ttl_forgotten);
         let server = Arc::new(Server {
             id,
             raft,

@@ -28,6 +28,9 @@ pub struct SessionTimers {
     inner: Mutex<TimerState>,
     /// Deliberate bug `session_ttl_early`: deadlines are TTL/2 instead of 2×TTL.
     early: bool,
+    /// Deliberate bug `session_ttl_forgotten`: a new leader arms timers only for sessions it
+    /// sees created or renewed, so one abandoned before the leader change never expires.
+    forgetful: bool,
 }
 
 #[derive(Debug, Default)]
@@ -37,15 +40,18 @@ struct TimerState {
     term: Option<u64>,
     /// The sessions table index the timers were last reconciled with.
     synced_index: u64,
+    /// The sessions table index when this term's timers started (for the `forgetful` bug).
+    term_start_index: u64,
     /// Sessions whose deadline passed and whose destroy is in flight: a renew must not answer
     /// "renewed" for them (it would be acknowledged, then the session would end at once).
     expiring: std::collections::BTreeSet<String>,
 }
 
 impl SessionTimers {
-    /// Timers with Consul's grace, or with the deliberate bug `session_ttl_early`.
-    pub fn new(early: bool) -> Self {
-        Self { inner: Mutex::default(), early }
+    /// Timers with Consul's grace, or with the deliberate bugs `session_ttl_early` (TTL/2) and
+    /// `session_ttl_forgotten` (a new leader skips the sessions it inherits).
+    pub fn new(early: bool, forgetful: bool) -> Self {
+        Self { inner: Mutex::default(), early, forgetful }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, TimerState> {
@@ -110,14 +116,18 @@ impl SessionTimers {
             st.expiring.clear();
             st.term = Some(term);
             st.synced_index = 0;
+            st.term_start_index = sessions_index;
         }
         if st.synced_index != sessions_index {
             let mut kept = BTreeMap::new();
             for s in sessions {
-                if let Some(ttl) = s.ttl_ms() {
-                    let end = st.deadlines.get(&s.id).copied().unwrap_or(now + self.grace(ttl));
-                    kept.insert(s.id.clone(), end);
-                }
+                let Some(ttl) = s.ttl_ms() else { continue };
+                let end = match st.deadlines.get(&s.id) {
+                    Some(end) => *end,
+                    None if self.forgetful && s.create_index <= st.term_start_index => continue,
+                    None => now + self.grace(ttl),
+                };
+                kept.insert(s.id.clone(), end);
             }
             st.deadlines = kept;
             st.synced_index = sessions_index;
@@ -181,7 +191,7 @@ mod tests {
 
     #[test]
     fn a_session_expires_two_ttls_after_its_last_renew_and_a_new_term_restarts_every_timer() {
-        let t = SessionTimers::new(false);
+        let t = SessionTimers::new(false, false);
         let s = |x| Duration::from_secs(x);
         let a = ttl_session("a", "10s");
         assert!(t.tick(1, 5, &[&a], s(0)).is_empty());
@@ -195,7 +205,7 @@ mod tests {
 
     #[test]
     fn sessions_without_ttl_get_no_timer_and_destroyed_ones_are_dropped() {
-        let t = SessionTimers::new(false);
+        let t = SessionTimers::new(false, false);
         let (a, b) = (ttl_session("a", "10s"), ttl_session("b", ""));
         t.tick(1, 1, &[&a, &b], Duration::ZERO);
         assert_eq!(t.len(), 1);
@@ -205,7 +215,7 @@ mod tests {
 
     #[test]
     fn a_renew_racing_an_expiry_in_flight_is_refused() {
-        let t = SessionTimers::new(false);
+        let t = SessionTimers::new(false, false);
         let a = ttl_session("a", "10s");
         t.tick(1, 1, &[&a], Duration::ZERO);
         assert_eq!(t.tick(1, 1, &[&a], Duration::from_secs(20)), vec!["a".to_string()]);
@@ -215,8 +225,23 @@ mod tests {
     }
 
     #[test]
+    fn the_forgetful_bug_never_expires_a_session_inherited_from_the_old_leader() {
+        let t = SessionTimers::new(false, true);
+        let inherited = Session { create_index: 3, ..ttl_session("a", "10s") };
+        let renewed = Session { create_index: 4, ..ttl_session("b", "10s") };
+        assert!(t.tick(2, 4, &[&inherited, &renewed], Duration::ZERO).is_empty());
+        t.reset("b", 10_000, Duration::from_secs(1));
+        let later = Session { create_index: 6, ..ttl_session("c", "10s") };
+        assert_eq!(t.tick(2, 6, &[&inherited, &renewed, &later], Duration::from_secs(100)), vec!["b".to_string()]);
+        assert_eq!(t.len(), 1, "c, created in this term, is armed; a never is");
+        let fixed = SessionTimers::new(false, false);
+        assert!(fixed.tick(2, 4, &[&inherited], Duration::ZERO).is_empty());
+        assert_eq!(fixed.tick(2, 4, &[&inherited], Duration::from_secs(100)), vec!["a".to_string()]);
+    }
+
+    #[test]
     fn the_early_bug_expires_at_half_the_ttl() {
-        let t = SessionTimers::new(true);
+        let t = SessionTimers::new(true, false);
         let a = ttl_session("a", "10s");
         assert!(t.tick(1, 1, &[&a], Duration::ZERO).is_empty());
         assert_eq!(t.tick(1, 1, &[&a], Duration::from_secs(5)), vec!["a".to_string()]);

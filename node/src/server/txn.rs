@@ -4,7 +4,9 @@
 
 use super::Server;
 use crate::state::{Table, WatchKey};
-use crate::structs::{Command, CommandResult, QueryError, TxnReadRequest, TxnReadResponse, TxnRequest, WriteError};
+use crate::structs::{
+    Command, CommandResult, QueryError, TxnError, TxnKvVerb, TxnOp, TxnReadRequest, TxnReadResponse, TxnRequest, WriteError,
+};
 
 pub const TXN_APPLY: &str = "Txn.Apply";
 pub const TXN_READ: &str = "Txn.Read";
@@ -16,8 +18,28 @@ impl Server {
     /// `Txn.Apply`: applies every operation at one Raft index, or none. The answer is
     /// [`CommandResult::Txn`]: results, or every failed operation's error (nothing applied).
     /// Errors: the write path's.
+    ///
+    /// The leader refuses, without proposing it, a transaction with a `lock` of a key still under
+    /// a lock-delay: every such op gets Consul's "failed to lock key … due to lock delay" error
+    /// (`txn_endpoint.go`'s pre-check), so the answer is a 409 with nothing applied.
     pub async fn txn_apply(&self, req: TxnRequest, forwarded: bool) -> Result<CommandResult, WriteError> {
+        if forwarded || self.is_leader() {
+            let errors = self.lock_delay_errors(&req);
+            if !errors.is_empty() {
+                return Ok(CommandResult::Txn { results: Vec::new(), errors, index: 0 });
+            }
+        }
         self.apply_write(TXN_APPLY, req, forwarded, Command::txn).await
+    }
+
+    /// One error per `lock` op whose key is under a lock-delay on this server.
+    fn lock_delay_errors(&self, req: &TxnRequest) -> Vec<TxnError> {
+        let now = self.io.clock.monotonic();
+        let delayed = req.ops.iter().enumerate().filter_map(|(i, op)| match op {
+            TxnOp::Kv(kv) if kv.verb == TxnKvVerb::Lock && self.state.lock_delays.blocks(&kv.dir_ent.key, now) => Some((i, &kv.dir_ent.key)),
+            _ => None,
+        });
+        delayed.map(|(op_index, key)| TxnError { op_index, what: format!("failed to lock key {key:?} due to lock delay") }).collect()
     }
 
     /// `Txn.Read`: runs read-only operations against one consistent view of the store, under
