@@ -65,3 +65,54 @@ fn save_wipe_restore_brings_back_keys_and_sessions() {
     let info = must("GET", &dev.agent.url(&format!("/v1/session/info/{session}")), None).json();
     assert_eq!(info[0]["Name"], json!("keeper"), "the session is back");
 }
+
+#[test]
+fn a_wiped_three_server_cluster_restored_from_a_snapshot_serves_every_key_and_session_everywhere() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("cluster.snap");
+    let file = file.to_str().expect("utf-8 path");
+    let mut cluster = tests::cluster::Cluster::start(3);
+    let leader = cluster.leader_index();
+    let addr = |c: &tests::cluster::Cluster, i: usize| format!("127.0.0.1:{}", c.servers[i].http_port);
+    let node = cluster.servers[leader].name.clone();
+    wait_until(Duration::from_secs(30), "the leader's node in the catalog", || {
+        let r = must("GET", &cluster.servers[leader].url(&format!("/v1/catalog/node/{node}")), None).json();
+        (!r.is_null()).then_some(()).ok_or_else(|| "not registered yet".to_string())
+    });
+    for i in 0..10 {
+        assert_eq!(must("PUT", &cluster.servers[leader].url(&format!("/v1/kv/app/k{i}")), Some(format!("v{i}").as_bytes())).text(), "true");
+    }
+    let created = must("PUT", &cluster.servers[leader].url("/v1/session/create"), Some(json!({"Name": "keeper", "Node": node}).to_string().as_bytes()));
+    let session = created.json()["ID"].as_str().expect("ID").to_string();
+    assert_eq!(must("PUT", &cluster.servers[leader].url(&format!("/v1/kv/app/lock?acquire={session}")), Some(b"held")).text(), "true");
+    let saved = tests::dev::cli(&["snapshot", "save", file], Some(&addr(&cluster, leader)));
+    assert!(saved.status.success(), "{}{}", saved.stdout, saved.stderr);
+
+    // Every server killed and its data dir wiped: a brand-new cluster bootstraps.
+    for i in 0..3 {
+        cluster.servers[i].kill();
+        std::fs::remove_dir_all(cluster.data_dir(i)).expect("wipe the data dir");
+    }
+    for i in 0..3 {
+        cluster.servers[i].start();
+    }
+    let leader = cluster.wait_for_leader(Duration::from_secs(30));
+    assert_eq!(must("GET", &cluster.servers[leader].url("/v1/kv/app/k0"), None).status, 404, "nothing survived the wipe");
+
+    let restored = tests::dev::cli(&["snapshot", "restore", file], Some(&addr(&cluster, leader)));
+    assert!(restored.status.success(), "{}{}", restored.stdout, restored.stderr);
+    // Every server converges on the archive (read its own applied state with ?stale).
+    for s in &cluster.servers {
+        wait_until(Duration::from_secs(20), "the restored state on every server", || {
+            let keys = must("GET", &s.url("/v1/kv/app/?recurse&stale"), None).json();
+            let n = keys.as_array().map(Vec::len).unwrap_or(0);
+            let lock = keys.as_array().and_then(|a| a.iter().find(|e| e["Key"] == "app/lock")).map(|e| e["Session"].clone());
+            let info = must("GET", &s.url(&format!("/v1/session/info/{session}?stale")), None).json();
+            match (n, lock, info[0]["Name"].clone()) {
+                (11, Some(Value::String(holder)), Value::String(name)) if holder == session && name == "keeper" => Ok(()),
+                other => Err(format!("{}: {other:?}", s.name)),
+            }
+        });
+    }
+}
