@@ -7,7 +7,8 @@
 //! `get-tree` and `check-*` verbs is a read (`Txn.Read`) under `?stale` / `?consistent` / default,
 //! never blocking. Answers: 200 `{"Results": [{"KV": entry}, ...], "Errors": null}`; 409
 //! `{"Results": null, "Errors": [{"OpIndex": i, "What": "..."}]}` when any operation failed (then
-//! nothing was applied). Node, Service and Check operations support `get`, `set` and `delete`.
+//! nothing was applied). Node, Service and Check operations support `get`, `set`, `cas`, `delete`
+//! and `delete-cas`.
 //! Errors: 400 undecodable body, unknown verb, bad key, a Session or Intention operation or a
 //! catalog `cas`/`delete-cas` (not supported yet); 413 a body over
 //! 512 KiB or more than [`MAX_TXN_OPS`] operations; 500 no leader / outcome unknown.
@@ -36,7 +37,7 @@ pub const MAX_TXN_BODY_BYTES: usize = MAX_VALUE_BYTES;
 const TXN_FIELDS: &[&str] = &[
     "KV", "Node", "Service", "Check", "Session", "Intention", "Verb", "Key", "Value", "Flags", "Index", "Namespace", "Partition", "ID",
     "Address", "Datacenter", "TaggedAddresses", "Meta", "Tags", "Port", "CheckID", "Name", "Status", "Notes", "Output", "ServiceID",
-    "ServiceName", "ServiceTags",
+    "ServiceName", "ServiceTags", "ModifyIndex",
 ];
 
 /// Routes of `/v1/txn`.
@@ -89,18 +90,12 @@ fn parse_op(i: usize, item: &Value) -> Result<TxnOp, ApiError> {
     })
 }
 
-/// A Node, Service or Check operation (`get`, `set`, `delete`).
+/// A Node, Service or Check operation (`get`, `set`, `cas`, `delete`, `delete-cas`).
 fn parse_catalog(i: usize, kind: &str, v: &Value) -> Result<TxnOp, ApiError> {
     let bad = |what: String| ApiError::bad_request(format!("Failed to parse body: operation {i}: {what}"));
     let obj = v.as_object().ok_or_else(|| bad(format!("{kind} must be an object, got {v}")))?;
     let verb_text = obj.get("Verb").and_then(Value::as_str).unwrap_or("");
-    let verb = match TxnCatalogVerb::parse(verb_text) {
-        Some(v) => v,
-        None if verb_text == "cas" || verb_text == "delete-cas" => {
-            return Err(ApiError::bad_request(format!("Transaction operation {i}: {kind} verb {verb_text:?} is not supported yet")))
-        }
-        None => return Err(bad(format!("unknown {kind} verb {verb_text:?}"))),
-    };
+    let verb = TxnCatalogVerb::parse(verb_text).ok_or_else(|| bad(format!("unknown {kind} verb {verb_text:?}")))?;
     let inner = |field: &str| obj.get(field).cloned().filter(|v| !v.is_null()).unwrap_or_else(|| json!({}));
     let decode_err = |e: serde_json::Error| bad(format!("{kind}: {e}"));
     Ok(match kind {
@@ -212,7 +207,8 @@ mod tests {
         assert_eq!(parse(r#"[{"KV":{"Verb":"set","Key":"a","Flags":-1}}]"#).unwrap_err().0, 400);
         assert_eq!(parse(r#"[{"KV":{"Verb":"set","Key":"a/../b"}}]"#).unwrap_err().0, 400);
         assert!(parse(r#"[{"Session":{"Verb":"delete","Session":{"ID":"x"}}}]"#).unwrap_err().1.contains("not supported yet"));
-        assert!(parse(r#"[{"Node":{"Verb":"cas","Node":{"Node":"n"}}}]"#).unwrap_err().1.contains("not supported yet"));
+        let cas = parse(r#"[{"Node":{"Verb":"cas","Node":{"Node":"n","modifyindex":7}}}]"#).unwrap();
+        assert!(matches!(&cas[0], TxnOp::Node { verb: TxnCatalogVerb::Cas, node } if node.modify_index == 7));
         assert_eq!(parse(r#"[{"Check":{"Verb":"nope"}}]"#).unwrap_err().0, 400);
         assert_eq!(parse("[{}]").unwrap_err().0, 400);
         let many = format!("[{}]", vec![r#"{"KV":{"Verb":"get","Key":"a"}}"#; MAX_TXN_OPS + 1].join(","));

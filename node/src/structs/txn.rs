@@ -91,7 +91,7 @@ pub struct TxnKvOp {
 }
 
 /// A Node, Service or Check verb inside a transaction (Consul `api.NodeOp`, `ServiceOp`,
-/// `CheckOp`); the `cas` and `delete-cas` variants are not supported yet.
+/// `CheckOp`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnCatalogVerb {
     /// `get`: the row; fails when it does not exist.
@@ -100,6 +100,10 @@ pub enum TxnCatalogVerb {
     Set,
     /// `delete`: deregister the row (a missing one is fine).
     Delete,
+    /// `cas`: `set` only if the row's ModifyIndex is the op's `ModifyIndex` (0: only if absent).
+    Cas,
+    /// `delete-cas`: `delete` only if the row exists with the op's `ModifyIndex`.
+    DeleteCas,
 }
 
 impl TxnCatalogVerb {
@@ -109,12 +113,14 @@ impl TxnCatalogVerb {
             Self::Get => "get",
             Self::Set => "set",
             Self::Delete => "delete",
+            Self::Cas => "cas",
+            Self::DeleteCas => "delete-cas",
         }
     }
 
     /// The verb spelled `s`, if supported.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Get, Self::Set, Self::Delete].into_iter().find(|v| v.as_str() == s)
+        [Self::Get, Self::Set, Self::Delete, Self::Cas, Self::DeleteCas].into_iter().find(|v| v.as_str() == s)
     }
 }
 
