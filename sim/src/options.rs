@@ -57,6 +57,10 @@ pub enum Bug {
     /// A `/v1/txn` whose operation fails keeps the operations before it while answering 409
     /// (caught by the bank-transfer invariant on `txn-bank`).
     TxnPartialApply,
+    /// A snapshot restore merges the archive into the state instead of replacing it, so keys
+    /// written after the save survive it (caught by the restore projected onto each key on
+    /// `snapshot-restore`).
+    RestoreKeepsOldKeys,
 }
 
 impl Bug {
@@ -78,6 +82,7 @@ impl Bug {
             Bug::ReleaseKeepsLock => "release-keeps-lock",
             Bug::SessionTtlEarly => "session-ttl-early",
             Bug::TxnPartialApply => "txn-partial-apply",
+            Bug::RestoreKeepsOldKeys => "restore-keeps-old-keys",
         }
     }
 
@@ -112,6 +117,7 @@ impl Bug {
             Bug::ReleaseKeepsLock => &["lock-contention"],
             Bug::SessionTtlEarly => &["session-expiry", "lock-contention"],
             Bug::TxnPartialApply => &["txn-bank"],
+            Bug::RestoreKeepsOldKeys => &["snapshot-restore"],
         }
     }
 
@@ -190,6 +196,7 @@ impl RunOptions {
             release_keeps_lock: self.bugs.contains(&Bug::ReleaseKeepsLock),
             session_ttl_early: self.bugs.contains(&Bug::SessionTtlEarly),
             txn_partial_apply: self.bugs.contains(&Bug::TxnPartialApply),
+            restore_keeps_old_keys: self.bugs.contains(&Bug::RestoreKeepsOldKeys),
         }
     }
 
