@@ -132,6 +132,24 @@ pub struct History {
     /// [`crate::oracles::index_monotonic`]). Absent from older recorded histories.
     #[serde(default)]
     pub index_observations: Vec<IndexObservation>,
+    /// Snapshots clients saved with `GET /v1/snapshot` (judged by
+    /// [`crate::oracles::snapshot_restore`]). Absent from older recorded histories.
+    #[serde(default)]
+    pub snapshots: Vec<SavedSnapshot>,
+}
+
+/// A snapshot a client saved with `GET /v1/snapshot`: the archive's Raft index and what it holds
+/// for each workload key, decoded from the archive by the client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedSnapshot {
+    /// The client (process) that saved it.
+    pub client: u32,
+    /// The archive's index: the Raft index of the newest change it holds.
+    pub index: u64,
+    /// When the archive arrived, ns since the run started.
+    pub at_ns: u64,
+    /// Each workload key's value in the archive (`None`: absent).
+    pub kv: std::collections::BTreeMap<String, Option<Value>>,
 }
 
 /// One `X-Consul-Index` a client saw in a response (e.g. of a blocking query on `key`).

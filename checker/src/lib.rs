@@ -10,7 +10,7 @@
 //! - [`raft`]: Raft safety invariants (Ongaro & Ousterhout 2014, Figure 3) over the simulator's
 //!   trace.
 //! - [`oracles`]: targeted history properties (no phantom values, acknowledged writes survive,
-//!   monotonic `X-Consul-Index`).
+//!   monotonic `X-Consul-Index`, a snapshot restore judged against the archive).
 //! - [`host_names`]: report text with hosts' addresses and Raft ids replaced by their names.
 //! - [`invariant`]: the [`InvariantViolation`] report shared by `raft` and `oracles`.
 pub mod history;
@@ -22,7 +22,7 @@ pub mod oracles;
 pub mod raft;
 pub mod session_ttl;
 
-pub use history::{History, IndexObservation, OkResult, Op, OpFn, Outcome, ReadMode, Value};
+pub use history::{History, IndexObservation, OkResult, Op, OpFn, Outcome, ReadMode, SavedSnapshot, Value};
 pub use host_names::HostNames;
 pub use invariant::InvariantViolation;
 pub use linearizable::model::{Model, Operation, Register};

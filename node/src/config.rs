@@ -130,6 +130,10 @@ pub struct BugSwitches {
     /// while still answering 409 as if nothing had been applied (caught by the bank-transfer
     /// invariant: money appears or disappears).
     pub txn_partial_apply: bool,
+    /// A snapshot restore merges the archive into the state instead of replacing it: KV rows the
+    /// archive does not hold survive the restore (caught by the snapshot-restore oracle: a key
+    /// written after the save still reads its value after an acknowledged restore).
+    pub restore_keeps_old_keys: bool,
     /// The leader's session TTL timer fires after TTL/2 instead of Consul's 2×TTL, invalidating
     /// sessions that were renewed in time (caught by the session-TTL safety check).
     pub session_ttl_early: bool,

@@ -24,6 +24,7 @@ mod pause_leader;
 mod rolling_restart;
 mod session_expiry;
 mod slow_lossy;
+mod snapshot_restore;
 mod swarm;
 mod swizzle_clog;
 pub mod windows;
@@ -61,6 +62,10 @@ pub enum WorkloadKind {
     /// Transfers between KV accounts in `/v1/txn` transactions and reads of every balance in
     /// one; the total must never change.
     Bank,
+    /// KV writes and reads as [`WorkloadKind::KvRegister`], plus a client that saves a snapshot
+    /// early and restores it during the scenario's first partition, through the majority side;
+    /// the restore is judged as a write of the archive to every key.
+    SnapshotRestore,
 }
 
 impl WorkloadKind {
@@ -72,6 +77,7 @@ impl WorkloadKind {
             WorkloadKind::AgentServices => "agent-services",
             WorkloadKind::Locks => "locks",
             WorkloadKind::Bank => "txn-bank",
+            WorkloadKind::SnapshotRestore => "snapshot-restore",
         }
     }
 }
@@ -81,6 +87,7 @@ const CATALOG: WorkloadKind = WorkloadKind::Catalog;
 const AGENT: WorkloadKind = WorkloadKind::AgentServices;
 const LOCKS: WorkloadKind = WorkloadKind::Locks;
 const BANK: WorkloadKind = WorkloadKind::Bank;
+const SNAPSHOT: WorkloadKind = WorkloadKind::SnapshotRestore;
 
 /// A scenario: name, one-line description, schedule builder (which may describe what it chose
 /// from the seed in [`Schedule::options`]), and the workload its clients run.
@@ -114,6 +121,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "lock-contention", about: "TTL sessions contend for KV locks (holders pausing past their TTL) under partitions, leader isolation and pauses", build: lock_contention::build, workload: LOCKS },
     Scenario { name: "session-expiry", about: "TTL sessions under drifting server clocks and leader changes (isolation, transfer)", build: session_expiry::build, workload: LOCKS },
     Scenario { name: "txn-bank", about: "transfers between accounts in /v1/txn transactions under partitions, leader isolation and crashes; the total never changes", build: health_flap::build, workload: BANK },
+    Scenario { name: "snapshot-restore", about: "a snapshot saved early is restored during a partition through the majority side (sometimes tried on the minority first), then more faults; every server converges on it", build: snapshot_restore::build, workload: SNAPSHOT },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 

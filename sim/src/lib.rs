@@ -18,6 +18,7 @@ pub mod report;
 pub mod run;
 pub mod sweep;
 pub mod server_lanes;
+pub mod snapshot_workload;
 pub mod timeline;
 pub mod verdict;
 pub mod workload;

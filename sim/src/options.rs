@@ -61,6 +61,10 @@ pub enum Bug {
     /// A `/v1/txn` whose operation fails keeps the operations before it while answering 409
     /// (caught by the bank-transfer invariant on `txn-bank`).
     TxnPartialApply,
+    /// A snapshot restore merges the archive into the state instead of replacing it, so keys
+    /// written after the save survive it (caught by the restore projected onto each key on
+    /// `snapshot-restore`).
+    RestoreKeepsOldKeys,
 }
 
 impl Bug {
@@ -83,6 +87,7 @@ impl Bug {
             Bug::SessionTtlEarly => "session-ttl-early",
             Bug::SessionTtlForgotten => "session-ttl-forgotten",
             Bug::TxnPartialApply => "txn-partial-apply",
+            Bug::RestoreKeepsOldKeys => "restore-keeps-old-keys",
         }
     }
 
@@ -118,6 +123,7 @@ impl Bug {
             Bug::SessionTtlEarly => &["session-expiry", "lock-contention"],
             Bug::SessionTtlForgotten => &["session-expiry", "lock-contention"],
             Bug::TxnPartialApply => &["txn-bank"],
+            Bug::RestoreKeepsOldKeys => &["snapshot-restore"],
         }
     }
 
@@ -197,6 +203,7 @@ impl RunOptions {
             session_ttl_early: self.bugs.contains(&Bug::SessionTtlEarly),
             session_ttl_forgotten: self.bugs.contains(&Bug::SessionTtlForgotten),
             txn_partial_apply: self.bugs.contains(&Bug::TxnPartialApply),
+            restore_keeps_old_keys: self.bugs.contains(&Bug::RestoreKeepsOldKeys),
         }
     }
 

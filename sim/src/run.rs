@@ -246,6 +246,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             until: workload_until,
             rng: ChaCha8Rng::seed_from_u64(rand::Rng::gen::<u64>(&mut seeds)),
             history: history.clone(),
+            schedule: schedule.clone(),
         };
         sim.client(nemesis::hosts::workload(c), workload.client(spec));
     }

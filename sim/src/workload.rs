@@ -119,6 +119,7 @@ pub fn for_scenario(scenario: &str) -> Box<dyn Workload> {
         Some(scenarios::WorkloadKind::AgentServices) => Box::new(crate::agent_workload::AgentServices::default()),
         Some(scenarios::WorkloadKind::Locks) => Box::new(crate::lock_workload::Locks::default()),
         Some(scenarios::WorkloadKind::Bank) => Box::new(crate::bank_workload::Bank),
+        Some(scenarios::WorkloadKind::SnapshotRestore) => Box::new(crate::snapshot_workload::SnapshotRestore::default()),
     }
 }
 
@@ -132,6 +133,9 @@ pub struct ClientSpec {
     pub until: Duration,
     pub rng: ChaCha8Rng,
     pub history: Rc<RefCell<History>>,
+    /// The run's nemesis schedule, for a client that acts on a fault (the snapshot client
+    /// restores during the first partition, through the majority side).
+    pub schedule: nemesis::Schedule,
 }
 
 /// Simulated time since the run started.

@@ -6,8 +6,10 @@
 //! an older index after a newer one, even when the client switches servers.
 //!
 //! For each (client, key), the observations in recorded order must have non-decreasing indexes,
-//! and every index must be at least 1 (Consul never returns 0: a client would spin). No
-//! exceptions: there is no snapshot restore that could legitimately reset the index yet.
+//! and every index must be at least 1 (Consul never returns 0: a client would spin). A snapshot
+//! restore may legitimately send a key's index back (restored rows keep their ModifyIndex; Consul's
+//! blocking-query guide tells clients to reset then), so the snapshot-restore workload does not
+//! run this oracle; [`super::snapshot_restore`] checks the KV tables' index instead.
 
 use std::collections::BTreeMap;
 

@@ -14,6 +14,7 @@ pub mod blocking_query_latency;
 pub mod consistent_read_matches_applied_state;
 pub mod index_monotonic;
 pub mod no_phantom_values;
+pub mod snapshot_restore;
 
 pub use acknowledged_writes_survive::check_acknowledged_writes_survive;
 pub use agent_services::check_agent_services;

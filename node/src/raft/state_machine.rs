@@ -76,6 +76,8 @@ pub struct StateMachine {
     release_keeps_lock: bool,
     /// Deliberate bug `txn_partial_apply` (see `BugSwitches`).
     txn_partial_apply: bool,
+    /// Deliberate bug `restore_keeps_old_keys` (see `BugSwitches`).
+    restore_keeps_old_keys: bool,
     /// This host's clock, for lock-delays (none in storage tests: delays are then not recorded).
     clock: Option<Arc<dyn crate::io::Clock>>,
 }
@@ -126,6 +128,7 @@ impl StateMachine {
             check_status_ignored: false,
             release_keeps_lock: false,
             txn_partial_apply: false,
+            restore_keeps_old_keys: false,
             clock: None,
         })
     }
@@ -148,6 +151,13 @@ impl StateMachine {
     /// the failing one.
     pub fn partially_applying_txns(mut self, on: bool) -> Self {
         self.txn_partial_apply = on;
+        self
+    }
+
+    /// Test-only switch (`restore_keeps_old_keys`): a snapshot restore keeps the KV rows the
+    /// archive does not hold.
+    pub fn merging_restores(mut self, on: bool) -> Self {
+        self.restore_keeps_old_keys = on;
         self
     }
 
@@ -298,6 +308,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             check_status_ignored: self.check_status_ignored,
             release_keeps_lock: self.release_keeps_lock,
             txn_partial_apply: self.txn_partial_apply,
+            restore_keeps_old_keys: self.restore_keeps_old_keys,
             clock: self.clock.clone(),
         }
     }
@@ -332,12 +343,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 }
 
 /// The deliberate bugs the state machine carries out: (`check_status_ignored`,
-/// `release_keeps_lock`, `txn_partial_apply`).
-type ApplyBugs = (bool, bool, bool);
+/// `release_keeps_lock`, `txn_partial_apply`, `restore_keeps_old_keys`).
+type ApplyBugs = (bool, bool, bool, bool);
 
 impl StateMachine {
     fn bugs(&self) -> ApplyBugs {
-        (self.check_status_ignored, self.release_keeps_lock, self.txn_partial_apply)
+        (self.check_status_ignored, self.release_keeps_lock, self.txn_partial_apply, self.restore_keeps_old_keys)
     }
 }
 
@@ -347,7 +358,7 @@ fn apply_command(
     index: u64,
     cmd: &Command,
     metrics: &crate::telemetry::Metrics,
-    (check_status_ignored, release_keeps_lock, txn_partial_apply): ApplyBugs,
+    (check_status_ignored, release_keeps_lock, txn_partial_apply, restore_keeps_old_keys): ApplyBugs,
 ) -> Result<crate::state::ApplyOutcome, crate::structs::CommandError> {
     use crate::structs::{KvsOp, Request};
     let mut req = cmd.decode()?;
@@ -362,10 +373,10 @@ fn apply_command(
         _ => {}
     }
     metrics.kv_apply(&req);
-    if let Request::Txn(r) = &req {
-        if txn_partial_apply {
-            return Ok(store.apply_txn_keeping_partial(index, r));
-        }
+    match &req {
+        Request::Txn(r) if txn_partial_apply => return Ok(store.apply_txn_keeping_partial(index, r)),
+        Request::Restore(_) if restore_keeps_old_keys => return Ok(store.apply_restore_keeping_old_keys(index, &req)),
+        _ => {}
     }
     Ok(store.apply_full(index, &req))
 }

@@ -148,7 +148,7 @@ impl Server {
         state.watches.lose_wakeups(config.bugs.lost_wakeup);
         let mut sm = StateMachine::open(state.clone(), io.disk.clone(), io.trace.clone(), config.node_name.clone())
             .await
-            .map(|sm| sm.reporting_one_entry_less(config.bugs.double_apply).ignoring_check_status(config.bugs.check_status_ignored).releasing_nothing(config.bugs.release_keeps_lock).partially_applying_txns(config.bugs.txn_partial_apply).with_clock(io.clock.clone()))
+            .map(|sm| sm.reporting_one_entry_less(config.bugs.double_apply).ignoring_check_status(config.bugs.check_status_ignored).releasing_nothing(config.bugs.release_keeps_lock).partially_applying_txns(config.bugs.txn_partial_apply).merging_restores(config.bugs.restore_keeps_old_keys).with_clock(io.clock.clone()))
             .map_err(|e| OpenError::Storage(e.to_string()))?;
         sm.set_telemetry(telemetry.clone());
         let recovered = crate::raft::recover::recover_if_asked(io.disk.as_ref(), &mut log_store, &mut sm, id)

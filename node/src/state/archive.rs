@@ -104,6 +104,24 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Deliberate bug `restore_keeps_old_keys` (see `BugSwitches`): applies `req` like
+    /// [`Store::apply_full`], then, if it restored an archive, puts back every KV row the archive
+    /// does not hold (a merge instead of a replace).
+    pub fn apply_restore_keeping_old_keys(&mut self, index: u64, req: &crate::structs::Request) -> super::ApplyOutcome {
+        let before: Vec<crate::structs::DirEntry> = self.kvs.values().cloned().collect();
+        let out = self.apply_full(index, req);
+        if out.restored {
+            for row in before.into_iter().filter(|r| r.session.is_none()) {
+                if !self.kvs.contains_key(&row.key) {
+                    self.put_kv_row(&row.key.clone(), Some(row));
+                }
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +156,22 @@ mod tests {
         let mut longer = bytes;
         longer.push(0);
         assert!(matches!(verify(&longer), Err(ArchiveError::Corrupt(_))));
+    }
+
+    #[test]
+    fn the_deliberate_merging_restore_keeps_rows_the_archive_lacks() {
+        use crate::structs::{Request, RestoreRequest};
+        let sections = crate::state::snapshot::encode_sections(&store()).expect("encodes");
+        let req = Request::Restore(RestoreRequest { sections });
+        let with_d = |s: &mut Store| s.apply(4, &Request::Kvs(KvsRequest { op: KvsOp::Set, dir_ent: DirEntry::new("d", b"v".to_vec()) }));
+        let mut replaced = store();
+        with_d(&mut replaced);
+        replaced.apply(5, &req);
+        assert!(replaced.kv_get("d").0.is_none(), "a restore replaces the state");
+        let mut merged = store();
+        with_d(&mut merged);
+        merged.apply_restore_keeping_old_keys(5, &req);
+        assert!(merged.kv_get("d").0.is_some(), "the bug keeps it");
     }
 
     #[test]

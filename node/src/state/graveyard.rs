@@ -27,10 +27,10 @@ impl Graveyard {
         self.tombstones.get(key).copied()
     }
 
-    /// The newest tombstone under `prefix`, floored at the newest reaped one (0 if none).
-    pub fn max_under(&self, prefix: &str) -> u64 {
-        let live = super::kv::prefixed(&self.tombstones, prefix).map(|(_, i)| *i).max().unwrap_or(0);
-        live.max(self.reaped_max)
+    /// The newest tombstone held under `prefix` (0 if none; reaped ones are not held: see
+    /// [`Self::reaped_max`]).
+    pub fn newest_under(&self, prefix: &str) -> u64 {
+        super::kv::prefixed(&self.tombstones, prefix).map(|(_, i)| *i).max().unwrap_or(0)
     }
 
     /// Number of tombstones held.

@@ -57,9 +57,13 @@ impl Store {
 
     fn kv_prefix_index(&self, prefix: &str) -> u64 {
         let live = prefixed(&self.kvs, prefix).map(|(_, e)| e.modify_index).max().unwrap_or(0);
-        match live.max(self.graveyard.max_under(prefix)) {
+        match live.max(self.graveyard.newest_under(prefix)) {
+            // Nothing under the prefix, live or tombstoned: the tables' index (Consul
+            // `kvsListTxn`), which is also past every reaped delete. Flooring this case at the
+            // newest reaped delete instead sent an empty prefix's index back below the tables'
+            // index it had reported before the reap (found by the snapshot-restore scenario).
             0 => self.max_index_of(&KV_TABLES),
-            i => i,
+            i => i.max(self.graveyard.reaped_max()),
         }
     }
 
@@ -262,5 +266,16 @@ mod tests {
         assert_eq!(s.graveyard.len(), 0, "the tombstone is gone");
         assert!(s.kv_list("p/").1 >= list_before);
         assert!(s.kv_get("p/b").1 >= get_before);
+    }
+
+    #[test]
+    fn an_empty_prefix_keeps_the_tables_index_across_a_reap() {
+        let mut s = Store::new();
+        s.apply(1, &set("a", "v"));
+        s.apply(2, &req(KvsOp::Delete, "a", "", 0));
+        s.apply(3, &set("b", "v"));
+        assert_eq!(s.kv_list("empty/").1, 3);
+        s.apply(4, &Request::TombstoneReap(TombstoneReapRequest { reap_index: 2 }));
+        assert_eq!(s.kv_list("empty/").1, 4, "the reap moved the tables' index; nothing moves it back to the reaped delete");
     }
 }
