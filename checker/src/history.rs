@@ -163,8 +163,12 @@ pub struct IndexObservation {
     pub index: u64,
     /// When the response arrived, ns since the run started.
     pub at_ns: u64,
-    /// The server that answered (for reports).
+    /// The server that answered (for reports, and the unit of monotonicity for `stale`).
     pub server: String,
+    /// Whether it answered a `?stale` read: any server may answer one from its own applied state,
+    /// so its index may be behind another server's (judged per server; see `index_monotonic`).
+    #[serde(default)]
+    pub stale: bool,
 }
 
 /// The host name of the client that recorded ops as `client`, in the simulator's scheme (see

@@ -141,6 +141,9 @@ pub struct BugSwitches {
     /// session abandoned before the leader change is never invalidated and its locks are never
     /// freed (caught by the session-TTL liveness oracle).
     pub session_ttl_forgotten: bool,
+    /// A `?recurse` read in the default mode is served from the local state of the server it
+    /// reached, as if `?stale`, instead of by the leader (caught by the KV model on kv-wide).
+    pub recurse_read_stale: bool,
     /// Keep services and checks registered through the agent API in memory only (skip writing
     /// `local-services.json` / `local-checks.json`), so a restarted agent forgets them and its
     /// first full anti-entropy sync removes them from the catalog.

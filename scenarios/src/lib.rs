@@ -66,6 +66,10 @@ pub enum WorkloadKind {
     /// early and restores it during the scenario's first partition, through the majority side;
     /// the restore is judged as a write of the archive to every key.
     SnapshotRestore,
+    /// The KV register workload widened (issue 8): also `?stale` reads, `?recurse` prefix reads,
+    /// prefix blocking queries and recursive deletes on a small key tree; prefix operations are
+    /// judged per key they cover.
+    KvWide,
 }
 
 impl WorkloadKind {
@@ -78,6 +82,7 @@ impl WorkloadKind {
             WorkloadKind::Locks => "locks",
             WorkloadKind::Bank => "txn-bank",
             WorkloadKind::SnapshotRestore => "snapshot-restore",
+            WorkloadKind::KvWide => "kv-wide",
         }
     }
 }
@@ -88,6 +93,7 @@ const AGENT: WorkloadKind = WorkloadKind::AgentServices;
 const LOCKS: WorkloadKind = WorkloadKind::Locks;
 const BANK: WorkloadKind = WorkloadKind::Bank;
 const SNAPSHOT: WorkloadKind = WorkloadKind::SnapshotRestore;
+const KV_WIDE: WorkloadKind = WorkloadKind::KvWide;
 
 /// A scenario: name, one-line description, schedule builder (which may describe what it chose
 /// from the seed in [`Schedule::options`]), and the workload its clients run.
@@ -122,6 +128,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "session-expiry", about: "TTL sessions under drifting server clocks and leader changes (isolation, transfer)", build: session_expiry::build, workload: LOCKS },
     Scenario { name: "txn-bank", about: "transfers between accounts in /v1/txn transactions under partitions, leader isolation and crashes; the total never changes", build: health_flap::build, workload: BANK },
     Scenario { name: "snapshot-restore", about: "a snapshot saved early is restored during a partition through the majority side (sometimes tried on the minority first), then more faults; every server converges on it", build: snapshot_restore::build, workload: SNAPSHOT },
+    Scenario { name: "kv-wide", about: "stale, prefix and prefix-blocking reads and recursive deletes on a key tree, under random-halves partitions", build: partition_heal::build, workload: KV_WIDE },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 

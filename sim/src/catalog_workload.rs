@@ -146,6 +146,7 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
                         index,
                         at_ns: now().as_nanos() as u64,
                         server: server_name.clone(),
+                        stale: false,
                     });
                 }
             }

@@ -12,6 +12,7 @@ pub mod http_client;
 pub mod io;
 pub mod lock_workload;
 pub mod junit;
+pub mod kv_wide_workload;
 pub mod operator;
 pub mod options;
 pub mod report;

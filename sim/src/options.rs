@@ -58,6 +58,10 @@ pub enum Bug {
     /// a lock held by a client that stopped renewing before a leader change is never freed
     /// (caught by the session-TTL liveness oracle on `session-expiry`).
     SessionTtlForgotten,
+    /// A `?recurse` read in the default mode is answered from the local state of whichever
+    /// server it reached, as if `?stale`, skipping the leader (caught by the KV register model
+    /// on `kv-wide`, which judges prefix reads per key).
+    RecurseReadStale,
     /// A `/v1/txn` whose operation fails keeps the operations before it while answering 409
     /// (caught by the bank-transfer invariant on `txn-bank`).
     TxnPartialApply,
@@ -86,6 +90,7 @@ impl Bug {
             Bug::ReleaseKeepsLock => "release-keeps-lock",
             Bug::SessionTtlEarly => "session-ttl-early",
             Bug::SessionTtlForgotten => "session-ttl-forgotten",
+            Bug::RecurseReadStale => "recurse-read-stale",
             Bug::TxnPartialApply => "txn-partial-apply",
             Bug::RestoreKeepsOldKeys => "restore-keeps-old-keys",
         }
@@ -122,6 +127,7 @@ impl Bug {
             Bug::ReleaseKeepsLock => &["lock-contention"],
             Bug::SessionTtlEarly => &["session-expiry", "lock-contention"],
             Bug::SessionTtlForgotten => &["session-expiry", "lock-contention"],
+            Bug::RecurseReadStale => &["kv-wide"],
             Bug::TxnPartialApply => &["txn-bank"],
             Bug::RestoreKeepsOldKeys => &["snapshot-restore"],
         }
@@ -202,6 +208,7 @@ impl RunOptions {
             release_keeps_lock: self.bugs.contains(&Bug::ReleaseKeepsLock),
             session_ttl_early: self.bugs.contains(&Bug::SessionTtlEarly),
             session_ttl_forgotten: self.bugs.contains(&Bug::SessionTtlForgotten),
+            recurse_read_stale: self.bugs.contains(&Bug::RecurseReadStale),
             txn_partial_apply: self.bugs.contains(&Bug::TxnPartialApply),
             restore_keeps_old_keys: self.bugs.contains(&Bug::RestoreKeepsOldKeys),
         }

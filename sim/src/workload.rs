@@ -119,6 +119,7 @@ pub fn for_scenario(scenario: &str) -> Box<dyn Workload> {
         Some(scenarios::WorkloadKind::AgentServices) => Box::new(crate::agent_workload::AgentServices::default()),
         Some(scenarios::WorkloadKind::Locks) => Box::new(crate::lock_workload::Locks::default()),
         Some(scenarios::WorkloadKind::Bank) => Box::new(crate::bank_workload::Bank),
+        Some(scenarios::WorkloadKind::KvWide) => Box::new(crate::kv_wide_workload::KvWide),
         Some(scenarios::WorkloadKind::SnapshotRestore) => Box::new(crate::snapshot_workload::SnapshotRestore::default()),
     }
 }
@@ -262,6 +263,7 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
                     index,
                     at_ns: complete.as_nanos() as u64,
                     server: server_name.clone(),
+                    stale: false,
                 });
             }
         }

@@ -169,6 +169,13 @@ fn a_new_leader_that_forgets_inherited_session_timers_is_caught() {
 }
 
 #[test]
+fn a_prefix_read_that_skips_the_leader_is_caught() {
+    // kv-wide: a default-mode `?recurse` read is served from a lagging follower's own state; its
+    // projection onto a key shows a value older than an acknowledged write (the KV model).
+    assert_caught_within(Bug::RecurseReadStale, "kv-wide", SEED_BUDGET);
+}
+
+#[test]
 fn a_transaction_applied_in_part_is_caught() {
     // txn-bank: a transfer whose second `cas` fails keeps its first write, so money appears or
     // vanishes and a read of every balance no longer adds up to the opening total.
@@ -186,7 +193,7 @@ fn a_restore_that_keeps_keys_written_after_the_save_is_caught() {
 
 #[test]
 fn correct_agent_passes_the_same_seeds() {
-    for scenario in ["partition-heal", "crash-restart", "leader-transfer", "health-flap", "agent-restart", "bootstrap", "clock-drift", "lock-contention", "session-expiry", "txn-bank", "snapshot-restore"] {
+    for scenario in ["partition-heal", "crash-restart", "leader-transfer", "health-flap", "agent-restart", "bootstrap", "clock-drift", "lock-contention", "session-expiry", "txn-bank", "snapshot-restore", "kv-wide"] {
         for seed in SEED_BUDGET {
             let options = RunOptions::derive(seed, scenario, 3, vec![], false);
             let (result, judgement) = sim::run_seed(&options).expect("scenario exists");

@@ -127,6 +127,11 @@ pub async fn get_kv(
         return Ok(json_response(StatusCode::OK, headers, body));
     }
     let result = if recurse {
+        let mut opts = opts;
+        // Deliberate bug (simulator only): a default-mode prefix read skips the leader.
+        if server.config.bugs.recurse_read_stale && opts.consistency == crate::structs::Consistency::Default {
+            opts.consistency = crate::structs::Consistency::Stale;
+        }
         server.kvs_list(KeyListRequest { prefix: key, separator: None, opts }, false).await?
     } else {
         server.kvs_get(KeyRequest { key, opts }, false).await?

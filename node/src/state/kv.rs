@@ -98,9 +98,11 @@ impl WriteTxn<'_> {
                 ok && self.kv_set(e)
             }
             KvsOp::Delete => self.kv_delete(&e.key),
+            // Consul's `kvsDeleteCASTxn`: a key that is already gone counts as deleted (`true`).
             KvsOp::DeleteCas => match self.store().kvs.get(&e.key) {
                 Some(x) if x.modify_index == e.modify_index => self.kv_delete(&e.key),
-                _ => false,
+                Some(_) => false,
+                None => true,
             },
             KvsOp::DeleteTree => {
                 let doomed: Vec<String> = prefixed(&self.store().kvs, &e.key).map(|(k, _)| k.clone()).collect();
@@ -250,6 +252,7 @@ mod tests {
         s.apply(1, &set("a", "v"));
         assert!(!s.apply(2, &req(KvsOp::DeleteCas, "a", "", 9)).0.ok());
         assert!(s.apply(3, &req(KvsOp::DeleteCas, "a", "", 1)).0.ok());
+        assert!(s.apply(4, &req(KvsOp::DeleteCas, "a", "", 1)).0.ok(), "a missing key counts as deleted, as in Consul");
         assert!(s.kv_get("a").0.is_none());
     }
 
