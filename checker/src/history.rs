@@ -26,6 +26,10 @@ pub enum OpFn {
     Cas { expect: Option<Value>, new: Value },
     /// `DELETE /v1/kv/<key>`.
     Delete,
+    /// `DELETE /v1/kv/<key>?cas=<idx>` with the ModifyIndex of the value `expect`: deletes iff the
+    /// current value is `expect`; answers `true` also when the key is already absent (Consul's
+    /// `kvsDeleteCASTxn`), `false` when another value is there. The result is `OkResult::Cas`.
+    DeleteCas { expect: Value },
 }
 
 /// What the client saw.

@@ -223,6 +223,7 @@ fn show_fn(f: &OpFn) -> String {
         OpFn::Write(v) => format!("write {v}"),
         OpFn::Cas { expect, new } => format!("cas {}->{new}", show_value(*expect)),
         OpFn::Delete => "delete".to_string(),
+        OpFn::DeleteCas { expect } => format!("delete-cas {expect}"),
     }
 }
 

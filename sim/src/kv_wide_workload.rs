@@ -1,6 +1,7 @@
 //! The wide KV workload (issue 8, item 3): the KV register workload's reads, writes, CAS and
 //! deletes, plus the code paths it never runs: `?stale` reads, `?recurse` reads of a prefix,
-//! prefix blocking queries (`?recurse&index=&wait=`) and recursive deletes. Keys live in a small
+//! prefix blocking queries (`?recurse&index=&wait=`), recursive deletes and deletes with CAS
+//! (`DELETE ?cas=`, on the ModifyIndex of the value last read: the register model's `DeleteCas`). Keys live in a small
 //! tree, `w/a/k0`, `w/b/k1`, `w/a/k2`, … (the run's keys, split between two subtrees), and prefix
 //! operations pick `w/`, `w/a/` or `w/b/`.
 //!
@@ -131,7 +132,11 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
                 let expect = seen.get(&key).copied().flatten();
                 Request::Write { key: key.clone(), f: OpFn::Cas { expect: expect.map(|(v, _)| v), new: value } }
             }
-            77..=88 => Request::Write { key: key.clone(), f: OpFn::Delete },
+            77..=88 => match seen.get(&key).copied().flatten() {
+                // A delete-cas on the ModifyIndex of the value this client last read.
+                Some((expect, _)) if spec.rng.gen_bool(0.5) => Request::Write { key: key.clone(), f: OpFn::DeleteCas { expect } },
+                _ => Request::Write { key: key.clone(), f: OpFn::Delete },
+            },
             // Mostly a subtree, sometimes the whole tree.
             _ => {
                 let prefix = if spec.rng.gen_range(0..5) == 0 { "w/" } else { PREFIXES[1 + spec.rng.gen_range(0..2)] };
@@ -161,6 +166,10 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
                 (Method::PUT, format!("/v1/kv/{key}?cas={idx}"), value.to_string().into_bytes(), OP_TIMEOUT)
             }
             Request::Write { key, f: OpFn::Delete } => (Method::DELETE, format!("/v1/kv/{key}"), Vec::new(), OP_TIMEOUT),
+            Request::Write { key, f: OpFn::DeleteCas { .. } } => {
+                let idx = seen.get(key).copied().flatten().map_or(0, |(_, i)| i);
+                (Method::DELETE, format!("/v1/kv/{key}?cas={idx}"), Vec::new(), OP_TIMEOUT)
+            }
             Request::Write { key, .. } => (Method::PUT, format!("/v1/kv/{key}"), value.to_string().into_bytes(), OP_TIMEOUT),
             Request::DeleteTree { prefix, .. } => (Method::DELETE, format!("/v1/kv/{prefix}?recurse"), Vec::new(), OP_TIMEOUT),
         };
@@ -200,7 +209,7 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
                 }
             }
             Request::Write { key, f } => {
-                let outcome = write_outcome(&resp, matches!(f, OpFn::Cas { .. }));
+                let outcome = write_outcome(&resp, matches!(f, OpFn::Cas { .. } | OpFn::DeleteCas { .. }));
                 record(&key, f, outcome, ReadMode::Default);
             }
             Request::DeleteTree { keys, .. } => {

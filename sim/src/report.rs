@@ -43,7 +43,7 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
         ("read", (|f: &OpFn| matches!(f, OpFn::Read)) as fn(&OpFn) -> bool),
         ("write", |f| matches!(f, OpFn::Write(_))),
         ("cas", |f| matches!(f, OpFn::Cas { .. })),
-        ("delete", |f| matches!(f, OpFn::Delete)),
+        ("delete", |f| matches!(f, OpFn::Delete | OpFn::DeleteCas { .. })),
     ] {
         let ops: Vec<_> = result.history.ops.iter().filter(|op| pred(&op.f)).collect();
         let count = |want: fn(&Outcome) -> bool| ops.iter().filter(|op| want(&op.outcome)).count();

@@ -87,6 +87,14 @@ fn label(op: &Op) -> String {
             format!("cas {}→{new} {mark}", val(*expect))
         }
         (OpFn::Delete, _) => "del".to_string(),
+        (OpFn::DeleteCas { expect }, outcome) => {
+            let mark = match outcome {
+                Outcome::Ok(OkResult::Cas(true)) => "✓",
+                Outcome::Ok(_) => "✗",
+                _ => "?",
+            };
+            format!("del {expect} {mark}")
+        }
     }
 }
 

@@ -44,6 +44,11 @@ fn run_model(steps: &[Step]) -> Vec<Op> {
                     OpFn::Cas { expect, new: fresh }
                 }
             }
+            // Half the deletes compare: against the current value or one written earlier.
+            _ if pick % 2 == 1 && !written.is_empty() => {
+                let expect = if pick % 4 == 1 { state.unwrap_or(written[0]) } else { written[pick as usize % written.len()] };
+                OpFn::DeleteCas { expect }
+            }
             _ => OpFn::Delete,
         };
         let applied = match &f {
@@ -52,6 +57,8 @@ fn run_model(steps: &[Step]) -> Vec<Op> {
             OpFn::Delete => (None, OkResult::Done),
             OpFn::Cas { expect, new } if *expect == state => (Some(*new), OkResult::Cas(true)),
             OpFn::Cas { .. } => (state, OkResult::Cas(false)),
+            OpFn::DeleteCas { expect } if state.is_none() || state == Some(*expect) => (None, OkResult::Cas(true)),
+            OpFn::DeleteCas { .. } => (state, OkResult::Cas(false)),
         };
         let outcome = match outcome {
             0 => Outcome::Fail,

@@ -67,6 +67,7 @@ fn observed_value(op: &Op) -> Option<Value> {
             },
             Outcome::Ok(_) | Outcome::Info,
         ) => Some(*v),
+        (OpFn::DeleteCas { expect }, Outcome::Ok(_) | Outcome::Info) => Some(*expect),
         _ => None,
     }
 }

@@ -89,7 +89,7 @@ pub(crate) fn validate(op: &Op) -> Result<(), String> {
         (_, Outcome::Fail | Outcome::Info)
             | (OpFn::Read, Outcome::Ok(OkResult::Read(_)))
             | (OpFn::Write(_) | OpFn::Delete, Outcome::Ok(OkResult::Done))
-            | (OpFn::Cas { .. }, Outcome::Ok(OkResult::Cas(_)))
+            | (OpFn::Cas { .. } | OpFn::DeleteCas { .. }, Outcome::Ok(OkResult::Cas(_)))
     );
     if fits {
         Ok(())
@@ -113,6 +113,9 @@ pub(crate) fn step(state: State, op: &Op) -> Option<State> {
         (OpFn::Cas { expect, new }, Outcome::Info) => {
             Some(if state == *expect { Some(*new) } else { state })
         }
+        (OpFn::DeleteCas { expect }, Outcome::Info) => Some(if state == Some(*expect) { None } else { state }),
+        (OpFn::DeleteCas { expect }, Outcome::Ok(OkResult::Cas(true))) => (state.is_none() || state == Some(*expect)).then_some(None),
+        (OpFn::DeleteCas { expect }, Outcome::Ok(OkResult::Cas(false))) => (state.is_some() && state != Some(*expect)).then_some(state),
         (OpFn::Read, Outcome::Ok(OkResult::Read(v))) => (state == *v).then_some(state),
         (OpFn::Cas { expect, new }, Outcome::Ok(OkResult::Cas(true))) => {
             (state == *expect).then_some(Some(*new))

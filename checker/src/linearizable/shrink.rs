@@ -37,7 +37,7 @@ impl Deps {
                 OpFn::Write(v) | OpFn::Cas { new: v, .. } => {
                     writer.insert(v, i);
                 }
-                OpFn::Read | OpFn::Delete => {}
+                OpFn::Read | OpFn::Delete | OpFn::DeleteCas { .. } => {}
             }
         }
         let mut observers = vec![Vec::new(); ops.len()];
@@ -50,6 +50,7 @@ impl Deps {
                     },
                     Outcome::Ok(OkResult::Cas(true)),
                 ) => Some(*v),
+                (OpFn::DeleteCas { expect }, Outcome::Ok(OkResult::Cas(true))) => Some(*expect),
                 _ => None,
             };
             if let Some(&w) = observed.as_ref().and_then(|v| writer.get(v)) {

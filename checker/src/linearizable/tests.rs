@@ -374,3 +374,36 @@ fn violation_report_shows_server_and_read_mode_per_op() {
     assert!(report.contains("#0      w1 via ?    write 7 "), "{report}");
     assert!(report.contains("#1      w3 via s2   read blocking index=4 wait=200ms ok absent "), "{report}");
 }
+
+#[test]
+fn delete_cas_deletes_only_its_value_and_succeeds_on_an_absent_key() {
+    let cas = |b: bool| Outcome::Ok(OkResult::Cas(b));
+    // Consul: a matching index deletes; an absent key answers true; another value answers false.
+    let legal = vec![
+        op(0, 1, OpFn::Write(1), 0, 10, done()),
+        op(1, 1, OpFn::DeleteCas { expect: 1 }, 20, 30, cas(true)),
+        op(2, 2, OpFn::Read, 40, 50, read(None)),
+        op(3, 2, OpFn::DeleteCas { expect: 1 }, 60, 70, cas(true)),
+        op(4, 1, OpFn::Write(2), 80, 90, done()),
+        op(5, 2, OpFn::DeleteCas { expect: 1 }, 100, 110, cas(false)),
+        op(6, 2, OpFn::Read, 120, 130, read(Some(2))),
+    ];
+    assert!(check(&legal).is_linearizable());
+    // A delete-cas that answered true while another value was there is a violation, as is one
+    // that answered false and then the key is seen deleted.
+    let wrong = vec![op(0, 1, OpFn::Write(2), 0, 10, done()), op(1, 2, OpFn::DeleteCas { expect: 1 }, 20, 30, cas(true))];
+    assert!(!check(&wrong).is_linearizable());
+    let refused_but_gone = vec![
+        op(0, 1, OpFn::Write(1), 0, 10, done()),
+        op(1, 2, OpFn::DeleteCas { expect: 1 }, 20, 30, cas(false)),
+        op(2, 2, OpFn::Read, 40, 50, read(Some(1))),
+    ];
+    assert!(!check(&refused_but_gone).is_linearizable());
+    // An unknown delete-cas may have deleted the value it expected.
+    let unknown = vec![
+        op(0, 1, OpFn::Write(1), 0, 10, done()),
+        op(1, 2, OpFn::DeleteCas { expect: 1 }, 20, 30, Outcome::Info),
+        op(2, 1, OpFn::Read, 40, 50, read(None)),
+    ];
+    assert!(check(&unknown).is_linearizable());
+}

@@ -72,7 +72,7 @@ pub fn check_acknowledged_writes_survive(history: &History) -> Vec<InvariantViol
         let Outcome::Ok(OkResult::Read(seen)) = read.outcome else { continue };
         let explains = |o: &Op, w: &Op| match seen {
             Some(v) => written_value(o) == Some(v) && may_follow(o, w),
-            None => o.f == OpFn::Delete && may_follow(o, w),
+            None => super::may_delete(o) && may_follow(o, w),
         };
         let mut lost: Vec<&Op> = ops
             .iter()

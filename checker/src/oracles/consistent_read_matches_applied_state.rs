@@ -43,7 +43,7 @@ pub fn applied_state<'a>(ops: &[&'a Op]) -> Option<(Option<Value>, Vec<&'a Op>)>
 fn may_set_after(o: &Op, value: Option<Value>, read: &Op) -> bool {
     let sets = match value {
         Some(v) => written_value(o) == Some(v),
-        None => o.f == OpFn::Delete,
+        None => super::may_delete(o),
     };
     let cas_failed = matches!(o.outcome, Outcome::Ok(OkResult::Cas(false)));
     sets && !cas_failed

@@ -37,11 +37,20 @@ pub fn check_oracles(history: &History) -> Vec<InvariantViolation> {
     out
 }
 
+/// Whether `op` may have deleted its key: a delete, or a delete-cas that did not answer `false`.
+pub(crate) fn may_delete(op: &Op) -> bool {
+    match op.f {
+        OpFn::Delete => true,
+        OpFn::DeleteCas { .. } => !matches!(op.outcome, Outcome::Ok(OkResult::Cas(false))),
+        _ => false,
+    }
+}
+
 /// The value an op would store: `Write(v)` and `Cas { new: v, .. }`; `None` for reads and deletes.
 pub(crate) fn written_value(op: &Op) -> Option<Value> {
     match op.f {
         OpFn::Write(v) | OpFn::Cas { new: v, .. } => Some(v),
-        OpFn::Read | OpFn::Delete => None,
+        OpFn::Read | OpFn::Delete | OpFn::DeleteCas { .. } => None,
     }
 }
 
@@ -59,6 +68,7 @@ pub(crate) fn describe(op: &Op) -> String {
         OpFn::Cas { expect: Some(e), new } => format!("cas {e}->{new}"),
         OpFn::Cas { expect: None, new } => format!("cas absent->{new}"),
         OpFn::Delete => "delete".to_string(),
+        OpFn::DeleteCas { expect } => format!("delete-cas {expect}"),
     };
     let outcome = match &op.outcome {
         Outcome::Ok(OkResult::Read(Some(v))) => format!("ok {v}"),
