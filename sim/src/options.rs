@@ -57,6 +57,10 @@ pub enum Bug {
     /// A `/v1/txn` whose operation fails keeps the operations before it while answering 409
     /// (caught by the bank-transfer invariant on `txn-bank`).
     TxnPartialApply,
+    /// An agent the gossip pool declared failed never rejoins under a new generation, so after a
+    /// partition heals the sides keep seeing each other failed (caught by the membership
+    /// convergence oracle on `gossip-partition`).
+    GossipNoRejoin,
 }
 
 impl Bug {
@@ -78,6 +82,7 @@ impl Bug {
             Bug::ReleaseKeepsLock => "release-keeps-lock",
             Bug::SessionTtlEarly => "session-ttl-early",
             Bug::TxnPartialApply => "txn-partial-apply",
+            Bug::GossipNoRejoin => "gossip-no-rejoin",
         }
     }
 
@@ -112,6 +117,7 @@ impl Bug {
             Bug::ReleaseKeepsLock => &["lock-contention"],
             Bug::SessionTtlEarly => &["session-expiry", "lock-contention"],
             Bug::TxnPartialApply => &["txn-bank"],
+            Bug::GossipNoRejoin => &["gossip-partition"],
         }
     }
 
@@ -187,6 +193,7 @@ impl RunOptions {
             local_state_not_persisted: self.bugs.contains(&Bug::LocalStateNotPersisted),
             lost_wakeup: self.bugs.contains(&Bug::LostWakeup),
             bootstrap_timeout: self.bugs.contains(&Bug::BootstrapTimeout),
+            gossip_no_rejoin: self.bugs.contains(&Bug::GossipNoRejoin),
             release_keeps_lock: self.bugs.contains(&Bug::ReleaseKeepsLock),
             session_ttl_early: self.bugs.contains(&Bug::SessionTtlEarly),
             txn_partial_apply: self.bugs.contains(&Bug::TxnPartialApply),
