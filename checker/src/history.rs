@@ -132,6 +132,25 @@ pub struct History {
     /// [`crate::oracles::index_monotonic`]). Absent from older recorded histories.
     #[serde(default)]
     pub index_observations: Vec<IndexObservation>,
+    /// Rounds of gossip membership observations after the final heal (checked by
+    /// [`crate::oracles::membership_converges`]). Absent from older recorded histories.
+    #[serde(default)]
+    pub membership: Vec<MembershipRound>,
+}
+
+/// One polling round of every agent's gossip view and the catalog's `serfHealth` checks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipRound {
+    /// When the round completed, ns since the run started.
+    pub at_ns: u64,
+    /// The agents that should be live members (every one of them should see every one alive).
+    pub expected: Vec<String>,
+    /// Each agent's `/v1/agent/members` answer: member name → Consul status name (`alive`,
+    /// `leaving`, `left`, `failed`). An agent that did not answer is absent.
+    pub views: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    /// The catalog's `serfHealth` status per node (`passing`, `critical`), read with
+    /// `?consistent`; `None` if no server answered.
+    pub serf_health: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// One `X-Consul-Index` a client saw in a response (e.g. of a blocking query on `key`).

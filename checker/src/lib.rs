@@ -21,7 +21,7 @@ pub mod lock;
 pub mod oracles;
 pub mod raft;
 
-pub use history::{History, IndexObservation, OkResult, Op, OpFn, Outcome, ReadMode, Value};
+pub use history::{History, IndexObservation, MembershipRound, OkResult, Op, OpFn, Outcome, ReadMode, Value};
 pub use host_names::HostNames;
 pub use invariant::InvariantViolation;
 pub use linearizable::model::{Model, Operation, Register};

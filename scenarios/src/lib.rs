@@ -12,6 +12,7 @@ mod clock_drift;
 mod crash_restart;
 mod disk_corruption;
 mod flapping_partitions;
+mod gossip_partition;
 mod health_flap;
 mod leader_isolation;
 mod leader_transfer;
@@ -61,6 +62,9 @@ pub enum WorkloadKind {
     /// Transfers between KV accounts in `/v1/txn` transactions and reads of every balance in
     /// one; the total must never change.
     Bank,
+    /// The KV register workload, plus a poll of every agent's gossip membership and the
+    /// catalog's `serfHealth` after the heal, judged by the membership-convergence oracle.
+    Gossip,
 }
 
 impl WorkloadKind {
@@ -72,6 +76,7 @@ impl WorkloadKind {
             WorkloadKind::AgentServices => "agent-services",
             WorkloadKind::Locks => "locks",
             WorkloadKind::Bank => "txn-bank",
+            WorkloadKind::Gossip => "gossip-membership",
         }
     }
 }
@@ -81,6 +86,7 @@ const CATALOG: WorkloadKind = WorkloadKind::Catalog;
 const AGENT: WorkloadKind = WorkloadKind::AgentServices;
 const LOCKS: WorkloadKind = WorkloadKind::Locks;
 const BANK: WorkloadKind = WorkloadKind::Bank;
+const GOSSIP: WorkloadKind = WorkloadKind::Gossip;
 
 /// A scenario: name, one-line description, schedule builder (which may describe what it chose
 /// from the seed in [`Schedule::options`]), and the workload its clients run.
@@ -114,6 +120,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "lock-contention", about: "TTL sessions contend for KV locks (holders pausing past their TTL) under partitions, leader isolation and pauses", build: lock_contention::build, workload: LOCKS },
     Scenario { name: "session-expiry", about: "TTL sessions under drifting server clocks and leader changes (isolation, transfer)", build: session_expiry::build, workload: LOCKS },
     Scenario { name: "txn-bank", about: "transfers between accounts in /v1/txn transactions under partitions, leader isolation and crashes; the total never changes", build: health_flap::build, workload: BANK },
+    Scenario { name: "gossip-partition", about: "partitions long enough for gossip to declare members failed; after the heal all rejoin and serfHealth passes", build: gossip_partition::build, workload: GOSSIP },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 

@@ -119,6 +119,7 @@ pub fn for_scenario(scenario: &str) -> Box<dyn Workload> {
         Some(scenarios::WorkloadKind::AgentServices) => Box::new(crate::agent_workload::AgentServices::default()),
         Some(scenarios::WorkloadKind::Locks) => Box::new(crate::lock_workload::Locks::default()),
         Some(scenarios::WorkloadKind::Bank) => Box::new(crate::bank_workload::Bank),
+        Some(scenarios::WorkloadKind::Gossip) => Box::new(crate::gossip_workload::GossipMembership),
     }
 }
 

@@ -168,8 +168,16 @@ fn a_transaction_applied_in_part_is_caught() {
 }
 
 #[test]
+fn gossip_members_that_never_rejoin_are_caught() {
+    // gossip-partition: an agent the pool declared failed during a cut never rejoins under a new
+    // generation, so after the heal the two sides keep seeing each other failed and the catalog's
+    // serfHealth stays critical (membership_converges, a liveness violation).
+    assert_caught_as(Bug::GossipNoRejoin, "gossip-partition", WIDE_SEED_BUDGET, Judgement::liveness_violation);
+}
+
+#[test]
 fn correct_agent_passes_the_same_seeds() {
-    for scenario in ["partition-heal", "crash-restart", "leader-transfer", "health-flap", "agent-restart", "bootstrap", "clock-drift", "lock-contention", "session-expiry", "txn-bank"] {
+    for scenario in ["partition-heal", "crash-restart", "leader-transfer", "health-flap", "agent-restart", "bootstrap", "clock-drift", "lock-contention", "session-expiry", "txn-bank", "gossip-partition"] {
         for seed in SEED_BUDGET {
             let options = RunOptions::derive(seed, scenario, 3, vec![], false);
             let (result, judgement) = sim::run_seed(&options).expect("scenario exists");
