@@ -1,12 +1,11 @@
-//! The agent: starts the server core and binds its ports — server RPC, the HTTP API and DNS.
+//! The agent: starts the server core and binds its ports — server RPC, the HTTP API, DNS and
+//! LAN gossip (the [`crate::gossip`] driver and its retry-join loop).
 //!
 //! Owns: startup and shutdown ([`start`], [`Agent::shutdown`]) and the agent's configuration
 //! ([`config`]). This is the only module that knows every layer: it opens the
 //! [`crate::server::Server`] core, hands it to the RPC server as its handler and to the HTTP
 //! API, and starts the core's background duties. (Client agents, which hold no Raft, will start
 //! here too.)
-
-
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

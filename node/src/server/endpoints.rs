@@ -1,7 +1,8 @@
 //! RPC dispatch: the server core's named endpoints behind the transport's [`RpcHandler`].
 //!
 //! Names follow Consul's (`KVS.Apply`, `Status.Leader`, …); Concord-only endpoints are `Raft.*`
-//! (openraft's messages) and `Server.*` (bootstrap handshake and join, until gossip exists). A
+//! (openraft's messages) and `Server.*` (bootstrap handshake and join, until bootstrap moves to
+//! gossip; `Server.GossipAddr` maps a server RPC address to its LAN gossip address). A
 //! body that does not decode, or an unknown method, is answered with an error, never a panic.
 
 use std::future::Future;
