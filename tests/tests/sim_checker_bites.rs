@@ -12,7 +12,8 @@ const SEED_BUDGET: std::ops::RangeInclusive<u64> = 1..=5;
 /// Seeds tried for a bug whose window is narrow (it needs a crash or a cut-off at the right
 /// moment): once the disk modelled directory syncs, the schedules shifted and skip-fsync was first
 /// caught at seed 6 of rolling-restart, transfer-keeps-lease at seed 8 of leader-transfer,
-/// lease-ignores-drift at seed 3 of clock-drift (seed 15 before the session TTL task joined every agent).
+/// lease-ignores-drift at seed 3 of clock-drift (seed 15 before the session TTL task joined every agent);
+/// with LAN gossip traffic in every run, transfer-keeps-lease first at seed 6 and lease-ignores-drift at 11.
 const WIDE_SEED_BUDGET: std::ops::RangeInclusive<u64> = 1..=20;
 
 /// What a bite must show: a safety violation, or (for a bug that only delays) a liveness one.
