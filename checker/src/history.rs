@@ -140,6 +140,10 @@ pub struct History {
     /// [`crate::oracles::snapshot_restore`]). Absent from older recorded histories.
     #[serde(default)]
     pub snapshots: Vec<SavedSnapshot>,
+    /// Rounds of gossip membership observations after the final heal (checked by
+    /// [`crate::oracles::membership_converges`]). Absent from older recorded histories.
+    #[serde(default)]
+    pub membership: Vec<MembershipRound>,
 }
 
 /// A snapshot a client saved with `GET /v1/snapshot`: the archive's Raft index and what it holds
@@ -154,6 +158,21 @@ pub struct SavedSnapshot {
     pub at_ns: u64,
     /// Each workload key's value in the archive (`None`: absent).
     pub kv: std::collections::BTreeMap<String, Option<Value>>,
+}
+
+/// One polling round of every agent's gossip view and the catalog's `serfHealth` checks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipRound {
+    /// When the round completed, ns since the run started.
+    pub at_ns: u64,
+    /// The agents that should be live members (every one of them should see every one alive).
+    pub expected: Vec<String>,
+    /// Each agent's `/v1/agent/members` answer: member name → Consul status name (`alive`,
+    /// `leaving`, `left`, `failed`). An agent that did not answer is absent.
+    pub views: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    /// The catalog's `serfHealth` status per node (`passing`, `critical`), read with
+    /// `?consistent`; `None` if no server answered.
+    pub serf_health: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// One `X-Consul-Index` a client saw in a response (e.g. of a blocking query on `key`).

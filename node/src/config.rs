@@ -156,6 +156,10 @@ pub struct BugSwitches {
     /// whoever has been found (a "don't hang forever" convenience), so servers cut off from each
     /// other while the cluster forms each start a cluster of their own.
     pub bootstrap_timeout: bool,
+    /// An agent the gossip pool declared failed (e.g. during a partition) never rejoins under a
+    /// new generation, so after the partition heals the two sides keep seeing each other failed
+    /// (caught by the membership-convergence oracle of `gossip-partition`).
+    pub gossip_no_rejoin: bool,
 }
 
 /// Everything an agent needs to start.
@@ -191,6 +195,8 @@ pub struct AgentConfig {
     /// Shortest session TTL accepted, in ms (Consul's `session_ttl_min`, default 10 s). The
     /// simulator lowers it so that sessions expire within a run.
     pub session_ttl_min_ms: u64,
+    /// The LAN gossip pool's timing ([`crate::gossip::GossipConfig`]).
+    pub gossip: crate::gossip::GossipConfig,
 }
 
 impl AgentConfig {
@@ -213,6 +219,7 @@ impl AgentConfig {
             enable_script_checks: false,
             config_entries: Default::default(),
             session_ttl_min_ms: crate::structs::session::MIN_SESSION_TTL_MS,
+            gossip: Default::default(),
         }
     }
 
@@ -224,6 +231,11 @@ impl AgentConfig {
     /// The HTTP API address.
     pub fn http_addr(&self) -> SocketAddr {
         SocketAddr::new(self.client_addr, self.ports.http)
+    }
+
+    /// The LAN gossip address (UDP).
+    pub fn serf_lan_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind_addr, self.ports.serf_lan)
     }
 
     /// The DNS address (UDP and TCP).

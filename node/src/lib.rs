@@ -10,6 +10,7 @@ pub mod config;
 pub mod config_file;
 pub mod dns;
 pub mod filter;
+pub mod gossip;
 pub mod http;
 pub mod io;
 pub mod local;

@@ -12,6 +12,7 @@ mod clock_drift;
 mod crash_restart;
 mod disk_corruption;
 mod flapping_partitions;
+mod gossip_partition;
 mod health_flap;
 mod leader_isolation;
 mod leader_transfer;
@@ -70,6 +71,9 @@ pub enum WorkloadKind {
     /// prefix blocking queries and recursive deletes on a small key tree; prefix operations are
     /// judged per key they cover.
     KvWide,
+    /// The KV register workload, plus a poll of every agent's gossip membership and the
+    /// catalog's `serfHealth` after the heal, judged by the membership-convergence oracle.
+    Gossip,
 }
 
 impl WorkloadKind {
@@ -83,6 +87,7 @@ impl WorkloadKind {
             WorkloadKind::Bank => "txn-bank",
             WorkloadKind::SnapshotRestore => "snapshot-restore",
             WorkloadKind::KvWide => "kv-wide",
+            WorkloadKind::Gossip => "gossip-membership",
         }
     }
 }
@@ -94,6 +99,7 @@ const LOCKS: WorkloadKind = WorkloadKind::Locks;
 const BANK: WorkloadKind = WorkloadKind::Bank;
 const SNAPSHOT: WorkloadKind = WorkloadKind::SnapshotRestore;
 const KV_WIDE: WorkloadKind = WorkloadKind::KvWide;
+const GOSSIP: WorkloadKind = WorkloadKind::Gossip;
 
 /// A scenario: name, one-line description, schedule builder (which may describe what it chose
 /// from the seed in [`Schedule::options`]), and the workload its clients run.
@@ -129,6 +135,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "txn-bank", about: "transfers between accounts in /v1/txn transactions under partitions, leader isolation and crashes; the total never changes", build: health_flap::build, workload: BANK },
     Scenario { name: "snapshot-restore", about: "a snapshot saved early is restored during a partition through the majority side (sometimes tried on the minority first), then more faults; every server converges on it", build: snapshot_restore::build, workload: SNAPSHOT },
     Scenario { name: "kv-wide", about: "stale, prefix and prefix-blocking reads and recursive deletes on a key tree, under random-halves partitions", build: partition_heal::build, workload: KV_WIDE },
+    Scenario { name: "gossip-partition", about: "partitions long enough for gossip to declare members failed; after the heal all rejoin and serfHealth passes", build: gossip_partition::build, workload: GOSSIP },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 

@@ -146,7 +146,11 @@ pub async fn run_client(mut spec: ClientSpec, numbers: SessionNumbers) -> turmoi
             made += 1;
             let no = u64::from(spec.id) * 1000 + made;
             let invoke = now();
-            let body = format!(r#"{{"Name":"w{}-{made}","TTL":"{}ms","LockDelay":"0s","Behavior":"release"}}"#, spec.id, SESSION_TTL_MS);
+            // `NodeChecks: []`: a TTL-only session. By default a session binds its node's
+            // `serfHealth`, which gossip turns critical whenever a partition cuts the node off,
+            // invalidating the session at a moment the lock model (TTL, destroy) cannot know;
+            // that binding is tested on its own (tests/tests/e2e_gossip.rs).
+            let body = format!(r#"{{"Name":"w{}-{made}","TTL":"{}ms","LockDelay":"0s","Behavior":"release","NodeChecks":[]}}"#, spec.id, SESSION_TTL_MS);
             let resp = send(server, Method::PUT, "/v1/session/create", body.into_bytes()).await;
             let id = resp.ok().filter(|r| r.status == StatusCode::OK).and_then(|r| {
                 serde_json::from_slice::<serde_json::Value>(&r.body).ok()?.get("ID")?.as_str().map(str::to_string)

@@ -69,6 +69,10 @@ pub enum Bug {
     /// written after the save survive it (caught by the restore projected onto each key on
     /// `snapshot-restore`).
     RestoreKeepsOldKeys,
+    /// An agent the gossip pool declared failed never rejoins under a new generation, so after a
+    /// partition heals the sides keep seeing each other failed (caught by the membership
+    /// convergence oracle on `gossip-partition`).
+    GossipNoRejoin,
 }
 
 impl Bug {
@@ -93,6 +97,7 @@ impl Bug {
             Bug::RecurseReadStale => "recurse-read-stale",
             Bug::TxnPartialApply => "txn-partial-apply",
             Bug::RestoreKeepsOldKeys => "restore-keeps-old-keys",
+            Bug::GossipNoRejoin => "gossip-no-rejoin",
         }
     }
 
@@ -130,6 +135,7 @@ impl Bug {
             Bug::RecurseReadStale => &["kv-wide"],
             Bug::TxnPartialApply => &["txn-bank"],
             Bug::RestoreKeepsOldKeys => &["snapshot-restore"],
+            Bug::GossipNoRejoin => &["gossip-partition"],
         }
     }
 
@@ -205,6 +211,7 @@ impl RunOptions {
             local_state_not_persisted: self.bugs.contains(&Bug::LocalStateNotPersisted),
             lost_wakeup: self.bugs.contains(&Bug::LostWakeup),
             bootstrap_timeout: self.bugs.contains(&Bug::BootstrapTimeout),
+            gossip_no_rejoin: self.bugs.contains(&Bug::GossipNoRejoin),
             release_keeps_lock: self.bugs.contains(&Bug::ReleaseKeepsLock),
             session_ttl_early: self.bugs.contains(&Bug::SessionTtlEarly),
             session_ttl_forgotten: self.bugs.contains(&Bug::SessionTtlForgotten),

@@ -121,6 +121,7 @@ pub fn for_scenario(scenario: &str) -> Box<dyn Workload> {
         Some(scenarios::WorkloadKind::Bank) => Box::new(crate::bank_workload::Bank),
         Some(scenarios::WorkloadKind::KvWide) => Box::new(crate::kv_wide_workload::KvWide),
         Some(scenarios::WorkloadKind::SnapshotRestore) => Box::new(crate::snapshot_workload::SnapshotRestore::default()),
+        Some(scenarios::WorkloadKind::Gossip) => Box::new(crate::gossip_workload::GossipMembership),
     }
 }
 

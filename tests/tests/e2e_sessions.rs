@@ -29,16 +29,18 @@ fn sessions_and_locks_behave_as_consuls() {
     let _serial = serial();
     let dev = DevAgent::start();
     let get = |path: &str| must("GET", &dev.agent.url(path), None);
-    // The agent registers its own node through anti-entropy; sessions need it.
-    wait_until(Duration::from_secs(20), "the agent's node in the catalog", || {
-        let nodes = get("/v1/catalog/nodes").json();
-        (nodes.as_array().map(Vec::len).unwrap_or(0) > 0).then_some(()).ok_or_else(|| "no node yet".to_string())
+    // The agent registers its own node through anti-entropy; sessions need it. The leader gives
+    // it a serfHealth check (gossip), which new sessions bind by default, as Consul's do.
+    wait_until(Duration::from_secs(20), "the agent's node and its serfHealth in the catalog", || {
+        let checks = get("/v1/health/state/any").json();
+        checks.as_array().is_some_and(|a| a.iter().any(|c| c["CheckID"] == "serfHealth")).then_some(()).ok_or_else(|| checks.to_string())
     });
 
     let a = create(&dev, json!({"Name": "a", "LockDelay": "1s"}));
     let b = create(&dev, json!({"Name": "b", "TTL": "30s"}));
     let info = get(&format!("/v1/session/info/{a}")).json();
     insta::assert_json_snapshot!("session_info_shape", shape(&info));
+    assert_eq!(info[0]["NodeChecks"], json!(["serfHealth"]), "a session binds its node's serfHealth by default");
     assert_eq!((info[0]["Name"].clone(), info[0]["LockDelay"].clone(), info[0]["Behavior"].clone()), (json!("a"), json!(1_000_000_000u64), json!("release")));
     assert_eq!(get("/v1/session/info/00000000-0000-4000-8000-000000000000").text(), "[]");
     assert_eq!(get("/v1/session/list").json().as_array().map(Vec::len), Some(2));

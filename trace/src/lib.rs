@@ -194,6 +194,14 @@ pub enum Event {
         /// Why, as the fatal error prints.
         reason: String,
     },
+    /// `member M STATUS`: this node's LAN gossip view of member `M` changed to `STATUS` (`alive`,
+    /// `suspect`, `failed`, `left`).
+    Member {
+        /// The member's node name.
+        member: String,
+        /// Its new status.
+        status: String,
+    },
     /// A fault the nemesis injected (or skipped), reported by [`NEMESIS`].
     Nemesis(Nemesis),
     /// `METHOD PATH: done|gave up`: what the simulator's operator did, reported by [`OPERATOR`].
@@ -229,6 +237,7 @@ impl fmt::Display for Event {
             }
             Event::StartFailed { reason } => write!(f, "start failed: {reason}"),
             Event::RaftFatal { reason } => write!(f, "raft fatal: {reason}; restarting"),
+            Event::Member { member, status } => write!(f, "member {member} {status}"),
             Event::Nemesis(n) => write!(f, "{n}"),
             Event::Operator(outcome) => write!(f, "{outcome}"),
         }
@@ -272,6 +281,7 @@ mod tests {
             (Event::StartFailed { reason: "storage: read error".into() }, "start failed: storage: read error"),
             (Event::RaftFatal { reason: "fsync failed".into() }, "raft fatal: fsync failed; restarting"),
             (Event::Operator("PUT /v1/operator/raft/peer: done".into()), "PUT /v1/operator/raft/peer: done"),
+            (Event::Member { member: "s2".into(), status: "failed".into() }, "member s2 failed"),
         ];
         for (event, text) in cases {
             assert_eq!(event.to_string(), text);

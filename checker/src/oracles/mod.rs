@@ -13,6 +13,7 @@ pub mod agent_services;
 pub mod blocking_query_latency;
 pub mod consistent_read_matches_applied_state;
 pub mod index_monotonic;
+pub mod membership_converges;
 pub mod no_phantom_values;
 pub mod snapshot_restore;
 
@@ -21,6 +22,7 @@ pub use agent_services::check_agent_services;
 pub use blocking_query_latency::{check_blocking_query_latency, DisturbedSpan, WAKE_BOUND_NS};
 pub use consistent_read_matches_applied_state::check_consistent_read_matches_applied_state;
 pub use index_monotonic::check_index_monotonic;
+pub use membership_converges::{check_membership_converges, MEMBERSHIP_BOUND_NS};
 pub use no_phantom_values::check_no_phantom_values;
 
 use crate::history::{History, OkResult, Op, OpFn, Outcome, Value};

@@ -1,12 +1,11 @@
-//! The agent: starts the server core and binds its ports — server RPC, the HTTP API and DNS.
+//! The agent: starts the server core and binds its ports — server RPC, the HTTP API, DNS and
+//! LAN gossip (the [`crate::gossip`] driver and its retry-join loop).
 //!
 //! Owns: startup and shutdown ([`start`], [`Agent::shutdown`]) and the agent's configuration
 //! ([`config`]). This is the only module that knows every layer: it opens the
 //! [`crate::server::Server`] core, hands it to the RPC server as its handler and to the HTTP
 //! API, and starts the core's background duties. (Client agents, which hold no Raft, will start
 //! here too.)
-
-
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -50,6 +49,29 @@ impl Agent {
     }
 }
 
+/// How long a join target's RPC port gets to report its gossip address.
+const GOSSIP_ADDR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Joins the LAN pool through the `-retry-join` entries (see [`crate::gossip::join_targets`]):
+/// each entry as given, and the gossip address the server at that RPC address reports.
+async fn retry_join_lan(server: Arc<Server>, join: Vec<SocketAddr>) {
+    let interval = std::time::Duration::from_millis(server.config.gossip.retry_join_interval_ms.max(1));
+    let resolver = server.clone();
+    crate::gossip::driver::retry_join(server.gossip.clone(), join, interval, move |entry| {
+        let server = resolver.clone();
+        async move {
+            let reported = server
+                .rpc
+                .call::<_, String>(entry, crate::server::endpoints::SERVER_GOSSIP_ADDR, &(), GOSSIP_ADDR_TIMEOUT)
+                .await
+                .ok()
+                .and_then(|a| a.parse::<SocketAddr>().ok());
+            crate::gossip::join_targets(entry, reported)
+        }
+    })
+    .await
+}
+
 /// Starts an agent and returns once its ports are bound; it runs on spawned tasks until the
 /// process (or simulated host) stops. Errors: bad config, unreadable, corrupt or old-format
 /// storage, a port that cannot be bound.
@@ -59,6 +81,7 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
     }
     let join = config.join_addrs().map_err(StartError::Config)?;
     let (rpc_addr, http_addr, dns_addr) = (config.rpc_addr(), config.http_addr(), config.dns_addr());
+    let serf_lan_addr = config.serf_lan_addr();
     let net = io.net.clone();
     let server = Server::open(config, io).await?;
     let bind = |addr: SocketAddr| {
@@ -70,9 +93,10 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
         let http = bind(http_addr).await?;
         let dns_tcp = bind(dns_addr).await?;
         let dns_udp = net.bind_udp(dns_addr).await.map_err(|source| StartError::Bind { addr: dns_addr, source })?;
-        Ok::<_, StartError>((rpc, http, dns_tcp, dns_udp))
+        let serf_lan = net.bind_udp(serf_lan_addr).await.map_err(|source| StartError::Bind { addr: serf_lan_addr, source })?;
+        Ok::<_, StartError>((rpc, http, dns_tcp, dns_udp, serf_lan))
     };
-    let (rpc_listener, http_listener, dns_tcp, dns_udp) = match bound.await {
+    let (rpc_listener, http_listener, dns_tcp, dns_udp, serf_lan) = match bound.await {
         Ok(bound) => bound,
         Err(e) => {
             server.shutdown().await;
@@ -80,13 +104,17 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
         }
     };
     let dns_udp_addr = dns_udp.local_addr().unwrap_or(dns_addr);
+    let gossip_seed = server.io.seed;
     let tasks = vec![
+        tokio::spawn(crate::gossip::driver::run(server.gossip.clone(), serf_lan, server.config.gossip.clone(), gossip_seed, server.io.trace.clone())),
+        tokio::spawn(retry_join_lan(server.clone(), join.clone())),
         tokio::spawn(crate::rpc::serve(crate::server::endpoints::handler(server.clone()), rpc_listener)),
         tokio::spawn(crate::http::serve(server.clone(), http_listener)),
         tokio::spawn(crate::dns::serve_udp(server.clone(), dns_udp)),
         tokio::spawn(crate::dns::serve_tcp(server.clone(), dns_tcp)),
     ];
     tracing::info!(udp = %dns_udp_addr, tcp = %dns_addr, domain = %server.config.dns.domain, "DNS server started");
+    tracing::info!(node = %server.config.node_name, addr = %serf_lan_addr, "LAN gossip started");
     server.start_background(join);
     let c = &server.config;
     tracing::info!(node = %c.node_name, id = %format!("{:016x}", server.id), rpc = %rpc_addr, http = %http_addr,

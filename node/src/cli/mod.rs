@@ -1,4 +1,4 @@
-//! The `concord` command line: `concord agent|catalog|info|kv|leave|monitor|operator|reload|services|version`, with
+//! The `concord` command line: `concord agent|catalog|info|kv|leave|members|monitor|operator|reload|services|version`, with
 //! Consul's flag names, messages and exit codes.
 //!
 //! Owns: argument parsing (clap derive), the Consul-style single-dash rewrite ([`normalize_args`]),
@@ -26,6 +26,7 @@ pub mod kv_transfer;
 pub mod leave;
 pub mod lock;
 pub mod logging;
+pub mod members;
 pub mod monitor;
 pub mod operator;
 pub mod reload;
@@ -68,6 +69,8 @@ pub enum Command {
     Leave(leave::LeaveArgs),
     /// Runs a command while holding a KV lock.
     Lock(lock::LockArgs),
+    /// Lists the members of the LAN gossip pool.
+    Members(members::MembersArgs),
     /// Stream logs from a Concord agent.
     Monitor(monitor::MonitorArgs),
     /// Provides cluster-level tools for operators.
@@ -222,6 +225,7 @@ pub fn main() -> i32 {
         Command::Info(a) => common::run(info::info(a)),
         Command::Kv(cmd) => kv::run(cmd),
         Command::Leave(a) => common::run(leave::leave(a)),
+        Command::Members(a) => common::run(members::members(a)),
         Command::Lock(a) => lock::run(a),
         Command::Monitor(a) => common::run(monitor::monitor(a)),
         Command::Operator(cmd) => common::run(operator::run(cmd)),
@@ -315,7 +319,7 @@ mod tests {
     #[test]
     fn only_built_commands_are_listed() {
         let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
-        assert_eq!(names, ["agent", "catalog", "info", "kv", "leave", "lock", "monitor", "operator", "reload", "services", "snapshot", "version"]);
+        assert_eq!(names, ["agent", "catalog", "info", "kv", "leave", "lock", "members", "monitor", "operator", "reload", "services", "snapshot", "version"]);
     }
 
     #[test]

@@ -38,27 +38,17 @@ fn node_meta() -> Value {
     json!({ "consul-network-segment": "", "consul-version": CONSUL_API_VERSION })
 }
 
-/// The agent's `Member` record, as `/v1/agent/members` would list it.
+/// The agent's `Member` record, as `/v1/agent/members` lists it (from the LAN pool's view).
 pub fn member(agent: &Server) -> Value {
-    let c = &agent.config;
-    json!({
-        "Name": c.node_name,
-        "Addr": c.bind_addr.to_string(),
-        "Port": c.ports.serf_lan,
-        "Tags": {
-            "role": "consul",
-            "dc": c.datacenter,
-            "id": agent.node_uuid,
-            "port": c.ports.server.to_string(),
-            "expect": c.bootstrap_expect.to_string(),
-            "raft_vsn": RAFT_PROTOCOL_VERSION.to_string(),
-            "build": format!("{CONSUL_API_VERSION}:{REVISION}"),
-            "vsn": "2", "vsn_min": "2", "vsn_max": "3",
-        },
-        "Status": 1,
-        "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
-        "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4,
-    })
+    let me = agent.gossip.members().into_iter().find(|m| m.name == agent.config.node_name);
+    let me = me.unwrap_or_else(|| crate::gossip::Member {
+        name: agent.config.node_name.clone(),
+        addr: agent.config.serf_lan_addr(),
+        tags: agent.gossip.identity().tags.clone(),
+        status: crate::gossip::MemberStatus::Alive,
+        generation: 0,
+    });
+    super::agent_members::member_json(&me)
 }
 
 /// The `Stats` object: agent, build, consul, raft, runtime.

@@ -8,6 +8,7 @@
 //! plain-text bodies here, at the edge, and nowhere else.
 
 pub mod agent_checks;
+pub mod agent_members;
 pub mod agent_self;
 pub mod agent_services;
 pub mod catalog;
@@ -57,6 +58,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))
         .route("/v1/agent/self", get(agent_self::agent_self))
+        .route("/v1/agent/members", get(agent_members::members))
         .route("/v1/agent/version", get(agent_self::version))
         .route("/v1/agent/host", get(agent_self::host))
         .route("/v1/agent/metrics", get(metrics::metrics))

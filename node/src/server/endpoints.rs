@@ -1,7 +1,8 @@
 //! RPC dispatch: the server core's named endpoints behind the transport's [`RpcHandler`].
 //!
 //! Names follow Consul's (`KVS.Apply`, `Status.Leader`, …); Concord-only endpoints are `Raft.*`
-//! (openraft's messages) and `Server.*` (bootstrap handshake and join, until gossip exists). A
+//! (openraft's messages) and `Server.*` (bootstrap handshake and join, until bootstrap moves to
+//! gossip; `Server.GossipAddr` maps a server RPC address to its LAN gossip address). A
 //! body that does not decode, or an unknown method, is answered with an error, never a panic.
 
 use std::future::Future;
@@ -40,15 +41,18 @@ pub const STATUS_PEERS: &str = "Status.Peers";
 pub const SERVER_HELLO: &str = "Server.Hello";
 pub const SERVER_JOIN: &str = "Server.Join";
 pub const SERVER_LEAVE: &str = "Server.Leave";
+/// This server's LAN gossip address (`ip:port`), so an agent whose `-retry-join` names the server
+/// RPC port can find the gossip port (Concord-only; see [`crate::gossip`]).
+pub const SERVER_GOSSIP_ADDR: &str = "Server.GossipAddr";
 pub const RAFT_TIMEOUT_NOW: &str = "Raft.TimeoutNow";
 pub const OPERATOR_TRANSFER_LEADER: &str = "Operator.TransferLeader";
 
 /// Every method this server answers but the catalog's ([`CATALOG_METHODS`]), sessions'
 /// ([`SESSION_METHODS`]) and transactions' ([`TXN_METHODS`]); together they bound
 /// the RPC metrics' label set.
-pub const METHODS: [&str; 17] = [
+pub const METHODS: [&str; 18] = [
     RAFT_APPEND_ENTRIES, RAFT_VOTE, RAFT_INSTALL_SNAPSHOT, RAFT_TIMEOUT_NOW, KVS_APPLY, KVS_GET, KVS_LIST,
-    KVS_LIST_KEYS, STATUS_LEADER, STATUS_PEERS, SERVER_HELLO, SERVER_JOIN, SERVER_LEAVE, OPERATOR_TRANSFER_LEADER,
+    KVS_LIST_KEYS, STATUS_LEADER, STATUS_PEERS, SERVER_HELLO, SERVER_JOIN, SERVER_LEAVE, SERVER_GOSSIP_ADDR, OPERATOR_TRANSFER_LEADER,
     SNAPSHOT_SAVE, SNAPSHOT_RESTORE, "unknown",
 ];
 
@@ -135,6 +139,7 @@ impl RpcHandler for Server {
             SERVER_HELLO => typed(&body, |peer: PeerInfo| self.hello(peer)).await,
             SERVER_JOIN => typed(&body, |r: Forwarded<JoinRequest>| self.join_server(r.args, r.forwarded)).await,
             SERVER_LEAVE => typed(&body, |r: Forwarded<NodeId>| self.remove_leaving_server(r.args)).await,
+            SERVER_GOSSIP_ADDR => typed(&body, |()| async { self.config.serf_lan_addr().to_string() }).await,
             RAFT_TIMEOUT_NOW => typed(&body, |msg| async { self.timeout_now(msg) }).await,
             OPERATOR_TRANSFER_LEADER => {
                 typed(&body, |r: Forwarded<Option<NodeId>>| async move {

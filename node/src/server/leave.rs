@@ -53,7 +53,7 @@ impl LeaveSignal {
 
 impl Server {
     /// Leaves the cluster gracefully: removes this server from the Raft configuration (through
-    /// the leader) and fires [`Server::leave`]. Errors: no leader, or the change failed.
+    /// the leader), leaves the LAN gossip pool, and fires [`Server::leave`]. Errors: no leader, or the change failed.
     pub async fn leave_cluster(&self) -> Result<(), LeaveError> {
         let voters: Vec<NodeId> = self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
         if voters.contains(&self.id) && voters.len() > 1 {
@@ -74,6 +74,9 @@ impl Server {
         } else {
             tracing::info!("graceful leave: not in a multi-server raft configuration; nothing to hand over");
         }
+        // Then the LAN pool: the other agents see this one `left` (not `failed`), and the leader
+        // deregisters its node (`server::reconcile`).
+        self.gossip.leave().await;
         tracing::info!("graceful leave complete");
         self.leave.fire();
         Ok(())

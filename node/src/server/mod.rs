@@ -23,6 +23,7 @@ pub mod lease;
 pub mod leave;
 pub mod membership;
 pub mod read;
+pub mod reconcile;
 pub mod session;
 pub mod session_ttl;
 pub mod snapshot;
@@ -109,6 +110,8 @@ pub struct Server {
     pub local: Arc<crate::local::Local>,
     /// While leader: the TTL timers of sessions ([`session_ttl`]).
     pub session_timers: session_ttl::SessionTimers,
+    /// The LAN gossip pool's membership view ([`crate::gossip`]); its driver is started by the agent.
+    pub gossip: Arc<crate::gossip::Pool>,
 }
 
 impl Server {
@@ -165,6 +168,7 @@ impl Server {
             .await
             .map_err(|e| OpenError::Raft(e.to_string()))?;
         let session_timers = session_ttl::SessionTimers::new(config.bugs.session_ttl_early, config.bugs.session_ttl_forgotten);
+        let gossip = Arc::new(crate::gossip::Pool::new(&crate::gossip::agent_identity(&config, &node_uuid, io.clock.wall_now())));
         let server = Arc::new(Server {
             id,
             raft,
@@ -187,6 +191,7 @@ impl Server {
             transfer: transfer::TransferState::default(),
             session_timers,
             local,
+            gossip,
         });
         let me = server.me();
         server.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(me.node_id, me);
@@ -204,6 +209,7 @@ impl Server {
             tokio::spawn(leader::watch_quorum_contact(self.clone())),
             tokio::spawn(leader::reap_tombstones(self.clone())),
             tokio::spawn(session_ttl::run_session_ttls(self.clone())),
+            tokio::spawn(reconcile::reconcile_members(self.clone())),
         ];
         self.tasks.lock().unwrap_or_else(|e| e.into_inner()).extend(tasks);
         self.local.start(self.clone());

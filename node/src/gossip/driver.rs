@@ -1,0 +1,249 @@
+//! The LAN pool's driver: one task per agent that runs foca over a UDP socket from `io::Net`.
+//!
+//! foca is a state machine; this task is its runtime. Inputs, in priority order: requests from the
+//! agent (announce to a join target, leave), datagrams from the socket, due timers. After each
+//! input it carries out foca's outputs: datagrams to send, timers to schedule (kept in a
+//! deadline-ordered map and fired with tokio's clock, which the simulator virtualises), and
+//! notifications (logged at DEBUG), then recomputes the membership view and logs every change of
+//! a member's status at INFO, naming the member. Randomness (probe order, gossip fan-out) comes
+//! from the agent's seed through [`SeededRng`].
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, State, Timer};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::time::Instant;
+
+use super::{GossipConfig, GossipId, Member, MemberStatus, Pool, Request, MAX_PACKET_BYTES};
+use crate::io::trace::Event;
+use crate::io::{TraceSink, UdpSocket};
+
+/// Most timers foca may have pending; it keeps a handful per member, so this bounds a pool of a
+/// few thousand members and catches a runaway scheduler.
+const MAX_PENDING_TIMERS: usize = 100_000;
+
+/// The agent's seeded ChaCha stream, offered to foca through rand 0.10's traits.
+pub struct SeededRng(ChaCha8Rng);
+
+impl SeededRng {
+    /// A stream derived from the agent's seed (salted, so it differs from the agent's other streams).
+    pub fn new(seed: u64) -> Self {
+        Self(ChaCha8Rng::seed_from_u64(seed ^ 0x676f_7373_6970))
+    }
+}
+
+impl rand_core_010::TryRng for SeededRng {
+    type Error = Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        Ok(self.0.next_u32())
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        Ok(self.0.next_u64())
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        self.0.fill_bytes(dst);
+        Ok(())
+    }
+}
+
+type Swim = Foca<GossipId, PostcardCodec, SeededRng, NoCustomBroadcast>;
+
+struct Driver {
+    pool: Arc<Pool>,
+    /// The simulator's event trace (status changes are traced, so replays compare gossip too).
+    trace: Arc<dyn TraceSink>,
+    socket: Box<dyn UdpSocket>,
+    foca: Swim,
+    rt: AccumulatingRuntime<GossipId>,
+    /// Pending timers by (deadline, sequence): the sequence keeps equal deadlines in order.
+    timers: BTreeMap<(Instant, u64), Timer<GossipId>>,
+    seq: u64,
+    left: bool,
+}
+
+/// Runs the pool on `socket` until the task is aborted, as the pool's identity.
+pub async fn run(pool: Arc<Pool>, socket: Box<dyn UdpSocket>, config: GossipConfig, seed: u64, trace: Arc<dyn TraceSink>) {
+    let me = pool.identity().clone();
+    let Some(mut inbox) = pool.inbox.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        tracing::error!("gossip driver started twice");
+        return;
+    };
+    let foca = Foca::new(me, config.foca(), SeededRng::new(seed), PostcardCodec);
+    let mut d = Driver { pool, trace, socket, foca, rt: AccumulatingRuntime::new(), timers: BTreeMap::new(), seq: 0, left: false };
+    // foca schedules its own probe and gossip timers once it first hears from a member.
+    d.flush().await;
+    let mut buf = vec![0u8; MAX_PACKET_BYTES + 1];
+    loop {
+        let next = d.timers.keys().next().map(|(at, _)| *at);
+        let far = Instant::now() + Duration::from_secs(3600);
+        tokio::select! {
+            biased;
+            req = inbox.recv() => match req {
+                Some(req) => d.request(req),
+                None => return,
+            },
+            got = d.socket.recv_from(&mut buf) => match got {
+                Ok((n, from)) if n > MAX_PACKET_BYTES => tracing::debug!(%from, bytes = n, "gossip datagram too large; dropped"),
+                Ok((n, from)) => {
+                    if let Err(e) = d.foca.handle_data(&buf[..n], &mut d.rt) {
+                        tracing::debug!(%from, error = %e, "gossip datagram refused");
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "gossip receive failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = tokio::time::sleep_until(next.unwrap_or(far)), if next.is_some() => d.fire_due(),
+        }
+        d.flush().await;
+    }
+}
+
+impl Driver {
+    fn request(&mut self, req: Request) {
+        match req {
+            Request::Announce(addr) if addr == self.foca.identity().addr || self.left => {}
+            Request::Announce(addr) => {
+                if let Err(e) = self.foca.announce(GossipId::placeholder(addr), &mut self.rt) {
+                    tracing::debug!(%addr, error = %e, "gossip announce failed");
+                }
+            }
+            Request::Leave(done) => {
+                if !self.left {
+                    self.leave();
+                }
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Graceful leave: take a `left` identity (so members report `left`, not `failed`), then
+    /// declare it down to a few members.
+    fn leave(&mut self) {
+        let me = self.foca.identity().clone();
+        let leaving = GossipId { left: true, generation: me.generation + 1, ..me };
+        tracing::info!(node = %leaving.name, "leaving the LAN gossip pool");
+        if let Err(e) = self.foca.change_identity(leaving, &mut self.rt) {
+            tracing::debug!(error = %e, "gossip identity change for leave failed");
+        }
+        if let Err(e) = self.foca.leave_cluster(&mut self.rt) {
+            tracing::debug!(error = %e, "gossip leave failed");
+        }
+        self.left = true;
+    }
+
+    /// Hands every due timer to foca, in deadline order.
+    fn fire_due(&mut self) {
+        let now = Instant::now();
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let timer = entry.remove();
+            if let Err(e) = self.foca.handle_timer(timer, &mut self.rt) {
+                tracing::debug!(error = %e, "gossip timer failed");
+            }
+        }
+    }
+
+    /// Carries out what foca asked for, then refreshes the view.
+    async fn flush(&mut self) {
+        while let Some((to, data)) = self.rt.to_send() {
+            debug_assert!(data.len() <= MAX_PACKET_BYTES, "foca produced a {} byte datagram", data.len());
+            if let Err(e) = self.socket.send_to(&data, to.addr).await {
+                tracing::debug!(to = %to.addr, error = %e, "gossip send failed");
+            }
+        }
+        while let Some((after, timer)) = self.rt.to_schedule() {
+            self.seq += 1;
+            self.timers.insert((Instant::now() + after, self.seq), timer);
+        }
+        assert!(self.timers.len() <= MAX_PENDING_TIMERS, "gossip timers ran away: {}", self.timers.len());
+        while let Some(n) = self.rt.to_notify() {
+            match &n {
+                OwnedNotification::Rejoin(id) => {
+                    tracing::info!(node = %id.name, generation = id.generation, "declared failed by the pool; rejoined")
+                }
+                OwnedNotification::Defunct => tracing::info!(node = %self.pool.me(), "declared failed by the pool; not rejoining"),
+                other => tracing::debug!(notification = ?other, "foca"),
+            }
+        }
+        self.refresh_view();
+    }
+
+    /// Recomputes the view from foca's full membership state and logs status changes.
+    fn refresh_view(&mut self) {
+        let me = self.foca.identity();
+        let mut view: BTreeMap<String, Member> = BTreeMap::new();
+        for m in self.foca.iter_membership_state() {
+            let id = m.id();
+            if id.name.is_empty() || id.name == me.name || !id.is_well_formed() {
+                continue;
+            }
+            let status = match m.state() {
+                State::Alive => MemberStatus::Alive,
+                State::Suspect => MemberStatus::Suspect,
+                State::Down if id.left => MemberStatus::Left,
+                State::Down => MemberStatus::Failed,
+            };
+            // Two addresses claiming one name (a misconfiguration or a moved agent): the newer wins.
+            if view.get(&id.name).is_none_or(|cur| cur.generation < id.generation) {
+                view.insert(id.name.clone(), Member::of(id, status));
+            }
+        }
+        let my_status = if self.left { MemberStatus::Left } else { MemberStatus::Alive };
+        view.insert(me.name.clone(), Member::of(me, my_status));
+        let old: BTreeMap<String, MemberStatus> = self.pool.members().into_iter().map(|m| (m.name, m.status)).collect();
+        for (name, m) in &view {
+            let before = old.get(name).copied();
+            if before != Some(m.status) && name != &me.name {
+                log_change(name, m.addr, before, m.status);
+                self.trace.event(&me.name, Event::Member { member: name.clone(), status: m.status.trace_name().into() });
+            }
+        }
+        self.pool.set_view(view);
+    }
+}
+
+/// One INFO line per member status change, in Serf's words.
+fn log_change(name: &str, addr: SocketAddr, before: Option<MemberStatus>, now: MemberStatus) {
+    match (before, now) {
+        (None | Some(MemberStatus::Failed | MemberStatus::Left), MemberStatus::Alive) => {
+            tracing::info!(member = %name, %addr, "member joined")
+        }
+        (Some(MemberStatus::Suspect), MemberStatus::Alive) => tracing::info!(member = %name, "member refuted suspicion"),
+        (_, MemberStatus::Suspect) => tracing::info!(member = %name, "member suspected"),
+        (_, MemberStatus::Failed) => tracing::info!(member = %name, "member failed"),
+        (_, MemberStatus::Left) => tracing::info!(member = %name, "member left"),
+        _ => tracing::debug!(member = %name, ?before, ?now, "member status"),
+    }
+}
+
+/// Announces to the retry-join targets whenever this agent sees no other live member (at start,
+/// and again if it ends up alone, e.g. after a long partition), every `interval`. `resolve` turns
+/// one `-retry-join` entry into gossip addresses (see [`super::join_targets`]).
+pub async fn retry_join<F, Fut>(pool: Arc<Pool>, entries: Vec<SocketAddr>, interval: Duration, resolve: F)
+where
+    F: Fn(SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = Vec<SocketAddr>>,
+{
+    if entries.is_empty() {
+        return;
+    }
+    loop {
+        if pool.live_peers() == 0 {
+            for entry in &entries {
+                for target in resolve(*entry).await {
+                    pool.announce(target);
+                }
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}

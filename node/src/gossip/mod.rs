@@ -1,0 +1,283 @@
+//! SWIM membership for the LAN pool (every agent of a datacenter), with foca.
+//!
+//! Owns: the pool's membership view ([`Pool`]: who is alive, suspect, failed or left, with
+//! Consul's member tags), the driver task that runs foca over `io::Net` UDP on the agent's
+//! `serf_lan` port ([`driver`]), and how retry-join addresses become gossip join targets
+//! ([`join_targets`]). foca is runtime-free: the driver feeds it datagrams and timer events and
+//! carries out what it asks (send, schedule, notify); randomness comes from the agent's seed, so a
+//! simulation replays. Never does: write to the catalog (the Raft leader reconciles this view into
+//! it, `server::reconcile`), or touch Raft bootstrap (servers still find each other by RPC).
+//!
+//! Join targets: a `-retry-join` entry today names a server's RPC address (Raft discovery dials it).
+//! The pool announces to that address as given (so an entry that names a LAN gossip port, as
+//! Consul's `-retry-join` does, works directly) and to the gossip address the server reports over
+//! RPC (`Server.GossipAddr`), which finds it whatever ports the servers were given.
+
+pub mod driver;
+pub mod identity;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use identity::GossipId;
+
+/// Largest gossip datagram sent or accepted, in bytes (Consul/memberlist's LAN `UDPBufferSize`,
+/// 1400: below a typical MTU so datagrams are not fragmented). Larger datagrams are dropped.
+pub const MAX_PACKET_BYTES: usize = 1400;
+
+/// How a member stands, as this agent sees it. `Suspect` is SWIM's "probe failed, awaiting
+/// refutation"; Consul (Serf) shows it as alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum MemberStatus {
+    Alive,
+    Suspect,
+    /// This agent is leaving (only ever its own status).
+    Leaving,
+    Left,
+    Failed,
+}
+
+impl MemberStatus {
+    /// Consul's `Status` code in `/v1/agent/members` (serf `MemberStatus`): 1 alive, 2 leaving,
+    /// 3 left, 4 failed. A suspect member is still alive to Serf.
+    pub fn consul_code(self) -> u8 {
+        match self {
+            Self::Alive | Self::Suspect => 1,
+            Self::Leaving => 2,
+            Self::Left => 3,
+            Self::Failed => 4,
+        }
+    }
+
+    /// Consul's spelling in `consul members` (`alive`, `leaving`, `left`, `failed`).
+    pub fn consul_name(self) -> &'static str {
+        match self {
+            Self::Alive | Self::Suspect => "alive",
+            Self::Leaving => "leaving",
+            Self::Left => "left",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The status's name in the simulator's trace and in logs.
+    pub fn trace_name(self) -> &'static str {
+        match self {
+            Self::Alive => "alive",
+            Self::Suspect => "suspect",
+            Self::Leaving => "leaving",
+            Self::Left => "left",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Alive or suspect: still a live member of the pool.
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Alive | Self::Suspect | Self::Leaving)
+    }
+}
+
+/// One member as this agent sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    /// LAN gossip address.
+    pub addr: SocketAddr,
+    pub tags: BTreeMap<String, String>,
+    pub status: MemberStatus,
+    /// The identity's generation (see [`identity`]).
+    pub generation: u64,
+}
+
+impl Member {
+    fn of(id: &GossipId, status: MemberStatus) -> Self {
+        Self { name: id.name.clone(), addr: id.addr, tags: id.tags.clone(), status, generation: id.generation }
+    }
+}
+
+/// Timing of the pool. Defaults follow memberlist's `DefaultLANConfig` (probe every 1 s, 500 ms
+/// probe timeout, suspicion 4 × log(n) probe periods), except that failed members are re-tried
+/// every 10 s (Serf's `reconnect_interval` is 30 s; foca's default 65 s makes healed partitions
+/// slow to merge).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GossipConfig {
+    /// Expected pool size (sizes retransmissions and the suspicion timeout).
+    pub expected_members: u32,
+    /// How often a member that failed is announced to again (heals partitions), in ms.
+    pub reconnect_interval_ms: u64,
+    /// How often retry-join targets are announced to while this agent sees no other live member, in ms.
+    pub retry_join_interval_ms: u64,
+}
+
+impl Default for GossipConfig {
+    fn default() -> Self {
+        Self { expected_members: 8, reconnect_interval_ms: 10_000, retry_join_interval_ms: 1_000 }
+    }
+}
+
+impl GossipConfig {
+    /// foca's configuration for this pool.
+    pub fn foca(&self) -> foca::Config {
+        let n = std::num::NonZeroU32::new(self.expected_members.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+        let mut c = foca::Config::new_lan(n);
+        c.max_packet_size = std::num::NonZeroUsize::new(MAX_PACKET_BYTES).unwrap_or(std::num::NonZeroUsize::MIN);
+        if let Some(p) = c.periodic_announce_to_down_members.as_mut() {
+            p.frequency = Duration::from_millis(self.reconnect_interval_ms);
+        }
+        c
+    }
+}
+
+/// What the agent asks of its driver.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// Announce to this gossip address (a join target).
+    Announce(SocketAddr),
+    /// Leave gracefully; answered once the leave has been sent.
+    Leave(oneshot::Sender<()>),
+}
+
+/// The LAN pool's handle: the membership view the driver keeps current, and requests to it.
+pub struct Pool {
+    /// This agent's identity at start (the driver takes it from here).
+    identity: GossipId,
+    view: Mutex<BTreeMap<String, Member>>,
+    /// Bumped on every change of the view (the leader's reconciler waits on it).
+    version: watch::Sender<u64>,
+    requests: mpsc::UnboundedSender<Request>,
+    /// The driver's end, taken when it starts.
+    pub(crate) inbox: Mutex<Option<mpsc::UnboundedReceiver<Request>>>,
+}
+
+impl Pool {
+    /// A pool that knows only `me` (alive) until its driver runs.
+    pub fn new(me: &GossipId) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let view = BTreeMap::from([(me.name.clone(), Member::of(me, MemberStatus::Alive))]);
+        Self { identity: me.clone(), view: Mutex::new(view), version: watch::channel(0).0, requests: tx, inbox: Mutex::new(Some(rx)) }
+    }
+
+    /// This agent's node name.
+    pub fn me(&self) -> &str {
+        &self.identity.name
+    }
+
+    /// This agent's identity at start.
+    pub fn identity(&self) -> &GossipId {
+        &self.identity
+    }
+
+    /// Every member this agent knows (itself included), by name.
+    pub fn members(&self) -> Vec<Member> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    /// Live members other than this agent.
+    pub fn live_peers(&self) -> usize {
+        self.view.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|m| m.name != self.identity.name && m.status.is_live()).count()
+    }
+
+    /// A receiver that changes whenever the view does.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// Replaces the view; bumps the version only if it changed.
+    pub(crate) fn set_view(&self, view: BTreeMap<String, Member>) {
+        let mut cur = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        if *cur != view {
+            *cur = view;
+            self.version.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// Asks the driver to announce to `addr`.
+    pub(crate) fn announce(&self, addr: SocketAddr) {
+        let _ = self.requests.send(Request::Announce(addr));
+    }
+
+    /// Leaves the pool gracefully: other members see this agent as `left`. Returns once the leave
+    /// has been sent (or at once if the driver is not running).
+    pub async fn leave(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.requests.send(Request::Leave(tx)).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), rx).await;
+        }
+    }
+}
+
+/// Consul's LAN member tags for this agent (Consul `agent/consul/server_serf.go`,
+/// `client_serf.go`): `role` is `consul` for a server and `node` for a client, `port` the server
+/// RPC port, `build` `<consul api version>:<revision>`, `vsn`/`vsn_min`/`vsn_max` the protocol.
+pub fn agent_tags(config: &crate::config::AgentConfig, node_uuid: &str) -> BTreeMap<String, String> {
+    use crate::version::{CONSUL_API_VERSION, RAFT_PROTOCOL_VERSION, REVISION};
+    let mut t = BTreeMap::new();
+    let mut put = |k: &str, v: String| t.insert(k.to_string(), v);
+    put("role", if config.server { "consul" } else { "node" }.into());
+    put("dc", config.datacenter.clone());
+    put("id", node_uuid.to_string());
+    put("build", format!("{CONSUL_API_VERSION}:{REVISION}"));
+    put("vsn", "2".into());
+    put("vsn_min", "2".into());
+    put("vsn_max", "3".into());
+    if config.server {
+        put("port", config.ports.server.to_string());
+        put("expect", config.bootstrap_expect.to_string());
+        put("raft_vsn", RAFT_PROTOCOL_VERSION.to_string());
+    }
+    t
+}
+
+/// This agent's first identity: its LAN gossip address and tags, generation = wall time in ms
+/// (a restarted agent outranks its previous identity; see [`identity`]).
+pub fn agent_identity(config: &crate::config::AgentConfig, node_uuid: &str, wall: std::time::SystemTime) -> GossipId {
+    let generation = wall.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    GossipId {
+        name: config.node_name.clone(),
+        addr: SocketAddr::new(config.bind_addr, config.ports.serf_lan),
+        generation,
+        left: false,
+        tags: agent_tags(config, node_uuid),
+        no_rejoin: config.bugs.gossip_no_rejoin,
+    }
+}
+
+/// The gossip addresses to try for one `-retry-join` entry: the entry as given (Consul's
+/// `-retry-join` names a LAN gossip address) and, if the entry names a server RPC port, the
+/// gossip address that server reported (`reported`), without duplicates.
+pub fn join_targets(entry: SocketAddr, reported: Option<SocketAddr>) -> Vec<SocketAddr> {
+    let mut out = vec![entry];
+    if let Some(r) = reported.filter(|r| *r != entry) {
+        out.push(r);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consul_status_codes() {
+        assert_eq!(MemberStatus::Alive.consul_code(), 1);
+        assert_eq!(MemberStatus::Suspect.consul_code(), 1, "serf shows a suspect member as alive");
+        assert_eq!(MemberStatus::Leaving.consul_code(), 2);
+        assert_eq!(MemberStatus::Left.consul_code(), 3);
+        assert_eq!(MemberStatus::Failed.consul_code(), 4);
+    }
+
+    #[test]
+    fn join_targets_try_the_entry_and_the_reported_gossip_address() {
+        let rpc: SocketAddr = "127.0.0.1:9300".parse().unwrap();
+        let lan: SocketAddr = "127.0.0.1:9301".parse().unwrap();
+        assert_eq!(join_targets(rpc, Some(lan)), vec![rpc, lan]);
+        assert_eq!(join_targets(lan, Some(lan)), vec![lan]);
+        assert_eq!(join_targets(rpc, None), vec![rpc]);
+    }
+}
+
+#[cfg(test)]
+mod pool_tests;

@@ -1,0 +1,135 @@
+//! The gossip membership workload (`gossip-partition`): KV register clients as in
+//! [`crate::workload::KvRegister`], and after the final heal a membership poll that records, every
+//! [`POLL_INTERVAL`], each server's `/v1/agent/members` and the catalog's `serfHealth` checks
+//! (`/v1/health/state/any?consistent`) into the history, until a round shows convergence or
+//! [`POLL_BOUND`] passes. The oracle `membership_converges` judges those rounds against the heal.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use checker::oracles::{check_blocking_query_latency, check_membership_converges, DisturbedSpan, MEMBERSHIP_BOUND_NS, WAKE_BOUND_NS};
+use checker::{History, InvariantViolation, MembershipRound, Verdict};
+use hyper::{Method, StatusCode};
+
+use crate::http_client::request;
+use crate::workload::{now, ClientSpec, Workload};
+
+/// Pause between membership rounds.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How long the poll runs at most (it starts once the cluster proved live, after the heal; the
+/// oracle's bound counts from the heal, so this covers it).
+const POLL_BOUND: Duration = Duration::from_nanos(MEMBERSHIP_BOUND_NS + 5_000_000_000);
+/// Deadline for one membership or catalog read.
+const READ_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// See the module docs.
+pub struct GossipMembership;
+
+impl Workload for GossipMembership {
+    fn name(&self) -> &'static str {
+        scenarios::WorkloadKind::Gossip.name()
+    }
+    fn object(&self) -> &'static str {
+        "kv"
+    }
+    fn client(&self, spec: ClientSpec) -> Pin<Box<dyn Future<Output = turmoil::Result>>> {
+        Box::pin(crate::workload::run_client(spec))
+    }
+    fn check(&self, history: &History, budget_per_object: Duration) -> Vec<(String, Verdict)> {
+        checker::check_history(history, budget_per_object)
+    }
+    fn oracle_names(&self) -> &'static str {
+        crate::workload::KvRegister.oracle_names()
+    }
+    fn final_reads(&self, servers: Vec<(String, SocketAddr)>, keys: Vec<String>, history: Rc<RefCell<History>>) -> Pin<Box<dyn Future<Output = ()>>> {
+        Box::pin(async move {
+            crate::final_reads::final_kv_reads(servers.clone(), keys, history.clone()).await;
+            poll_membership(servers, history).await;
+        })
+    }
+    fn final_reads_bound(&self) -> Duration {
+        crate::final_reads::AGREEMENT_BOUND + POLL_BOUND
+    }
+    /// Blocking-query latency as for KV, and membership convergence counted from the final heal
+    /// (the judge appends the span from the final heal to proven liveness last).
+    fn liveness_oracles(&self, history: &History, disturbed: &[DisturbedSpan]) -> Vec<InvariantViolation> {
+        let mut out = check_blocking_query_latency(history, disturbed, WAKE_BOUND_NS);
+        let heal_ns = disturbed.last().map(|d| d.0).unwrap_or(0);
+        out.extend(check_membership_converges(history, heal_ns, MEMBERSHIP_BOUND_NS));
+        out
+    }
+    fn liveness_oracle_names(&self) -> &'static str {
+        "blocking queries answer within 2s of a change, membership converges within 30s of the heal"
+    }
+}
+
+/// Polls until a round converges or [`POLL_BOUND`] passes, recording every round.
+async fn poll_membership(servers: Vec<(String, SocketAddr)>, history: Rc<RefCell<History>>) {
+    let until = now() + POLL_BOUND;
+    let expected: Vec<String> = servers.iter().map(|(n, _)| n.clone()).collect();
+    loop {
+        let mut views = BTreeMap::new();
+        for (name, addr) in &servers {
+            if let Some(view) = members_of(*addr).await {
+                views.insert(name.clone(), view);
+            }
+        }
+        let mut serf_health = None;
+        for (_, addr) in &servers {
+            serf_health = serf_health_of(*addr).await;
+            if serf_health.is_some() {
+                break;
+            }
+        }
+        let round = MembershipRound { at_ns: now().as_nanos() as u64, expected: expected.clone(), views, serf_health };
+        let done = checker::oracles::membership_converges::disagreement(&round).is_none();
+        history.borrow_mut().membership.push(round);
+        if done || now() >= until {
+            return;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+async fn get_json(addr: SocketAddr, path: &str) -> Option<serde_json::Value> {
+    let resp = tokio::time::timeout(READ_TIMEOUT, request(addr, Method::GET, path, Vec::new())).await.ok()?.ok()?;
+    if resp.status != StatusCode::OK {
+        return None;
+    }
+    serde_json::from_slice(&resp.body).ok()
+}
+
+/// One agent's members: name → Consul status name.
+async fn members_of(addr: SocketAddr) -> Option<BTreeMap<String, String>> {
+    let list = get_json(addr, "/v1/agent/members").await?;
+    let status = |code: u64| match code {
+        1 => "alive",
+        2 => "leaving",
+        3 => "left",
+        4 => "failed",
+        _ => "unknown",
+    };
+    Some(
+        list.as_array()?
+            .iter()
+            .filter_map(|m| Some((m["Name"].as_str()?.to_string(), status(m["Status"].as_u64()?).to_string())))
+            .collect(),
+    )
+}
+
+/// The catalog's `serfHealth` statuses: node → status.
+async fn serf_health_of(addr: SocketAddr) -> Option<BTreeMap<String, String>> {
+    let list = get_json(addr, "/v1/health/state/any?consistent").await?;
+    Some(
+        list.as_array()?
+            .iter()
+            .filter(|c| c["CheckID"] == "serfHealth")
+            .filter_map(|c| Some((c["Node"].as_str()?.to_string(), c["Status"].as_str()?.to_string())))
+            .collect(),
+    )
+}

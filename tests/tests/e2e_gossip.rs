@@ -1,0 +1,108 @@
+//! End-to-end: LAN gossip between three real `concord` servers on loopback. They join the pool
+//! through `-retry-join` entries that name server RPC ports (each server reports its gossip port
+//! over RPC); `concord members` lists all three alive; a SIGKILLed server is declared failed, its
+//! `serfHealth` turns critical in `/v1/health/node/<n>` on the others, and a session bound to its
+//! `serfHealth` (the default) is invalidated with it.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use tests::cluster::Cluster;
+use tests::http::{curl, must};
+use tests::{run_with_timeout, serial, shape, wait_until};
+
+/// Joining, then detecting a dead member (probe 1 s, suspicion ≈ 4 s) and reconciling the catalog.
+const GOSSIP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `concord members` against server `i`'s HTTP API: (stdout, exit code).
+fn members(cluster: &Cluster, i: usize, detailed: bool) -> (String, Option<i32>) {
+    let mut cmd = Command::new(tests::concord_bin());
+    cmd.args(["members", &format!("-http-addr=127.0.0.1:{}", cluster.servers[i].http_port)]);
+    if detailed {
+        cmd.arg("-detailed");
+    }
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(20));
+    (out.stdout, out.status.code())
+}
+
+/// The `Status` column of `node` in `concord members` output.
+fn status_in(table: &str, node: &str) -> Option<String> {
+    table.lines().find(|l| l.split_whitespace().next() == Some(node)).and_then(|l| l.split_whitespace().nth(2)).map(String::from)
+}
+
+/// The `serfHealth` check of `node` as server `i` answers `/v1/health/node/<node>`.
+fn serf_health(cluster: &Cluster, i: usize, node: &str) -> Result<Value, String> {
+    let r = curl("GET", &cluster.servers[i].url(&format!("/v1/health/node/{node}")), None)?;
+    let checks: Value = serde_json::from_slice(&r.body).map_err(|e| format!("{e}: {}", r.text()))?;
+    checks
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["CheckID"] == "serfHealth"))
+        .cloned()
+        .ok_or_else(|| format!("no serfHealth for {node}: {}", r.text()))
+}
+
+#[test]
+fn members_are_listed_and_a_killed_server_turns_serf_health_critical() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(3);
+    let names: Vec<String> = cluster.servers.iter().map(|s| s.name.clone()).collect();
+
+    let table = wait_until(GOSSIP_TIMEOUT, "concord members to list every server alive", || {
+        let (out, code) = members(&cluster, 0, false);
+        if code != Some(0) {
+            return Err(format!("exit {code:?}: {out}"));
+        }
+        match names.iter().find(|n| status_in(&out, n).as_deref() != Some("alive")) {
+            Some(n) => Err(format!("{n} not alive yet:\n{out}")),
+            None => Ok(out),
+        }
+    });
+    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(header, ["Node", "Address", "Status", "Type", "Build", "Protocol", "DC", "Partition", "Segment"]);
+    assert!(table.lines().skip(1).all(|l| l.contains(" server ") && l.contains(" dc1 ")), "{table}");
+    let (detailed, _) = members(&cluster, 1, true);
+    assert!(detailed.contains("role=consul") && detailed.contains("dc=dc1"), "{detailed}");
+
+    let list = must("GET", &cluster.servers[2].url("/v1/agent/members"), None).json();
+    insta::assert_json_snapshot!("agent_members_shape", shape(&list));
+    assert_eq!(list.as_array().map(Vec::len), Some(3), "{list}");
+    let me = list.as_array().and_then(|a| a.iter().find(|m| m["Name"] == names[2].as_str())).cloned().unwrap_or_default();
+    assert_eq!(me["Status"], 1);
+    assert_eq!(me["Tags"]["port"], cluster.servers[2].server_port.to_string(), "the server RPC port tag");
+
+    // Every member gets a passing serfHealth from the leader.
+    for n in &names {
+        wait_until(GOSSIP_TIMEOUT, &format!("serfHealth passing for {n}"), || {
+            let c = serf_health(&cluster, 0, n)?;
+            (c["Status"] == "passing").then_some(()).ok_or_else(|| c.to_string())
+        });
+    }
+    assert_eq!(serf_health(&cluster, 1, &names[0]).unwrap()["Name"], "Serf Health Status");
+
+    // A session on the victim's node binds its serfHealth by default.
+    let leader = cluster.leader_index();
+    let victim = (leader + 1) % 3;
+    let survivor = (leader + 2) % 3;
+    let body = format!(r#"{{"Node":"{}","TTL":"3600s","Name":"bound"}}"#, names[victim]);
+    let created = must("PUT", &cluster.servers[survivor].url("/v1/session/create"), Some(body.as_bytes())).json();
+    let session = created["ID"].as_str().expect("session ID").to_string();
+    let info = must("GET", &cluster.servers[survivor].url(&format!("/v1/session/info/{session}")), None).json();
+    assert_eq!(info[0]["NodeChecks"], serde_json::json!(["serfHealth"]), "{info}");
+
+    cluster.servers[victim].kill();
+    for i in [leader, survivor] {
+        wait_until(GOSSIP_TIMEOUT, &format!("server {i} to show the killed server's serfHealth critical"), || {
+            let c = serf_health(&cluster, i, &names[victim])?;
+            (c["Status"] == "critical" && c["Output"] == "Agent not live or unreachable").then_some(()).ok_or_else(|| c.to_string())
+        });
+    }
+    wait_until(GOSSIP_TIMEOUT, "concord members to show the killed server failed", || {
+        let (out, _) = members(&cluster, survivor, false);
+        (status_in(&out, &names[victim]).as_deref() == Some("failed")).then_some(()).ok_or(out)
+    });
+    wait_until(GOSSIP_TIMEOUT, "the session bound to the dead node's serfHealth to be invalidated", || {
+        let info = must("GET", &cluster.servers[survivor].url(&format!("/v1/session/info/{session}")), None).json();
+        (info == serde_json::json!([])).then_some(()).ok_or_else(|| info.to_string())
+    });
+}
