@@ -106,3 +106,56 @@ fn members_are_listed_and_a_killed_server_turns_serf_health_critical() {
         (info == serde_json::json!([])).then_some(()).ok_or_else(|| info.to_string())
     });
 }
+
+/// Issue 11's failover through gossip: `concord lock` held through server `s2`, a second
+/// `concord lock` waiting through another server; SIGKILL of the holder's *agent* (not of the
+/// lock process) turns its `serfHealth` critical, which invalidates the holder's session, and the
+/// waiter gets the lock once the lock-delay (15 s by default) has passed.
+#[test]
+fn killing_the_lock_holders_agent_lets_the_waiter_in_after_the_lock_delay() {
+    let _guard = serial();
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.leader_index();
+    let holder_agent = (leader + 1) % 3;
+    let waiter_agent = (leader + 2) % 3;
+    let holder_node = cluster.servers[holder_agent].name.clone();
+    for i in [holder_agent, waiter_agent] {
+        let node = cluster.servers[i].name.clone();
+        wait_until(GOSSIP_TIMEOUT, "the agent's serfHealth passing", || match serf_health(&cluster, leader, &node)?["Status"].as_str() {
+            Some("passing") => Ok(()),
+            other => Err(format!("{node}: {other:?}")),
+        });
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("holders");
+    let log = log.to_str().expect("utf-8 path");
+    let lock = |agent: usize, name: &str| {
+        Command::new(tests::concord_bin())
+            .env("CONSUL_HTTP_ADDR", format!("127.0.0.1:{}", cluster.servers[agent].http_port))
+            .args(["lock", "app", &format!("echo {name} >> {log}; sleep 120")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("concord lock runs")
+    };
+    let mut holder = lock(holder_agent, "holder");
+    wait_until(GOSSIP_TIMEOUT, "the holder's child running", || {
+        std::fs::read_to_string(log).ok().filter(|s| s.contains("holder")).ok_or_else(|| "not yet".to_string())
+    });
+    let mut waiter = lock(waiter_agent, "waiter");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!std::fs::read_to_string(log).unwrap_or_default().contains("waiter"), "mutual exclusion while the holder lives");
+
+    let killed = std::time::Instant::now();
+    cluster.servers[holder_agent].kill();
+    wait_until(Duration::from_secs(60), "the waiter's child running", || {
+        std::fs::read_to_string(log).ok().filter(|s| s.contains("waiter")).ok_or_else(|| "not yet".to_string())
+    });
+    let failover = killed.elapsed();
+    eprintln!("lock failover after SIGKILL of the holder's agent {holder_node}: {failover:?}");
+    assert!(failover >= Duration::from_secs(15), "not before the 15 s lock-delay: {failover:?}");
+    for child in [&mut holder, &mut waiter] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
