@@ -71,6 +71,20 @@ fn members_are_listed_and_a_killed_server_turns_serf_health_critical() {
     assert_eq!(me["Status"], 1);
     assert_eq!(me["Tags"]["port"], cluster.servers[2].server_port.to_string(), "the server RPC port tag");
 
+    // `concord join`: through a live member's gossip address it succeeds; through an address
+    // where no agent listens it fails with Consul's texts, within the join wait.
+    let gossip_addr = format!("{}:{}", me["Addr"].as_str().unwrap_or_default(), me["Port"]);
+    let join = |addr: &str| {
+        let mut cmd = Command::new(tests::concord_bin());
+        cmd.args(["join", &format!("-http-addr=127.0.0.1:{}", cluster.servers[0].http_port), addr]);
+        run_with_timeout(&mut cmd, Duration::from_secs(20))
+    };
+    let ok = join(&gossip_addr);
+    assert_eq!((ok.status.code(), ok.stdout.trim()), (Some(0), "Successfully joined cluster by contacting 1 nodes."), "{}", ok.stderr);
+    let nobody = join("127.0.0.1:9");
+    assert_eq!(nobody.status.code(), Some(1), "{}{}", nobody.stdout, nobody.stderr);
+    assert!(nobody.stderr.contains("Error joining address '127.0.0.1:9'") && nobody.stderr.contains("Failed to join any nodes."), "{}", nobody.stderr);
+
     // Every member gets a passing serfHealth from the leader.
     for n in &names {
         wait_until(GOSSIP_TIMEOUT, &format!("serfHealth passing for {n}"), || {

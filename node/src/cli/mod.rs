@@ -23,6 +23,7 @@ pub mod info;
 pub mod kv;
 pub mod kv_format;
 pub mod kv_transfer;
+pub mod join;
 pub mod leave;
 pub mod lock;
 pub mod logging;
@@ -65,6 +66,8 @@ pub enum Command {
     /// Interact with the key-value store.
     #[command(subcommand)]
     Kv(kv::KvCommand),
+    /// Tells a running agent to join the cluster through other agents' gossip addresses.
+    Join(join::JoinArgs),
     /// Gracefully leaves the cluster and shuts down the agent.
     Leave(leave::LeaveArgs),
     /// Runs a command while holding a KV lock.
@@ -224,6 +227,7 @@ pub fn main() -> i32 {
         Command::Catalog(cmd) => common::run(catalog::run(cmd)),
         Command::Info(a) => common::run(info::info(a)),
         Command::Kv(cmd) => kv::run(cmd),
+        Command::Join(a) => common::run(join::join(a)),
         Command::Leave(a) => common::run(leave::leave(a)),
         Command::Members(a) => common::run(members::members(a)),
         Command::Lock(a) => lock::run(a),

@@ -5,6 +5,10 @@
 //! `Port`, `Tags`, `Status` (1 alive, 2 leaving, 3 left, 4 failed), and the memberlist/serf
 //! protocol ranges (`ProtocolMin/Max/Cur`, `DelegateMin/Max/Cur`). `?wan` is refused: Concord
 //! has no WAN pool yet. `?segment` and `?partition` are accepted and ignored (one segment).
+//!
+//! `PUT /v1/agent/join/<address>` (Consul `AgentJoin`): asks the LAN pool to join through one
+//! gossip address (`ip`, or `ip:port`, default port 8301), and answers once that member is seen
+//! alive.
 
 use std::sync::Arc;
 
@@ -20,6 +24,48 @@ use crate::server::Server;
 /// as Consul 1.x reports them.
 const PROTOCOL: (u8, u8, u8) = (1, 5, 2);
 const DELEGATE: (u8, u8, u8) = (2, 5, 4);
+
+/// How long a join waits for the contacted member to show up alive (probe and reply round trips).
+const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Consul's default LAN gossip port, for a join address given without one.
+const DEFAULT_SERF_LAN_PORT: u16 = 8301;
+
+/// Parses a join address: `ip:port`, or a bare `ip` (port 8301). Errors name the address.
+pub fn parse_join_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.parse::<std::net::SocketAddr>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(|ip| std::net::SocketAddr::new(ip, DEFAULT_SERF_LAN_PORT)))
+        .map_err(|_| format!("Error joining address '{text}': not an ip or ip:port"))
+}
+
+/// `PUT /v1/agent/join/<address>[?wan]`: joins the LAN pool through `address`; 200 once its member
+/// is alive in this agent's view (at once for this agent's own address). Errors: `?wan` or a bad
+/// address (400); no live member at that address within 5 s (500, Consul's "Error joining
+/// address" text).
+pub async fn join(
+    State(server): State<Arc<Server>>,
+    axum::extract::Path(address): axum::extract::Path<String>,
+    Query(p): Query<MembersParams>,
+) -> Result<(), ApiError> {
+    if p.wan.is_some() {
+        return Err(ApiError::bad_request("Concord has no WAN gossip pool yet"));
+    }
+    let addr = parse_join_address(&address).map_err(ApiError::bad_request)?;
+    let alive_at = |server: &Server| server.gossip.members().iter().any(|m| m.addr == addr && m.status.is_live());
+    if alive_at(&server) {
+        return Ok(());
+    }
+    server.gossip.announce(addr);
+    let mut changes = server.gossip.subscribe();
+    let deadline = tokio::time::Instant::now() + JOIN_WAIT;
+    while !alive_at(&server) {
+        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+            return Err(ApiError::server_error(format!("Error joining address '{address}': no live member answered at {addr} within {}s", JOIN_WAIT.as_secs())));
+        }
+    }
+    tracing::info!(node = %server.config.node_name, %addr, "joined the LAN gossip pool through an operator's join");
+    Ok(())
+}
 
 /// One member in Consul's `/v1/agent/members` shape.
 pub fn member_json(m: &Member) -> Value {
@@ -47,6 +93,18 @@ pub async fn members(State(server): State<Arc<Server>>, Query(p): Query<MembersP
         return Err(ApiError::bad_request("Concord has no WAN gossip pool yet"));
     }
     Ok(Json(Value::Array(server.gossip.members().iter().map(member_json).collect())))
+}
+
+#[cfg(test)]
+mod join_tests {
+    use super::parse_join_address;
+
+    #[test]
+    fn join_addresses_default_to_the_lan_gossip_port() {
+        assert_eq!(parse_join_address("10.0.0.7").unwrap().to_string(), "10.0.0.7:8301");
+        assert_eq!(parse_join_address("10.0.0.7:9301").unwrap().to_string(), "10.0.0.7:9301");
+        assert!(parse_join_address("nowhere:x").unwrap_err().contains("Error joining address 'nowhere:x'"));
+    }
 }
 
 #[cfg(test)]

@@ -59,6 +59,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/v1/status/peers", get(status::peers))
         .route("/v1/agent/self", get(agent_self::agent_self))
         .route("/v1/agent/members", get(agent_members::members))
+        .route("/v1/agent/join/{*address}", axum::routing::put(agent_members::join))
         .route("/v1/agent/version", get(agent_self::version))
         .route("/v1/agent/host", get(agent_self::host))
         .route("/v1/agent/metrics", get(metrics::metrics))
@@ -128,6 +129,11 @@ impl ApiError {
     /// 400 Bad Request with `message`.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self { status: StatusCode::BAD_REQUEST, message: message.into(), not_applied: true }
+    }
+
+    /// 500 Internal Server Error with `message`, for a request that changed nothing.
+    pub fn server_error(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.into(), not_applied: true }
     }
 }
 
