@@ -89,9 +89,10 @@ pub fn judge(result: &RunResult) -> Judgement {
     invariants.extend(workload.oracles(&result.history));
     // Until the liveness probe proves the cluster serves again, the final heal still disturbs it.
     let mut disturbed = result.disturbed.clone();
+    disturbed.extend(elections(&result.trace));
+    // The final heal's span goes last: oracles that count from the heal read it there.
     let ns = |d: std::time::Duration| d.as_nanos() as u64;
     disturbed.push((ns(result.healed_at), result.live_at.map_or(u64::MAX, ns)));
-    disturbed.extend(elections(&result.trace));
     let late = workload.liveness_oracles(&result.history, &disturbed);
     Judgement { linearizable, no_liveness, host_error: result.host_error.clone(), invariants, late }
 }
