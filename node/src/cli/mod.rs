@@ -63,11 +63,11 @@ pub enum Command {
     Catalog(catalog::CatalogCommand),
     /// Provides debugging information for operators.
     Info(info::InfoArgs),
+    /// Tells a running agent to join the cluster through other agents' gossip addresses.
+    Join(join::JoinArgs),
     /// Interact with the key-value store.
     #[command(subcommand)]
     Kv(kv::KvCommand),
-    /// Tells a running agent to join the cluster through other agents' gossip addresses.
-    Join(join::JoinArgs),
     /// Gracefully leaves the cluster and shuts down the agent.
     Leave(leave::LeaveArgs),
     /// Runs a command while holding a KV lock.
@@ -323,7 +323,7 @@ mod tests {
     #[test]
     fn only_built_commands_are_listed() {
         let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
-        assert_eq!(names, ["agent", "catalog", "info", "kv", "leave", "lock", "members", "monitor", "operator", "reload", "services", "snapshot", "version"]);
+        assert_eq!(names, ["agent", "catalog", "info", "join", "kv", "leave", "lock", "members", "monitor", "operator", "reload", "services", "snapshot", "version"]);
     }
 
     #[test]
