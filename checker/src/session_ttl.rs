@@ -15,7 +15,7 @@
 //!
 //! Owns: the rule above. Never judges who may hold a lock (the lock model does).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::history::{History, OkResult, Op, OpFn, Outcome, ReadMode};
 use crate::invariant::InvariantViolation;
@@ -44,23 +44,25 @@ pub fn check_session_ttl_liveness(history: &History, anchor_keys: &[&str], ttl_n
     }
     let mut out = Vec::new();
     // The earliest late sighting per session is enough to show it.
-    let mut reported: BTreeMap<u64, ()> = BTreeMap::new();
+    let mut reported: BTreeSet<u64> = BTreeSet::new();
     for read in history.ops.iter().filter(|o| o.f == OpFn::Read && o.mode != ReadMode::Stale) {
         let Outcome::Ok(OkResult::Read(Some(s))) = read.outcome else { continue };
         let Some(anchor) = last_attempt.get(&s) else { continue };
-        if reported.contains_key(&s) {
+        if reported.contains(&s) {
             continue;
         }
         let (a, r) = (anchor.invoke_ns, read.invoke_ns);
-        let overlapping = disturbed.iter().filter(|&&(from, to)| from <= r && to >= a);
-        let Some(resume) = overlapping.fold(Some(a), |acc, &(_, to)| acc.zip((to != u64::MAX).then_some(to)).map(|(x, y)| x.max(y))) else {
+        // The clock restarts when the last fault overlapping [a, r] settled; one that never
+        // settled (`u64::MAX`) excuses the read.
+        let resume = disturbed.iter().filter(|&&(from, to)| from <= r && to >= a).map(|&(_, to)| to).fold(a, u64::max);
+        if resume == u64::MAX {
             continue;
-        };
+        }
         let deadline = resume.saturating_add(2 * ttl_ns + INVALIDATION_SLACK_NS);
         if r <= deadline {
             continue;
         }
-        reported.insert(s, ());
+        reported.insert(s);
         let server = read.server.as_deref().unwrap_or("an unrecorded server");
         let since = if resume > a { format!(", and the last fault settled at {}", secs(resume)) } else { String::new() };
         out.push(InvariantViolation::new(

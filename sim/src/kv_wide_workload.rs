@@ -32,7 +32,7 @@ use hyper::{Method, StatusCode};
 use rand::Rng;
 
 use crate::http_client::{request, ClientError, Response};
-use crate::workload::{now, parse_entry, record_now, write_outcome, ClientSpec, Workload, OP_TIMEOUT};
+use crate::workload::{now, parse_entry, read_timeout, record_now, write_outcome, ClientSpec, KvRegister, Workload, OP_TIMEOUT};
 
 /// The prefixes of prefix reads, prefix blocking queries and recursive deletes.
 const PREFIXES: [&str; 3] = ["w/", "w/a/", "w/b/"];
@@ -58,22 +58,23 @@ impl Workload for KvWide {
         Box::pin(run_client(spec))
     }
     fn check(&self, history: &History, budget_per_object: Duration) -> Vec<(String, Verdict)> {
-        checker::check_history(history, budget_per_object)
+        KvRegister.check(history, budget_per_object)
     }
     fn oracle_names(&self) -> &'static str {
         "no phantom values (stale reads included), acknowledged writes survive, consistent reads match applied state, index monotonic (per server for ?stale)"
     }
+    /// The KV register's (its blocking-query latency judges prefix watches per key).
     fn liveness_oracles(&self, history: &History, disturbed: &[checker::oracles::DisturbedSpan]) -> Vec<InvariantViolation> {
-        checker::oracles::check_blocking_query_latency(history, disturbed, checker::oracles::WAKE_BOUND_NS)
+        KvRegister.liveness_oracles(history, disturbed)
     }
     fn liveness_oracle_names(&self) -> &'static str {
         "blocking queries, single-key and prefix, answer within 2s of a change"
     }
     fn final_reads(&self, servers: Vec<(String, SocketAddr)>, keys: Vec<String>, history: Rc<RefCell<History>>) -> Pin<Box<dyn Future<Output = ()>>> {
-        Box::pin(crate::final_reads::final_kv_reads(servers, tree_keys(&keys), history))
+        KvRegister.final_reads(servers, tree_keys(&keys), history)
     }
     fn final_reads_bound(&self) -> Duration {
-        crate::final_reads::AGREEMENT_BOUND
+        KvRegister.final_reads_bound()
     }
 }
 
@@ -115,6 +116,8 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
         let key = keys[spec.rng.gen_range(0..keys.len())].clone();
         let prefix = PREFIXES[spec.rng.gen_range(0..PREFIXES.len())];
         let roll = spec.rng.gen_range(0..100);
+        // What this client last read of `key` (value, ModifyIndex): the CAS expectation and index.
+        let last_read = seen.get(&key).copied().flatten();
         let pick_mode = |rng: &mut rand_chacha::ChaCha8Rng, watched: Option<&(u64, u64)>| match (rng.gen_range(0..10), watched) {
             (0..=1, Some(&(index, index_seen_ns))) => ReadMode::Blocking { index, wait_ms: BLOCKING_WAIT.as_millis() as u64, index_seen_ns },
             (2..=4, _) => ReadMode::Consistent,
@@ -128,11 +131,8 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
                 Request::Read { prefix: Some(prefix), keys: under(prefix), mode }
             }
             40..=59 => Request::Write { key: key.clone(), f: OpFn::Write(value) },
-            60..=76 => {
-                let expect = seen.get(&key).copied().flatten();
-                Request::Write { key: key.clone(), f: OpFn::Cas { expect: expect.map(|(v, _)| v), new: value } }
-            }
-            77..=88 => match seen.get(&key).copied().flatten() {
+            60..=76 => Request::Write { key: key.clone(), f: OpFn::Cas { expect: last_read.map(|(v, _)| v), new: value } },
+            77..=88 => match last_read {
                 // A delete-cas on the ModifyIndex of the value this client last read.
                 Some((expect, _)) if spec.rng.gen_bool(0.5) => Request::Write { key: key.clone(), f: OpFn::DeleteCas { expect } },
                 _ => Request::Write { key: key.clone(), f: OpFn::Delete },
@@ -155,19 +155,15 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
                     (true, true) => "?recurse".to_string(),
                     (true, false) => "&recurse".to_string(),
                 };
-                let timeout = match mode {
-                    ReadMode::Blocking { wait_ms, .. } => OP_TIMEOUT + Duration::from_millis(wait_ms + wait_ms / 16),
-                    _ => OP_TIMEOUT,
-                };
-                (Method::GET, format!("/v1/kv/{target}{query}{recurse}"), Vec::new(), timeout)
+                (Method::GET, format!("/v1/kv/{target}{query}{recurse}"), Vec::new(), read_timeout(mode))
             }
             Request::Write { key, f: OpFn::Cas { .. } } => {
-                let idx = seen.get(key).copied().flatten().map_or(0, |(_, i)| i);
+                let idx = last_read.map_or(0, |(_, i)| i);
                 (Method::PUT, format!("/v1/kv/{key}?cas={idx}"), value.to_string().into_bytes(), OP_TIMEOUT)
             }
             Request::Write { key, f: OpFn::Delete } => (Method::DELETE, format!("/v1/kv/{key}"), Vec::new(), OP_TIMEOUT),
             Request::Write { key, f: OpFn::DeleteCas { .. } } => {
-                let idx = seen.get(key).copied().flatten().map_or(0, |(_, i)| i);
+                let idx = last_read.map_or(0, |(_, i)| i);
                 (Method::DELETE, format!("/v1/kv/{key}?cas={idx}"), Vec::new(), OP_TIMEOUT)
             }
             Request::Write { key, .. } => (Method::PUT, format!("/v1/kv/{key}"), value.to_string().into_bytes(), OP_TIMEOUT),

@@ -35,6 +35,18 @@ const LONG_WAIT: Duration = Duration::from_secs(5);
 /// Consul pads a blocking query's wait with up to wait/16 of jitter (`WAIT_JITTER_FRACTION`).
 const WAIT_JITTER_DIVISOR: u32 = 16;
 
+/// How long a client waits for a read in `mode`: [`OP_TIMEOUT`], plus a blocking read's wait
+/// and the jitter Consul may add to it.
+pub(crate) fn read_timeout(mode: &ReadMode) -> Duration {
+    match mode {
+        ReadMode::Blocking { wait_ms, .. } => {
+            let wait = Duration::from_millis(*wait_ms);
+            OP_TIMEOUT + wait + wait / WAIT_JITTER_DIVISOR
+        }
+        _ => OP_TIMEOUT,
+    }
+}
+
 /// A workload: the client program every workload host runs, and the check of the history they
 /// record. Catalog, session and lock workloads implement it next to [`KvRegister`].
 pub trait Workload {
@@ -241,14 +253,7 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
             (OpFn::Delete, Method::DELETE, format!("/v1/kv/{key}"), Vec::new())
         };
         let invoke = now();
-        let timeout = match mode {
-            ReadMode::Blocking { wait_ms, .. } => {
-                let wait = Duration::from_millis(wait_ms);
-                OP_TIMEOUT + wait + wait / WAIT_JITTER_DIVISOR
-            }
-            _ => OP_TIMEOUT,
-        };
-        let resp = tokio::time::timeout(timeout, request(server, method, &path, body)).await;
+        let resp = tokio::time::timeout(read_timeout(&mode), request(server, method, &path, body)).await;
         let complete = now();
         let resp = match resp {
             Ok(r) => r,

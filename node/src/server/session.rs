@@ -138,6 +138,11 @@ impl Server {
     /// Whether the leader must refuse this KV write without proposing it: an acquire of a key
     /// still under a lock-delay (Consul's `KVS.Apply` answers `false` then).
     pub(super) fn lock_delayed(&self, req: &KvsRequest) -> bool {
-        req.op == KvsOp::Lock && self.state.lock_delays.blocks(&req.dir_ent.key, self.io.clock.monotonic())
+        req.op == KvsOp::Lock && self.key_lock_delayed(&req.dir_ent.key)
+    }
+
+    /// Whether `key` is still under a lock-delay on this server's clock.
+    pub(super) fn key_lock_delayed(&self, key: &str) -> bool {
+        self.state.lock_delays.blocks(key, self.io.clock.monotonic())
     }
 }

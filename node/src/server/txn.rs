@@ -34,9 +34,8 @@ impl Server {
 
     /// One error per `lock` op whose key is under a lock-delay on this server.
     fn lock_delay_errors(&self, req: &TxnRequest) -> Vec<TxnError> {
-        let now = self.io.clock.monotonic();
         let delayed = req.ops.iter().enumerate().filter_map(|(i, op)| match op {
-            TxnOp::Kv(kv) if kv.verb == TxnKvVerb::Lock && self.state.lock_delays.blocks(&kv.dir_ent.key, now) => Some((i, &kv.dir_ent.key)),
+            TxnOp::Kv(kv) if kv.verb == TxnKvVerb::Lock && self.key_lock_delayed(&kv.dir_ent.key) => Some((i, &kv.dir_ent.key)),
             _ => None,
         });
         delayed.map(|(op_index, key)| TxnError { op_index, what: format!("failed to lock key {key:?} due to lock delay") }).collect()
