@@ -59,6 +59,12 @@ pub enum Fault {
     Pause(Target),
     /// Release a paused server's held messages.
     Resume(Target),
+    /// Freeze workload client `i` (host `w{i+1}`, [`hosts::workload`]) as its servers see it, like
+    /// a SIGSTOPped `concord lock`: its messages to and from every server are held, then
+    /// delivered on [`Fault::ResumeClient`]. A run with fewer clients skips it.
+    PauseClient(usize),
+    /// Release a paused client's held messages.
+    ResumeClient(usize),
     /// Hold (clog) the link between two hosts: messages queue until [`Fault::Unclog`].
     Clog(Host, Host),
     /// Deliver a clogged link's queued messages and reopen it.
@@ -95,7 +101,8 @@ impl Fault {
             Fault::PartitionOneWay { from, to } => from.iter().chain(to).map(String::as_str).collect(),
             Fault::Cut { pairs, .. } => pairs.iter().flat_map(|(x, y)| [x.as_str(), y.as_str()]).collect(),
             Fault::Clog(x, y) | Fault::Unclog(x, y) => vec![x.as_str(), y.as_str()],
-            Fault::HealAll => vec![],
+            // Clients are not servers: range checks over servers do not apply.
+            Fault::HealAll | Fault::PauseClient(_) | Fault::ResumeClient(_) => vec![],
             Fault::Isolate(h)
             | Fault::Crash(h)
             | Fault::CrashTorn(h)
@@ -135,6 +142,8 @@ impl fmt::Display for Fault {
             Fault::Restart(t) => write!(f, "restart {t}"),
             Fault::Pause(t) => write!(f, "pause {t}"),
             Fault::Resume(t) => write!(f, "resume {t}"),
+            Fault::PauseClient(i) => write!(f, "pause client {}", hosts::workload(*i)),
+            Fault::ResumeClient(i) => write!(f, "resume client {}", hosts::workload(*i)),
             Fault::Clog(a, b) => write!(f, "clog {a}-{b}"),
             Fault::Unclog(a, b) => write!(f, "unclog {a}-{b}"),
             Fault::SlowNode { host, min_ms, jitter_ms } => write!(f, "slow {host} {min_ms}+{jitter_ms}ms"),

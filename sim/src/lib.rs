@@ -11,6 +11,7 @@ pub mod final_reads;
 pub mod gossip_workload;
 pub mod http_client;
 pub mod io;
+pub mod lock_cli_workload;
 pub mod lock_workload;
 pub mod junit;
 pub mod kv_wide_workload;

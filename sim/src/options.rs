@@ -73,6 +73,10 @@ pub enum Bug {
     /// partition heals the sides keep seeing each other failed (caught by the membership
     /// convergence oracle on `gossip-partition`).
     GossipNoRejoin,
+    /// `concord lock`'s watcher ignores a change of holder and gives up only when its reads
+    /// fail, so a holder whose session died during a short fault keeps running its child after
+    /// another took the lock (caught by the holders-step-down oracle on `lock-cli`).
+    LockWatchIgnoresHolder,
 }
 
 impl Bug {
@@ -98,6 +102,7 @@ impl Bug {
             Bug::TxnPartialApply => "txn-partial-apply",
             Bug::RestoreKeepsOldKeys => "restore-keeps-old-keys",
             Bug::GossipNoRejoin => "gossip-no-rejoin",
+            Bug::LockWatchIgnoresHolder => "lock-watch-ignores-holder",
         }
     }
 
@@ -136,6 +141,7 @@ impl Bug {
             Bug::TxnPartialApply => &["txn-bank"],
             Bug::RestoreKeepsOldKeys => &["snapshot-restore"],
             Bug::GossipNoRejoin => &["gossip-partition"],
+            Bug::LockWatchIgnoresHolder => &["lock-cli"],
         }
     }
 

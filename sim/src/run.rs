@@ -248,6 +248,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             rng: ChaCha8Rng::seed_from_u64(rand::Rng::gen::<u64>(&mut seeds)),
             history: history.clone(),
             schedule: schedule.clone(),
+            bugs: options.bugs.clone(),
         };
         sim.client(nemesis::hosts::workload(c), workload.client(spec));
     }

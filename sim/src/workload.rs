@@ -134,6 +134,7 @@ pub fn for_scenario(scenario: &str) -> Box<dyn Workload> {
         Some(scenarios::WorkloadKind::KvWide) => Box::new(crate::kv_wide_workload::KvWide),
         Some(scenarios::WorkloadKind::SnapshotRestore) => Box::new(crate::snapshot_workload::SnapshotRestore::default()),
         Some(scenarios::WorkloadKind::Gossip) => Box::new(crate::gossip_workload::GossipMembership),
+        Some(scenarios::WorkloadKind::LockCli) => Box::new(crate::lock_cli_workload::LockCli),
     }
 }
 
@@ -150,6 +151,8 @@ pub struct ClientSpec {
     /// The run's nemesis schedule, for a client that acts on a fault (the snapshot client
     /// restores during the first partition, through the majority side).
     pub schedule: nemesis::Schedule,
+    /// The run's deliberate bugs, for those that live in client-side code (the lock recipe's).
+    pub bugs: Vec<crate::options::Bug>,
 }
 
 /// Simulated time since the run started.

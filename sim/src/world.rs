@@ -43,6 +43,8 @@ pub struct World {
     /// Server pairs whose links are held (clogged), and paused servers.
     clogged: BTreeSet<(usize, usize)>,
     paused: BTreeSet<usize>,
+    /// Paused workload clients, by client index.
+    paused_clients: BTreeSet<usize>,
     /// Servers whose links have non-default latency or loss.
     degraded: BTreeMap<usize, &'static str>,
     /// For choosing fault details (bit-flip bits) reproducibly.
@@ -83,6 +85,7 @@ impl World {
             cut_oneway: BTreeSet::new(),
             clogged: BTreeSet::new(),
             paused: BTreeSet::new(),
+            paused_clients: BTreeSet::new(),
             degraded: BTreeMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x776f_726c_6421),
             latency,
@@ -133,6 +136,7 @@ impl World {
             && self.cut_oneway.is_empty()
             && self.clogged.is_empty()
             && self.paused.is_empty()
+            && self.paused_clients.is_empty()
             && self.degraded.is_empty()
             && self.removed.is_empty()
             && self.drifted.is_empty()
@@ -196,6 +200,18 @@ impl World {
         self.crashed[i] = true;
     }
 
+    /// Holds (or, with `hold` false, releases) every link between client `c` and the servers.
+    fn hold_client(&self, sim: &mut turmoil::Sim<'_>, c: usize, hold: bool) {
+        let client = nemesis::hosts::workload(c);
+        for server in &self.names {
+            if hold {
+                sim.hold(client.as_str(), server.as_str());
+            } else {
+                sim.release(client.as_str(), server.as_str());
+            }
+        }
+    }
+
     /// Every host a server talks to: the other servers and the clients.
     fn peers_of(&self, i: usize) -> Vec<String> {
         self.names.iter().chain(&self.client_names).filter(|h| **h != self.names[i]).cloned().collect()
@@ -216,6 +232,9 @@ impl World {
             for h in self.peers_of(i) {
                 sim.release(self.name(i), h.as_str());
             }
+        }
+        for c in std::mem::take(&mut self.paused_clients) {
+            self.hold_client(sim, c, false);
         }
         for i in std::mem::take(&mut self.degraded).into_keys() {
             for h in self.peers_of(i) {
@@ -320,6 +339,19 @@ impl World {
                     sim.release(self.name(i), h.as_str());
                 }
                 return Ok(hit(&self.names[i]));
+            }
+            Fault::PauseClient(c) => {
+                let name = nemesis::hosts::workload(*c);
+                if !self.client_names.contains(&name) || !self.paused_clients.insert(*c) {
+                    return Err(format!("{name} not a client of this run, or already paused"));
+                }
+                self.hold_client(sim, *c, true);
+            }
+            Fault::ResumeClient(c) => {
+                if !self.paused_clients.remove(c) {
+                    return Err(format!("{} not paused", nemesis::hosts::workload(*c)));
+                }
+                self.hold_client(sim, *c, false);
             }
             Fault::Clog(a, b) => {
                 let (a, b) = (self.indexes(std::slice::from_ref(a))?[0], self.indexes(std::slice::from_ref(b))?[0]);

@@ -8,6 +8,7 @@
 //! with its cause.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -52,12 +53,22 @@ impl Response {
 }
 
 /// Talks to one agent's HTTP API.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpClient {
     /// `host:port` as given (sent as the Host header).
     authority: String,
     /// ACL token sent as `X-Consul-Token`.
     token: Option<String>,
+    /// Where connections come from: real sockets, or the simulator's network.
+    net: Arc<dyn Net>,
+    /// Deadline for a whole request/response exchange.
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient").field("authority", &self.authority).field("token", &self.token.as_ref().map(|_| "<set>")).finish()
+    }
 }
 
 impl HttpClient {
@@ -86,7 +97,20 @@ impl HttpClient {
             !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && (!host.contains(':') || host.ends_with(']'))
         });
         let authority = if has_port { rest.to_string() } else { format!("{rest}:{DEFAULT_HTTP_PORT}") };
-        Ok(Self { authority, token: None })
+        Ok(Self { authority, token: None, net: Arc::new(TokioNet), request_timeout: REQUEST_TIMEOUT })
+    }
+
+    /// Opens connections through `net` instead of real sockets (the simulator runs CLI recipes
+    /// such as `concord lock`'s over its own network). The address must then be an IP `ip:port`.
+    pub fn with_net(mut self, net: Arc<dyn Net>) -> Self {
+        self.net = net;
+        self
+    }
+
+    /// Gives every exchange `timeout` instead of 30 s.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
     }
 
     /// Sends `token` (if any and non-empty) as `X-Consul-Token` on every request.
@@ -109,9 +133,9 @@ impl HttpClient {
     /// protocol or timeout, as a message naming the address.
     pub async fn request(&self, method: Method, path_and_query: &str, body: Vec<u8>) -> Result<Response, String> {
         let what = format!("{method} http://{}{path_and_query}", self.authority);
-        tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(method, path_and_query, body))
+        tokio::time::timeout(self.request_timeout, self.exchange(method, path_and_query, body))
             .await
-            .map_err(|_| format!("{what}: no answer within {REQUEST_TIMEOUT:?}"))?
+            .map_err(|_| format!("{what}: no answer within {:?}", self.request_timeout))?
             .map_err(|e| format!("{what}: {e}"))
     }
 
@@ -148,9 +172,9 @@ impl HttpClient {
     pub async fn stream(&self, path_and_query: &str, mut on_chunk: impl FnMut(&[u8])) -> Result<StatusCode, String> {
         let what = format!("GET http://{}{path_and_query}", self.authority);
         let req = self.build(Method::GET, path_and_query, Vec::new())?;
-        let (mut sender, driver) = tokio::time::timeout(REQUEST_TIMEOUT, self.handshake())
+        let (mut sender, driver) = tokio::time::timeout(self.request_timeout, self.handshake())
             .await
-            .map_err(|_| format!("{what}: no answer within {REQUEST_TIMEOUT:?}"))?
+            .map_err(|_| format!("{what}: no answer within {:?}", self.request_timeout))?
             .map_err(|e| format!("{what}: {e}"))?;
         let result = async {
             let resp = sender.send_request(req).await.map_err(|e| format!("{what}: request failed: {e}"))?;
@@ -194,13 +218,17 @@ impl HttpClient {
     }
 
     async fn connect(&self) -> Result<crate::io::BoxStream, String> {
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(self.authority.as_str())
-            .await
-            .map_err(|e| format!("cannot resolve {}: {e}", self.authority))?
-            .collect();
+        // An IP address needs no resolver (and the simulator's network has none).
+        let addrs: Vec<SocketAddr> = match self.authority.parse::<SocketAddr>() {
+            Ok(addr) => vec![addr],
+            Err(_) => tokio::net::lookup_host(self.authority.as_str())
+                .await
+                .map_err(|e| format!("cannot resolve {}: {e}", self.authority))?
+                .collect(),
+        };
         let mut last_err = format!("{} resolved to no address", self.authority);
         for addr in addrs {
-            match tokio::time::timeout(CONNECT_TIMEOUT, TokioNet.connect(addr)).await {
+            match tokio::time::timeout(CONNECT_TIMEOUT, self.net.connect(addr)).await {
                 Ok(Ok(stream)) => return Ok(stream),
                 Ok(Err(e)) => last_err = format!("connect {addr}: {e}"),
                 Err(_) => last_err = format!("connect {addr}: timed out after {CONNECT_TIMEOUT:?}"),

@@ -26,6 +26,7 @@ pub mod kv_transfer;
 pub mod join;
 pub mod leave;
 pub mod lock;
+pub mod lock_recipe;
 pub mod logging;
 pub mod members;
 pub mod monitor;

@@ -13,6 +13,7 @@ use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::http_client::{encode_path, HttpClient};
+use super::lock_recipe::LockOptions;
 
 /// The lock document (Consul's `semaphoreLock`).
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -36,8 +37,8 @@ fn lock_key(prefix: &str) -> String {
 }
 
 /// The entries under `prefix/` and the index, from a (blocking, when `index` > 0) read.
-async fn read_prefix(client: &HttpClient, prefix: &str, index: u64) -> Result<(Vec<Entry>, u64), String> {
-    let path = format!("/v1/kv/{}/?recurse&index={index}&wait=15s", encode_path(prefix));
+async fn read_prefix(client: &HttpClient, opts: &LockOptions, index: u64) -> Result<(Vec<Entry>, u64), String> {
+    let path = format!("/v1/kv/{}/?recurse&index={index}&wait={}", encode_path(&opts.prefix), opts.wait_param());
     let r = client.request(Method::GET, &path, Vec::new()).await?;
     let next = r.index.unwrap_or(0);
     if r.status == StatusCode::NOT_FOUND {
@@ -90,7 +91,8 @@ async fn cas_doc(client: &HttpClient, prefix: &str, doc: &LockDoc, cas: u64) -> 
 
 /// Takes one of `limit` places: registers as a contender, then adds itself to the lock
 /// document by CAS once it has room, waiting in blocking reads while it is full.
-pub async fn acquire(client: &HttpClient, prefix: &str, session: &str, limit: u32) -> Result<(), String> {
+pub async fn acquire(client: &HttpClient, opts: &LockOptions, session: &str) -> Result<(), String> {
+    let (prefix, limit) = (opts.prefix.as_str(), opts.limit);
     let contender = format!("/v1/kv/{}/{session}?acquire={session}", encode_path(prefix));
     let r = client.request(Method::PUT, &contender, Vec::new()).await?;
     if r.status != StatusCode::OK || r.text().trim() != "true" {
@@ -98,7 +100,7 @@ pub async fn acquire(client: &HttpClient, prefix: &str, session: &str, limit: u3
     }
     let mut index = 0;
     loop {
-        let (entries, next) = read_prefix(client, prefix, index).await?;
+        let (entries, next) = read_prefix(client, opts, index).await?;
         let (mut doc, cas) = current_doc(&entries, prefix, limit)?;
         if doc.holders.contains_key(session) {
             return Ok(());
@@ -117,12 +119,12 @@ pub async fn acquire(client: &HttpClient, prefix: &str, session: &str, limit: u3
 
 /// Returns when the lock document no longer names `session` (or after `retries` + 1 failed
 /// reads in a row).
-pub async fn watch(client: &HttpClient, prefix: &str, session: &str, retries: u32) {
+pub async fn watch(client: &HttpClient, opts: &LockOptions, session: &str) {
     let (mut index, mut failures) = (0, 0);
     loop {
-        match read_prefix(client, prefix, index).await {
+        match read_prefix(client, opts, index).await {
             Ok((entries, next)) => {
-                let lock = lock_key(prefix);
+                let lock = lock_key(&opts.prefix);
                 let held = entries
                     .iter()
                     .find(|e| e.key == lock)
@@ -134,9 +136,9 @@ pub async fn watch(client: &HttpClient, prefix: &str, session: &str, retries: u3
                 index = next;
                 failures = 0;
             }
-            Err(_) if failures < retries => {
+            Err(_) if failures < opts.monitor_retries => {
                 failures += 1;
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                tokio::time::sleep(opts.monitor_retry_time).await;
             }
             Err(_) => return,
         }
@@ -144,9 +146,10 @@ pub async fn watch(client: &HttpClient, prefix: &str, session: &str, retries: u3
 }
 
 /// Gives the place up (CAS, a few tries) and deletes the contender key.
-pub async fn release(client: &HttpClient, prefix: &str, session: &str, limit: u32) {
+pub async fn release(client: &HttpClient, opts: &LockOptions, session: &str) {
+    let (prefix, limit) = (opts.prefix.as_str(), opts.limit);
     for _ in 0..5 {
-        let Ok((entries, _)) = read_prefix(client, prefix, 0).await else { break };
+        let Ok((entries, _)) = read_prefix(client, opts, 0).await else { break };
         let Ok((mut doc, cas)) = current_doc(&entries, prefix, limit) else { break };
         if doc.holders.remove(session).is_none() || cas_doc(client, prefix, &doc, cas).await.unwrap_or(false) {
             break;

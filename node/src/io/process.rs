@@ -1,5 +1,5 @@
-//! Child processes: the one way agent code runs a program (script checks today; `concord lock`'s
-//! child later).
+//! Child processes: the one way Concord runs a program (script checks, and `concord lock`'s
+//! child through [`Processes::spawn`]).
 //!
 //! Production runs real processes ([`OsProcesses`], `tokio::process`); the simulator and unit
 //! tests run [`ScriptedProcesses`], a deterministic interpreter of a few commands whose time
@@ -28,6 +28,30 @@ pub trait Processes: Send + Sync + 'static {
     /// Runs `args` to completion or until `timeout` (then kills it: `timed_out`, no code).
     /// Errors: the program could not be started (not found, not executable, empty `args`).
     async fn run(&self, args: &[String], timeout: Duration, output_cap: usize) -> std::io::Result<ProcessOutput>;
+
+    /// Starts `spec` and returns a handle to it (its output goes where the caller's goes).
+    /// Errors: the program could not be started.
+    fn spawn(&self, spec: &SpawnSpec) -> std::io::Result<Box<dyn ChildProcess>>;
+}
+
+/// A program to start with [`Processes::spawn`]: `args[0]` on `PATH`, extra environment, and
+/// whether it reads the caller's stdin (otherwise stdin is empty).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpawnSpec {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub pass_stdin: bool,
+}
+
+/// A running child started by [`Processes::spawn`].
+#[async_trait]
+pub trait ChildProcess: Send {
+    /// Waits until it exits: `Some(code)`, or `None` when a signal ended it.
+    async fn wait(&mut self) -> std::io::Result<Option<i32>>;
+    /// Asks it to stop (SIGTERM); it may take its time or ignore it.
+    fn terminate(&mut self);
+    /// Stops it for good (SIGKILL) and reaps it.
+    async fn kill(&mut self);
 }
 
 /// Keeps the last `cap` bytes of `bytes`.
@@ -63,21 +87,56 @@ impl Processes for OsProcesses {
             Err(_) => Ok(ProcessOutput { code: None, timed_out: true, output: Vec::new() }),
         }
     }
+
+    fn spawn(&self, spec: &SpawnSpec) -> std::io::Result<Box<dyn ChildProcess>> {
+        let (program, rest) = spec.args.split_first().ok_or_else(|| std::io::Error::other("no program given"))?;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(rest).envs(spec.env.iter().map(|(k, v)| (k, v))).kill_on_drop(true);
+        if !spec.pass_stdin {
+            cmd.stdin(std::process::Stdio::null());
+        }
+        Ok(Box::new(OsChild(cmd.spawn()?)))
+    }
+}
+
+/// A real child process.
+struct OsChild(tokio::process::Child);
+
+#[async_trait]
+impl ChildProcess for OsChild {
+    async fn wait(&mut self) -> std::io::Result<Option<i32>> {
+        Ok(self.0.wait().await?.code())
+    }
+    fn terminate(&mut self) {
+        // std has no SIGTERM; `kill` is POSIX. A child that already exited has no id.
+        if let Some(pid) = self.0.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+    }
+    async fn kill(&mut self) {
+        let _ = self.0.kill().await;
+    }
 }
 
 /// A deterministic stand-in for processes (the simulator, unit tests). It understands:
 /// `true` (exit 0), `false` (exit 1), `exit N`, `echo WORDS…` (prints them, exit 0),
 /// `sleep SECONDS` (waits on tokio's clock, exit 0), and `sh -c "exit N"`; anything else fails
-/// to start with "executable file not found", as a missing program does.
+/// to start with "executable file not found", as a missing program does. A spawned child obeys
+/// the same script and ends at once, by signal, when it is terminated or killed.
 pub struct ScriptedProcesses;
+
+/// The words of a script: `sh -c "…"`'s script split on blanks, or the arguments themselves.
+fn script_words(args: &[String]) -> Vec<&str> {
+    match args {
+        [sh, c, script] if sh == "sh" && c == "-c" => script.split_whitespace().collect(),
+        _ => args.iter().map(String::as_str).collect(),
+    }
+}
 
 #[async_trait]
 impl Processes for ScriptedProcesses {
     async fn run(&self, args: &[String], timeout: Duration, output_cap: usize) -> std::io::Result<ProcessOutput> {
-        let words: Vec<&str> = match args {
-            [sh, c, script] if sh == "sh" && c == "-c" => script.split_whitespace().collect(),
-            _ => args.iter().map(String::as_str).collect(),
-        };
+        let words = script_words(args);
         let done = |code: i32, output: String| ProcessOutput { code: Some(code), timed_out: false, output: tail(output.into_bytes(), output_cap) };
         match words.as_slice() {
             ["true"] => Ok(done(0, String::new())),
@@ -94,8 +153,52 @@ impl Processes for ScriptedProcesses {
                 tokio::time::sleep(wanted).await;
                 Ok(done(0, String::new()))
             }
-            _ => Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("exec: {:?}: executable file not found in $PATH", args.first().map_or("", String::as_str)))),
+            _ => Err(not_found(args)),
         }
+    }
+
+    fn spawn(&self, spec: &SpawnSpec) -> std::io::Result<Box<dyn ChildProcess>> {
+        let words = script_words(&spec.args);
+        let (runs_for, code) = match words.as_slice() {
+            ["true"] => (Duration::ZERO, 0),
+            ["false"] => (Duration::ZERO, 1),
+            ["exit", n] => (Duration::ZERO, n.parse().map_err(|_| std::io::Error::other(format!("exit: {n}: numeric argument required")))?),
+            ["echo", ..] => (Duration::ZERO, 0),
+            ["sleep", secs] => {
+                let secs: f64 = secs.parse().map_err(|_| std::io::Error::other(format!("sleep: invalid time interval {secs:?}")))?;
+                (Duration::from_secs_f64(secs.max(0.0)), 0)
+            }
+            _ => return Err(not_found(&spec.args)),
+        };
+        Ok(Box::new(ScriptedChild { ends: tokio::time::Instant::now() + runs_for, code, stopped: false }))
+    }
+}
+
+fn not_found(args: &[String]) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::NotFound, format!("exec: {:?}: executable file not found in $PATH", args.first().map_or("", String::as_str)))
+}
+
+/// A scripted child: exits with `code` at `ends` (tokio's clock), or by signal once stopped.
+struct ScriptedChild {
+    ends: tokio::time::Instant,
+    code: i32,
+    stopped: bool,
+}
+
+#[async_trait]
+impl ChildProcess for ScriptedChild {
+    async fn wait(&mut self) -> std::io::Result<Option<i32>> {
+        if self.stopped {
+            return Ok(None);
+        }
+        tokio::time::sleep_until(self.ends).await;
+        Ok(Some(self.code))
+    }
+    fn terminate(&mut self) {
+        self.stopped = true;
+    }
+    async fn kill(&mut self) {
+        self.stopped = true;
     }
 }
 
@@ -131,5 +234,36 @@ mod tests {
         assert!(p.run(&args(&["sleep", "30"]), t, 64).await.unwrap().timed_out);
         assert_eq!(before.elapsed(), t, "a timed-out sleep takes exactly the timeout");
         assert_eq!(p.run(&args(&["rm", "-rf"]), t, 64).await.unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    }
+
+    fn spec(a: &[&str]) -> SpawnSpec {
+        SpawnSpec { args: args(a), ..SpawnSpec::default() }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scripted_children_run_their_time_or_stop_by_signal() {
+        let p = ScriptedProcesses;
+        let before = tokio::time::Instant::now();
+        let mut sleeper = p.spawn(&spec(&["sh", "-c", "sleep 30"])).unwrap();
+        assert_eq!(sleeper.wait().await.unwrap(), Some(0));
+        assert_eq!(before.elapsed(), Duration::from_secs(30));
+        assert_eq!(p.spawn(&spec(&["exit", "3"])).unwrap().wait().await.unwrap(), Some(3));
+        let mut stopped = p.spawn(&spec(&["sleep", "30"])).unwrap();
+        stopped.terminate();
+        assert_eq!(stopped.wait().await.unwrap(), None, "terminated: ended by a signal");
+        assert!(p.spawn(&spec(&["rm", "-rf", "/"])).is_err());
+    }
+
+    #[tokio::test]
+    async fn os_children_exit_with_their_code_and_stop_on_sigterm() {
+        let p = OsProcesses;
+        let mut env = spec(&["sh", "-c", "exit $CODE"]);
+        env.env.push(("CODE".into(), "4".into()));
+        assert_eq!(p.spawn(&env).unwrap().wait().await.unwrap(), Some(4));
+        let mut sleeper = p.spawn(&spec(&["sleep", "30"])).unwrap();
+        sleeper.terminate();
+        let ended = tokio::time::timeout(Duration::from_secs(10), sleeper.wait()).await.expect("SIGTERM stops sleep");
+        assert_eq!(ended.unwrap(), None, "ended by a signal");
+        assert!(p.spawn(&spec(&["/nonexistent/program"])).is_err());
     }
 }
