@@ -49,6 +49,9 @@ pub enum Outcome {
 pub enum OkResult {
     /// A read's result: the value, or `None` if the key was absent.
     Read(Option<Value>),
+    /// A read that saw the key exist without its value (a `?keys` listing named it). Absent
+    /// keys of a listing are recorded as `Read(None)`.
+    Present,
     /// A CAS's result: `true` if it swapped.
     Cas(bool),
     /// A write or delete that was acknowledged.

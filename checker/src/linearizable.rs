@@ -170,6 +170,7 @@ fn why_illegal(op: &Op, state: State) -> String {
                 show_state(state)
             )
         }
+        (OpFn::Read, Outcome::Ok(OkResult::Present)) => format!("it listed the key as present while the register {}", show_state(state)),
         (OpFn::Cas { expect, .. }, Outcome::Ok(OkResult::Cas(true))) => format!(
             "it swapped expecting {} while the register {}",
             show_value(*expect),
@@ -230,6 +231,7 @@ fn show_fn(f: &OpFn) -> String {
 fn show_outcome(o: &Outcome) -> String {
     match o {
         Outcome::Ok(OkResult::Read(v)) => format!("ok {}", show_value(*v)),
+        Outcome::Ok(OkResult::Present) => "ok present".to_string(),
         Outcome::Ok(OkResult::Cas(true)) => "ok swapped".to_string(),
         Outcome::Ok(OkResult::Cas(false)) => "ok not-swapped".to_string(),
         Outcome::Ok(OkResult::Done) => "ok".to_string(),

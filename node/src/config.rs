@@ -141,7 +141,7 @@ pub struct BugSwitches {
     /// session abandoned before the leader change is never invalidated and its locks are never
     /// freed (caught by the session-TTL liveness oracle).
     pub session_ttl_forgotten: bool,
-    /// A `?recurse` read in the default mode is served from the local state of the server it
+    /// A `?recurse` or `?keys` read in the default mode is served from the local state of the server it
     /// reached, as if `?stale`, instead of by the leader (caught by the KV model on kv-wide).
     pub recurse_read_stale: bool,
     /// Keep services and checks registered through the agent API in memory only (skip writing

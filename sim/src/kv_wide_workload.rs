@@ -1,6 +1,6 @@
 //! The wide KV workload (issue 8, item 3): the KV register workload's reads, writes, CAS and
-//! deletes, plus the code paths it never runs: `?stale` reads, `?recurse` reads of a prefix,
-//! prefix blocking queries (`?recurse&index=&wait=`), recursive deletes and deletes with CAS
+//! deletes, plus the code paths it never runs: `?stale` reads, `?recurse` and `?keys` reads of a
+//! prefix, prefix blocking queries (`?recurse&index=&wait=`, `?keys&index=&wait=`), recursive deletes and deletes with CAS
 //! (`DELETE ?cas=`, on the ModifyIndex of the value last read: the register model's `DeleteCas`). Keys live in a small
 //! tree, `w/a/k0`, `w/b/k1`, `w/a/k2`, … (the run's keys, split between two subtrees), and prefix
 //! operations pick `w/`, `w/a/` or `w/b/`.
@@ -8,7 +8,8 @@
 //! How a multi-key operation is judged: one prefix operation is atomic in Consul (a prefix read is
 //! one snapshot of the store, a recursive delete one Raft entry), so its projection onto each key
 //! it covers is a legal single-key operation at the same instant. A prefix read is recorded as one
-//! read per workload key under the prefix (absent from the answer: a read of "absent"), a
+//! read per workload key under the prefix (absent from the answer: a read of "absent"; named by a
+//! `?keys` listing, which carries no values: a read of "present", [`OkResult::Present`]), a
 //! recursive delete as one delete per key, and a prefix blocking query as one blocking read per
 //! key with the prefix's index. Each key is then checked as a linearizable register, which judges
 //! prefix reads in the default and `?consistent` modes as linearizable (weaker than a multi-key
@@ -81,8 +82,8 @@ impl Workload for KvWide {
 /// What one HTTP operation was, before its answer splits it into per-key ops.
 enum Request {
     /// A read of one key, or of every key under a prefix (`keys` lists the workload keys it
-    /// covers; `prefix` is `Some` for a `?recurse` read).
-    Read { prefix: Option<&'static str>, keys: Vec<String>, mode: ReadMode },
+    /// covers; `prefix` is `Some` for a prefix read: `?keys` when `names_only`, else `?recurse`).
+    Read { prefix: Option<&'static str>, keys: Vec<String>, mode: ReadMode, names_only: bool },
     Write { key: String, f: OpFn },
     /// A recursive delete of `prefix`, covering `keys`.
     DeleteTree { prefix: &'static str, keys: Vec<String> },
@@ -98,6 +99,16 @@ fn parse_entries(body: &[u8]) -> Option<BTreeMap<String, (Value, u64)>> {
         out.insert(entry.get("Key")?.as_str()?.to_string(), (value, entry.get("ModifyIndex")?.as_u64()?));
     }
     Some(out)
+}
+
+/// The key names of a `?keys` answer. `None`: not a list of strings.
+fn parse_key_names(body: &[u8]) -> Option<Vec<String>> {
+    serde_json::from_slice(body).ok()
+}
+
+/// How a prefix query is named for its last index (blocking reads): `w/a/?recurse`, `w/a/?keys`.
+fn prefix_query(prefix: &str, names_only: bool) -> String {
+    format!("{prefix}?{}", if names_only { "keys" } else { "recurse" })
 }
 
 /// Runs one client until `spec.until`; every operation is recorded, split per key.
@@ -125,10 +136,11 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
             _ => ReadMode::Default,
         };
         let req = match roll {
-            0..=24 => Request::Read { prefix: None, keys: vec![key.clone()], mode: pick_mode(&mut spec.rng, last_index.get(&key)) },
+            0..=24 => Request::Read { prefix: None, keys: vec![key.clone()], mode: pick_mode(&mut spec.rng, last_index.get(&key)), names_only: false },
             25..=39 => {
-                let mode = pick_mode(&mut spec.rng, last_index.get(&format!("{prefix}?recurse")));
-                Request::Read { prefix: Some(prefix), keys: under(prefix), mode }
+                let names_only = roll >= 33;
+                let mode = pick_mode(&mut spec.rng, last_index.get(&prefix_query(prefix, names_only)));
+                Request::Read { prefix: Some(prefix), keys: under(prefix), mode, names_only }
             }
             40..=59 => Request::Write { key: key.clone(), f: OpFn::Write(value) },
             60..=76 => Request::Write { key: key.clone(), f: OpFn::Cas { expect: last_read.map(|(v, _)| v), new: value } },
@@ -144,18 +156,18 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
             }
         };
         let (method, path, body, timeout) = match &req {
-            Request::Read { prefix, keys, mode } => {
-                let (target, recurse) = match prefix {
-                    Some(p) => (p.to_string(), true),
-                    None => (keys[0].clone(), false),
+            Request::Read { prefix, keys, mode, names_only } => {
+                let (target, listing) = match prefix {
+                    Some(p) => (p.to_string(), Some(if *names_only { "keys" } else { "recurse" })),
+                    None => (keys[0].clone(), None),
                 };
                 let query = mode.query();
-                let recurse = match (recurse, query.is_empty()) {
-                    (false, _) => String::new(),
-                    (true, true) => "?recurse".to_string(),
-                    (true, false) => "&recurse".to_string(),
+                let listing = match (listing, query.is_empty()) {
+                    (None, _) => String::new(),
+                    (Some(l), true) => format!("?{l}"),
+                    (Some(l), false) => format!("&{l}"),
                 };
-                (Method::GET, format!("/v1/kv/{target}{query}{recurse}"), Vec::new(), read_timeout(mode))
+                (Method::GET, format!("/v1/kv/{target}{query}{listing}"), Vec::new(), read_timeout(mode))
             }
             Request::Write { key, f: OpFn::Cas { .. } } => {
                 let idx = last_read.map_or(0, |(_, i)| i);
@@ -174,16 +186,19 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
             tokio::time::timeout(timeout, request(server, method, &path, body)).await.unwrap_or_else(|_| Err(ClientError::Io("timeout".into())));
         let record = |key: &str, f: OpFn, outcome: Outcome, mode: ReadMode| record_now(&spec.history, spec.id, key, f, invoke, outcome, &server_name, mode);
         match req {
-            Request::Read { prefix, keys, mode } => {
-                let answered = match &resp {
+            Request::Read { prefix, keys, mode, names_only } => {
+                // Each covered key: `Some(Some(entry))` with its value, `Some(None)` listed
+                // without one (`?keys`); absent from the map: absent.
+                let answered: Option<BTreeMap<String, Option<(Value, u64)>>> = match &resp {
                     Ok(r) if r.status == StatusCode::NOT_FOUND => Some(BTreeMap::new()),
-                    Ok(r) if r.status == StatusCode::OK && prefix.is_some() => parse_entries(&r.body),
-                    Ok(r) if r.status == StatusCode::OK => parse_entry(&r.body).map(|e| BTreeMap::from([(keys[0].clone(), e)])),
+                    Ok(r) if r.status == StatusCode::OK && names_only => parse_key_names(&r.body).map(|names| names.into_iter().map(|k| (k, None)).collect()),
+                    Ok(r) if r.status == StatusCode::OK && prefix.is_some() => parse_entries(&r.body).map(|m| m.into_iter().map(|(k, e)| (k, Some(e))).collect()),
+                    Ok(r) if r.status == StatusCode::OK => parse_entry(&r.body).map(|e| BTreeMap::from([(keys[0].clone(), Some(e))])),
                     _ => None,
                 };
                 if let (Ok(r), Some(_)) = (&resp, &answered) {
                     let index = r.headers.get("X-Consul-Index").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-                    let watched = prefix.map_or_else(|| keys[0].clone(), |p| format!("{p}?recurse"));
+                    let watched = prefix.map_or_else(|| keys[0].clone(), |p| prefix_query(p, names_only));
                     if let Some(index) = index {
                         let at_ns = now().as_nanos() as u64;
                         last_index.insert(watched.clone(), (index, at_ns));
@@ -193,11 +208,16 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
                     }
                 }
                 for key in &keys {
-                    let outcome = match &answered {
-                        Some(entries) => {
-                            let entry = entries.get(key).copied();
-                            seen.insert(key.clone(), entry);
-                            Outcome::Ok(OkResult::Read(entry.map(|(v, _)| v)))
+                    let outcome = match answered.as_ref().map(|entries| entries.get(key).copied()) {
+                        Some(Some(Some(entry))) => {
+                            seen.insert(key.clone(), Some(entry));
+                            Outcome::Ok(OkResult::Read(Some(entry.0)))
+                        }
+                        // Listed by `?keys`: present, value unknown (the CAS expectation stays).
+                        Some(Some(None)) => Outcome::Ok(OkResult::Present),
+                        Some(None) => {
+                            seen.insert(key.clone(), None);
+                            Outcome::Ok(OkResult::Read(None))
                         }
                         None => Outcome::Fail,
                     };
@@ -233,5 +253,7 @@ mod tests {
         assert_eq!(entries.get("w/a/k0"), Some(&(123, 7)));
         assert_eq!(entries.get("w/a/k2"), Some(&(456, 9)));
         assert!(parse_entries(br#"[{"Key":"w/a/k0","Value":null}]"#).is_none(), "an entry that is not ours fails the read");
+        assert_eq!(parse_key_names(br#"["w/a/k0","w/a/k2"]"#), Some(vec!["w/a/k0".to_string(), "w/a/k2".to_string()]));
+        assert_eq!(parse_key_names(br#"[{"Key":"w/a/k0"}]"#), None);
     }
 }

@@ -58,7 +58,7 @@ pub enum Bug {
     /// a lock held by a client that stopped renewing before a leader change is never freed
     /// (caught by the session-TTL liveness oracle on `session-expiry`).
     SessionTtlForgotten,
-    /// A `?recurse` read in the default mode is answered from the local state of whichever
+    /// A `?recurse` or `?keys` read in the default mode is answered from the local state of whichever
     /// server it reached, as if `?stale`, skipping the leader (caught by the KV register model
     /// on `kv-wide`, which judges prefix reads per key).
     RecurseReadStale,

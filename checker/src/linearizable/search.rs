@@ -87,7 +87,7 @@ pub(crate) fn validate(op: &Op) -> Result<(), String> {
     let fits = matches!(
         (&op.f, &op.outcome),
         (_, Outcome::Fail | Outcome::Info)
-            | (OpFn::Read, Outcome::Ok(OkResult::Read(_)))
+            | (OpFn::Read, Outcome::Ok(OkResult::Read(_) | OkResult::Present))
             | (OpFn::Write(_) | OpFn::Delete, Outcome::Ok(OkResult::Done))
             | (OpFn::Cas { .. } | OpFn::DeleteCas { .. }, Outcome::Ok(OkResult::Cas(_)))
     );
@@ -117,6 +117,8 @@ pub(crate) fn step(state: State, op: &Op) -> Option<State> {
         (OpFn::DeleteCas { expect }, Outcome::Ok(OkResult::Cas(true))) => (state.is_none() || state == Some(*expect)).then_some(None),
         (OpFn::DeleteCas { expect }, Outcome::Ok(OkResult::Cas(false))) => (state.is_some() && state != Some(*expect)).then_some(state),
         (OpFn::Read, Outcome::Ok(OkResult::Read(v))) => (state == *v).then_some(state),
+        // Presence only: no value is compared, so the value-renaming reductions stay sound.
+        (OpFn::Read, Outcome::Ok(OkResult::Present)) => state.is_some().then_some(state),
         (OpFn::Cas { expect, new }, Outcome::Ok(OkResult::Cas(true))) => {
             (state == *expect).then_some(Some(*new))
         }

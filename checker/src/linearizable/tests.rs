@@ -407,3 +407,19 @@ fn delete_cas_deletes_only_its_value_and_succeeds_on_an_absent_key() {
     ];
     assert!(check(&unknown).is_linearizable());
 }
+
+#[test]
+fn a_keys_listing_is_judged_by_presence() {
+    let present = Outcome::Ok(OkResult::Present);
+    // Listed while some value is held (whichever): fine.
+    let ok = vec![op(0, 1, OpFn::Write(7), 0, 1, done()), op(1, 2, OpFn::Read, 2, 3, present.clone())];
+    assert!(matches!(check(&ok), Verdict::Linearizable));
+    // Listed after an acknowledged delete finished: no order explains it.
+    let stale = vec![
+        op(0, 1, OpFn::Write(7), 0, 1, done()),
+        op(1, 1, OpFn::Delete, 2, 3, done()),
+        op(2, 2, OpFn::Read, 4, 5, present),
+    ];
+    let v = violation(&stale);
+    assert!(v.explanation.contains("listed the key as present"), "{}", v.explanation);
+}

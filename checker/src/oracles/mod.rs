@@ -77,6 +77,7 @@ pub(crate) fn describe(op: &Op) -> String {
     let outcome = match &op.outcome {
         Outcome::Ok(OkResult::Read(Some(v))) => format!("ok {v}"),
         Outcome::Ok(OkResult::Read(None)) => "ok absent".to_string(),
+        Outcome::Ok(OkResult::Present) => "ok present".to_string(),
         Outcome::Ok(OkResult::Cas(swapped)) => format!("ok {swapped}"),
         Outcome::Ok(OkResult::Done) => "ok".to_string(),
         Outcome::Fail => "fail".to_string(),

@@ -116,6 +116,11 @@ pub async fn get_kv(
     if key.is_empty() && !(recurse || keys) {
         return Err(ApiError::bad_request("Missing key name"));
     }
+    let mut opts = opts;
+    // Deliberate bug (simulator only): a default-mode prefix read (`?recurse`, `?keys`) skips the leader.
+    if (recurse || keys) && server.config.bugs.recurse_read_stale && opts.consistency == crate::structs::Consistency::Default {
+        opts.consistency = crate::structs::Consistency::Stale;
+    }
     if keys {
         let req = KeyListRequest { prefix: key, separator: params.get("separator").map(str::to_string), opts };
         let result = server.kvs_list_keys(req, false).await?;
@@ -127,11 +132,6 @@ pub async fn get_kv(
         return Ok(json_response(StatusCode::OK, headers, body));
     }
     let result = if recurse {
-        let mut opts = opts;
-        // Deliberate bug (simulator only): a default-mode prefix read skips the leader.
-        if server.config.bugs.recurse_read_stale && opts.consistency == crate::structs::Consistency::Default {
-            opts.consistency = crate::structs::Consistency::Stale;
-        }
         server.kvs_list(KeyListRequest { prefix: key, separator: None, opts }, false).await?
     } else {
         server.kvs_get(KeyRequest { key, opts }, false).await?
