@@ -176,6 +176,13 @@ pub struct MembershipRound {
     /// The catalog's `serfHealth` status per node (`passing`, `critical`), read with
     /// `?consistent`; `None` if no server answered.
     pub serf_health: Option<std::collections::BTreeMap<String, String>>,
+    /// IDs of the user events fired after the heal (every agent must come to list them).
+    #[serde(default)]
+    pub fired_events: Vec<String>,
+    /// Each agent's `/v1/event/list` answer: the event IDs it lists. An agent that did not
+    /// answer is absent.
+    #[serde(default)]
+    pub events: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// One `X-Consul-Index` a client saw in a response (e.g. of a blocking query on `key`).

@@ -160,6 +160,10 @@ pub struct BugSwitches {
     /// new generation, so after the partition heals the two sides keep seeing each other failed
     /// (caught by the membership-convergence oracle of `gossip-partition`).
     pub gossip_no_rejoin: bool,
+    /// User events are de-duplicated by name instead of ID, so a second event of a name is
+    /// dropped everywhere as already seen (caught by the event-delivery oracle of
+    /// `gossip-partition`).
+    pub event_dedup_by_name: bool,
 }
 
 /// Everything an agent needs to start.

@@ -1,7 +1,8 @@
 //! The gossip membership workload (`gossip-partition`): KV register clients as in
 //! [`crate::workload::KvRegister`], and after the final heal a membership poll that records, every
 //! [`POLL_INTERVAL`], each server's `/v1/agent/members` and the catalog's `serfHealth` checks
-//! (`/v1/health/state/any?consistent`) into the history, until a round shows convergence or
+//! (`/v1/health/state/any?consistent`) and each server's `/v1/event/list` (two user events of one
+//! name are fired first) into the history, until a round shows convergence or
 //! [`POLL_BOUND`] passes. The oracle `membership_converges` judges those rounds against the heal.
 
 use std::cell::RefCell;
@@ -24,6 +25,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How long the poll runs at most (it starts once the cluster proved live, after the heal; the
 /// oracle's bound counts from the heal, so this covers it).
 const POLL_BOUND: Duration = Duration::from_nanos(MEMBERSHIP_BOUND_NS + 5_000_000_000);
+/// User events fired after the heal (two of one name).
+const FIRED_EVENTS: usize = 2;
 /// Deadline for one membership or catalog read.
 const READ_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -72,6 +75,7 @@ impl Workload for GossipMembership {
 async fn poll_membership(servers: Vec<(String, SocketAddr)>, history: Rc<RefCell<History>>) {
     let until = now() + POLL_BOUND;
     let expected: Vec<String> = servers.iter().map(|(n, _)| n.clone()).collect();
+    let fired_events = fire_events(&servers).await;
     loop {
         let mut views = BTreeMap::new();
         for (name, addr) in &servers {
@@ -86,7 +90,13 @@ async fn poll_membership(servers: Vec<(String, SocketAddr)>, history: Rc<RefCell
                 break;
             }
         }
-        let round = MembershipRound { at_ns: now().as_nanos() as u64, expected: expected.clone(), views, serf_health };
+        let mut events = BTreeMap::new();
+        for (name, addr) in &servers {
+            if let Some(ids) = event_ids(*addr).await {
+                events.insert(name.clone(), ids);
+            }
+        }
+        let round = MembershipRound { at_ns: now().as_nanos() as u64, expected: expected.clone(), views, serf_health, fired_events: fired_events.clone(), events };
         let done = checker::oracles::membership_converges::disagreement(&round).is_none();
         history.borrow_mut().membership.push(round);
         if done || now() >= until {
@@ -94,6 +104,32 @@ async fn poll_membership(servers: Vec<(String, SocketAddr)>, history: Rc<RefCell
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     }
+}
+
+/// Fires [`FIRED_EVENTS`] user events of one name through the first server that accepts them
+/// (the same name on purpose: events are told apart by ID). Returns their IDs.
+async fn fire_events(servers: &[(String, SocketAddr)]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..FIRED_EVENTS {
+        for (_, addr) in servers {
+            let fired = tokio::time::timeout(READ_TIMEOUT, request(*addr, Method::PUT, "/v1/event/fire/sim-heal", format!("{i}").into_bytes())).await;
+            let id = match fired {
+                Ok(Ok(r)) if r.status == StatusCode::OK => serde_json::from_slice::<serde_json::Value>(&r.body).ok().and_then(|v| v["ID"].as_str().map(str::to_string)),
+                _ => None,
+            };
+            if let Some(id) = id {
+                ids.push(id);
+                break;
+            }
+        }
+    }
+    ids
+}
+
+/// The IDs of the user events an agent lists.
+async fn event_ids(addr: SocketAddr) -> Option<Vec<String>> {
+    let list = get_json(addr, "/v1/event/list").await?;
+    Some(list.as_array()?.iter().filter_map(|e| e["ID"].as_str().map(str::to_string)).collect())
 }
 
 async fn get_json(addr: SocketAddr, path: &str) -> Option<serde_json::Value> {

@@ -77,6 +77,9 @@ pub enum Bug {
     /// fail, so a holder whose session died during a short fault keeps running its child after
     /// another took the lock (caught by the holders-step-down oracle on `lock-cli`).
     LockWatchIgnoresHolder,
+    /// User events told apart by name instead of ID, so a second event of a name is dropped as
+    /// already seen (caught by the event-delivery oracle on `gossip-partition`).
+    EventDedupByName,
 }
 
 impl Bug {
@@ -103,6 +106,7 @@ impl Bug {
             Bug::RestoreKeepsOldKeys => "restore-keeps-old-keys",
             Bug::GossipNoRejoin => "gossip-no-rejoin",
             Bug::LockWatchIgnoresHolder => "lock-watch-ignores-holder",
+            Bug::EventDedupByName => "event-dedup-by-name",
         }
     }
 
@@ -142,6 +146,7 @@ impl Bug {
             Bug::RestoreKeepsOldKeys => &["snapshot-restore"],
             Bug::GossipNoRejoin => &["gossip-partition"],
             Bug::LockWatchIgnoresHolder => &["lock-cli"],
+            Bug::EventDedupByName => &["gossip-partition"],
         }
     }
 
@@ -218,6 +223,7 @@ impl RunOptions {
             lost_wakeup: self.bugs.contains(&Bug::LostWakeup),
             bootstrap_timeout: self.bugs.contains(&Bug::BootstrapTimeout),
             gossip_no_rejoin: self.bugs.contains(&Bug::GossipNoRejoin),
+            event_dedup_by_name: self.bugs.contains(&Bug::EventDedupByName),
             release_keeps_lock: self.bugs.contains(&Bug::ReleaseKeepsLock),
             session_ttl_early: self.bugs.contains(&Bug::SessionTtlEarly),
             session_ttl_forgotten: self.bugs.contains(&Bug::SessionTtlForgotten),

@@ -173,3 +173,29 @@ fn killing_the_lock_holders_agent_lets_the_waiter_in_after_the_lock_delay() {
         let _ = child.wait();
     }
 }
+
+#[test]
+fn concord_event_reaches_every_agent() {
+    let _serial = serial();
+    let cluster = Cluster::start(3);
+    wait_until(GOSSIP_TIMEOUT, "every server to see the others alive", || {
+        let (out, code) = members(&cluster, 0, false);
+        let alive = out.lines().filter(|l| l.contains("alive")).count();
+        if code == Some(0) && alive == 3 { Ok(()) } else { Err(out) }
+    });
+    let mut cmd = Command::new(tests::concord_bin());
+    cmd.args(["event", &format!("-http-addr=127.0.0.1:{}", cluster.servers[0].http_port), "-name=deploy", "v2"]);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(0), "{} {}", out.stdout, out.stderr);
+    let id = out.stdout.trim().strip_prefix("Event ID: ").unwrap_or_else(|| panic!("Consul's output: {}", out.stdout)).to_string();
+    for s in &cluster.servers {
+        let event = wait_until(GOSSIP_TIMEOUT, &format!("{} to list the event", s.name), || {
+            let r = curl("GET", &s.url("/v1/event/list?name=deploy"), None)?;
+            let list: Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
+            list.as_array().and_then(|a| a.iter().find(|e| e["ID"] == id.as_str()).cloned()).ok_or_else(|| r.text())
+        });
+        assert_eq!((event["Name"].as_str(), event["Payload"].as_str(), event["Version"].as_u64()), (Some("deploy"), Some("djI="), Some(1)), "{event}");
+    }
+    let bad = curl("PUT", &cluster.servers[1].url("/v1/event/fire/x?node=%5B"), None).expect("answer");
+    assert_eq!(bad.status, 400, "an invalid node filter is refused: {}", bad.text());
+}

@@ -201,6 +201,14 @@ fn gossip_members_that_never_rejoin_are_caught() {
 }
 
 #[test]
+fn user_events_told_apart_by_name_are_caught() {
+    // gossip-partition: after the heal two events of one name are fired; an agent that keys
+    // them by name drops the second as already seen, so no agent but the origin ever lists it
+    // (membership_converges, which also requires every fired event on every agent).
+    assert_caught_as(Bug::EventDedupByName, "gossip-partition", SEED_BUDGET, Judgement::liveness_violation);
+}
+
+#[test]
 fn a_lock_watcher_that_ignores_a_new_holder_is_caught() {
     // lock-cli: `concord lock`'s recipe whose watcher only gives up on failed reads; a holder
     // frozen past its session's TTL comes back, reads that another holds the lock, and runs

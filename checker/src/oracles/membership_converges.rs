@@ -1,7 +1,8 @@
 //! Membership converges after the heal: within [`MEMBERSHIP_BOUND_NS`] of the final heal, some
 //! polling round shows every expected agent answering, every one of them seeing every expected
 //! agent `alive`, and the catalog's `serfHealth` `passing` for every expected agent (the leader
-//! reconciled membership into the catalog).
+//! reconciled membership into the catalog), and every expected agent listing every user event
+//! fired after the heal (events ride gossip broadcasts to every member).
 //!
 //! SWIM (Das, Gupta & Motivala 2002, §4) promises eventual detection and dissemination; with
 //! Lifeguard-style rejoin an agent wrongly declared failed comes back under a new incarnation. A
@@ -33,6 +34,17 @@ pub fn disagreement(round: &MembershipRound) -> Option<String> {
             Some("passing") => {}
             Some(other) => return Some(format!("catalog serfHealth of {member} is {other}")),
             None => return Some(format!("catalog has no serfHealth for {member}")),
+        }
+    }
+    for member in &round.expected {
+        let Some(listed) = round.events.get(member) else {
+            if round.fired_events.is_empty() {
+                continue;
+            }
+            return Some(format!("{member} did not answer its event list"));
+        };
+        if let Some(missing) = round.fired_events.iter().find(|id| !listed.contains(id)) {
+            return Some(format!("{member} has not received user event {missing}"));
         }
     }
     None
@@ -78,6 +90,8 @@ mod tests {
             expected: vec!["s1".into(), "s2".into()],
             views: views.iter().map(|(o, v)| (o.to_string(), map(v))).collect(),
             serf_health: Some(map(serf)),
+            fired_events: Vec::new(),
+            events: BTreeMap::new(),
         }
     }
 
@@ -110,5 +124,15 @@ mod tests {
         r.serf_health = Some([("s1".to_string(), "passing".to_string()), ("s2".to_string(), "critical".to_string())].into());
         let h = History { membership: vec![r], ..History::default() };
         assert!(!check_membership_converges(&h, 20_000_000_000, MEMBERSHIP_BOUND_NS).is_empty());
+    }
+
+    #[test]
+    fn an_event_some_agent_never_lists_is_caught() {
+        let mut r = converged(25);
+        r.fired_events = vec!["e1".into(), "e2".into()];
+        r.events = [("s1".to_string(), vec!["e1".to_string(), "e2".to_string()]), ("s2".to_string(), vec!["e1".to_string()])].into();
+        assert_eq!(disagreement(&r).as_deref(), Some("s2 has not received user event e2"));
+        r.events.insert("s2".into(), vec!["e2".into(), "e1".into()]);
+        assert_eq!(disagreement(&r), None);
     }
 }

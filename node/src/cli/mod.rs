@@ -18,6 +18,7 @@ pub mod agent;
 pub mod catalog;
 pub mod common;
 pub mod datadir;
+pub mod event;
 pub mod http_client;
 pub mod info;
 pub mod kv;
@@ -62,6 +63,8 @@ pub enum Command {
     /// Interact with the catalog.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Fires a user event to every agent of the datacenter.
+    Event(event::EventArgs),
     /// Provides debugging information for operators.
     Info(info::InfoArgs),
     /// Tells a running agent to join the cluster through other agents' gossip addresses.
@@ -226,6 +229,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Agent(args) => agent::run(args),
         Command::Catalog(cmd) => common::run(catalog::run(cmd)),
+        Command::Event(a) => common::run(event::event(a)),
         Command::Info(a) => common::run(info::info(a)),
         Command::Kv(cmd) => kv::run(cmd),
         Command::Join(a) => common::run(join::join(a)),
@@ -324,7 +328,7 @@ mod tests {
     #[test]
     fn only_built_commands_are_listed() {
         let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
-        assert_eq!(names, ["agent", "catalog", "info", "join", "kv", "leave", "lock", "members", "monitor", "operator", "reload", "services", "snapshot", "version"]);
+        assert_eq!(names, ["agent", "catalog", "event", "info", "join", "kv", "leave", "lock", "members", "monitor", "operator", "reload", "services", "snapshot", "version"]);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, State, Timer};
+use foca::{AccumulatingRuntime, Foca, OwnedNotification, PostcardCodec, State, Timer};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
@@ -51,7 +51,7 @@ impl rand_core_010::TryRng for SeededRng {
     }
 }
 
-type Swim = Foca<GossipId, PostcardCodec, SeededRng, NoCustomBroadcast>;
+type Swim = Foca<GossipId, PostcardCodec, SeededRng, super::events::EventBroadcasts>;
 
 struct Driver {
     pool: Arc<Pool>,
@@ -64,6 +64,8 @@ struct Driver {
     timers: BTreeMap<(Instant, u64), Timer<GossipId>>,
     seq: u64,
     left: bool,
+    /// User events this agent fired, with when: broadcast again until [`super::events::REFIRE_WINDOW`] passes.
+    fired: std::collections::VecDeque<(Instant, Vec<u8>)>,
 }
 
 /// Runs the pool on `socket` until the task is aborted, as the pool's identity.
@@ -73,11 +75,15 @@ pub async fn run(pool: Arc<Pool>, socket: Box<dyn UdpSocket>, config: GossipConf
         tracing::error!("gossip driver started twice");
         return;
     };
-    let foca = Foca::new(me, config.foca(), SeededRng::new(seed), PostcardCodec);
-    let mut d = Driver { pool, trace, socket, foca, rt: AccumulatingRuntime::new(), timers: BTreeMap::new(), seq: 0, left: false };
+    let broadcasts = super::events::EventBroadcasts(pool.events.clone());
+    let foca = Foca::with_custom_broadcast(me, config.foca(), SeededRng::new(seed), PostcardCodec, broadcasts);
+    let mut d = Driver { pool, trace, socket, foca, rt: AccumulatingRuntime::new(), timers: BTreeMap::new(), seq: 0, left: false, fired: Default::default() };
     // foca schedules its own probe and gossip timers once it first hears from a member.
     d.flush().await;
     let mut buf = vec![0u8; MAX_PACKET_BYTES + 1];
+    let mut refire = tokio::time::interval(super::events::REFIRE_INTERVAL);
+    // Not polled while nothing is to be re-fired: no burst of missed ticks afterwards.
+    refire.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let next = d.timers.keys().next().map(|(at, _)| *at);
         let far = Instant::now() + Duration::from_secs(3600);
@@ -100,6 +106,7 @@ pub async fn run(pool: Arc<Pool>, socket: Box<dyn UdpSocket>, config: GossipConf
                 }
             },
             _ = tokio::time::sleep_until(next.unwrap_or(far)), if next.is_some() => d.fire_due(),
+            _ = refire.tick(), if !d.fired.is_empty() => d.refire(),
         }
         d.flush().await;
     }
@@ -113,6 +120,12 @@ impl Driver {
                 if let Err(e) = self.foca.announce(GossipId::placeholder(addr), &mut self.rt) {
                     tracing::debug!(%addr, error = %e, "gossip announce failed");
                 }
+            }
+            Request::Fire(item) => {
+                if let Err(e) = self.foca.add_broadcast(&item) {
+                    tracing::warn!(error = %e, "user event not broadcast");
+                }
+                self.fired.push_back((Instant::now(), item));
             }
             Request::Leave(done) => {
                 if !self.left {
@@ -136,6 +149,19 @@ impl Driver {
             tracing::debug!(error = %e, "gossip leave failed");
         }
         self.left = true;
+    }
+
+    /// Broadcasts again every event this agent fired within the re-fire window; forgets older ones.
+    fn refire(&mut self) {
+        let now = Instant::now();
+        while self.fired.front().is_some_and(|(at, _)| now.duration_since(*at) > super::events::REFIRE_WINDOW) {
+            self.fired.pop_front();
+        }
+        for (_, item) in &self.fired {
+            if let Err(e) = self.foca.add_broadcast(item) {
+                tracing::debug!(error = %e, "user event re-broadcast failed");
+            }
+        }
     }
 
     /// Hands every due timer to foca, in deadline order.

@@ -14,11 +14,12 @@
 //! RPC (`Server.GossipAddr`), which finds it whatever ports the servers were given.
 
 pub mod driver;
+pub mod events;
 pub mod identity;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -138,6 +139,8 @@ pub(crate) enum Request {
     Announce(SocketAddr),
     /// Leave gracefully; answered once the leave has been sent.
     Leave(oneshot::Sender<()>),
+    /// Broadcast this user event item ([`events::encode`]).
+    Fire(Vec<u8>),
 }
 
 /// The LAN pool's handle: the membership view the driver keeps current, and requests to it.
@@ -150,6 +153,8 @@ pub struct Pool {
     requests: mpsc::UnboundedSender<Request>,
     /// The driver's end, taken when it starts.
     pub(crate) inbox: Mutex<Option<mpsc::UnboundedReceiver<Request>>>,
+    /// User events received ([`events`]).
+    pub events: Arc<events::EventLog>,
 }
 
 impl Pool {
@@ -157,7 +162,23 @@ impl Pool {
     pub fn new(me: &GossipId) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let view = BTreeMap::from([(me.name.clone(), Member::of(me, MemberStatus::Alive))]);
-        Self { identity: me.clone(), view: Mutex::new(view), version: watch::channel(0).0, requests: tx, inbox: Mutex::new(Some(rx)) }
+        let events = Arc::new(events::EventLog::new(&me.name, false));
+        Self { identity: me.clone(), view: Mutex::new(view), version: watch::channel(0).0, requests: tx, inbox: Mutex::new(Some(rx)), events }
+    }
+
+    /// Deliberate bug (simulator only): tell user events apart by name instead of ID.
+    pub fn with_events_deduped_by_name(mut self, on: bool) -> Self {
+        self.events = Arc::new(events::EventLog::new(&self.identity.name, on));
+        self
+    }
+
+    /// Fires a user event: stamps it with the next Lamport time and hands it to the driver,
+    /// which delivers it here and gossips it. Returns the event as stamped. Errors: too large.
+    pub fn fire(&self, event: events::UserEvent) -> Result<events::UserEvent, String> {
+        let event = self.events.stamp(event);
+        let item = events::encode(&event)?;
+        self.requests.send(Request::Fire(item)).map_err(|_| "the gossip pool is not running".to_string())?;
+        Ok(event)
     }
 
     /// This agent's node name.

@@ -12,6 +12,7 @@ pub mod agent_members;
 pub mod agent_self;
 pub mod agent_services;
 pub mod catalog;
+pub mod event;
 pub mod health;
 pub mod json_keys;
 pub mod kv;
@@ -59,6 +60,8 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/v1/status/peers", get(status::peers))
         .route("/v1/agent/self", get(agent_self::agent_self))
         .route("/v1/agent/members", get(agent_members::members))
+        .route("/v1/event/fire/{name}", axum::routing::put(event::fire))
+        .route("/v1/event/list", get(event::list))
         .route("/v1/agent/join/{*address}", axum::routing::put(agent_members::join))
         .route("/v1/agent/version", get(agent_self::version))
         .route("/v1/agent/host", get(agent_self::host))

@@ -168,7 +168,8 @@ impl Server {
             .await
             .map_err(|e| OpenError::Raft(e.to_string()))?;
         let session_timers = session_ttl::SessionTimers::new(config.bugs.session_ttl_early, config.bugs.session_ttl_forgotten);
-        let gossip = Arc::new(crate::gossip::Pool::new(&crate::gossip::agent_identity(&config, &node_uuid, io.clock.wall_now())));
+        let identity = crate::gossip::agent_identity(&config, &node_uuid, io.clock.wall_now());
+        let gossip = Arc::new(crate::gossip::Pool::new(&identity).with_events_deduped_by_name(config.bugs.event_dedup_by_name));
         let server = Arc::new(Server {
             id,
             raft,
