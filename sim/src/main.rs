@@ -10,6 +10,10 @@ use node::io::trace::Record;
 use sim::options::{Bug, RunOptions};
 use sim::sweep::{Job, ScenarioTally, SeedOutcome, Shard};
 
+/// Cheaper allocation than glibc malloc for the simulator's many small, short-lived allocations.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "sim", about = "Concord deterministic simulator")]
 struct Args {
