@@ -4,9 +4,11 @@
 # each mutant. A mutant is caught when the sweep fails (a seed's checker reports a violation, the
 # agent panics), times out, or does not build. Not in CI and not part of `cargo test`: run it by hand.
 #
-#   tests/mutants.sh                      # every mutant (~750; hours)
+#   tests/mutants.sh                      # every mutant (749; more than a day)
 #   tests/mutants.sh --shard 0/10         # a deterministic tenth
 #   tests/mutants.sh -F 'kv\.rs'          # only mutants whose name matches
+#                                         (cargo-mutants 27.1 lets every "delete field" mutant
+#                                         through -F/-E; --shard and -f select them correctly)
 #   CONCORD_MUTANTS_SEEDS=5 tests/mutants.sh ...   # seeds per scenario (default 3)
 #
 # Needs `cargo install cargo-mutants --locked`. The sweep is `every_scenario_passes_a_small_sweep`
