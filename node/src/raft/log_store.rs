@@ -416,6 +416,8 @@ pub(crate) mod tests {
         disk.crash();
         let (mut again, report) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
         assert_eq!(report.torn_tail_bytes, 0);
+        // Three appends and a truncation: compaction counts from what the file already holds.
+        assert_eq!((report.records, again.records_in_file), (4, 4));
         assert_eq!(again.read_vote().await.unwrap(), Some(Vote::new(2, 7)));
         let st = again.get_log_state().await.unwrap();
         assert_eq!(st.last_log_id.map(|l| l.index), Some(2));
@@ -453,6 +455,15 @@ pub(crate) mod tests {
         disk.crash();
         let (mut again, _) = LogStore::open(disk, no_trace(), "n1".into()).await.unwrap();
         assert_eq!(again.read_vote().await.unwrap(), None);
+    }
+
+    #[test]
+    fn an_inverted_range_is_an_error_and_an_empty_one_is_not() {
+        let entries: BTreeMap<u64, Entry> = (1..=3).map(|i| (i, entry(1, i))).collect();
+        let read = |start: u64, end: u64| entries_in(&entries, start..end);
+        assert_eq!(read(2, 4).unwrap().len(), 2);
+        assert!(read(3, 3).unwrap().is_empty(), "n..n is empty, not inverted");
+        assert!(read(3, 2).is_err(), "start past end: the log and state machine disagree");
     }
 
     #[tokio::test]

@@ -276,6 +276,24 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_changed_row_keeps_its_create_index_and_takes_the_new_modify_index() {
+        let mut s = Store::new();
+        s.apply(1, &register("n1", Some(("web1", "web")), &[("c", "web1", HealthStatus::Passing)]));
+        let Request::Register(mut req) = register("n1", Some(("web1", "web")), &[("c", "web1", HealthStatus::Critical)]) else {
+            unreachable!("register builds a registration")
+        };
+        req.address = "10.9.9.9".into();
+        req.service.as_mut().expect("has a service").port = 81;
+        assert!(s.apply(2, &Request::Register(req)).0.ok());
+        let node = &s.nodes["n1"];
+        assert_eq!((node.create_index, node.modify_index), (1, 2), "node");
+        let svc = &s.services[&key("n1", "web1")];
+        assert_eq!((svc.create_index, svc.modify_index), (1, 2), "service");
+        let check = &s.checks[&key("n1", "c")];
+        assert_eq!((check.create_index, check.modify_index), (1, 2), "check");
+    }
+
+    #[test]
     fn a_check_for_a_missing_service_rolls_the_whole_registration_back() {
         let mut s = Store::new();
         let mut req = RegisterRequest { node: "n1".into(), address: "10.0.0.1".into(), ..Default::default() };

@@ -199,6 +199,19 @@ mod tests {
     }
 
     #[test]
+    fn service_checks_are_the_services_own_on_nodes_matching_the_meta() {
+        let mut s = store();
+        let mut req = register("n3", Some(("web3", "web")), &[("w3", "web3", Passing)]);
+        if let crate::structs::Request::Register(r) = &mut req {
+            r.node_meta.insert("rack".into(), "r1".into());
+        }
+        s.apply(4, &req);
+        let ids = |meta: &Meta| s.health_service_checks("web", meta).0.into_iter().map(|c| c.check_id).collect::<Vec<_>>();
+        assert_eq!(ids(&Meta::new()), vec!["w1", "w2", "w3"], "no node check, no other service's check");
+        assert_eq!(ids(&Meta::from([("rack".to_string(), "r1".to_string())])), vec!["w3"]);
+    }
+
+    #[test]
     fn tag_filter_is_case_insensitive_and_node_meta_must_all_match() {
         let mut s = Store::new();
         let mut req = register("n1", Some(("a", "web")), &[]);

@@ -264,9 +264,11 @@ mod tests {
         s.apply(3, &req(KvsOp::Delete, "p/b", "", 0));
         let (list_before, get_before) = (s.kv_list("p/").1, s.kv_get("p/b").1);
         assert_eq!((list_before, get_before), (3, 3));
+        assert!(!s.graveyard.is_empty());
         let (res, _) = s.apply(4, &Request::TombstoneReap(TombstoneReapRequest { reap_index: 3 }));
         assert_eq!(res, crate::structs::CommandResult::TombstoneReap { reaped: 1, index: 4 });
         assert_eq!(s.graveyard.len(), 0, "the tombstone is gone");
+        assert!(s.graveyard.is_empty());
         assert!(s.kv_list("p/").1 >= list_before);
         assert!(s.kv_get("p/b").1 >= get_before);
     }

@@ -55,8 +55,10 @@ mod tests {
     #[test]
     fn a_delay_blocks_until_its_end_and_a_longer_one_wins() {
         let d = LockDelays::default();
+        assert!(d.is_empty());
         let s = Duration::from_secs;
         d.start("k", s(10), 15_000);
+        assert!(!d.is_empty());
         assert!(d.blocks("k", s(24)));
         assert!(!d.blocks("k", s(25)));
         assert!(!d.blocks("other", s(10)));
