@@ -19,10 +19,10 @@ pub struct EventArgs {
     /// Regular expression of the node names that keep the event.
     #[arg(long)]
     pub node: Option<String>,
-    /// Regular expression of the services the event is meant for (carried, not applied yet).
+    /// Regular expression of the local service IDs an agent must have to keep the event.
     #[arg(long)]
     pub service: Option<String>,
-    /// Regular expression of the service tags the event is meant for (needs `-service`).
+    /// Regular expression one tag of that service must match (needs `-service`).
     #[arg(long)]
     pub tag: Option<String>,
     /// The payload (at most 512 bytes).

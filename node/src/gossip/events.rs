@@ -12,8 +12,10 @@
 //! recent events). Receivers drop the repeats by ID. An agent cut off for the whole window still
 //! misses the event, as in Serf.
 //!
-//! An event with a `NodeFilter` (a regular expression) is kept only by agents whose node name
-//! matches; `ServiceFilter` and `TagFilter` are carried and shown but not applied yet.
+//! Filters, as Consul's `shouldProcessUserEvent`: an event with a `NodeFilter` (a regular
+//! expression) is kept only by agents whose node name matches; with a `ServiceFilter`, only by
+//! agents with a local service whose ID matches, and with a `TagFilter` too, one of that
+//! service's tags must match. Agents that do not keep an event still pass it on.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -78,9 +80,14 @@ struct Log {
     recent: VecDeque<UserEvent>,
 }
 
+/// This agent's local services, as (service ID, tags), for service and tag filters.
+pub type ServiceSource = Box<dyn Fn() -> Vec<(String, Vec<String>)> + Send + Sync>;
+
 /// The events this agent received, newest last; shared by the gossip driver and the HTTP API.
 pub struct EventLog {
     node: String,
+    /// Where service filters look (none set: an event with a service filter is not kept).
+    services: std::sync::OnceLock<ServiceSource>,
     log: Mutex<Log>,
     /// Bumped on every delivery (the index of `/v1/event/list` blocking queries).
     version: watch::Sender<u64>,
@@ -91,7 +98,27 @@ pub struct EventLog {
 impl EventLog {
     /// An empty log for the agent named `node`.
     pub fn new(node: &str, dedup_by_name: bool) -> Self {
-        Self { node: node.to_string(), log: Mutex::default(), version: watch::channel(0).0, dedup_by_name }
+        Self { node: node.to_string(), services: std::sync::OnceLock::new(), log: Mutex::default(), version: watch::channel(0).0, dedup_by_name }
+    }
+
+    /// Gives service and tag filters this agent's local services (once; later calls are ignored).
+    pub fn set_service_source(&self, source: ServiceSource) {
+        let _ = self.services.set(source);
+    }
+
+    /// Whether this agent keeps `event` (see the module docs). An invalid expression keeps nothing.
+    fn wanted(&self, event: &UserEvent) -> bool {
+        let matches = |re: &str, text: &str| regex::Regex::new(re).is_ok_and(|r| r.is_match(text));
+        if !event.node_filter.is_empty() && !matches(&event.node_filter, &self.node) {
+            return false;
+        }
+        if event.service_filter.is_empty() {
+            return true;
+        }
+        let services = self.services.get().map(|source| source()).unwrap_or_default();
+        services.iter().any(|(id, tags)| {
+            matches(&event.service_filter, id) && (event.tag_filter.is_empty() || tags.iter().any(|t| matches(&event.tag_filter, t)))
+        })
     }
 
     /// Stamps a new event with the next Lamport time (Serf: the clock, then increment).
@@ -111,8 +138,7 @@ impl EventLog {
             return false;
         }
         log.clock = log.clock.max(event.ltime + 1);
-        let wanted = event.node_filter.is_empty() || regex::Regex::new(&event.node_filter).is_ok_and(|r| r.is_match(&self.node));
-        if wanted {
+        if self.wanted(&event) {
             log.recent.push_back(event);
             while log.recent.len() > EVENT_BUFFER {
                 if let Some(old) = log.recent.pop_front() {
@@ -211,6 +237,19 @@ mod tests {
         e.node_filter = "^db-".into();
         assert!(log.deliver(e), "passed on");
         assert!(log.list(None).0.is_empty(), "not kept on web-1");
+    }
+
+    #[test]
+    fn service_and_tag_filters_need_a_matching_local_service() {
+        let log = EventLog::new("web-1", false);
+        log.set_service_source(Box::new(|| vec![("web".to_string(), vec!["v2".to_string()])]));
+        let with = |id: &str, service: &str, tag: &str| UserEvent { service_filter: service.into(), tag_filter: tag.into(), ..event(id, "deploy", 0) };
+        log.deliver(with("a", "^web$", ""));
+        log.deliver(with("b", "^db$", ""));
+        log.deliver(with("c", "web", "^v2$"));
+        log.deliver(with("d", "web", "^v1$"));
+        let kept: Vec<String> = log.list(None).0.into_iter().map(|e| e.id).collect();
+        assert_eq!(kept, ["a", "c"]);
     }
 
     #[test]
