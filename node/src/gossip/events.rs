@@ -31,6 +31,8 @@ pub const EVENT_BUFFER: usize = 256;
 pub const REFIRE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3);
 /// For how long after firing the origin keeps broadcasting an event.
 pub const REFIRE_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
+/// How many event keys an agent remembers to drop repeats (kept or not; the oldest go first).
+const SEEN_LIMIT: usize = 4 * EVENT_BUFFER;
 /// Largest payload, bytes (Consul: `UserEventSizeLimit`, 512 bytes with the name).
 pub const MAX_EVENT_BYTES: usize = 512;
 
@@ -75,8 +77,9 @@ mod payload_base64 {
 struct Log {
     /// The Lamport clock: above every event time seen or given out.
     clock: u64,
-    /// IDs of every event delivered (kept with the buffer's; older ones fall out with it).
+    /// Keys of the last [`SEEN_LIMIT`] events delivered, kept or filtered out, and their order.
     seen: BTreeSet<String>,
+    seen_order: VecDeque<String>,
     recent: VecDeque<UserEvent>,
 }
 
@@ -130,21 +133,28 @@ impl EventLog {
     }
 
     /// Delivers `event` unless it was seen before; true when it is new (then it is re-gossiped).
-    /// An event whose node filter does not match this agent is passed on but not kept.
+    /// An event this agent's filters do not match is passed on but not kept.
     pub fn deliver(&self, event: UserEvent) -> bool {
-        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
         let key = if self.dedup_by_name { event.name.clone() } else { event.id.clone() };
-        if !log.seen.insert(key) {
-            return false;
-        }
-        log.clock = log.clock.max(event.ltime + 1);
-        if self.wanted(&event) {
-            log.recent.push_back(event);
-            while log.recent.len() > EVENT_BUFFER {
-                if let Some(old) = log.recent.pop_front() {
-                    let key = if self.dedup_by_name { old.name } else { old.id };
-                    log.seen.remove(&key);
+        {
+            let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            if !log.seen.insert(key.clone()) {
+                return false;
+            }
+            log.seen_order.push_back(key);
+            if log.seen_order.len() > SEEN_LIMIT {
+                if let Some(old) = log.seen_order.pop_front() {
+                    log.seen.remove(&old);
                 }
+            }
+            log.clock = log.clock.max(event.ltime + 1);
+        }
+        // The filters read the agent's local services: not under the log's lock.
+        if self.wanted(&event) {
+            let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            log.recent.push_back(event);
+            if log.recent.len() > EVENT_BUFFER {
+                log.recent.pop_front();
             }
             drop(log);
             self.version.send_modify(|v| *v += 1);

@@ -1,7 +1,8 @@
 //! User events over HTTP (Consul HTTP API "Events", `agent/event_endpoint.go`).
 //!
 //! - `PUT /v1/event/fire/<name>[?node=&service=&tag=]`: the body is the payload (empty: none);
-//!   answers the event as fired (ID, Lamport time). Errors: no name (400), payload too large (400).
+//!   answers the event as fired (ID, Lamport time). Errors (400): no name, a filter that is not a
+//!   regular expression, a payload too large.
 //! - `GET /v1/event/list[?name=]`: the events this agent received, oldest first, at most 256; a
 //!   blocking query (`?index=&wait=`) returns when a new event arrives. `X-Consul-Index` counts
 //!   the events this agent kept (Consul derives it from the newest event's ID; either way it is
@@ -22,29 +23,28 @@ use crate::structs::{QueryMeta, QueryOptions};
 
 /// `PUT /v1/event/fire/<name>`.
 pub async fn fire(State(server): State<Arc<Server>>, Path(name): Path<String>, parts: axum::http::request::Parts, body: Bytes) -> Result<axum::Json<Value>, ApiError> {
-    fire_event(&server, name, &params_of(&parts)?, body)
-}
-
-fn fire_event(server: &Server, name: String, params: &super::params::Params, body: Bytes) -> Result<axum::Json<Value>, ApiError> {
     if name.is_empty() {
         return Err(ApiError::bad_request("Missing name"));
     }
-    let filter = |k: &str| params.get(k).unwrap_or_default().to_string();
-    let mut id = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut *server.rng(), &mut id);
+    let params = params_of(&parts)?;
+    // A filter is a regular expression; one that does not compile would match nothing anywhere.
+    let filter = |what: &str| -> Result<String, ApiError> {
+        let re = params.get(what).unwrap_or_default();
+        if !re.is_empty() {
+            regex::Regex::new(re).map_err(|e| ApiError::bad_request(format!("Invalid {what} filter: {e}")))?;
+        }
+        Ok(re.to_string())
+    };
     let event = UserEvent {
-        id: crate::server::identity::uuid_v4(id),
+        id: server.new_uuid(),
         name,
         payload: (!body.is_empty()).then(|| body.to_vec()),
-        node_filter: filter("node"),
-        service_filter: filter("service"),
-        tag_filter: filter("tag"),
+        node_filter: filter("node")?,
+        service_filter: filter("service")?,
+        tag_filter: filter("tag")?,
         version: 1,
         ltime: 0,
     };
-    if !event.node_filter.is_empty() {
-        regex::Regex::new(&event.node_filter).map_err(|e| ApiError::bad_request(format!("Invalid node filter: {e}")))?;
-    }
     let fired = server.gossip.fire(event).map_err(ApiError::bad_request)?;
     tracing::info!(node = %server.config.node_name, name = %fired.name, id = %fired.id, "user event fired");
     serde_json::to_value(&fired).map(axum::Json).map_err(|e| ApiError::server_error(e.to_string()))

@@ -138,7 +138,7 @@ fn refused(result: CommandResult) -> Result<CommandResult, ApiError> {
 pub async fn create(State(server): State<Arc<Server>>, opts: QueryOptions, body: Bytes) -> Result<Json<Value>, ApiError> {
     server.check_datacenter(&opts)?;
     let mut session = parse_create(&body, &server.config.node_name, server.config.session_ttl_min_ms, |node| server.node_has_serf_check(node))?;
-    session.id = server.new_session_id();
+    session.id = server.new_uuid();
     let id = session.id.clone();
     refused(server.session_apply(SessionRequest { op: SessionOp::Create, session }, false).await?)?;
     Ok(Json(serde_json::json!({ "ID": id })))

@@ -27,8 +27,8 @@ pub const SESSION_METHODS: [&str; 5] = [SESSION_APPLY, SESSION_GET, SESSION_LIST
 const RENEW_TIMEOUT: Duration = Duration::from_secs(7);
 
 impl Server {
-    /// A new session id: a version-4 UUID from this server's seeded RNG.
-    pub fn new_session_id(&self) -> String {
+    /// A new version-4 UUID from this server's seeded RNG (session and user event IDs).
+    pub fn new_uuid(&self) -> String {
         let mut bytes = [0u8; 16];
         rand::RngCore::fill_bytes(&mut *self.rng(), &mut bytes);
         super::identity::uuid_v4(bytes)
