@@ -144,9 +144,14 @@ impl Drop for AgentProcess {
     }
 }
 
-/// N servers on 127.0.0.1, each with its own data dir, joined to the others.
+/// N servers on 127.0.0.1, each with its own data dir, joined to the others; optionally client
+/// agents ([`Cluster::add_client`]).
 pub struct Cluster {
     pub servers: Vec<AgentProcess>,
+    /// Client agents, in the order added.
+    pub clients: Vec<AgentProcess>,
+    /// Each server's LAN gossip port.
+    pub serf_lan_ports: Vec<u16>,
     dirs: Vec<TempDir>,
 }
 
@@ -159,6 +164,7 @@ impl Cluster {
         let server_port = |i: usize| ports[5 * i + 2];
         let mut servers = Vec::with_capacity(n);
         let mut dirs = Vec::with_capacity(n);
+        let serf_lan_ports = (0..n).map(|i| ports[5 * i + 3]).collect();
         for i in 0..n {
             let dir = tempfile::Builder::new().prefix(&format!("concord-s{i}-")).tempdir().expect("tempdir");
             let name = format!("s{i}");
@@ -181,9 +187,34 @@ impl Cluster {
             servers.push(AgentProcess::spawn(&name, args, p[0], p[2], &dir.path().join("agent.log")));
             dirs.push(dir);
         }
-        let cluster = Self { servers, dirs };
+        let cluster = Self { servers, clients: Vec::new(), serf_lan_ports, dirs };
         cluster.wait_for_leader(LEADER_TIMEOUT);
         cluster
+    }
+
+    /// Starts a client agent (no `-server`) named `name` whose only `-retry-join` is server
+    /// `join`'s LAN gossip address, as Consul's clients are configured; returns its index in
+    /// [`Cluster::clients`].
+    pub fn add_client(&mut self, name: &str, join: usize) -> usize {
+        let dir = tempfile::Builder::new().prefix(&format!("concord-{name}-")).tempdir().expect("tempdir");
+        // http, dns, serf_lan, serf_wan (a client has no server port; one is reserved for the flag).
+        let p = free_ports(5);
+        let args: Vec<String> = vec![
+            "agent".into(),
+            format!("-node={name}"),
+            "-bind=127.0.0.1".into(),
+            "-client=127.0.0.1".into(),
+            format!("-data-dir={}", dir.path().join("data").display()),
+            format!("-http-port={}", p[0]),
+            format!("-dns-port={}", p[1]),
+            format!("-server-port={}", p[2]),
+            format!("-serf-lan-port={}", p[3]),
+            format!("-serf-wan-port={}", p[4]),
+            format!("-retry-join=127.0.0.1:{}", self.serf_lan_ports[join]),
+        ];
+        self.clients.push(AgentProcess::spawn(name, args, p[0], p[2], &dir.path().join("agent.log")));
+        self.dirs.push(dir);
+        self.clients.len() - 1
     }
 
     /// Waits until every running server names the same, non-empty leader, which is one of the

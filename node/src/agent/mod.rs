@@ -4,8 +4,9 @@
 //! Owns: startup and shutdown ([`start`], [`Agent::shutdown`]) and the agent's configuration
 //! ([`config`]). This is the only module that knows every layer: it opens the
 //! [`crate::server::Server`] core, hands it to the RPC server as its handler and to the HTTP
-//! API, and starts the core's background duties. (Client agents, which hold no Raft, will start
-//! here too.)
+//! API, and starts the core's background duties. A client agent (no `-server`) starts here too:
+//! the same core without Raft duties or an RPC port, forwarding every RPC to a server it finds
+//! through gossip ([`crate::server::router`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -76,9 +77,6 @@ async fn retry_join_lan(server: Arc<Server>, join: Vec<SocketAddr>) {
 /// process (or simulated host) stops. Errors: bad config, unreadable, corrupt or old-format
 /// storage, a port that cannot be bound.
 pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError> {
-    if !config.server {
-        return Err(StartError::Config("client mode is not implemented yet; pass -server".into()));
-    }
     let join = config.join_addrs().map_err(StartError::Config)?;
     let (rpc_addr, http_addr, dns_addr) = (config.rpc_addr(), config.http_addr(), config.dns_addr());
     let serf_lan_addr = config.serf_lan_addr();
@@ -88,8 +86,10 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
         let net = net.clone();
         async move { net.bind(addr).await.map_err(|source| StartError::Bind { addr, source }) }
     };
+    let client = !server.config.server;
     let bound = async {
-        let rpc = bind(rpc_addr).await?;
+        // A client agent serves no RPC (Consul clients have no server port): it only calls servers.
+        let rpc = if client { None } else { Some(bind(rpc_addr).await?) };
         let http = bind(http_addr).await?;
         let dns_tcp = bind(dns_addr).await?;
         let dns_udp = net.bind_udp(dns_addr).await.map_err(|source| StartError::Bind { addr: dns_addr, source })?;
@@ -105,19 +105,22 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
     };
     let dns_udp_addr = dns_udp.local_addr().unwrap_or(dns_addr);
     let gossip_seed = server.io.seed;
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(crate::gossip::driver::run(server.gossip.clone(), serf_lan, server.config.gossip.clone(), gossip_seed, server.io.trace.clone())),
         tokio::spawn(retry_join_lan(server.clone(), join.clone())),
-        tokio::spawn(crate::rpc::serve(crate::server::endpoints::handler(server.clone()), rpc_listener)),
         tokio::spawn(crate::http::serve(server.clone(), http_listener)),
         tokio::spawn(crate::dns::serve_udp(server.clone(), dns_udp)),
         tokio::spawn(crate::dns::serve_tcp(server.clone(), dns_tcp)),
     ];
+    if let Some(rpc_listener) = rpc_listener {
+        tasks.push(tokio::spawn(crate::rpc::serve(crate::server::endpoints::handler(server.clone()), rpc_listener)));
+    }
     tracing::info!(udp = %dns_udp_addr, tcp = %dns_addr, domain = %server.config.dns.domain, "DNS server started");
     tracing::info!(node = %server.config.node_name, addr = %serf_lan_addr, "LAN gossip started");
     server.start_background(join);
     let c = &server.config;
-    tracing::info!(node = %c.node_name, id = %format!("{:016x}", server.id), rpc = %rpc_addr, http = %http_addr,
+    let mode = if client { "client" } else { "server" };
+    tracing::info!(node = %c.node_name, mode, id = %format!("{:016x}", server.id), rpc = %rpc_addr, http = %http_addr,
         datacenter = %c.datacenter, "agent started");
     Ok(Arc::new(Agent { server, tasks: Mutex::new(tasks) }))
 }

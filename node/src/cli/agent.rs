@@ -155,19 +155,24 @@ pub fn config_from_args(a: &AgentArgs, f: &FileConfig) -> Result<AgentConfig, St
         }
         AgentConfig::dev()
     } else {
-        if !a.server {
-            return Err("client mode is not implemented yet: pass -server (or -dev)".into());
+        if !a.server && a.bootstrap_expect.is_some() {
+            return Err("'bootstrap_expect > 0' requires 'server = true' (pass -server)".into());
+        }
+        if !a.server && a.bootstrap {
+            return Err("'bootstrap = true' requires 'server = true' (pass -server)".into());
         }
         let Some(data_dir) = a.data_dir.clone() else {
             return Err("-data-dir is required (or pass -dev for an in-memory agent)".into());
         };
         let Some(bind) = a.bind else {
-            return Err("-bind is required: the address peers reach this server's RPC port on".into());
+            return Err("-bind is required: the address other agents reach this one on".into());
         };
         if bind.is_unspecified() {
             return Err(format!("-bind={bind} is advertised to peers; give an address they can reach"));
         }
         let bootstrap_expect = match (a.bootstrap, a.bootstrap_expect) {
+            // A client agent: no Raft, it finds servers through -retry-join and gossip.
+            _ if !a.server => 0,
             (true, Some(_)) => return Err("-bootstrap and -bootstrap-expect are mutually exclusive".into()),
             (true, None) => 1,
             (false, Some(0)) => return Err("-bootstrap-expect must be at least 1".into()),
@@ -180,7 +185,7 @@ pub fn config_from_args(a: &AgentArgs, f: &FileConfig) -> Result<AgentConfig, St
         };
         let mut c = AgentConfig::dev();
         c.dev = false;
-        c.server = true;
+        c.server = a.server;
         c.bootstrap_expect = bootstrap_expect;
         c.bind_addr = bind;
         c.data_dir = Some(data_dir);
@@ -554,6 +559,16 @@ mod tests {
         assert!(err(&["-server", "-data-dir=/d", "-bind=0.0.0.0", "-bootstrap"]).contains("reach"));
         assert!(err(&["-server", "-data-dir=/d", "-bind=127.0.0.1", "-bootstrap", "-retry-join=x"])
             .contains("retry-join"));
+    }
+
+    #[test]
+    fn client_mode_needs_no_bootstrap_and_refuses_one() {
+        let c = from_args(&agent_args(&["-data-dir=/d", "-bind=127.0.0.4", "-node=c1", "-retry-join=127.0.0.1:8301"])).unwrap();
+        assert!(!c.server && !c.dev);
+        assert_eq!((c.node_name.as_str(), c.bootstrap_expect), ("c1", 0));
+        let err = |args: &[&str]| from_args(&agent_args(args)).unwrap_err();
+        assert!(err(&["-data-dir=/d", "-bind=127.0.0.1", "-bootstrap"]).contains("requires 'server = true'"));
+        assert!(err(&["-bind=127.0.0.1"]).contains("-data-dir"));
     }
 
     #[test]

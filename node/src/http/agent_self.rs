@@ -64,6 +64,16 @@ pub fn stats(agent: &Server) -> Value {
         .map(|(id, node)| json!({ "ID": server_id(*id), "Address": node.addr, "Suffrage": if voters.contains(id) { "Voter" } else { "Nonvoter" } }))
         .collect();
     let s = |v: u64| v.to_string();
+    if agent.is_client() {
+        // Consul's client agent: no `raft` section, and `consul` says how many servers it knows.
+        return json!({
+            "agent": { "check_monitors": "0", "check_ttls": "0", "checks": "0", "services": "0" },
+            "build": { "prerelease": "", "revision": REVISION, "version": CONCORD_VERSION, "version_metadata": "",
+                       "product": "concord", "consul_api_version": CONSUL_API_VERSION },
+            "consul": { "acl": "disabled", "known_datacenters": "1", "known_servers": s(agent.known_servers().len() as u64), "server": "false" },
+            "runtime": runtime_stats(),
+        });
+    }
     json!({
         "agent": { "check_monitors": "0", "check_ttls": "0", "checks": "0", "services": "0" },
         "build": { "prerelease": "", "revision": REVISION, "version": CONCORD_VERSION, "version_metadata": "",
@@ -93,12 +103,17 @@ pub fn stats(agent: &Server) -> Value {
             "state": raft_state(m.state),
             "term": s(m.current_term),
         },
-        "runtime": {
-            "arch": std::env::consts::ARCH,
-            "os": std::env::consts::OS,
-            "cpu_count": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).to_string(),
-            "version": "rust",
-        },
+        "runtime": runtime_stats(),
+    })
+}
+
+/// `Stats.runtime`.
+fn runtime_stats() -> Value {
+    json!({
+        "arch": std::env::consts::ARCH,
+        "os": std::env::consts::OS,
+        "cpu_count": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).to_string(),
+        "version": "rust",
     })
 }
 

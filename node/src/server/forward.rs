@@ -1,5 +1,6 @@
 //! Forwarding: one helper that sends a request to the leader (Consul `agent/consul/rpc.go`
-//! `forward`/`forwardLeader`); other datacenters come later through the same door.
+//! `forward`/`forwardLeader`); other datacenters come later through the same door. A client
+//! agent goes through the same door to a server ([`super::router`]).
 //!
 //! Every forwardable RPC body is a [`Forwarded`] envelope, so the receiving server knows the
 //! request already took its one hop: if it is not the leader either (leadership moved in
@@ -10,6 +11,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::router::RetryElsewhere;
 use super::Server;
 use crate::rpc::RpcError;
 
@@ -27,6 +29,10 @@ pub enum ForwardError {
     /// No leader is known: nothing was sent.
     #[error("No cluster leader")]
     NoLeader,
+    /// A client agent knows no live server of its datacenter (Consul `structs.ErrNoServers`):
+    /// nothing was sent.
+    #[error("No known Consul servers")]
+    NoServers,
     /// The call failed; [`RpcError::not_delivered`] says whether the leader may have acted.
     #[error(transparent)]
     Rpc(#[from] RpcError),
@@ -34,12 +40,17 @@ pub enum ForwardError {
 
 impl Server {
     /// Sends `args` to the leader's `method`, marked as forwarded, and waits up to `timeout`.
-    pub async fn forward_to_leader<Req: Serialize, Resp: DeserializeOwned>(
+    /// A client agent, which knows no leader, sends it to a server instead, unmarked, and that
+    /// server routes it ([`Server::forward_to_server`]).
+    pub async fn forward_to_leader<Req: Serialize, Resp: DeserializeOwned + RetryElsewhere>(
         &self,
         method: &str,
         args: Req,
         timeout: Duration,
     ) -> Result<Resp, ForwardError> {
+        if self.is_client() {
+            return self.forward_to_server(method, args, timeout).await;
+        }
         let addr = self.leader_addr().ok_or(ForwardError::NoLeader)?;
         let body = Forwarded { forwarded: true, args };
         Ok(self.rpc.call(addr, method, &body, timeout).await?)

@@ -24,6 +24,7 @@ pub mod leave;
 pub mod membership;
 pub mod read;
 pub mod reconcile;
+pub mod router;
 pub mod session;
 pub mod session_ttl;
 pub mod snapshot;
@@ -112,6 +113,8 @@ pub struct Server {
     pub session_timers: session_ttl::SessionTimers,
     /// The LAN gossip pool's membership view ([`crate::gossip`]); its driver is started by the agent.
     pub gossip: Arc<crate::gossip::Pool>,
+    /// A client agent's choice of server ([`router`]); unused on a server.
+    pub router: router::Router,
 }
 
 impl Server {
@@ -119,11 +122,19 @@ impl Server {
     /// opens the Raft log and state machine and starts Raft. Nothing is bound and no background
     /// task runs until [`Server::start_background`]. Errors: bad config, an old or corrupt data
     /// dir, unreadable storage.
+    ///
+    /// A client agent (`config.server` false) opens the same core, but its Raft log and state
+    /// machine live in memory and are never initialised: it joins no Raft configuration, has no
+    /// Raft port, writes no Raft data, and forwards every RPC to a server ([`router`]).
     pub async fn open(config: AgentConfig, mut io: Io) -> Result<Arc<Self>, OpenError> {
         if config.bugs.non_durable_rename {
             io.disk = Arc::new(crate::io::SkipDirSync(io.disk));
         }
         crate::raft::format::ensure_format(io.disk.as_ref()).await.map_err(OpenError::Storage)?;
+        let agent_disk = io.disk.clone();
+        if !config.server {
+            io.disk = Arc::new(crate::io::mem::MemDisk::new());
+        }
         let identity = identity::recover(&config, &io).await?;
         let id = identity.node_id(&config.node_name);
         let replaces = identity.replaces(&config.node_name);
@@ -134,8 +145,10 @@ impl Server {
         log_store.set_vote_in_memory(config.bugs.vote_in_memory);
         let telemetry = Arc::new(crate::telemetry::Telemetry::default());
         log_store.set_telemetry(telemetry.clone());
-        let node_uuid = identity::load_or_create_node_uuid(io.disk.as_ref(), io.seed).await.map_err(OpenError::Storage)?;
-        let local = crate::local::Local::open(&config, io.clone(), &node_uuid).await.map_err(OpenError::Storage)?;
+        let node_uuid = identity::load_or_create_node_uuid(agent_disk.as_ref(), io.seed).await.map_err(OpenError::Storage)?;
+        let local = crate::local::Local::open(&config, Io { disk: agent_disk.clone(), ..io.clone() }, &node_uuid)
+            .await
+            .map_err(OpenError::Storage)?;
         local
             .apply_config_at_open(config.config_entries.clone())
             .map_err(|e| OpenError::Config(format!("config files: {e}")))?;
@@ -186,7 +199,7 @@ impl Server {
             tasks: Mutex::new(Vec::new()),
             startup_log_index,
             replaces,
-            io,
+            io: Io { disk: agent_disk, ..io },
             config,
             telemetry,
             node_uuid,
@@ -195,6 +208,7 @@ impl Server {
             session_timers,
             local,
             gossip,
+            router: router::Router::default(),
         });
         let me = server.me();
         server.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(me.node_id, me);
@@ -204,7 +218,12 @@ impl Server {
     /// Starts the core's background duties: bootstrap/join through `join`, the Raft metrics
     /// watcher, election backoff, the quorum-loss announcer, the leader's tombstone reaper, and
     /// the agent's check runners and anti-entropy ([`crate::local::Local::start`]).
+    /// A client agent starts only its local duties: it has no Raft to bootstrap or lead.
     pub fn start_background(self: &Arc<Self>, join: Vec<SocketAddr>) {
+        if self.is_client() {
+            self.local.start(self.clone());
+            return;
+        }
         let tasks = vec![
             tokio::spawn(bootstrap::run(self.clone(), join)),
             tokio::spawn(leader::watch_raft_metrics(self.clone())),

@@ -26,6 +26,10 @@ const FORWARD_READ_SLACK: Duration = Duration::from_secs(5);
 impl Server {
     /// Whether this server answers a read in `opts`' consistency mode itself.
     fn serves_read_locally(&self, opts: &QueryOptions) -> bool {
+        if self.is_client() {
+            // A client agent has no state store of its own: even `?stale` goes to a server.
+            return false;
+        }
         match opts.consistency {
             Consistency::Stale => true,
             Consistency::Consistent if self.config.bugs.stale_consistent_read => true,
@@ -64,6 +68,7 @@ impl Server {
         let answer: Result<Resp, QueryError> = match self.forward_to_leader(method, req, timeout).await {
             Ok(answer) => answer,
             Err(ForwardError::NoLeader) => return Err(QueryError::NoLeader),
+            Err(e @ ForwardError::NoServers) => return Err(QueryError::Rpc(e.to_string())),
             Err(ForwardError::Rpc(e)) => return Err(QueryError::Rpc(e.to_string())),
         };
         answer

@@ -64,6 +64,7 @@ impl Server {
             return match self.forward_to_leader(SESSION_RENEW, q, RENEW_TIMEOUT).await {
                 Ok(answer) => answer,
                 Err(ForwardError::NoLeader) => Err(QueryError::NoLeader),
+                Err(e @ ForwardError::NoServers) => Err(QueryError::Rpc(e.to_string())),
                 Err(ForwardError::Rpc(e)) => Err(QueryError::Rpc(e.to_string())),
             };
         }
