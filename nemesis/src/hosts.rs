@@ -4,7 +4,7 @@
 //! | role                 | names            | what it is                                             |
 //! |----------------------|------------------|--------------------------------------------------------|
 //! | [`Role::Server`]     | `s1`, `s2`, …    | a Concord server agent (a Raft voter)                  |
-//! | [`Role::Client`]     | `c1`, `c2`, …    | a Concord client agent (no Raft), reserved for later   |
+//! | [`Role::Client`]     | `c1`, `c2`, …    | a Concord client agent (no Raft): `client-agents`      |
 //! | [`Role::Workload`]   | `w1`, `w2`, …    | a workload client recording the history                |
 //! | [`Role::Operator`]   | `operator`       | carries out membership changes over the HTTP API       |
 //! | [`Role::Liveness`]   | `liveness`       | the probe of the liveness phase                        |
@@ -23,7 +23,7 @@ pub type Host = String;
 pub enum Role {
     /// A server agent (Raft voter).
     Server,
-    /// A client agent (not in Raft). Not simulated yet.
+    /// A client agent (not in Raft).
     Client,
     /// A workload client.
     Workload,
@@ -46,6 +46,11 @@ pub fn server(i: usize) -> Host {
 /// The names of servers `0..n`.
 pub fn servers(n: usize) -> Vec<Host> {
     (0..n).map(server).collect()
+}
+
+/// The `i`th (0-based) client agent's name: `c{i+1}`.
+pub fn client_agent(i: usize) -> Host {
+    format!("c{}", i + 1)
 }
 
 /// The `i`th (0-based) workload client's name: `w{i+1}`.

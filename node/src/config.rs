@@ -164,6 +164,11 @@ pub struct BugSwitches {
     /// dropped everywhere as already seen (caught by the event-delivery oracle of
     /// `gossip-partition`).
     pub event_dedup_by_name: bool,
+    /// A client agent retries a request on the next server after *any* failure, including a
+    /// timeout or an "outcome unknown" answer, so a write that was applied may be applied again
+    /// and answered with the second attempt's result (caught by the KV register model on
+    /// `client-agents`).
+    pub client_retries_unknown: bool,
 }
 
 /// Everything an agent needs to start.

@@ -8,6 +8,7 @@
 mod agent_restart;
 mod bootstrap;
 mod bridge;
+mod client_agents;
 mod clock_drift;
 mod crash_restart;
 mod disk_corruption;
@@ -78,6 +79,10 @@ pub enum WorkloadKind {
     /// `concord lock`'s recipe (a lock and a 2-place semaphore) run by every client with a
     /// scripted child; judged by whether displaced holders stop their children in time.
     LockCli,
+    /// The gossip workload sent through client agents: each workload client talks only to a
+    /// client agent of its own (which forwards to the servers); KV judged as a linearizable
+    /// register, and the client agents polled with the servers for membership convergence.
+    ClientAgents,
 }
 
 impl WorkloadKind {
@@ -93,6 +98,7 @@ impl WorkloadKind {
             WorkloadKind::KvWide => "kv-wide",
             WorkloadKind::Gossip => "gossip-membership",
             WorkloadKind::LockCli => "lock-cli",
+            WorkloadKind::ClientAgents => "client-agents",
         }
     }
 }
@@ -106,6 +112,7 @@ const SNAPSHOT: WorkloadKind = WorkloadKind::SnapshotRestore;
 const KV_WIDE: WorkloadKind = WorkloadKind::KvWide;
 const GOSSIP: WorkloadKind = WorkloadKind::Gossip;
 const LOCK_CLI: WorkloadKind = WorkloadKind::LockCli;
+const CLIENT_AGENTS: WorkloadKind = WorkloadKind::ClientAgents;
 
 /// A scenario: name, one-line description, schedule builder (which may describe what it chose
 /// from the seed in [`Schedule::options`]), and the workload its clients run.
@@ -143,6 +150,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "kv-wide", about: "stale, prefix and prefix-blocking reads and recursive deletes on a key tree, under random-halves partitions", build: partition_heal::build, workload: KV_WIDE },
     Scenario { name: "gossip-partition", about: "partitions long enough for gossip to declare members failed; after the heal all rejoin and serfHealth passes", build: gossip_partition::build, workload: GOSSIP },
     Scenario { name: "lock-cli", about: "concord lock's recipe holds a lock and a semaphore around scripted children while holders' servers are cut off for seconds, isolated and paused", build: lock_cli::build, workload: LOCK_CLI },
+    Scenario { name: "client-agents", about: "KV through client agents (one -retry-join each, servers found by gossip) while servers crash, the leader is isolated and halves are cut; all agents converge after the heal", build: client_agents::build, workload: CLIENT_AGENTS },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 

@@ -1,4 +1,5 @@
-//! The gossip membership workload (`gossip-partition`): KV register clients as in
+//! The gossip membership workload (`gossip-partition`, and `client-agents` through client
+//! agents): KV register clients as in
 //! [`crate::workload::KvRegister`], and after the final heal a membership poll that records, every
 //! [`POLL_INTERVAL`], each server's `/v1/agent/members` and the catalog's `serfHealth` checks
 //! (`/v1/health/state/any?consistent`) and each server's `/v1/event/list` (two user events of one
@@ -30,12 +31,23 @@ const FIRED_EVENTS: usize = 2;
 /// Deadline for one membership or catalog read.
 const READ_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// See the module docs.
-pub struct GossipMembership;
+/// See the module docs. With `through_client_agents` (`client-agents`), every workload client
+/// sends its KV operations through a client agent of its own, and the membership poll covers the
+/// client agents too.
+pub struct GossipMembership {
+    pub through_client_agents: bool,
+}
 
 impl Workload for GossipMembership {
     fn name(&self) -> &'static str {
-        scenarios::WorkloadKind::Gossip.name()
+        if self.through_client_agents {
+            scenarios::WorkloadKind::ClientAgents.name()
+        } else {
+            scenarios::WorkloadKind::Gossip.name()
+        }
+    }
+    fn through_client_agents(&self) -> bool {
+        self.through_client_agents
     }
     fn object(&self) -> &'static str {
         "kv"

@@ -7,6 +7,7 @@
 pub mod agent_workload;
 pub mod bank_workload;
 pub mod catalog_workload;
+pub mod client_agents;
 pub mod final_reads;
 pub mod gossip_workload;
 pub mod http_client;

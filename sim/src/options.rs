@@ -80,6 +80,9 @@ pub enum Bug {
     /// User events told apart by name instead of ID, so a second event of a name is dropped as
     /// already seen (caught by the event-delivery oracle on `gossip-partition`).
     EventDedupByName,
+    /// A client agent retries a request on the next server after any failure, even one that may
+    /// have been applied (caught by the KV register model on `client-agents`).
+    ClientRetriesUnknown,
 }
 
 impl Bug {
@@ -107,6 +110,7 @@ impl Bug {
             Bug::GossipNoRejoin => "gossip-no-rejoin",
             Bug::LockWatchIgnoresHolder => "lock-watch-ignores-holder",
             Bug::EventDedupByName => "event-dedup-by-name",
+            Bug::ClientRetriesUnknown => "client-retries-unknown",
         }
     }
 
@@ -147,6 +151,7 @@ impl Bug {
             Bug::GossipNoRejoin => &["gossip-partition"],
             Bug::LockWatchIgnoresHolder => &["lock-cli"],
             Bug::EventDedupByName => &["gossip-partition"],
+            Bug::ClientRetriesUnknown => &["client-agents"],
         }
     }
 
@@ -224,6 +229,7 @@ impl RunOptions {
             bootstrap_timeout: self.bugs.contains(&Bug::BootstrapTimeout),
             gossip_no_rejoin: self.bugs.contains(&Bug::GossipNoRejoin),
             event_dedup_by_name: self.bugs.contains(&Bug::EventDedupByName),
+            client_retries_unknown: self.bugs.contains(&Bug::ClientRetriesUnknown),
             release_keeps_lock: self.bugs.contains(&Bug::ReleaseKeepsLock),
             session_ttl_early: self.bugs.contains(&Bug::SessionTtlEarly),
             session_ttl_forgotten: self.bugs.contains(&Bug::SessionTtlForgotten),

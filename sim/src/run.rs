@@ -239,10 +239,28 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     let workload_until = options.fault_phase + WORKLOAD_TAIL;
     let keys: Vec<String> = (0..options.keys).map(|k| format!("k{k}")).collect();
     let workload = crate::workload::for_scenario(&options.scenario);
+    // Workloads that go through client agents get one per workload client (`c1` for `w1`, …).
+    let client_agents: Vec<(String, SocketAddr)> = if workload.through_client_agents() {
+        let spec = crate::client_agents::ClientAgentsSpec {
+            count: options.clients,
+            join: rpc_addrs[0].clone(),
+            http_port: HTTP_PORT,
+            server_port: SERVER_PORT,
+            bugs: options.bug_switches(),
+            trace: &trace,
+            run_seed: options.seed,
+        };
+        crate::client_agents::start(&mut sim, spec, &mut seeds)
+    } else {
+        Vec::new()
+    };
     for c in 0..options.clients {
         let spec = ClientSpec {
             id: c as u32 + 1,
-            servers: names.iter().cloned().zip(http_addrs.iter().copied()).collect(),
+            servers: match client_agents.get(c) {
+                Some(agent) => vec![agent.clone()],
+                None => names.iter().cloned().zip(http_addrs.iter().copied()).collect(),
+            },
             keys: keys.clone(),
             until: workload_until,
             rng: ChaCha8Rng::seed_from_u64(rand::Rng::gen::<u64>(&mut seeds)),
@@ -252,8 +270,11 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         };
         sim.client(nemesis::hosts::workload(c), workload.client(spec));
     }
-    let client_ips: Vec<(String, std::net::IpAddr)> =
-        (0..options.clients).map(nemesis::hosts::workload).map(|name| { let ip = sim.lookup(name.as_str()); (name, ip) }).collect();
+    let client_ips: Vec<(String, std::net::IpAddr)> = (0..options.clients)
+        .map(nemesis::hosts::workload)
+        .map(|name| { let ip = sim.lookup(name.as_str()); (name, ip) })
+        .chain(client_agents.iter().map(|(name, addr)| (name.clone(), addr.ip())))
+        .collect();
     let host_names = host_names(&names.iter().cloned().zip(ips.iter().copied()).collect::<Vec<_>>(), &client_ips);
     let live_at = Rc::new(RefCell::new(None));
     let liveness_deadline = options.fault_phase + options.liveness_bound;
@@ -261,7 +282,8 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     // runtime tick per simulation step, and most of a run they would sit idle.
     let operator = Rc::new(RefCell::new(OperatorQueue::default()));
     let mut operator_started = false;
-    let client_names: Vec<String> = (0..options.clients).map(nemesis::hosts::workload).collect();
+    let client_names: Vec<String> =
+        (0..options.clients).map(nemesis::hosts::workload).chain(client_agents.iter().map(|(name, _)| name.clone())).collect();
     let latency = (Duration::from_millis(1), options.latency_max);
     let mut world =
         World::new(names.clone(), client_names, agents.clone(), disks, clocks, options.seed, latency, (operator.clone(), rpc_addrs.clone()));
@@ -290,7 +312,9 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
                 world.apply(&mut sim, &Fault::AddServer(nemesis::Target::server(i)));
             }
             // Every server must serve again, including one that rejoined after disk corruption.
-            let servers: Vec<(String, SocketAddr)> = names.iter().cloned().zip(http_addrs.iter().copied()).collect();
+            // Client agents are read and polled like servers (after them).
+            let servers: Vec<(String, SocketAddr)> =
+                names.iter().cloned().zip(http_addrs.iter().copied()).chain(client_agents.iter().cloned()).collect();
             let final_reads = workload.final_reads(servers, keys.clone(), history.clone());
             let probe = liveness_probe(http_addrs.clone(), now, liveness_deadline, live_at.clone(), final_reads);
             sim.client(nemesis::hosts::LIVENESS, probe);

@@ -73,6 +73,11 @@ pub trait Workload {
     /// `?consistent` through the first server; the KV workload reads with `?consistent` through
     /// every server and then every server's applied state ([`crate::final_reads`]).
     fn final_reads(&self, servers: Vec<(String, SocketAddr)>, keys: Vec<String>, history: Rc<RefCell<History>>) -> Pin<Box<dyn Future<Output = ()>>>;
+    /// Whether each workload client sends its requests through a client agent of its own
+    /// ([`crate::client_agents`]) instead of to the servers (default: no).
+    fn through_client_agents(&self) -> bool {
+        false
+    }
     /// How long `final_reads` may take beyond a few requests (a convergence wait); the run's hard
     /// stop moves out by as much.
     fn final_reads_bound(&self) -> Duration {
@@ -133,8 +138,9 @@ pub fn for_scenario(scenario: &str) -> Box<dyn Workload> {
         Some(scenarios::WorkloadKind::Bank) => Box::new(crate::bank_workload::Bank),
         Some(scenarios::WorkloadKind::KvWide) => Box::new(crate::kv_wide_workload::KvWide),
         Some(scenarios::WorkloadKind::SnapshotRestore) => Box::new(crate::snapshot_workload::SnapshotRestore::default()),
-        Some(scenarios::WorkloadKind::Gossip) => Box::new(crate::gossip_workload::GossipMembership),
+        Some(scenarios::WorkloadKind::Gossip) => Box::new(crate::gossip_workload::GossipMembership { through_client_agents: false }),
         Some(scenarios::WorkloadKind::LockCli) => Box::new(crate::lock_cli_workload::LockCli),
+        Some(scenarios::WorkloadKind::ClientAgents) => Box::new(crate::gossip_workload::GossipMembership { through_client_agents: true }),
     }
 }
 

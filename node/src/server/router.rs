@@ -7,7 +7,8 @@
 //! (Consul keeps one server until it fails), starting from a seeded random one, so clients spread
 //! over the servers and a run replays. A server that could not be reached, or that answered that
 //! it has no leader, is set aside and the next one is tried, up to every known server once:
-//! a request is retried only when it certainly was not applied.
+//! a request is retried only when it certainly was not applied. A server whose call failed in any
+//! way (a timeout too) is tried last by the next request.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -27,11 +28,19 @@ use crate::structs::{QueryError, WriteError};
 pub trait RetryElsewhere {
     /// True when another server should be tried.
     fn try_another_server(&self) -> bool;
+    /// True when the request may or may not have been applied (never retried, except by the
+    /// deliberate bug `client_retries_unknown`).
+    fn outcome_unknown(&self) -> bool {
+        false
+    }
 }
 
 impl<T> RetryElsewhere for Result<T, WriteError> {
     fn try_another_server(&self) -> bool {
         matches!(self, Err(WriteError::NoLeader))
+    }
+    fn outcome_unknown(&self) -> bool {
+        matches!(self, Err(WriteError::Unknown(_)))
     }
 }
 
@@ -47,10 +56,26 @@ impl<T> RetryElsewhere for Result<T, String> {
     }
 }
 
-/// The server a client agent prefers (the one that answered last).
+/// The server a client agent prefers (the one that answered last), and the one that failed it
+/// last (tried last, Consul's `NotifyFailedServer`).
 #[derive(Default)]
 pub struct Router {
     preferred: Mutex<Option<SocketAddr>>,
+    failed: Mutex<Option<SocketAddr>>,
+}
+
+impl Router {
+    fn answered(&self, server: SocketAddr) {
+        *self.preferred.lock().unwrap_or_else(|e| e.into_inner()) = Some(server);
+    }
+
+    fn failed(&self, server: SocketAddr) {
+        let mut preferred = self.preferred.lock().unwrap_or_else(|e| e.into_inner());
+        if *preferred == Some(server) {
+            *preferred = None;
+        }
+        *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(server);
+    }
 }
 
 /// A gossip member's server RPC address, if it is a live server of datacenter `dc`.
@@ -86,6 +111,11 @@ impl Server {
         }
         let start = self.rng().gen_range(0..servers.len());
         servers.rotate_left(start);
+        let failed = *self.router.failed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pos) = failed.and_then(|f| servers.iter().position(|s| *s == f)) {
+            let f = servers.remove(pos);
+            servers.push(f);
+        }
         let preferred = *self.router.preferred.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(pos) = preferred.and_then(|p| servers.iter().position(|s| *s == p)) {
             let p = servers.remove(pos);
@@ -106,7 +136,31 @@ impl Server {
         timeout: Duration,
     ) -> Result<Resp, ForwardError> {
         let body = Forwarded { forwarded: false, args };
+        if self.config.bugs.client_retries_unknown {
+            // Deliberate bug: "the write failed, so try the next server", even when it may
+            // have been applied.
+            return self.call_servers_retrying_unknown(method, &body, timeout).await;
+        }
         self.call_servers(method, &body, timeout, |r: &Resp| r.try_another_server()).await
+    }
+
+    /// The deliberate bug `client_retries_unknown`: every failed call or unknown outcome goes to
+    /// the next server, and the last answer is returned as if it were the only one.
+    async fn call_servers_retrying_unknown<Req: Serialize, Resp: DeserializeOwned + RetryElsewhere>(
+        &self,
+        method: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, ForwardError> {
+        let mut last = Err(ForwardError::NoServers);
+        for server in self.servers_to_try() {
+            let answer: Result<Resp, _> = self.rpc.call(server, method, body, timeout).await;
+            match &answer {
+                Ok(r) if !r.try_another_server() && !r.outcome_unknown() => return Ok(answer?),
+                _ => last = answer.map_err(ForwardError::from),
+            }
+        }
+        last
     }
 
     /// Calls `method` with `body` on the known servers in turn until one is reached and its answer
@@ -126,14 +180,18 @@ impl Server {
                 Ok(resp) => retry(resp),
                 Err(e) => e.not_delivered(),
             };
+            // Any failure moves the next request elsewhere; only a certain non-delivery or a
+            // retryable answer moves this one.
+            match &answer {
+                Ok(_) if !try_next => self.router.answered(server),
+                _ => self.router.failed(server),
+            }
             if !try_next {
-                *self.router.preferred.lock().unwrap_or_else(|e| e.into_inner()) = Some(server);
                 return Ok(answer?);
             }
             tracing::debug!(%server, method, "server did not serve the request; trying another");
             last = answer.map_err(ForwardError::from);
         }
-        *self.router.preferred.lock().unwrap_or_else(|e| e.into_inner()) = None;
         last
     }
 
