@@ -63,7 +63,11 @@ impl Workload for GossipMembership {
     }
     fn final_reads(&self, servers: Vec<(String, SocketAddr)>, keys: Vec<String>, history: Rc<RefCell<History>>) -> Pin<Box<dyn Future<Output = ()>>> {
         Box::pin(async move {
-            crate::final_reads::final_kv_reads(servers.clone(), keys, history.clone()).await;
+            // The applied-state path compares the servers' own state; a client agent has none
+            // (its reads are a server's), so only the servers take part. Every agent is polled.
+            let server_hosts: Vec<(String, SocketAddr)> =
+                servers.iter().filter(|(n, _)| nemesis::hosts::role_of(n) == Some(nemesis::Role::Server)).cloned().collect();
+            crate::final_reads::final_kv_reads(server_hosts, keys, history.clone()).await;
             poll_membership(servers, history).await;
         })
     }
