@@ -72,6 +72,6 @@ async fn lock(args: LockArgs) -> Result<i32, String> {
     if let Some(name) = &args.name {
         opts.session_name = name.clone();
     }
-    let child = SpawnSpec { args: vec!["sh".into(), "-c".into(), args.child.join(" ")], env: Vec::new(), pass_stdin: args.pass_stdin };
+    let child = SpawnSpec { args: vec!["sh".into(), "-c".into(), args.child.join(" ")], env: Vec::new(), pass_stdin: args.pass_stdin, stdin: None };
     hold(&args.http.client()?, &OsProcesses, &opts, &child).await
 }

@@ -36,6 +36,8 @@ pub mod reload;
 pub mod semaphore;
 pub mod services;
 pub mod snapshot;
+pub mod watch;
+pub mod watch_plan;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -93,6 +95,9 @@ pub enum Command {
     Snapshot(snapshot::SnapshotCommand),
     /// Prints the Concord version, and the Consul API version it implements.
     Version,
+    /// Watches a view (a key, a prefix, services, nodes, a service, checks, events) and runs a
+    /// handler on each change.
+    Watch(watch::WatchArgs),
 }
 
 /// Rewrites Consul-style single-dash long options (`-node=a`) into clap's `--node=a`. Only names
@@ -245,6 +250,7 @@ pub fn main() -> i32 {
             print!("{}", info::version_text());
             0
         }
+        Command::Watch(a) => watch::run(a),
     }
 }
 
@@ -328,7 +334,7 @@ mod tests {
     #[test]
     fn only_built_commands_are_listed() {
         let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
-        assert_eq!(names, ["agent", "catalog", "event", "info", "join", "kv", "leave", "lock", "members", "monitor", "operator", "reload", "services", "snapshot", "version"]);
+        assert_eq!(names, ["agent", "catalog", "event", "info", "join", "kv", "leave", "lock", "members", "monitor", "operator", "reload", "services", "snapshot", "version", "watch"]);
     }
 
     #[test]

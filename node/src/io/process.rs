@@ -41,6 +41,9 @@ pub struct SpawnSpec {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub pass_stdin: bool,
+    /// Bytes written to the child's stdin, which is then closed (a watch handler's JSON);
+    /// takes precedence over `pass_stdin`.
+    pub stdin: Option<Vec<u8>>,
 }
 
 /// A running child started by [`Processes::spawn`].
@@ -92,10 +95,21 @@ impl Processes for OsProcesses {
         let (program, rest) = spec.args.split_first().ok_or_else(|| std::io::Error::other("no program given"))?;
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(rest).envs(spec.env.iter().map(|(k, v)| (k, v))).kill_on_drop(true);
-        if !spec.pass_stdin {
+        if spec.stdin.is_some() {
+            cmd.stdin(std::process::Stdio::piped());
+        } else if !spec.pass_stdin {
             cmd.stdin(std::process::Stdio::null());
         }
-        Ok(Box::new(OsChild(cmd.spawn()?)))
+        let mut child = cmd.spawn()?;
+        if let (Some(data), Some(mut pipe)) = (spec.stdin.clone(), child.stdin.take()) {
+            // Written on its own task so a child that reads slowly (or never) cannot block us;
+            // dropping the pipe closes the child's stdin.
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let _ = pipe.write_all(&data).await;
+            });
+        }
+        Ok(Box::new(OsChild(child)))
     }
 }
 
