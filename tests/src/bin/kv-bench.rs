@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tests::cluster::Cluster;
+use tests::kvbench::breakdown::{breakdown_table, Breakdown, WriteTimers};
 use tests::kvbench::etcd::{etcd_binary, EtcdCluster};
 use tests::kvbench::fanout::{fan_out, FanOut};
 use tests::kvbench::load::{preload, run_load, Load, Op, System, READ_KEYS};
@@ -98,6 +99,11 @@ impl Target {
         self.pids.iter().filter_map(|&p| proc_stats(p)).map(|s| s.cpu_secs).sum()
     }
 
+    /// Every server's write-path timers (Concord only), leader first.
+    fn timers(&self) -> Result<Vec<WriteTimers>, String> {
+        self.addrs.iter().map(|a| WriteTimers::scrape(a.port())).collect()
+    }
+
     fn procs(&self) -> Vec<Option<ProcStats>> {
         self.pids.iter().map(|&p| proc_stats(p)).collect()
     }
@@ -150,7 +156,7 @@ fn main() -> ExitCode {
         None => println!("etcd skipped (--no-etcd): Concord-only figures"),
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    let (mut rows, mut fanouts, mut resources) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut rows, mut fanouts, mut resources, mut breakdowns) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     // Concord failures fail a smoke run; etcd's are reported (CI machines may lack or starve it).
     let (mut failures, mut etcd_failures) = (Vec::new(), Vec::new());
 
@@ -163,6 +169,7 @@ fn main() -> ExitCode {
             addrs: leader_first(&cluster.servers.iter().map(|s| loopback(s.http_port)).collect::<Vec<_>>(), leader),
             pids: leader_first(&cluster.servers.iter().filter_map(|s| s.pid()).collect::<Vec<_>>(), leader),
         };
+        eprintln!("  Concord pids, leader first: {:?}", concord.pids);
         let etcd_cluster = etcd_version.as_ref().and_then(|_| {
             EtcdCluster::start(n).map_err(|e| etcd_failures.push(format!("etcd with {n} members: {e}"))).ok()
         });
@@ -174,7 +181,8 @@ fn main() -> ExitCode {
                 pids: leader_first(&c.members.iter().map(|m| m.pid()).collect::<Vec<_>>(), leader),
             }
         });
-        for t in std::iter::once(&concord).chain(etcd.as_ref()) {
+        let reads = cfg.ops.iter().any(|op| matches!(op, Op::Get | Op::GetConsistent | Op::GetStale));
+        for t in std::iter::once(&concord).chain(etcd.as_ref()).filter(|_| reads) {
             match rt.block_on(preload(t.system, &t.addrs, cfg.preload_keys, 64)) {
                 Ok(d) => eprintln!("  {:?}: pre-loaded {} keys in {:.1}s", t.system, cfg.preload_keys, d.as_secs_f64()),
                 Err(e) => failures.push(format!("{:?} preload: {e}", t.system)),
@@ -183,7 +191,13 @@ fn main() -> ExitCode {
         for &clients in &cfg.clients {
             for &op in &cfg.ops {
                 let load = Load { op, clients, duration: cfg.per_row, max_ops: cfg.max_ops, read_keys: cfg.preload_keys };
+                let timers_before = (op == Op::Put).then(|| concord.timers());
                 let c = measure(&rt, &concord, load, &mut failures);
+                if let (Some(Ok(before)), Ok(after)) = (timers_before, concord.timers()) {
+                    let per_server = after.iter().zip(&before).map(|(a, b)| a.minus(*b)).collect();
+                    let (writes, client_mean_us) = (c.summary.ops, c.summary.mean_us);
+                    breakdowns.push(Breakdown { servers: n, clients, writes, client_mean_us, per_server });
+                }
                 let e = etcd.as_ref().map(|t| measure(&rt, t, load, &mut etcd_failures));
                 rows.push(Row { servers: n, clients, op, concord: c, etcd: e });
             }
@@ -210,6 +224,10 @@ fn main() -> ExitCode {
 
     println!("\n{}-byte values; {:.1} s or {} ops per row; clients spread over the servers, leader first\n", tests::kvbench::load::VALUE_BYTES, cfg.per_row.as_secs_f64(), cfg.max_ops);
     println!("{}", rows_table(&rows));
+    if !breakdowns.is_empty() {
+        println!("Where a Concord PUT's time goes (means from the servers' own timers over the PUT rows; clients on followers are forwarded)\n");
+        println!("{}", breakdown_table(&breakdowns));
+    }
     println!("Blocking-query fan-out: {} watchers of one key, one write\n", cfg.watchers);
     println!("{}", fanout_table(&fanouts));
     println!("Per server over the whole configuration (start, pre-load, every row, fan-out)\n");

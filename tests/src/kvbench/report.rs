@@ -113,7 +113,7 @@ mod tests {
     use super::*;
 
     fn measured(per_sec: f64, errors: u64) -> Measured {
-        let summary = Summary { ops: 100, errors, per_sec, p50_us: 900, p99_us: 21_000, p999_us: 102_000 };
+        let summary = Summary { ops: 100, errors, per_sec, mean_us: 1000.0, p50_us: 900, p99_us: 21_000, p999_us: 102_000 };
         Measured { summary, cpu_secs: 1.3 }
     }
 

@@ -28,6 +28,8 @@ pub struct Summary {
     pub errors: u64,
     /// Successful operations per second of wall time.
     pub per_sec: f64,
+    /// Mean latency in microseconds.
+    pub mean_us: f64,
     /// Latency percentiles in microseconds.
     pub p50_us: u64,
     pub p99_us: u64,
@@ -43,6 +45,7 @@ impl Summary {
             ops,
             errors,
             per_sec: if secs > 0.0 { ops as f64 / secs } else { 0.0 },
+            mean_us: if ops == 0 { 0.0 } else { h.mean() },
             p50_us: if ops == 0 { 0 } else { h.value_at_quantile(0.50) },
             p99_us: if ops == 0 { 0 } else { h.value_at_quantile(0.99) },
             p999_us: if ops == 0 { 0 } else { h.value_at_quantile(0.999) },
