@@ -10,7 +10,9 @@ use crate::http::curl;
 /// Sum (seconds) and count of the observations of one histogram.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct SumCount {
+    /// Sum of the observations, in seconds.
     pub sum: f64,
+    /// Number of observations.
     pub count: f64,
 }
 
@@ -96,11 +98,15 @@ impl WriteTimers {
 /// One breakdown row: a PUT row's client view and each server's timers (leader first).
 #[derive(Clone, Debug)]
 pub struct Breakdown {
+    /// Servers in the cluster.
     pub servers: usize,
+    /// Concurrent clients.
     pub clients: usize,
     /// Successful writes and their mean client-side latency.
     pub writes: u64,
+    /// Mean client-side PUT latency in microseconds.
     pub client_mean_us: f64,
+    /// Each server's timer deltas over the row, leader first.
     pub per_server: Vec<WriteTimers>,
 }
 

@@ -15,8 +15,11 @@ use tokio::net::TcpStream;
 /// A finished answer: status, `X-Consul-Index` if present, whole body.
 #[derive(Debug)]
 pub struct Reply {
+    /// HTTP status code.
     pub status: u16,
+    /// `X-Consul-Index` (Concord answers only).
     pub consul_index: Option<u64>,
+    /// The whole body.
     pub body: Bytes,
 }
 

@@ -26,7 +26,9 @@ pub fn etcd_binary() -> Option<String> {
 
 /// One etcd member process; SIGKILLed on drop.
 pub struct EtcdMember {
+    /// `e0`, `e1`, ...
     pub name: String,
+    /// The HTTP (gateway) and gRPC client port on 127.0.0.1.
     pub client_port: u16,
     child: Child,
 }
@@ -64,6 +66,7 @@ impl Drop for EtcdMember {
 
 /// `n` etcd members forming one cluster on loopback.
 pub struct EtcdCluster {
+    /// The members, in start order.
     pub members: Vec<EtcdMember>,
     // Dropped after the members (field order), so the data dirs outlive the processes.
     _dir: TempDir,

@@ -25,12 +25,15 @@ const CONNECT_CONCURRENCY: usize = 128;
 /// The outcome of one fan-out.
 #[derive(Clone, Debug)]
 pub struct FanOut {
+    /// Watchers started.
     pub watchers: usize,
     /// Watchers that got the write within the timeout.
     pub answered: usize,
-    /// Time from the write being sent until the last / median / p99 watcher had its answer.
+    /// Time from the write being sent until the last watcher had its answer.
     pub all: Duration,
+    /// ...until half of them had.
     pub p50: Duration,
+    /// ...until 99% had.
     pub p99: Duration,
     /// The triggering write's own latency.
     pub write: Duration,

@@ -160,7 +160,9 @@ pub async fn one_op(conn: &mut Conn, sys: System, op: Op, key: &str, value: &Byt
 /// One measured row's shape.
 #[derive(Clone, Copy, Debug)]
 pub struct Load {
+    /// What every client does.
     pub op: Op,
+    /// Concurrent closed-loop clients, one connection each.
     pub clients: usize,
     /// Each client stops at this wall time...
     pub duration: Duration,

@@ -11,6 +11,7 @@ use super::stats::{fmt_latency, fmt_rate, fmt_ratio, ProcStats, Summary};
 /// One store's figures for one row.
 #[derive(Clone, Debug)]
 pub struct Measured {
+    /// Throughput and latency.
     pub summary: Summary,
     /// CPU seconds all server processes used during the row.
     pub cpu_secs: f64,
@@ -19,10 +20,15 @@ pub struct Measured {
 /// One table row.
 #[derive(Clone, Debug)]
 pub struct Row {
+    /// Servers (or etcd members) in the cluster.
     pub servers: usize,
+    /// Concurrent clients.
     pub clients: usize,
+    /// The operation.
     pub op: Op,
+    /// Concord's figures.
     pub concord: Measured,
+    /// etcd's, when it ran.
     pub etcd: Option<Measured>,
 }
 
@@ -61,9 +67,12 @@ pub fn rows_table(rows: &[Row]) -> String {
     t
 }
 
+/// One fan-out row: servers, Concord's outcome, etcd's (when it ran).
+pub type FanOutRow = (usize, Result<FanOut, String>, Option<Result<FanOut, String>>);
+
 /// Fan-out rows: `(servers, Concord, etcd)`. The ratio is etcd's time / Concord's time for the
 /// last watcher (above 1: Concord answered everyone sooner).
-pub fn fanout_table(rows: &[(usize, Result<FanOut, String>, Option<Result<FanOut, String>>)]) -> String {
+pub fn fanout_table(rows: &[FanOutRow]) -> String {
     fn cell(f: &Result<FanOut, String>) -> String {
         match f {
             Ok(f) => format!(

@@ -30,9 +30,11 @@ pub struct Summary {
     pub per_sec: f64,
     /// Mean latency in microseconds.
     pub mean_us: f64,
-    /// Latency percentiles in microseconds.
+    /// Median latency in microseconds.
     pub p50_us: u64,
+    /// 99th percentile latency in microseconds.
     pub p99_us: u64,
+    /// 99.9th percentile latency in microseconds.
     pub p999_us: u64,
 }
 
@@ -71,12 +73,15 @@ pub fn fmt_latency(us: u64) -> String {
 pub fn fmt_rate(per_sec: f64) -> String {
     let n = per_sec.round() as u64;
     let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
+    // The leading group has 1-3 digits, every later group 3.
+    let head = match digits.len() % 3 {
+        0 => 3.min(digits.len()),
+        r => r,
+    };
+    let mut out = digits[..head].to_string();
+    for group in digits.as_bytes()[head..].chunks(3) {
+        out.push(',');
+        out.push_str(std::str::from_utf8(group).unwrap_or_default());
     }
     out + "/s"
 }
@@ -153,6 +158,8 @@ mod tests {
     fn rates_have_thousands_separators_and_ratios_handle_missing_etcd() {
         assert_eq!(fmt_rate(6948.4), "6,948/s");
         assert_eq!(fmt_rate(751.0), "751/s");
+        assert_eq!(fmt_rate(0.0), "0/s");
+        assert_eq!(fmt_rate(12_345.0), "12,345/s");
         assert_eq!(fmt_rate(1_234_567.0), "1,234,567/s");
         assert_eq!(fmt_ratio(2738.0, Some(6948.0)), "0.39×");
         assert_eq!(fmt_ratio(1.0, None), "–");
