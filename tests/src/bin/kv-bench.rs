@@ -8,8 +8,9 @@
 //!
 //! Usage: `cargo run --release -p tests --bin kv-bench -- [--smoke] [--secs S] [--max-ops N]
 //! [--servers 1,3] [--clients 1,16,64] [--ops put,get,consistent,stale,cas] [--watchers N]
-//! [--no-etcd]`. `--smoke` is CI's ~2 s run; it exits non-zero if any Concord (or started etcd)
-//! operation fails.
+//! [--no-etcd]`. `--smoke` is CI's ~2 s run; it exits non-zero if any Concord operation fails, or
+//! if etcd started but a row completed no operation at all (its request encoding broke). Sporadic
+//! etcd errors and an etcd that cannot start are reported, not fatal: CI may lack or starve it.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -238,7 +239,8 @@ fn main() -> ExitCode {
     for e in &failures {
         println!("Concord problem: {e}");
     }
-    let smoke_fails = !failures.is_empty() || (etcd_version.is_some() && etcd_failures.iter().any(|e| !e.contains("members")));
+    let etcd_broken = rows.iter().any(|r| r.etcd.as_ref().is_some_and(|e| e.summary.ops == 0));
+    let smoke_fails = !failures.is_empty() || etcd_broken;
     if cfg.smoke && smoke_fails {
         println!("kv-bench smoke run FAILED");
         return ExitCode::FAILURE;
