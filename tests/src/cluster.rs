@@ -94,6 +94,11 @@ impl AgentProcess {
         assert!(status.success(), "kill -s {signal} failed");
     }
 
+    /// The running process's OS id (for /proc figures such as CPU time and peak RSS).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the process is still running (not exited).
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))

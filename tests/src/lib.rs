@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod dev;
 pub mod dns;
 pub mod http;
+pub mod kvbench;
 pub mod python;
 pub mod tiny_http;
 
