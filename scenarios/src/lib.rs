@@ -83,6 +83,9 @@ pub enum WorkloadKind {
     /// client agent of its own (which forwards to the servers); KV judged as a linearizable
     /// register, and the client agents polled with the servers for membership convergence.
     ClientAgents,
+    /// `concord watch`'s plan on one key (client `w1`), every delivery judged as a read of the
+    /// key, beside KV register clients writing it.
+    Watch,
 }
 
 impl WorkloadKind {
@@ -99,6 +102,7 @@ impl WorkloadKind {
             WorkloadKind::Gossip => "gossip-membership",
             WorkloadKind::LockCli => "lock-cli",
             WorkloadKind::ClientAgents => "client-agents",
+            WorkloadKind::Watch => "watch",
         }
     }
 }
@@ -113,6 +117,7 @@ const KV_WIDE: WorkloadKind = WorkloadKind::KvWide;
 const GOSSIP: WorkloadKind = WorkloadKind::Gossip;
 const LOCK_CLI: WorkloadKind = WorkloadKind::LockCli;
 const CLIENT_AGENTS: WorkloadKind = WorkloadKind::ClientAgents;
+const WATCH: WorkloadKind = WorkloadKind::Watch;
 
 /// A scenario: name, one-line description, schedule builder (which may describe what it chose
 /// from the seed in [`Schedule::options`]), and the workload its clients run.
@@ -151,6 +156,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "gossip-partition", about: "partitions long enough for gossip to declare members failed; after the heal all rejoin and serfHealth passes", build: gossip_partition::build, workload: GOSSIP },
     Scenario { name: "lock-cli", about: "concord lock's recipe holds a lock and a semaphore around scripted children while holders' servers are cut off for seconds, isolated and paused", build: lock_cli::build, workload: LOCK_CLI },
     Scenario { name: "client-agents", about: "KV through client agents (one -retry-join each, servers found by gossip) while servers crash, the leader is isolated and halves are cut; all agents converge after the heal", build: client_agents::build, workload: CLIENT_AGENTS },
+    Scenario { name: "watch", about: "concord watch's plan on a key through one server while others write it, under random-halves partitions; every delivery is a linearizable read", build: partition_heal::build, workload: WATCH },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 

@@ -83,6 +83,9 @@ pub enum Bug {
     /// A client agent retries a request on the next server after any failure, even one that may
     /// have been applied (caught by the KV register model on `client-agents`).
     ClientRetriesUnknown,
+    /// `concord watch`'s plan hands its handler the result before the change instead of the new
+    /// one (caught by the KV register model on `watch`, which judges each delivery as a read).
+    WatchDeliversPrevious,
 }
 
 impl Bug {
@@ -111,6 +114,7 @@ impl Bug {
             Bug::LockWatchIgnoresHolder => "lock-watch-ignores-holder",
             Bug::EventDedupByName => "event-dedup-by-name",
             Bug::ClientRetriesUnknown => "client-retries-unknown",
+            Bug::WatchDeliversPrevious => "watch-delivers-previous",
         }
     }
 
@@ -152,6 +156,7 @@ impl Bug {
             Bug::LockWatchIgnoresHolder => &["lock-cli"],
             Bug::EventDedupByName => &["gossip-partition"],
             Bug::ClientRetriesUnknown => &["client-agents"],
+            Bug::WatchDeliversPrevious => &["watch"],
         }
     }
 
