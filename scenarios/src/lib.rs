@@ -12,6 +12,7 @@ mod clock_drift;
 mod crash_restart;
 mod disk_corruption;
 mod flapping_partitions;
+mod gossip_keyring;
 mod gossip_partition;
 mod health_flap;
 mod leader_isolation;
@@ -75,6 +76,10 @@ pub enum WorkloadKind {
     /// The KV register workload, plus a poll of every agent's gossip membership and the
     /// catalog's `serfHealth` after the heal, judged by the membership-convergence oracle.
     Gossip,
+    /// The gossip workload with gossip encryption on every agent and a client that rotates the
+    /// key mid-run (install, use, remove), judged by the membership-convergence oracle and by
+    /// whether the rotation completes.
+    GossipKeyring,
     /// `concord lock`'s recipe (a lock and a 2-place semaphore) run by every client with a
     /// scripted child; judged by whether displaced holders stop their children in time.
     LockCli,
@@ -92,6 +97,7 @@ impl WorkloadKind {
             WorkloadKind::SnapshotRestore => "snapshot-restore",
             WorkloadKind::KvWide => "kv-wide",
             WorkloadKind::Gossip => "gossip-membership",
+            WorkloadKind::GossipKeyring => "gossip-keyring",
             WorkloadKind::LockCli => "lock-cli",
         }
     }
@@ -105,6 +111,7 @@ const BANK: WorkloadKind = WorkloadKind::Bank;
 const SNAPSHOT: WorkloadKind = WorkloadKind::SnapshotRestore;
 const KV_WIDE: WorkloadKind = WorkloadKind::KvWide;
 const GOSSIP: WorkloadKind = WorkloadKind::Gossip;
+const GOSSIP_KEYRING: WorkloadKind = WorkloadKind::GossipKeyring;
 const LOCK_CLI: WorkloadKind = WorkloadKind::LockCli;
 
 /// A scenario: name, one-line description, schedule builder (which may describe what it chose
@@ -142,6 +149,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "snapshot-restore", about: "a snapshot saved early is restored during a partition through the majority side (sometimes tried on the minority first), then more faults; every server converges on it", build: snapshot_restore::build, workload: SNAPSHOT },
     Scenario { name: "kv-wide", about: "stale, prefix and prefix-blocking reads and recursive deletes on a key tree, under random-halves partitions", build: partition_heal::build, workload: KV_WIDE },
     Scenario { name: "gossip-partition", about: "partitions long enough for gossip to declare members failed; after the heal all rejoin and serfHealth passes", build: gossip_partition::build, workload: GOSSIP },
+    Scenario { name: "gossip-keyring", about: "every agent gossips encrypted; the key is rotated (install, use, remove) under partitions and lossy links; membership converges", build: gossip_keyring::build, workload: GOSSIP_KEYRING },
     Scenario { name: "lock-cli", about: "concord lock's recipe holds a lock and a semaphore around scripted children while holders' servers are cut off for seconds, isolated and paused", build: lock_cli::build, workload: LOCK_CLI },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];

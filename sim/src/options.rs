@@ -80,6 +80,11 @@ pub enum Bug {
     /// User events told apart by name instead of ID, so a second event of a name is dropped as
     /// already seen (caught by the event-delivery oracle on `gossip-partition`).
     EventDedupByName,
+    /// The key rotation switches the primary key (and removes the old one) right after
+    /// installing the new key, without waiting until every agent holds it, so the agent that
+    /// took the steps seals gossip with a key no other member has (caught by the
+    /// membership-convergence oracle on `gossip-keyring`).
+    KeyringUseBeforeInstall,
 }
 
 impl Bug {
@@ -107,6 +112,7 @@ impl Bug {
             Bug::GossipNoRejoin => "gossip-no-rejoin",
             Bug::LockWatchIgnoresHolder => "lock-watch-ignores-holder",
             Bug::EventDedupByName => "event-dedup-by-name",
+            Bug::KeyringUseBeforeInstall => "keyring-use-before-install",
         }
     }
 
@@ -147,6 +153,7 @@ impl Bug {
             Bug::GossipNoRejoin => &["gossip-partition"],
             Bug::LockWatchIgnoresHolder => &["lock-cli"],
             Bug::EventDedupByName => &["gossip-partition"],
+            Bug::KeyringUseBeforeInstall => &["gossip-keyring"],
         }
     }
 

@@ -134,6 +134,7 @@ pub fn for_scenario(scenario: &str) -> Box<dyn Workload> {
         Some(scenarios::WorkloadKind::KvWide) => Box::new(crate::kv_wide_workload::KvWide),
         Some(scenarios::WorkloadKind::SnapshotRestore) => Box::new(crate::snapshot_workload::SnapshotRestore::default()),
         Some(scenarios::WorkloadKind::Gossip) => Box::new(crate::gossip_workload::GossipMembership),
+        Some(scenarios::WorkloadKind::GossipKeyring) => Box::new(crate::keyring_workload::GossipKeyring::default()),
         Some(scenarios::WorkloadKind::LockCli) => Box::new(crate::lock_cli_workload::LockCli),
     }
 }

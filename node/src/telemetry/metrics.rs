@@ -43,6 +43,7 @@ pub struct Metrics {
     http_latency: Family<Labels, Histogram, fn() -> Histogram>,
     kvs_apply: Family<Labels, Counter>,
     blocking_queries: Gauge,
+    gossip_decrypt_failed: Counter,
     /// Serialises encoding (the registry is read-only after construction; this only orders
     /// concurrent scrapes).
     encode_lock: Mutex<()>,
@@ -91,6 +92,7 @@ impl Metrics {
         let http_latency = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
         let kvs_apply = Family::<Labels, Counter>::default();
         let blocking_queries = Gauge::default();
+        let gossip_decrypt_failed = Counter::default();
 
         let r = &mut registry;
         r.register_with_unit("raft_commit_time", "Leader: time from proposing a write to its commit and apply", Unit::Seconds, raft_commit_time.clone());
@@ -108,6 +110,8 @@ impl Metrics {
         r.register_with_unit("http_request_duration", "HTTP API latency, by method and route", Unit::Seconds, http_latency.clone());
         r.register("kvs_apply", "KV writes applied to the state machine, by verb", kvs_apply.clone());
         r.register("rpc_queries_blocking", "Blocking queries currently waiting", blocking_queries.clone());
+        // Concord's own: memberlist only logs these ("Decrypt packet failed").
+        r.register("memberlist_decrypt_failed", "Gossip datagrams dropped because no installed key authenticated them", gossip_decrypt_failed.clone());
 
         Self {
             registry,
@@ -126,6 +130,7 @@ impl Metrics {
             http_latency,
             kvs_apply,
             blocking_queries,
+            gossip_decrypt_failed,
             encode_lock: Mutex::new(()),
         }
     }
@@ -194,6 +199,12 @@ impl Metrics {
         if let Request::Kvs(r) = req {
             self.kvs_apply.get_or_create(&vec![("verb".to_string(), r.op.as_str().to_string())]).inc();
         }
+    }
+
+    /// The counter of gossip datagrams that failed authentication (the gossip driver increments
+    /// it: `consul_memberlist_decrypt_failed_total`).
+    pub fn gossip_decrypt_failures(&self) -> Counter {
+        self.gossip_decrypt_failed.clone()
     }
 
     /// Counts a blocking query until the returned guard drops.
