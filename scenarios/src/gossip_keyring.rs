@@ -1,7 +1,7 @@
 //! Gossip encryption under faults: every agent runs with `-encrypt`, and a workload client
 //! rotates the key (install the new key everywhere, make it the primary, remove the old one)
-//! while the nemesis cuts agents off (random halves, one isolated) and makes links lossy, with
-//! quiet windows between; after the final heal every agent must see every agent alive again
+//! while the nemesis cuts agents off (random halves, one isolated), makes links lossy or crashes
+//! an agent and restarts it (from its saved keyring), with quiet windows between; after the final heal every agent must see every agent alive again
 //! (the membership-convergence oracle), with only the new key installed.
 use nemesis::{random_halves, Fault, Schedule, Target};
 use rand::Rng;
@@ -14,13 +14,18 @@ use crate::Params;
 /// half the time, so members go failed and must rejoin under the new key.
 pub fn build(rng: &mut ChaCha8Rng, p: &Params) -> Schedule {
     windows(rng, p, 2_000..10_000, 2_000..6_000, |rng, s, start, end| {
-        match rng.gen_range(0..3) {
+        match rng.gen_range(0..4) {
             0 => {
                 let (a, b) = random_halves(rng, p.servers);
                 s.at(start, Fault::Partition { a, b });
             }
             1 => {
                 s.at(start, Fault::Isolate(Target::server(rng.gen_range(0..p.servers))));
+            }
+            2 => {
+                let victim = Target::server(rng.gen_range(0..p.servers));
+                s.at(start, Fault::Crash(victim.clone()));
+                s.at(end, Fault::Restart(victim));
             }
             _ => {
                 s.at(start, Fault::LossyNode { host: Target::server(rng.gen_range(0..p.servers)), per_mille: rng.gen_range(20..150) });

@@ -149,7 +149,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "snapshot-restore", about: "a snapshot saved early is restored during a partition through the majority side (sometimes tried on the minority first), then more faults; every server converges on it", build: snapshot_restore::build, workload: SNAPSHOT },
     Scenario { name: "kv-wide", about: "stale, prefix and prefix-blocking reads and recursive deletes on a key tree, under random-halves partitions", build: partition_heal::build, workload: KV_WIDE },
     Scenario { name: "gossip-partition", about: "partitions long enough for gossip to declare members failed; after the heal all rejoin and serfHealth passes", build: gossip_partition::build, workload: GOSSIP },
-    Scenario { name: "gossip-keyring", about: "every agent gossips encrypted; the key is rotated (install, use, remove) under partitions and lossy links; membership converges", build: gossip_keyring::build, workload: GOSSIP_KEYRING },
+    Scenario { name: "gossip-keyring", about: "every agent gossips encrypted; the key is rotated (install, use, remove) under partitions, lossy links and crashes; membership converges", build: gossip_keyring::build, workload: GOSSIP_KEYRING },
     Scenario { name: "lock-cli", about: "concord lock's recipe holds a lock and a semaphore around scripted children while holders' servers are cut off for seconds, isolated and paused", build: lock_cli::build, workload: LOCK_CLI },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn crash_style_scenarios_restart_every_crashed_server() {
         let p = Params { servers: 3, fault_phase: Duration::from_secs(60) };
-        for name in ["crash-restart", "rolling-restart", "disk-corruption", "leader-transfer", "health-flap", "agent-restart"] {
+        for name in ["crash-restart", "rolling-restart", "disk-corruption", "leader-transfer", "health-flap", "agent-restart", "gossip-keyring"] {
             let sc = find(name).expect("registered");
             let s = (sc.build)(&mut ChaCha8Rng::seed_from_u64(3), &p);
             let crashes = s.events().iter().filter(|(_, f)| matches!(f, Fault::Crash(_) | Fault::CrashTorn(_))).count();
