@@ -141,6 +141,7 @@ fn with_file_defaults(a: &AgentArgs, f: &FileConfig) -> AgentArgs {
     out.serf_wan_port = a.serf_wan_port.or(f.ports.serf_wan);
     out.domain = a.domain.clone().or_else(|| f.domain.clone());
     out.retry_join = f.retry_join.iter().chain(&a.retry_join).cloned().collect();
+    out.encrypt = a.encrypt.clone().or_else(|| f.encrypt.clone());
     out.recursor = f.recursors.iter().map(|r| r.to_string()).chain(a.recursor.iter().cloned()).collect();
     out.log_level = Some(log_level(a, f));
     out

@@ -94,6 +94,23 @@ mod tests {
         assert!(agent_config(&["-encrypt=not base64!"]).unwrap_err().starts_with("-encrypt: Error decoding key"));
         assert!(agent_config(&[]).unwrap().gossip.encrypt.is_none(), "off by default");
     }
+
+    #[test]
+    fn a_config_file_may_carry_the_key_and_the_flag_wins() {
+        let (file_key, flag_key) = ("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "ERERERERERERERERERERESIiIiIiIiIiIiIiIiIiIiI=");
+        let load = |json: &str| crate::config_file::load(&[crate::config_file::Source { name: "a.json".into(), bytes: json.as_bytes().to_vec() }]);
+        let file = load(&format!(r#"{{"encrypt":"{file_key}"}}"#)).unwrap();
+        let argv = ["concord", "agent", "-dev"].iter().map(|s| std::ffi::OsString::from(*s)).collect();
+        let Command::Agent(a) = parse_from(argv).unwrap().command else { panic!("not agent") };
+        let c = super::super::agent::config_from_args(&a, &file).unwrap();
+        assert_eq!(c.gossip.encrypt.map(|k| k.to_base64()).as_deref(), Some(file_key));
+        let flag = format!("-encrypt={flag_key}");
+        let argv = ["concord", "agent", "-dev", flag.as_str()].iter().map(|s| std::ffi::OsString::from(*s)).collect();
+        let Command::Agent(a) = parse_from(argv).unwrap().command else { panic!("not agent") };
+        let c = super::super::agent::config_from_args(&a, &file).unwrap();
+        assert_eq!(c.gossip.encrypt.map(|k| k.to_base64()).as_deref(), Some(flag_key));
+        assert!(load(r#"{"encrypt":"AAAA"}"#).unwrap_err().to_string().contains("key size must be 16, 24 or 32 bytes"));
+    }
     #[test]
     fn the_list_prints_holders_over_nodes() {
         let pools = serde_json::json!([{"WAN":false,"Datacenter":"dc1","Segment":"","Keys":{"a=":3,"b=":1},"PrimaryKeys":{"a=":3},"NumNodes":3}]);
