@@ -254,12 +254,14 @@ mod tests {
         m.kv_apply(&Request::Kvs(cas));
         drop(m.raft_commit_timer());
         let _blocking = m.blocking_query();
+        m.gossip_decrypt_failures().inc();
         let text = m.prometheus_text();
         let lines = text.lines().map(|l| Ok(l.to_string()));
         let scrape = prometheus_parse::Scrape::parse(lines).expect("prometheus-parse accepts the exposition");
         let find = |name: &str| scrape.samples.iter().find(|s| s.metric == name).unwrap_or_else(|| panic!("{name} missing in\n{text}"));
         assert!(matches!(find("consul_kvs_apply_total").value, prometheus_parse::Value::Counter(v) if v == 1.0), "typed as a counter: {text}");
         assert!(matches!(find("consul_rpc_queries_blocking").value, prometheus_parse::Value::Gauge(v) if v == 1.0), "{text}");
+        assert!(matches!(find("consul_memberlist_decrypt_failed_total").value, prometheus_parse::Value::Counter(v) if v == 1.0), "the gossip driver's counter is the registered one: {text}");
         assert!(matches!(find("consul_raft_commit_time_seconds").value, prometheus_parse::Value::Histogram(_)), "{text}");
         let http = scrape.samples.iter().find(|s| s.metric == "consul_http_requests_total" && s.labels.get("code") == Some("500"));
         assert_eq!(http.and_then(|s| s.labels.get("path")), Some("/v1/kv/*key"));
