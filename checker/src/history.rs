@@ -147,6 +147,19 @@ pub struct History {
     /// [`crate::oracles::membership_converges`]). Absent from older recorded histories.
     #[serde(default)]
     pub membership: Vec<MembershipRound>,
+    /// How far a gossip key rotation got (`gossip-keyring`). Absent from older recorded histories.
+    #[serde(default)]
+    pub keyring_rotation: Option<KeyringRotation>,
+}
+
+/// A gossip key rotation (install the new key, use it, remove the old one), as the rotating
+/// client confirmed it step by step through `/v1/operator/keyring`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyringRotation {
+    /// Steps confirmed on every agent, of 3.
+    pub steps_done: u32,
+    /// When the last step was confirmed, ns since the run started.
+    pub done_at_ns: Option<u64>,
 }
 
 /// A snapshot a client saved with `GET /v1/snapshot`: the archive's Raft index and what it holds

@@ -98,6 +98,8 @@ pub struct FileConfig {
     pub recursors: Vec<SocketAddr>,
     pub dns_config: FileDnsConfig,
     pub enable_script_checks: Option<bool>,
+    /// Consul's `encrypt`: the gossip key, base64 (validated when read).
+    pub encrypt: Option<String>,
     pub log_level: Option<String>,
     pub services: Vec<Definition>,
     pub checks: Vec<Definition>,
@@ -161,6 +163,11 @@ fn merge_file(into: &mut FileConfig, s: &Source) -> Result<(), ConfigFileError> 
             }
             "dns_config" => f.dns_config(&mut into.dns_config, v)?,
             "enable_script_checks" => into.enable_script_checks = Some(f.typed(&key, v)?),
+            "encrypt" => {
+                let k: String = f.typed(&key, v)?;
+                crate::gossip::keyring::GossipKey::parse(&k).map_err(|e| f.field(&key, e.to_string()))?;
+                into.encrypt = Some(k);
+            }
             "log_level" => {
                 let level: String = f.typed(&key, v)?;
                 crate::telemetry::logs::LogLevel::parse(&level).map_err(|m| f.field(&key, m))?;

@@ -13,6 +13,7 @@ mod clock_drift;
 mod crash_restart;
 mod disk_corruption;
 mod flapping_partitions;
+mod gossip_keyring;
 mod gossip_partition;
 mod health_flap;
 mod leader_isolation;
@@ -76,6 +77,10 @@ pub enum WorkloadKind {
     /// The KV register workload, plus a poll of every agent's gossip membership and the
     /// catalog's `serfHealth` after the heal, judged by the membership-convergence oracle.
     Gossip,
+    /// The gossip workload with gossip encryption on every agent and a client that rotates the
+    /// key mid-run (install, use, remove), judged by the membership-convergence oracle and by
+    /// whether the rotation completes.
+    GossipKeyring,
     /// `concord lock`'s recipe (a lock and a 2-place semaphore) run by every client with a
     /// scripted child; judged by whether displaced holders stop their children in time.
     LockCli,
@@ -100,6 +105,7 @@ impl WorkloadKind {
             WorkloadKind::SnapshotRestore => "snapshot-restore",
             WorkloadKind::KvWide => "kv-wide",
             WorkloadKind::Gossip => "gossip-membership",
+            WorkloadKind::GossipKeyring => "gossip-keyring",
             WorkloadKind::LockCli => "lock-cli",
             WorkloadKind::ClientAgents => "client-agents",
             WorkloadKind::Watch => "watch",
@@ -115,6 +121,7 @@ const BANK: WorkloadKind = WorkloadKind::Bank;
 const SNAPSHOT: WorkloadKind = WorkloadKind::SnapshotRestore;
 const KV_WIDE: WorkloadKind = WorkloadKind::KvWide;
 const GOSSIP: WorkloadKind = WorkloadKind::Gossip;
+const GOSSIP_KEYRING: WorkloadKind = WorkloadKind::GossipKeyring;
 const LOCK_CLI: WorkloadKind = WorkloadKind::LockCli;
 const CLIENT_AGENTS: WorkloadKind = WorkloadKind::ClientAgents;
 const WATCH: WorkloadKind = WorkloadKind::Watch;
@@ -154,6 +161,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "snapshot-restore", about: "a snapshot saved early is restored during a partition through the majority side (sometimes tried on the minority first), then more faults; every server converges on it", build: snapshot_restore::build, workload: SNAPSHOT },
     Scenario { name: "kv-wide", about: "stale, prefix and prefix-blocking reads and recursive deletes on a key tree, under random-halves partitions", build: partition_heal::build, workload: KV_WIDE },
     Scenario { name: "gossip-partition", about: "partitions long enough for gossip to declare members failed; after the heal all rejoin and serfHealth passes", build: gossip_partition::build, workload: GOSSIP },
+    Scenario { name: "gossip-keyring", about: "every agent gossips encrypted; the key is rotated (install, use, remove) under partitions, lossy links and crashes; membership converges", build: gossip_keyring::build, workload: GOSSIP_KEYRING },
     Scenario { name: "lock-cli", about: "concord lock's recipe holds a lock and a semaphore around scripted children while holders' servers are cut off for seconds, isolated and paused", build: lock_cli::build, workload: LOCK_CLI },
     Scenario { name: "client-agents", about: "KV through client agents (one -retry-join each, servers found by gossip) while servers crash, the leader is isolated and halves are cut; all agents converge after the heal", build: client_agents::build, workload: CLIENT_AGENTS },
     Scenario { name: "watch", about: "concord watch's plan on a key through one server while others write it, under random-halves partitions; every delivery is a linearizable read", build: partition_heal::build, workload: WATCH },
@@ -194,7 +202,7 @@ mod tests {
     #[test]
     fn crash_style_scenarios_restart_every_crashed_server() {
         let p = Params { servers: 3, fault_phase: Duration::from_secs(60) };
-        for name in ["crash-restart", "rolling-restart", "disk-corruption", "leader-transfer", "health-flap", "agent-restart"] {
+        for name in ["crash-restart", "rolling-restart", "disk-corruption", "leader-transfer", "health-flap", "agent-restart", "gossip-keyring"] {
             let sc = find(name).expect("registered");
             let s = (sc.build)(&mut ChaCha8Rng::seed_from_u64(3), &p);
             let crashes = s.events().iter().filter(|(_, f)| matches!(f, Fault::Crash(_) | Fault::CrashTorn(_))).count();

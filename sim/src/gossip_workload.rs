@@ -25,7 +25,7 @@ use crate::workload::{now, ClientSpec, Workload};
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How long the poll runs at most (it starts once the cluster proved live, after the heal; the
 /// oracle's bound counts from the heal, so this covers it).
-const POLL_BOUND: Duration = Duration::from_nanos(MEMBERSHIP_BOUND_NS + 5_000_000_000);
+pub(crate) const POLL_BOUND: Duration = Duration::from_nanos(MEMBERSHIP_BOUND_NS + 5_000_000_000);
 /// User events fired after the heal (two of one name).
 const FIRED_EVENTS: usize = 2;
 /// Deadline for one membership or catalog read.
@@ -88,7 +88,7 @@ impl Workload for GossipMembership {
 }
 
 /// Polls until a round converges or [`POLL_BOUND`] passes, recording every round.
-async fn poll_membership(servers: Vec<(String, SocketAddr)>, history: Rc<RefCell<History>>) {
+pub(crate) async fn poll_membership(servers: Vec<(String, SocketAddr)>, history: Rc<RefCell<History>>) {
     let until = now() + POLL_BOUND;
     let expected: Vec<String> = servers.iter().map(|(n, _)| n.clone()).collect();
     let fired_events = fire_events(&servers).await;

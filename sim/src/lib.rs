@@ -10,6 +10,7 @@ pub mod catalog_workload;
 pub mod client_agents;
 pub mod final_reads;
 pub mod gossip_workload;
+pub mod keyring_workload;
 pub mod http_client;
 pub mod io;
 pub mod lock_cli_workload;

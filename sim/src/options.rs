@@ -86,6 +86,11 @@ pub enum Bug {
     /// `concord watch`'s plan hands its handler the result before the change instead of the new
     /// one (caught by the KV register model on `watch`, which judges each delivery as a read).
     WatchDeliversPrevious,
+    /// The key rotation switches the primary key (and removes the old one) right after
+    /// installing the new key, without waiting until every agent holds it, so the agent that
+    /// took the steps seals gossip with a key no other member has (caught by the
+    /// membership-convergence oracle on `gossip-keyring`).
+    KeyringUseBeforeInstall,
 }
 
 impl Bug {
@@ -115,6 +120,7 @@ impl Bug {
             Bug::EventDedupByName => "event-dedup-by-name",
             Bug::ClientRetriesUnknown => "client-retries-unknown",
             Bug::WatchDeliversPrevious => "watch-delivers-previous",
+            Bug::KeyringUseBeforeInstall => "keyring-use-before-install",
         }
     }
 
@@ -157,6 +163,7 @@ impl Bug {
             Bug::EventDedupByName => &["gossip-partition"],
             Bug::ClientRetriesUnknown => &["client-agents"],
             Bug::WatchDeliversPrevious => &["watch"],
+            Bug::KeyringUseBeforeInstall => &["gossip-keyring"],
         }
     }
 

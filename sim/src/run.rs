@@ -183,7 +183,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             enable_script_checks: false,
             config_entries: Default::default(),
             session_ttl_min_ms: crate::lock_workload::SESSION_TTL_MS,
-            gossip: Default::default(),
+            gossip: crate::keyring_workload::gossip_config(&options.scenario),
         };
         let disk = disks[i].clone();
         let clock = clocks[i].clone();

@@ -139,6 +139,7 @@ pub fn for_scenario(scenario: &str) -> Box<dyn Workload> {
         Some(scenarios::WorkloadKind::KvWide) => Box::new(crate::kv_wide_workload::KvWide),
         Some(scenarios::WorkloadKind::SnapshotRestore) => Box::new(crate::snapshot_workload::SnapshotRestore::default()),
         Some(scenarios::WorkloadKind::Gossip) => Box::new(crate::gossip_workload::GossipMembership { through_client_agents: false }),
+        Some(scenarios::WorkloadKind::GossipKeyring) => Box::new(crate::keyring_workload::GossipKeyring::default()),
         Some(scenarios::WorkloadKind::LockCli) => Box::new(crate::lock_cli_workload::LockCli),
         Some(scenarios::WorkloadKind::Watch) => Box::new(crate::watch_workload::Watch),
         Some(scenarios::WorkloadKind::ClientAgents) => Box::new(crate::gossip_workload::GossipMembership { through_client_agents: true }),

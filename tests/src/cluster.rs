@@ -164,6 +164,11 @@ impl Cluster {
     /// Starts `n` servers with `-bootstrap-expect=n`, each `-retry-join`ing the others' RPC ports,
     /// and waits (up to [`LEADER_TIMEOUT`]) until all of them name the same leader.
     pub fn start(n: usize) -> Self {
+        Self::start_with_args(n, &[])
+    }
+
+    /// [`Cluster::start`], with `extra` flags given to every server (e.g. `-encrypt=KEY`).
+    pub fn start_with_args(n: usize, extra: &[String]) -> Self {
         // http, dns, server, serf_lan, serf_wan per server.
         let ports = free_ports(5 * n);
         let server_port = |i: usize| ports[5 * i + 2];
@@ -189,6 +194,7 @@ impl Cluster {
                 format!("-serf-wan-port={}", p[4]),
             ];
             args.extend((0..n).filter(|&j| j != i).map(|j| format!("-retry-join=127.0.0.1:{}", server_port(j))));
+            args.extend(extra.iter().cloned());
             servers.push(AgentProcess::spawn(&name, args, p[0], p[2], &dir.path().join("agent.log")));
             dirs.push(dir);
         }

@@ -209,6 +209,16 @@ fn user_events_told_apart_by_name_are_caught() {
 }
 
 #[test]
+fn keyring_use_before_install_is_caught() {
+    // gossip-keyring: the rotation makes the new key primary (and drops the old one) on the agent
+    // that installed it, before any other member holds it; that agent seals every datagram with a
+    // key nobody else has, the pool declares it failed and it never comes back
+    // (membership_converges). Caught at 39 of seeds 1..41 when added (seed 35 sent `use` to a
+    // second agent a second later, after the install had spread).
+    assert_caught_as(Bug::KeyringUseBeforeInstall, "gossip-keyring", SEED_BUDGET, Judgement::liveness_violation);
+}
+
+#[test]
 fn a_lock_watcher_that_ignores_a_new_holder_is_caught() {
     // lock-cli: `concord lock`'s recipe whose watcher only gives up on failed reads; a holder
     // frozen past its session's TTL comes back, reads that another holds the lock, and runs

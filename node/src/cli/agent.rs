@@ -65,6 +65,10 @@ pub struct AgentArgs {
     /// Directory for Raft log, snapshots and state. Required unless -dev.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Gossip encryption key, base64 of 16, 24 or 32 bytes (`concord keygen`); a keyring file
+    /// in the data dir wins over it.
+    #[arg(long, value_name = "KEY")]
+    pub encrypt: Option<String>,
     /// A server to join at start, `ip` or `ip:port` of its server RPC port. Repeatable.
     #[arg(long, value_name = "ADDR")]
     pub retry_join: Vec<String>,
@@ -137,6 +141,7 @@ fn with_file_defaults(a: &AgentArgs, f: &FileConfig) -> AgentArgs {
     out.serf_wan_port = a.serf_wan_port.or(f.ports.serf_wan);
     out.domain = a.domain.clone().or_else(|| f.domain.clone());
     out.retry_join = f.retry_join.iter().chain(&a.retry_join).cloned().collect();
+    out.encrypt = a.encrypt.clone().or_else(|| f.encrypt.clone());
     out.recursor = f.recursors.iter().map(|r| r.to_string()).chain(a.recursor.iter().cloned()).collect();
     out.log_level = Some(log_level(a, f));
     out
@@ -211,6 +216,7 @@ pub fn config_from_args(a: &AgentArgs, f: &FileConfig) -> Result<AgentConfig, St
     }
     c.retry_join = a.retry_join.clone();
     c.enable_script_checks = a.enable_script_checks;
+    c.gossip.encrypt = a.encrypt.as_deref().map(crate::gossip::keyring::GossipKey::parse).transpose().map_err(|e| format!("-encrypt: {e}"))?;
     let p = &mut c.ports;
     for (flag, port) in [
         (a.http_port, &mut p.http),

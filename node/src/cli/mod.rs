@@ -1,4 +1,4 @@
-//! The `concord` command line: `concord agent|catalog|info|kv|leave|members|monitor|operator|reload|services|version`, with
+//! The `concord` command line: `concord agent|catalog|info|keygen|keyring|kv|leave|members|monitor|operator|reload|services|version`, with
 //! Consul's flag names, messages and exit codes.
 //!
 //! Owns: argument parsing (clap derive), the Consul-style single-dash rewrite ([`normalize_args`]),
@@ -25,6 +25,8 @@ pub mod kv;
 pub mod kv_format;
 pub mod kv_transfer;
 pub mod join;
+pub mod keygen;
+pub mod keyring;
 pub mod leave;
 pub mod lock;
 pub mod lock_recipe;
@@ -71,6 +73,10 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Tells a running agent to join the cluster through other agents' gossip addresses.
     Join(join::JoinArgs),
+    /// Generates a new gossip encryption key.
+    Keygen,
+    /// Manages the gossip encryption keys of the datacenter's members.
+    Keyring(keyring::KeyringArgs),
     /// Interact with the key-value store.
     #[command(subcommand)]
     Kv(kv::KvCommand),
@@ -238,6 +244,8 @@ pub fn main() -> i32 {
         Command::Info(a) => common::run(info::info(a)),
         Command::Kv(cmd) => kv::run(cmd),
         Command::Join(a) => common::run(join::join(a)),
+        Command::Keygen => common::run(async { keygen::keygen() }),
+        Command::Keyring(a) => common::run(keyring::keyring(a)),
         Command::Leave(a) => common::run(leave::leave(a)),
         Command::Members(a) => common::run(members::members(a)),
         Command::Lock(a) => lock::run(a),
@@ -334,7 +342,7 @@ mod tests {
     #[test]
     fn only_built_commands_are_listed() {
         let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
-        assert_eq!(names, ["agent", "catalog", "event", "info", "join", "kv", "leave", "lock", "members", "monitor", "operator", "reload", "services", "snapshot", "version", "watch"]);
+        assert_eq!(names, ["agent", "catalog", "event", "info", "join", "keygen", "keyring", "kv", "leave", "lock", "members", "monitor", "operator", "reload", "services", "snapshot", "version", "watch"]);
     }
 
     #[test]

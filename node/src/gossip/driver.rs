@@ -5,8 +5,14 @@
 //! input it carries out foca's outputs: datagrams to send, timers to schedule (kept in a
 //! deadline-ordered map and fired with tokio's clock, which the simulator virtualises), and
 //! notifications (logged at DEBUG), then recomputes the membership view and logs every change of
-//! a member's status at INFO, naming the member. Randomness (probe order, gossip fan-out) comes
-//! from the agent's seed through [`SeededRng`].
+//! a member's status at INFO, naming the member. Randomness (probe order, gossip fan-out, seal
+//! nonces) comes from the agent's seed through [`SeededRng`].
+//!
+//! With gossip encryption ([`super::keyring`]) every datagram foca hands over is sealed with the
+//! primary key on its way out, and every datagram received is opened before foca sees it; one
+//! that no installed key authenticates is dropped, counted and logged at DEBUG, never parsed.
+//! While its keyring report is due ([`super::keyring_sync`]) the driver broadcasts it with the
+//! re-fire tick, and writes the keyring file through `io::Disk` after every change.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -51,7 +57,10 @@ impl rand_core_010::TryRng for SeededRng {
     }
 }
 
-type Swim = Foca<GossipId, PostcardCodec, SeededRng, super::events::EventBroadcasts>;
+type Swim = Foca<GossipId, PostcardCodec, SeededRng, super::broadcast::Broadcasts>;
+
+/// Salt of the seal-nonce stream (ASCII "nonce"), apart from foca's stream.
+const NONCE_SEED_SALT: u64 = 0x6e_6f6e_6365;
 
 struct Driver {
     pool: Arc<Pool>,
@@ -66,6 +75,8 @@ struct Driver {
     left: bool,
     /// User events this agent fired, with when: broadcast again until [`super::events::REFIRE_WINDOW`] passes.
     fired: std::collections::VecDeque<(Instant, Vec<u8>)>,
+    /// Seal nonces, from the agent's seed.
+    nonces: ChaCha8Rng,
 }
 
 /// Runs the pool on `socket` until the task is aborted, as the pool's identity.
@@ -75,9 +86,11 @@ pub async fn run(pool: Arc<Pool>, socket: Box<dyn UdpSocket>, config: GossipConf
         tracing::error!("gossip driver started twice");
         return;
     };
-    let broadcasts = super::events::EventBroadcasts(pool.events.clone());
-    let foca = Foca::with_custom_broadcast(me, config.foca(), SeededRng::new(seed), PostcardCodec, broadcasts);
-    let mut d = Driver { pool, trace, socket, foca, rt: AccumulatingRuntime::new(), timers: BTreeMap::new(), seq: 0, left: false, fired: Default::default() };
+    let broadcasts = super::broadcast::Broadcasts { events: pool.events.clone(), keyring: pool.keyring.clone() };
+    let foca_config = config.foca(pool.keyring.enabled());
+    let foca = Foca::with_custom_broadcast(me, foca_config, SeededRng::new(seed), PostcardCodec, broadcasts);
+    let nonces = ChaCha8Rng::seed_from_u64(seed ^ NONCE_SEED_SALT);
+    let mut d = Driver { pool, trace, socket, foca, rt: AccumulatingRuntime::new(), timers: BTreeMap::new(), seq: 0, left: false, fired: Default::default(), nonces };
     // foca schedules its own probe and gossip timers once it first hears from a member.
     d.flush().await;
     let mut buf = vec![0u8; MAX_PACKET_BYTES + 1];
@@ -95,20 +108,27 @@ pub async fn run(pool: Arc<Pool>, socket: Box<dyn UdpSocket>, config: GossipConf
             },
             got = d.socket.recv_from(&mut buf) => match got {
                 Ok((n, from)) if n > MAX_PACKET_BYTES => tracing::debug!(%from, bytes = n, "gossip datagram too large; dropped"),
-                Ok((n, from)) => {
-                    if let Err(e) = d.foca.handle_data(&buf[..n], &mut d.rt) {
-                        tracing::debug!(%from, error = %e, "gossip datagram refused");
+                Ok((n, from)) => match d.pool.keyring.open(&buf[..n]) {
+                    Ok(plain) => {
+                        if let Err(e) = d.foca.handle_data(&plain, &mut d.rt) {
+                            tracing::debug!(%from, error = %e, "gossip datagram refused");
+                        }
                     }
-                }
+                    Err(e) => {
+                        d.pool.keyring.decrypt_failures.inc();
+                        tracing::debug!(%from, error = %e, "gossip datagram failed authentication; dropped");
+                    }
+                },
                 Err(e) => {
                     tracing::debug!(error = %e, "gossip receive failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
             _ = tokio::time::sleep_until(next.unwrap_or(far)), if next.is_some() => d.fire_due(),
-            _ = refire.tick(), if !d.fired.is_empty() => d.refire(),
+            _ = refire.tick(), if !d.fired.is_empty() || d.pool.keyring.report_due(Instant::now()).is_some() => d.refire(),
         }
         d.flush().await;
+        d.persist_keyring().await;
     }
 }
 
@@ -162,6 +182,22 @@ impl Driver {
                 tracing::debug!(error = %e, "user event re-broadcast failed");
             }
         }
+        let report = self.pool.keyring.report_due(now).map(super::broadcast::Item::KeyringReport);
+        if let Some(item) = report.and_then(|r| r.encode().ok()) {
+            if let Err(e) = self.foca.add_broadcast(&item) {
+                tracing::debug!(error = %e, "keyring report broadcast failed");
+            }
+        }
+    }
+
+    /// Writes the keyring file after a change (Consul rewrites `serf/local.keyring` the same way).
+    async fn persist_keyring(&mut self) {
+        let Some(disk) = self.pool.disk.clone() else { return };
+        let Some(bytes) = self.pool.keyring.take_file() else { return };
+        let file = super::keyring_sync::KEYRING_FILE;
+        if let Err(e) = crate::io::replace_durably(disk.as_ref(), super::keyring_sync::KEYRING_TMP_FILE, file, &bytes).await {
+            tracing::warn!(node = %self.pool.me(), error = %e, "gossip keyring not saved to {file}");
+        }
     }
 
     /// Hands every due timer to foca, in deadline order.
@@ -181,7 +217,12 @@ impl Driver {
     /// Carries out what foca asked for, then refreshes the view.
     async fn flush(&mut self) {
         while let Some((to, data)) = self.rt.to_send() {
-            debug_assert!(data.len() <= MAX_PACKET_BYTES, "foca produced a {} byte datagram", data.len());
+            let mut nonce = [0u8; super::keyring::NONCE_BYTES];
+            if self.pool.keyring.enabled() {
+                self.nonces.fill_bytes(&mut nonce);
+            }
+            let data = self.pool.keyring.seal(nonce, data.to_vec());
+            debug_assert!(data.len() <= MAX_PACKET_BYTES, "a {} byte gossip datagram", data.len());
             if let Err(e) = self.socket.send_to(&data, to.addr).await {
                 tracing::debug!(to = %to.addr, error = %e, "gossip send failed");
             }

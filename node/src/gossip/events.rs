@@ -3,8 +3,8 @@
 //! event ID, each stamped with a Lamport time. Every agent keeps the last [`EVENT_BUFFER`]
 //! events it received for `/v1/event/list`.
 //!
-//! Delivery rides foca's custom broadcasts: an event is one broadcast item (MessagePack of
-//! [`UserEvent`]), re-gossiped by every agent that sees it for the first time, a bounded number of
+//! Delivery rides foca's custom broadcasts: an event is one broadcast item
+//! ([`super::broadcast::Item::Event`]), re-gossiped by every agent that sees it for the first time, a bounded number of
 //! times, as memberlist does. A broadcast rides only messages to members the sender believes
 //! alive, so an event fired while membership is still settling (just after a partition heals)
 //! could miss an agent for good; the origin therefore broadcasts each event it fired again every
@@ -18,12 +18,11 @@
 //! service's tags must match. Agents that do not keep an event still pass it on.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::GossipId;
 
 /// How many received events an agent keeps (Consul's `agent/user_event.go`: 256).
 pub const EVENT_BUFFER: usize = 256;
@@ -175,41 +174,9 @@ impl EventLog {
     }
 }
 
-/// An event's broadcast key: its ID (an item invalidates only itself).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EventKey(String);
-
-impl foca::Invalidates for EventKey {
-    fn invalidates(&self, other: &Self) -> bool {
-        self == other
-    }
-}
-
-/// Why a broadcast item was refused.
-#[derive(Debug, thiserror::Error)]
-#[error("undecodable user event: {0}")]
-pub struct BadEvent(String);
-
-/// foca's hook for custom broadcasts: decodes each item and delivers it to the log.
-pub struct EventBroadcasts(pub Arc<EventLog>);
-
-impl foca::BroadcastHandler<GossipId> for EventBroadcasts {
-    type Key = EventKey;
-    type Error = BadEvent;
-
-    /// From a peer (`sender` set): queued for re-gossip only when new. From this agent (no
-    /// sender: a fire, or the origin's re-broadcast of a recent event): always queued.
-    fn receive_item(&mut self, data: &[u8], sender: Option<&GossipId>) -> Result<Option<EventKey>, BadEvent> {
-        let event: UserEvent = rmp_serde::from_slice(data).map_err(|e| BadEvent(e.to_string()))?;
-        let key = EventKey(event.id.clone());
-        let new = self.0.deliver(event);
-        Ok((new || sender.is_none()).then_some(key))
-    }
-}
-
 /// The broadcast item of `event`. Errors: it does not fit [`MAX_EVENT_BYTES`] plus its envelope.
 pub fn encode(event: &UserEvent) -> Result<Vec<u8>, String> {
-    let bytes = rmp_serde::to_vec(event).map_err(|e| e.to_string())?;
+    let bytes = super::broadcast::Item::Event(event.clone()).encode()?;
     if bytes.len() > MAX_EVENT_BYTES + 256 {
         return Err(format!("User event exceeds size limit of {MAX_EVENT_BYTES} bytes"));
     }
@@ -221,6 +188,11 @@ mod tests {
     use super::*;
     use foca::BroadcastHandler;
 
+    use std::sync::Arc;
+
+    use crate::gossip::broadcast::Broadcasts;
+    use crate::gossip::keyring_sync::KeyringState;
+
     fn event(id: &str, name: &str, ltime: u64) -> UserEvent {
         UserEvent { id: id.into(), name: name.into(), payload: Some(b"hi".to_vec()), node_filter: String::new(), service_filter: String::new(), tag_filter: String::new(), version: 1, ltime }
     }
@@ -228,8 +200,9 @@ mod tests {
     #[test]
     fn events_are_delivered_once_and_advance_the_lamport_clock() {
         let log = Arc::new(EventLog::new("n1", false));
-        let mut h = EventBroadcasts(log.clone());
-        let peer = GossipId::placeholder("127.0.0.1:8301".parse().unwrap());
+        let keyring = Arc::new(KeyringState::new("n1", 1, None, Default::default(), false));
+        let mut h = Broadcasts { events: log.clone(), keyring };
+        let peer = crate::gossip::GossipId::placeholder("127.0.0.1:8301".parse().unwrap());
         let item = encode(&event("a", "deploy", 7)).unwrap();
         assert!(h.receive_item(&item, Some(&peer)).unwrap().is_some(), "new: re-gossiped");
         assert!(h.receive_item(&item, Some(&peer)).unwrap().is_none(), "seen: dropped");

@@ -13,9 +13,12 @@
 //! Consul's `-retry-join` does, works directly) and to the gossip address the server reports over
 //! RPC (`Server.GossipAddr`), which finds it whatever ports the servers were given.
 
+pub mod broadcast;
 pub mod driver;
 pub mod events;
 pub mod identity;
+pub mod keyring;
+pub mod keyring_sync;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -111,20 +114,25 @@ pub struct GossipConfig {
     pub reconnect_interval_ms: u64,
     /// How often retry-join targets are announced to while this agent sees no other live member, in ms.
     pub retry_join_interval_ms: u64,
+    /// Consul `-encrypt`: the gossip key this agent starts with (ignored when the data dir holds
+    /// a keyring file, which wins, as in Consul). `None`: gossip in the clear.
+    pub encrypt: Option<keyring::GossipKey>,
 }
 
 impl Default for GossipConfig {
     fn default() -> Self {
-        Self { expected_members: 8, reconnect_interval_ms: 10_000, retry_join_interval_ms: 1_000 }
+        Self { expected_members: 8, reconnect_interval_ms: 10_000, retry_join_interval_ms: 1_000, encrypt: None }
     }
 }
 
 impl GossipConfig {
-    /// foca's configuration for this pool.
-    pub fn foca(&self) -> foca::Config {
+    /// foca's configuration for this pool; `encrypted`: leave room in every datagram for the
+    /// seal ([`keyring::SEAL_OVERHEAD_BYTES`]) so sealed datagrams stay within [`MAX_PACKET_BYTES`].
+    pub fn foca(&self, encrypted: bool) -> foca::Config {
         let n = std::num::NonZeroU32::new(self.expected_members.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
         let mut c = foca::Config::new_lan(n);
-        c.max_packet_size = std::num::NonZeroUsize::new(MAX_PACKET_BYTES).unwrap_or(std::num::NonZeroUsize::MIN);
+        let overhead = if encrypted { keyring::SEAL_OVERHEAD_BYTES } else { 0 };
+        c.max_packet_size = std::num::NonZeroUsize::new(MAX_PACKET_BYTES - overhead).unwrap_or(std::num::NonZeroUsize::MIN);
         if let Some(p) = c.periodic_announce_to_down_members.as_mut() {
             p.frequency = Duration::from_millis(self.reconnect_interval_ms);
         }
@@ -155,6 +163,10 @@ pub struct Pool {
     pub(crate) inbox: Mutex<Option<mpsc::UnboundedReceiver<Request>>>,
     /// User events received ([`events`]).
     pub events: Arc<events::EventLog>,
+    /// The gossip keyring ([`keyring_sync`]); off unless built [`Pool::with_keyring`].
+    pub keyring: Arc<keyring_sync::KeyringState>,
+    /// Where the driver writes the keyring file on every change (none: not persisted).
+    pub(crate) disk: Option<Arc<dyn crate::io::Disk>>,
 }
 
 impl Pool {
@@ -163,7 +175,47 @@ impl Pool {
         let (tx, rx) = mpsc::unbounded_channel();
         let view = BTreeMap::from([(me.name.clone(), Member::of(me, MemberStatus::Alive))]);
         let events = Arc::new(events::EventLog::new(&me.name, false));
-        Self { identity: me.clone(), view: Mutex::new(view), version: watch::channel(0).0, requests: tx, inbox: Mutex::new(Some(rx)), events }
+        let keyring = Arc::new(keyring_sync::KeyringState::new(&me.name, me.generation, None, Default::default(), false));
+        Self { identity: me.clone(), view: Mutex::new(view), version: watch::channel(0).0, requests: tx, inbox: Mutex::new(Some(rx)), events, keyring, disk: None }
+    }
+
+    /// The agent's pool: encrypted when the data dir holds a keyring file (which wins over
+    /// `-encrypt`, as in Consul) or `config.gossip.encrypt` is set (then the file is written);
+    /// dropped datagrams counted in `decrypt_failures`. Errors: an unreadable or bad keyring file.
+    pub async fn open(me: &GossipId, config: &crate::config::AgentConfig, disk: Arc<dyn crate::io::Disk>, decrypt_failures: prometheus_client::metrics::counter::Counter) -> Result<Self, String> {
+        use keyring_sync::KEYRING_FILE;
+        let file = disk.read(KEYRING_FILE).await.map_err(|e| format!("{KEYRING_FILE} unreadable: {e}"))?;
+        let (ring, from_file) = match file {
+            Some(bytes) => {
+                let ring = keyring::Keyring::from_file(&bytes).map_err(|e| format!("{KEYRING_FILE}: {e}"))?;
+                if config.gossip.encrypt.is_some() {
+                    tracing::warn!(node = %me.name, "the data dir holds a gossip keyring; -encrypt is ignored");
+                }
+                (Some(ring), true)
+            }
+            None => (config.gossip.encrypt.clone().map(keyring::Keyring::new), false),
+        };
+        let mut pool = Self::new(me);
+        pool.keyring = Arc::new(keyring_sync::KeyringState::new(&me.name, me.generation, ring, decrypt_failures, !from_file));
+        pool.disk = Some(disk);
+        Ok(pool)
+    }
+
+    /// Applies a keyring operation here and gossips it to every member (see [`keyring_sync`]).
+    /// Errors: encryption off, a bad key, Consul's refusals (`use` of a key not installed,
+    /// removing the primary).
+    pub fn keyring_op(&self, kind: keyring_sync::KeyOpKind, key: &str) -> Result<(), String> {
+        let op = self.keyring.local_op(kind, key)?;
+        tracing::info!(node = %self.identity.name, op = ?kind, "gossip keyring operation");
+        let item = broadcast::Item::KeyringOp(op).encode()?;
+        self.requests.send(Request::Fire(item)).map_err(|_| "the gossip pool is not running".to_string())
+    }
+
+    /// Consul's keyring list for the LAN pool, counted over the live members this agent sees.
+    /// Errors: encryption off.
+    pub fn keyring_list(&self, datacenter: &str) -> Result<Vec<keyring_sync::KeyringResponse>, String> {
+        let live: Vec<String> = self.members().into_iter().filter(|m| m.status.is_live()).map(|m| m.name).collect();
+        self.keyring.list(datacenter, &live)
     }
 
     /// Deliberate bug (simulator only): tell user events apart by name instead of ID.

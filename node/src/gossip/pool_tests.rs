@@ -60,3 +60,66 @@ async fn three_agents_join_converge_and_see_leave_and_failure() {
     a.task.abort();
     c.task.abort();
 }
+
+async fn start_encrypted(name: &str, seed: u64, key: &keyring::GossipKey) -> (Running, SocketAddr) {
+    let socket = crate::io::tokio::TokioNet.bind_udp("127.0.0.1:0".parse().unwrap()).await.expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    let id = GossipId { name: name.into(), generation: 1, ..GossipId::placeholder(addr) };
+    let mut pool = Pool::new(&id);
+    pool.keyring = Arc::new(keyring_sync::KeyringState::new(name, 1, Some(keyring::Keyring::new(key.clone())), Default::default(), false));
+    let pool = Arc::new(pool);
+    let task = tokio::spawn(driver::run(pool.clone(), socket, GossipConfig { expected_members: 3, ..Default::default() }, seed, Arc::new(crate::io::NoTrace)));
+    (Running { pool, task }, addr)
+}
+
+fn key(fill: u8) -> keyring::GossipKey {
+    keyring::GossipKey::from_bytes(vec![fill; 32]).unwrap()
+}
+
+/// Every key count of the list `pool` answers with: (Keys, PrimaryKeys, NumNodes).
+fn counts(pool: &Pool) -> (BTreeMap<String, usize>, BTreeMap<String, usize>, usize) {
+    let list = pool.keyring_list("dc1").expect("encryption on");
+    (list[0].keys.clone(), list[0].primary_keys.clone(), list[0].num_nodes)
+}
+
+#[tokio::test]
+async fn encrypted_agents_converge_rotate_the_key_and_drop_what_they_cannot_open() {
+    let (old, new) = (key(1), key(2));
+    let (a, a_addr) = start_encrypted("a", 1, &old).await;
+    let (b, _) = start_encrypted("b", 2, &old).await;
+    b.pool.announce(a_addr);
+    let both_alive = |x: &Running, y: &Running| [x, y].iter().all(|r| ["a", "b"].iter().all(|n| status_of(&r.pool, n) == Some(MemberStatus::Alive)));
+    wait_for("both encrypted agents to see each other alive", Duration::from_secs(10), || both_alive(&a, &b)).await;
+
+    // Datagrams no installed key authenticates are dropped and counted: one in the clear, one
+    // tampered with, one sealed with a key the agent never had.
+    let probe = crate::io::tokio::TokioNet.bind_udp("127.0.0.1:0".parse().unwrap()).await.expect("bind");
+    let mut tampered = keyring::Keyring::new(old.clone()).seal([5; keyring::NONCE_BYTES], b"not foca");
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let foreign = keyring::Keyring::new(key(9)).seal([6; keyring::NONCE_BYTES], b"not foca");
+    for datagram in [b"plain text datagram, long enough to look sealed".to_vec(), tampered, foreign] {
+        probe.send_to(&datagram, a_addr).await.expect("send");
+    }
+    wait_for("a to count three unauthenticated datagrams", Duration::from_secs(5), || a.pool.keyring.decrypt_failures.get() == 3).await;
+
+    // Rotation through a, spread to b by gossip; each step confirmed by a's list as an operator would.
+    let (old_b64, new_b64) = (old.to_base64(), new.to_base64());
+    a.pool.keyring_op(keyring_sync::KeyOpKind::Install, &new_b64).expect("install");
+    wait_for("both agents to report the new key", Duration::from_secs(10), || counts(&a.pool).0.get(&new_b64) == Some(&2)).await;
+    a.pool.keyring_op(keyring_sync::KeyOpKind::Use, &new_b64).expect("use");
+    wait_for("both agents to use the new key", Duration::from_secs(10), || counts(&a.pool).1.get(&new_b64) == Some(&2)).await;
+    assert_eq!(a.pool.keyring_op(keyring_sync::KeyOpKind::Remove, &new_b64).unwrap_err(), "Removing the primary key is not allowed");
+    a.pool.keyring_op(keyring_sync::KeyOpKind::Remove, &old_b64).expect("remove");
+    wait_for("no agent to hold the old key", Duration::from_secs(10), || counts(&a.pool) == (BTreeMap::from([(new_b64.clone(), 2)]), BTreeMap::from([(new_b64.clone(), 2)]), 2)).await;
+
+    // A datagram sealed with the removed key no longer opens; membership carries on under the new key.
+    let before = a.pool.keyring.decrypt_failures.get();
+    probe.send_to(&keyring::Keyring::new(old.clone()).seal([7; keyring::NONCE_BYTES], b"old"), a_addr).await.expect("send");
+    wait_for("a to drop the datagram sealed with the removed key", Duration::from_secs(5), || a.pool.keyring.decrypt_failures.get() == before + 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(both_alive(&a, &b), "membership holds after the rotation");
+    assert_eq!(b.pool.keyring.take_file().map(|f| keyring::Keyring::from_file(&f).unwrap().keys().cloned().collect::<Vec<_>>()), Some(vec![new]));
+    a.task.abort();
+    b.task.abort();
+}

@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod event;
 pub mod health;
 pub mod json_keys;
+pub mod keyring;
 pub mod kv;
 pub mod metrics;
 pub mod monitor;
@@ -76,6 +77,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .merge(session::routes())
         .merge(snapshot::routes())
         .merge(txn::routes())
+        .merge(keyring::routes())
         .route_layer(axum::middleware::from_fn_with_state(server.clone(), metrics::track))
         .with_state(server)
 }

@@ -182,7 +182,8 @@ impl Server {
             .map_err(|e| OpenError::Raft(e.to_string()))?;
         let session_timers = session_ttl::SessionTimers::new(config.bugs.session_ttl_early, config.bugs.session_ttl_forgotten);
         let identity = crate::gossip::agent_identity(&config, &node_uuid, io.clock.wall_now());
-        let gossip = Arc::new(crate::gossip::Pool::new(&identity).with_events_deduped_by_name(config.bugs.event_dedup_by_name));
+        let gossip = crate::gossip::Pool::open(&identity, &config, io.disk.clone(), telemetry.metrics.gossip_decrypt_failures()).await.map_err(OpenError::Config)?;
+        let gossip = Arc::new(gossip.with_events_deduped_by_name(config.bugs.event_dedup_by_name));
         let services = local.clone();
         gossip.events.set_service_source(Box::new(move || services.services().into_iter().map(|(id, s)| (id, s.tags)).collect()));
         let server = Arc::new(Server {

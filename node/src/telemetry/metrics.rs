@@ -43,6 +43,7 @@ pub struct Metrics {
     http_latency: Family<Labels, Histogram, fn() -> Histogram>,
     kvs_apply: Family<Labels, Counter>,
     blocking_queries: Gauge,
+    gossip_decrypt_failed: Counter,
     /// Serialises encoding (the registry is read-only after construction; this only orders
     /// concurrent scrapes).
     encode_lock: Mutex<()>,
@@ -91,6 +92,7 @@ impl Metrics {
         let http_latency = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
         let kvs_apply = Family::<Labels, Counter>::default();
         let blocking_queries = Gauge::default();
+        let gossip_decrypt_failed = Counter::default();
 
         let r = &mut registry;
         r.register_with_unit("raft_commit_time", "Leader: time from proposing a write to its commit and apply", Unit::Seconds, raft_commit_time.clone());
@@ -108,6 +110,8 @@ impl Metrics {
         r.register_with_unit("http_request_duration", "HTTP API latency, by method and route", Unit::Seconds, http_latency.clone());
         r.register("kvs_apply", "KV writes applied to the state machine, by verb", kvs_apply.clone());
         r.register("rpc_queries_blocking", "Blocking queries currently waiting", blocking_queries.clone());
+        // Concord's own: memberlist only logs these ("Decrypt packet failed").
+        r.register("memberlist_decrypt_failed", "Gossip datagrams dropped because no installed key authenticated them", gossip_decrypt_failed.clone());
 
         Self {
             registry,
@@ -126,6 +130,7 @@ impl Metrics {
             http_latency,
             kvs_apply,
             blocking_queries,
+            gossip_decrypt_failed,
             encode_lock: Mutex::new(()),
         }
     }
@@ -196,6 +201,12 @@ impl Metrics {
         }
     }
 
+    /// The counter of gossip datagrams that failed authentication (the gossip driver increments
+    /// it: `consul_memberlist_decrypt_failed_total`).
+    pub fn gossip_decrypt_failures(&self) -> Counter {
+        self.gossip_decrypt_failed.clone()
+    }
+
     /// Counts a blocking query until the returned guard drops.
     pub fn blocking_query(&self) -> InFlight {
         self.blocking_queries.inc();
@@ -243,12 +254,14 @@ mod tests {
         m.kv_apply(&Request::Kvs(cas));
         drop(m.raft_commit_timer());
         let _blocking = m.blocking_query();
+        m.gossip_decrypt_failures().inc();
         let text = m.prometheus_text();
         let lines = text.lines().map(|l| Ok(l.to_string()));
         let scrape = prometheus_parse::Scrape::parse(lines).expect("prometheus-parse accepts the exposition");
         let find = |name: &str| scrape.samples.iter().find(|s| s.metric == name).unwrap_or_else(|| panic!("{name} missing in\n{text}"));
         assert!(matches!(find("consul_kvs_apply_total").value, prometheus_parse::Value::Counter(v) if v == 1.0), "typed as a counter: {text}");
         assert!(matches!(find("consul_rpc_queries_blocking").value, prometheus_parse::Value::Gauge(v) if v == 1.0), "{text}");
+        assert!(matches!(find("consul_memberlist_decrypt_failed_total").value, prometheus_parse::Value::Counter(v) if v == 1.0), "the gossip driver's counter is the registered one: {text}");
         assert!(matches!(find("consul_raft_commit_time_seconds").value, prometheus_parse::Value::Histogram(_)), "{text}");
         let http = scrape.samples.iter().find(|s| s.metric == "consul_http_requests_total" && s.labels.get("code") == Some("500"));
         assert_eq!(http.and_then(|s| s.labels.get("path")), Some("/v1/kv/*key"));
