@@ -28,8 +28,8 @@ use crate::structs::{QueryError, WriteError};
 pub trait RetryElsewhere {
     /// True when another server should be tried.
     fn try_another_server(&self) -> bool;
-    /// True when the request may or may not have been applied (never retried, except by the
-    /// deliberate bug `client_retries_unknown`).
+    /// True when the request may or may not have been applied (never retried elsewhere, except
+    /// by the deliberate bug `client_retries_unknown`).
     fn outcome_unknown(&self) -> bool {
         false
     }
@@ -136,41 +136,22 @@ impl Server {
         timeout: Duration,
     ) -> Result<Resp, ForwardError> {
         let body = Forwarded { forwarded: false, args };
-        if self.config.bugs.client_retries_unknown {
-            // Deliberate bug: "the write failed, so try the next server", even when it may
-            // have been applied.
-            return self.call_servers_retrying_unknown(method, &body, timeout).await;
-        }
-        self.call_servers(method, &body, timeout, |r: &Resp| r.try_another_server()).await
-    }
-
-    /// The deliberate bug `client_retries_unknown`: every failed call or unknown outcome goes to
-    /// the next server, and the last answer is returned as if it were the only one.
-    async fn call_servers_retrying_unknown<Req: Serialize, Resp: DeserializeOwned + RetryElsewhere>(
-        &self,
-        method: &str,
-        body: &Req,
-        timeout: Duration,
-    ) -> Result<Resp, ForwardError> {
-        let mut last = Err(ForwardError::NoServers);
-        for server in self.servers_to_try() {
-            let answer: Result<Resp, _> = self.rpc.call(server, method, body, timeout).await;
-            match &answer {
-                Ok(r) if !r.try_another_server() && !r.outcome_unknown() => return Ok(answer?),
-                _ => last = answer.map_err(ForwardError::from),
-            }
-        }
-        last
+        // Deliberate bug `client_retries_unknown`: "it failed, so try the next server", even
+        // when the request may have been applied.
+        let bug = self.config.bugs.client_retries_unknown;
+        self.call_servers(method, &body, timeout, bug, |r: &Resp| r.try_another_server() || (bug && r.outcome_unknown())).await
     }
 
     /// Calls `method` with `body` on the known servers in turn until one is reached and its answer
-    /// is not `retry`-able; remembers that server as the preferred one. Errors: as
-    /// [`Server::forward_to_server`].
+    /// is not `retry`-able; remembers that server as the preferred one. A failed call goes on to
+    /// the next server only when it certainly was not delivered (or, with `retry_any_error`,
+    /// always). Errors: as [`Server::forward_to_server`].
     pub async fn call_servers<Req: Serialize + ?Sized, Resp: DeserializeOwned>(
         &self,
         method: &str,
         body: &Req,
         timeout: Duration,
+        retry_any_error: bool,
         retry: impl Fn(&Resp) -> bool,
     ) -> Result<Resp, ForwardError> {
         let mut last = Err(ForwardError::NoServers);
@@ -178,7 +159,7 @@ impl Server {
             let answer: Result<Resp, _> = self.rpc.call(server, method, body, timeout).await;
             let try_next = match &answer {
                 Ok(resp) => retry(resp),
-                Err(e) => e.not_delivered(),
+                Err(e) => retry_any_error || e.not_delivered(),
             };
             // Any failure moves the next request elsewhere; only a certain non-delivery or a
             // retryable answer moves this one.
@@ -201,7 +182,7 @@ impl Server {
         if !self.is_client() {
             return Ok(self.leader().map(|(_, addr)| addr).unwrap_or_default());
         }
-        self.call_servers(super::endpoints::STATUS_LEADER, &(), STATUS_TIMEOUT, |a: &String| a.is_empty()).await
+        self.call_servers(super::endpoints::STATUS_LEADER, &(), STATUS_TIMEOUT, false, |a: &String| a.is_empty()).await
     }
 
     /// `/v1/status/peers`: the Raft voters' RPC addresses. A client agent asks a server.
@@ -209,7 +190,7 @@ impl Server {
         if !self.is_client() {
             return Ok(self.voter_addrs());
         }
-        self.call_servers(super::endpoints::STATUS_PEERS, &(), STATUS_TIMEOUT, |p: &Vec<String>| p.is_empty()).await
+        self.call_servers(super::endpoints::STATUS_PEERS, &(), STATUS_TIMEOUT, false, |p: &Vec<String>| p.is_empty()).await
     }
 }
 
