@@ -10,7 +10,7 @@
 //! every task is idle and a run replays by seed. Members join as agents do, through
 //! `driver::retry_join` to one address.
 //!
-//! Phases of [`run`]: bootstrap (N-1 members announce to member 0 until every view holds the other
+//! Phases of [`run`]: bootstrap (N-1 members, started over one second, announce to member 0 until every view holds the other
 //! N-2 live, then a settle so the join's rumours are not queued behind bootstrap's), join (one new
 //! member announces to one random member; when does each other member list it alive), crash (one
 //! random member's driver is aborted and its address unbound; when does each survivor list it
@@ -47,12 +47,25 @@ pub struct ScaleOptions {
     pub settle: Duration,
     /// Give up on a phase after this much virtual time.
     pub phase_limit: Duration,
+    /// Stop the whole run once this much wall time has passed (the result says how far it got).
+    pub wall_budget: Duration,
+    /// Print bootstrap progress to stderr every 10 simulated seconds.
+    pub progress: bool,
 }
 
 impl ScaleOptions {
-    /// 1–5 ms latency, no loss, 5 s settle, 300 s per phase.
+    /// 1–5 ms latency, no loss, 5 s settle, 300 s (simulated) per phase, 280 s wall budget.
     pub fn new(members: usize, seed: u64) -> Self {
-        Self { members, seed, latency_us: (1_000, 5_000), loss: 0.0, settle: Duration::from_secs(5), phase_limit: Duration::from_secs(300) }
+        Self {
+            members,
+            seed,
+            latency_us: (1_000, 5_000),
+            loss: 0.0,
+            settle: Duration::from_secs(5),
+            phase_limit: Duration::from_secs(300),
+            wall_budget: Duration::from_secs(280),
+            progress: false,
+        }
     }
 }
 
@@ -99,11 +112,15 @@ pub struct ScaleResult {
     pub config: GossipConfig,
     /// Bootstrap converged (every view held the other N-2 live); later phases run only if so.
     pub bootstrapped: bool,
-    /// When the N-1 member views were first all complete (virtual time).
+    /// When the N-1 member views were first all complete, or how far bootstrap got (virtual time).
     pub bootstrap_time: Duration,
+    /// The smallest and the mean number of live peers in the N-1 views when bootstrap ended.
+    pub bootstrap_views: (usize, f64),
+    /// Set if the wall budget ran out, naming the phase it ran out in.
+    pub out_of_budget: Option<&'static str>,
     /// Members that list the joiner alive, from the moment it starts announcing.
     pub join: Spread,
-    /// When the joiner itself lists every other member alive.
+    /// When the joiner itself knows every other member (tracked until the crash phase ends).
     pub joiner_complete: Option<Duration>,
     /// Survivors that list the crashed member suspect (first detection)…
     pub crash_suspect: Spread,
@@ -226,8 +243,10 @@ fn addr_of(i: usize) -> SocketAddr {
 }
 
 /// Starts member `i` as a client agent would: its identity from `agent_identity` (Consul's client
-/// tags, a seeded node ID), the driver on a fresh socket, and retry-join to `join` if given.
-fn start(i: usize, net: &SimNet, config: &GossipConfig, seed: u64, join: Option<SocketAddr>) -> Member {
+/// tags, a seeded node ID), the driver on a fresh socket after a seeded delay of up to `stagger`
+/// (agents do not start in the same millisecond, so their probe and gossip timers do not tick in
+/// lockstep), and retry-join to `join` if given.
+fn start(i: usize, net: &SimNet, config: &GossipConfig, seed: u64, join: Option<SocketAddr>, stagger: Duration) -> Member {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let uuid: String = format!("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", rng.gen::<u32>(), rng.gen::<u16>(), rng.gen::<u16>(), rng.gen::<u16>(), rng.gen::<u64>() >> 16);
     let mut agent = node::config::AgentConfig::dev();
@@ -239,7 +258,12 @@ fn start(i: usize, net: &SimNet, config: &GossipConfig, seed: u64, join: Option<
     let id = node::gossip::agent_identity(&agent, &uuid, UNIX_EPOCH + Duration::from_secs(1_700_000_000));
     let pool = Arc::new(Pool::new(&id));
     let addr = id.addr;
-    let driver = tokio::spawn(driver::run(pool.clone(), net.bind(addr), config.clone(), rng.gen(), Arc::new(NoTrace)));
+    let delay = Duration::from_micros(rng.gen_range(0..=stagger.as_micros() as u64));
+    let run = driver::run(pool.clone(), net.bind(addr), config.clone(), rng.gen(), Arc::new(NoTrace));
+    let driver = tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        run.await
+    });
     let interval = Duration::from_millis(config.retry_join_interval_ms);
     let joiner = join.map(|to| tokio::spawn(driver::retry_join(pool.clone(), vec![to], interval, |a| async move { vec![a] })));
     Member { name: id.name, addr, pool, driver, joiner }
@@ -247,7 +271,7 @@ fn start(i: usize, net: &SimNet, config: &GossipConfig, seed: u64, join: Option<
 
 /// Samples every [`SAMPLE`] until each observer's `seen` holds (or `limit` passes); returns when
 /// each first did, counted from `t0`.
-async fn spread(observers: &[&Member], t0: Instant, limit: Duration, seen: impl Fn(&Member) -> bool) -> Spread {
+async fn spread(observers: &[&Member], t0: Instant, limit: Duration, wall_end: std::time::Instant, seen: impl Fn(&Member) -> bool) -> Spread {
     let mut waiting: Vec<&Member> = observers.to_vec();
     let mut out = Spread { observers: observers.len(), seen: Vec::new() };
     loop {
@@ -259,7 +283,7 @@ async fn spread(observers: &[&Member], t0: Instant, limit: Duration, seen: impl 
             }
             !yes
         });
-        if waiting.is_empty() || now - t0 >= limit {
+        if waiting.is_empty() || now - t0 >= limit || std::time::Instant::now() >= wall_end {
             return out;
         }
         tokio::time::sleep(SAMPLE).await;
@@ -277,24 +301,39 @@ pub async fn run(opts: &ScaleOptions) -> ScaleResult {
 
     // Bootstrap: N-1 members, each announcing to member 0 until it sees someone.
     let (wall0, virt0) = (std::time::Instant::now(), Instant::now());
-    let mut members: Vec<Member> = (0..n - 1).map(|i| start(i, &net, &config, opts.seed, (i > 0).then(|| addr_of(0)))).collect();
+    let wall_end = wall0 + opts.wall_budget;
+    let mut members: Vec<Member> = (0..n - 1).map(|i| start(i, &net, &config, opts.seed, (i > 0).then(|| addr_of(0)), Duration::from_secs(1))).collect();
+    let mut next_report = Duration::from_secs(10);
     loop {
         if members.iter().all(|m| m.pool.live_peers() == n - 2) {
             result.bootstrapped = true;
             break;
         }
-        if Instant::now() - virt0 >= opts.phase_limit {
+        let elapsed = Instant::now() - virt0;
+        if opts.progress && elapsed >= next_report {
+            next_report += Duration::from_secs(10);
+            let (min, mean) = views(&members);
+            eprintln!("  N={n}: bootstrap at {:.0}s simulated, live peers per view min {min} mean {mean:.1} of {}, {:.0}s wall", elapsed.as_secs_f64(), n - 2, wall0.elapsed().as_secs_f64());
+        }
+        if elapsed >= opts.phase_limit {
+            break;
+        }
+        if std::time::Instant::now() >= wall_end {
+            result.out_of_budget = Some("bootstrap");
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     result.bootstrap_time = Instant::now() - virt0;
+    result.bootstrap_views = views(&members);
     for m in &mut members {
         if let Some(j) = m.joiner.take() {
             j.abort();
         }
     }
-    tokio::time::sleep(opts.settle).await;
+    if result.bootstrapped {
+        tokio::time::sleep(opts.settle).await;
+    }
     result.bootstrap_cost = PhaseCost { virtual_time: Instant::now() - virt0, wall: wall0.elapsed(), datagrams: net.sent() };
     if !result.bootstrapped {
         return result;
@@ -303,33 +342,59 @@ pub async fn run(opts: &ScaleOptions) -> ScaleResult {
     // Join: member N-1 announces to one random member.
     let (wall1, virt1, sent1) = (std::time::Instant::now(), Instant::now(), net.sent());
     let via = addr_of(rng.gen_range(0..n - 1));
-    members.push(start(n - 1, &net, &config, opts.seed, Some(via)));
+    members.push(start(n - 1, &net, &config, opts.seed, Some(via), Duration::ZERO));
     let joiner = &members[n - 1];
     let others: Vec<&Member> = members[..n - 1].iter().collect();
     let name = joiner.name.clone();
-    result.join = spread(&others, virt1, opts.phase_limit, |m| m.pool.status_of(&name) == Some(MemberStatus::Alive)).await;
+    result.join = spread(&others, virt1, opts.phase_limit, wall_end, |m| m.pool.status_of(&name) == Some(MemberStatus::Alive)).await;
+    if std::time::Instant::now() >= wall_end {
+        result.out_of_budget = Some("join");
+        result.steady_cost = PhaseCost { virtual_time: Instant::now() - virt1, wall: wall1.elapsed(), datagrams: net.sent() - sent1 };
+        return result;
+    }
+    // The joiner learns the others meanwhile (through its announce's feed, rumours and being
+    // probed): tracked until the crash phase ends, not waited for.
+    let crash_done = std::cell::Cell::new(false);
+    let others_names: Vec<String> = others.iter().map(|m| m.name.clone()).collect();
     let joined = async {
-        let t = Instant::now();
-        while joiner.pool.live_peers() < n - 1 && Instant::now() - t < opts.phase_limit {
+        loop {
+            if others_names.iter().all(|o| joiner.pool.status_of(o).is_some()) {
+                return Some(Instant::now() - virt1);
+            }
+            if crash_done.get() {
+                return None;
+            }
             tokio::time::sleep(SAMPLE).await;
         }
-        (joiner.pool.live_peers() == n - 1).then(|| Instant::now() - virt1)
     };
-    result.joiner_complete = joined.await;
-    tokio::time::sleep(opts.settle).await;
-
-    // Crash: abort one random member's driver and unbind its address.
-    let victim = rng.gen_range(0..n);
-    let (vname, vaddr) = (members[victim].name.clone(), members[victim].addr);
-    members[victim].driver.abort();
-    net.unbind(vaddr);
-    let virt2 = Instant::now();
-    let survivors: Vec<&Member> = members.iter().enumerate().filter(|(i, _)| *i != victim).map(|(_, m)| m).collect();
-    let suspect = spread(&survivors, virt2, opts.phase_limit, |m| m.pool.status_of(&vname) != Some(MemberStatus::Alive));
-    let failed = spread(&survivors, virt2, opts.phase_limit, |m| m.pool.status_of(&vname) == Some(MemberStatus::Failed));
-    (result.crash_suspect, result.crash_failed) = tokio::join!(suspect, failed);
+    let crash = async {
+        tokio::time::sleep(opts.settle).await;
+        // Crash: abort one random member's driver (not the joiner's) and unbind its address.
+        let victim = rng.gen_range(0..n - 1);
+        let (vname, vaddr) = (members[victim].name.clone(), members[victim].addr);
+        members[victim].driver.abort();
+        net.unbind(vaddr);
+        let virt2 = Instant::now();
+        let survivors: Vec<&Member> = members.iter().enumerate().filter(|(i, _)| *i != victim).map(|(_, m)| m).collect();
+        let suspect = spread(&survivors, virt2, opts.phase_limit, wall_end, |m| matches!(m.pool.status_of(&vname), Some(MemberStatus::Suspect | MemberStatus::Failed)));
+        let failed = spread(&survivors, virt2, opts.phase_limit, wall_end, |m| m.pool.status_of(&vname) == Some(MemberStatus::Failed));
+        let out = tokio::join!(suspect, failed);
+        crash_done.set(true);
+        out
+    };
+    let (joiner_complete, (suspect, failed)) = tokio::join!(joined, crash);
+    (result.joiner_complete, result.crash_suspect, result.crash_failed) = (joiner_complete, suspect, failed);
+    if std::time::Instant::now() >= wall_end {
+        result.out_of_budget = Some("crash");
+    }
     result.steady_cost = PhaseCost { virtual_time: Instant::now() - virt1, wall: wall1.elapsed(), datagrams: net.sent() - sent1 };
     result
+}
+
+/// The smallest and the mean number of live peers over the members' views.
+fn views(members: &[Member]) -> (usize, f64) {
+    let counts: Vec<usize> = members.iter().map(|m| m.pool.live_peers()).collect();
+    (counts.iter().copied().min().unwrap_or(0), counts.iter().sum::<usize>() as f64 / counts.len().max(1) as f64)
 }
 
 /// [`run`] on its own current-thread runtime with paused (virtual) time.

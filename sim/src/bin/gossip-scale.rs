@@ -28,6 +28,12 @@ struct Args {
     /// Give up on a phase (bootstrap, join, crash) after this many simulated seconds.
     #[arg(long, default_value_t = 300)]
     phase_limit_s: u64,
+    /// Stop a pool size's run after this many wall seconds and report how far it got.
+    #[arg(long, default_value_t = 280)]
+    wall_budget_s: u64,
+    /// Print bootstrap progress to stderr.
+    #[arg(long)]
+    progress: bool,
 }
 
 /// HashiCorp's Serf convergence simulator, 99.99% of members (serf.io/docs/internals/simulator):
@@ -52,7 +58,9 @@ fn quantiles(s: &Spread) -> String {
 fn main() {
     let args = Args::parse();
     println!("seed {}, latency 1-5 ms uniform per datagram, loss {}, views sampled every {} ms", args.seed, args.loss, sim::gossip_scale::SAMPLE.as_millis());
+    println!("boot sim: simulated time until N-1 members, started within 1 s and announcing to member 0, each list the other N-2 live");
     println!("join: time from the new member's first announce until other members list it alive (50% / 99% / all)");
+    println!("joiner: time until the new member knows every other member (- if not before the crash phase ended)");
     println!("crash: time from the driver's abort until survivors list it suspect-or-failed (first) and failed (50% / 99% / all)");
     println!(
         "{:>6} | {:>7} {:>7} {:>7} {:>6} | {:>7} | {:>7} | {:>7} {:>7} {:>7} | {:>6} {:>6} {:>6} | {:>9} {:>9} {:>9}",
@@ -62,6 +70,8 @@ fn main() {
         let mut opts = ScaleOptions::new(*n, args.seed);
         opts.loss = args.loss;
         opts.phase_limit = Duration::from_secs(args.phase_limit_s);
+        opts.wall_budget = Duration::from_secs(args.wall_budget_s);
+        opts.progress = args.progress;
         let r: ScaleResult = run_blocking(&opts);
         let foca = r.config.foca();
         println!(
@@ -80,7 +90,16 @@ fn main() {
             r.steady_cost.wall_per_sim_s(),
         );
         if !r.bootstrapped {
-            println!("       bootstrap did not converge within {} s simulated; join and crash not run", args.phase_limit_s);
+            let why = if r.out_of_budget.is_some() { format!("the {} s wall budget", args.wall_budget_s) } else { format!("{} s simulated", args.phase_limit_s) };
+            println!(
+                "       bootstrap incomplete after {:.1}s simulated ({why}): live peers per view min {} mean {:.1} of {}; join and crash not run",
+                r.bootstrap_time.as_secs_f64(),
+                r.bootstrap_views.0,
+                r.bootstrap_views.1,
+                r.members - 2
+            );
+        } else if let Some(phase) = r.out_of_budget {
+            println!("       wall budget ({} s) ran out in the {phase} phase: figures above are partial", args.wall_budget_s);
         }
         let per_member_s = |c: &sim::gossip_scale::PhaseCost| c.datagrams as f64 / c.virtual_time.as_secs_f64().max(1e-9) / r.members as f64;
         println!(
