@@ -248,6 +248,12 @@ impl Pool {
         self.view.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
 
+    /// How this agent sees the member named `name`, if it knows it: one lookup, without copying
+    /// the view (the gossip scale benchmark polls thousands of pools).
+    pub fn status_of(&self, name: &str) -> Option<MemberStatus> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner()).get(name).map(|m| m.status)
+    }
+
     /// Live members other than this agent.
     pub fn live_peers(&self) -> usize {
         self.view.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|m| m.name != self.identity.name && m.status.is_live()).count()
