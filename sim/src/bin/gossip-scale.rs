@@ -73,7 +73,7 @@ fn main() {
         opts.wall_budget = Duration::from_secs(args.wall_budget_s);
         opts.progress = args.progress;
         let r: ScaleResult = run_blocking(&opts);
-        let foca = r.config.foca();
+        let foca = r.config.foca(false);
         println!(
             "{:>6} | {} {:>6} | {:>7} | {:>7} | {} | {:>5.1}s {:>5.1}s {:>6} | {:>8.1}s {:>8.2}s {:>9.2}s",
             r.members,
