@@ -231,8 +231,8 @@ fn a_client_agent_that_retries_unknown_outcomes_is_caught() {
     // client-agents: a client agent that sends a write to the next server after a timeout or an
     // "outcome unknown" answer applies it twice or reports the second attempt's refusal for a
     // write that took effect (the KV register model: a value read that was written only by a
-    // failed op, or a CAS answered false that changed the key). Caught in 18 of the first 40
-    // seeds when added, first at seed 2.
+    // failed op, or a CAS answered false that changed the key). Caught in 11 of the first 40
+    // seeds, first at seed 2.
     assert_caught_within(Bug::ClientRetriesUnknown, "client-agents", SEED_BUDGET);
 }
 
