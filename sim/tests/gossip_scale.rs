@@ -16,7 +16,7 @@ fn twenty_members_see_a_join_and_detect_a_crash_and_replay_by_seed() {
     assert!(r.join.at(1.0).unwrap() < Duration::from_secs(10), "join spread in {:?}", r.join.at(1.0));
     assert_eq!(r.crash_failed.observers, 19);
     assert!(r.crash_failed.complete(), "every survivor lists the crashed member failed: {:?}", r.crash_failed);
-    let suspicion = r.config.foca().suspect_to_down_after;
+    let suspicion = r.config.foca(false).suspect_to_down_after;
     let all = r.crash_failed.at(1.0).unwrap();
     assert!(all >= suspicion, "failed only after the suspicion timeout ({suspicion:?}), not {all:?}");
     assert!(all < suspicion + Duration::from_secs(20), "crash detected by all in {all:?}");
