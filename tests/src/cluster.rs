@@ -179,20 +179,8 @@ impl Cluster {
             let dir = tempfile::Builder::new().prefix(&format!("concord-s{i}-")).tempdir().expect("tempdir");
             let name = format!("s{i}");
             let p = &ports[5 * i..5 * i + 5];
-            let mut args: Vec<String> = vec![
-                "agent".into(),
-                "-server".into(),
-                format!("-bootstrap-expect={n}"),
-                format!("-node={name}"),
-                "-bind=127.0.0.1".into(),
-                "-client=127.0.0.1".into(),
-                format!("-data-dir={}", dir.path().join("data").display()),
-                format!("-http-port={}", p[0]),
-                format!("-dns-port={}", p[1]),
-                format!("-server-port={}", p[2]),
-                format!("-serf-lan-port={}", p[3]),
-                format!("-serf-wan-port={}", p[4]),
-            ];
+            let mut args = vec!["agent".to_string(), "-server".into(), format!("-bootstrap-expect={n}")];
+            args.extend(loopback_agent_flags(&name, dir.path(), p));
             args.extend((0..n).filter(|&j| j != i).map(|j| format!("-retry-join=127.0.0.1:{}", server_port(j))));
             args.extend(extra.iter().cloned());
             servers.push(AgentProcess::spawn(&name, args, p[0], p[2], &dir.path().join("agent.log")));
@@ -208,21 +196,11 @@ impl Cluster {
     /// [`Cluster::clients`].
     pub fn add_client(&mut self, name: &str, join: usize) -> usize {
         let dir = tempfile::Builder::new().prefix(&format!("concord-{name}-")).tempdir().expect("tempdir");
-        // http, dns, serf_lan, serf_wan (a client has no server port; one is reserved for the flag).
+        // http, dns, server, serf_lan, serf_wan (a client serves no RPC; its server port only fills the flag).
         let p = free_ports(5);
-        let args: Vec<String> = vec![
-            "agent".into(),
-            format!("-node={name}"),
-            "-bind=127.0.0.1".into(),
-            "-client=127.0.0.1".into(),
-            format!("-data-dir={}", dir.path().join("data").display()),
-            format!("-http-port={}", p[0]),
-            format!("-dns-port={}", p[1]),
-            format!("-server-port={}", p[2]),
-            format!("-serf-lan-port={}", p[3]),
-            format!("-serf-wan-port={}", p[4]),
-            format!("-retry-join=127.0.0.1:{}", self.serf_lan_ports[join]),
-        ];
+        let mut args = vec!["agent".to_string()];
+        args.extend(loopback_agent_flags(name, dir.path(), &p));
+        args.push(format!("-retry-join=127.0.0.1:{}", self.serf_lan_ports[join]));
         self.clients.push(AgentProcess::spawn(name, args, p[0], p[2], &dir.path().join("agent.log")));
         self.dirs.push(dir);
         self.clients.len() - 1
@@ -258,4 +236,20 @@ impl Cluster {
     pub fn leader_index(&self) -> usize {
         self.wait_for_leader(LEADER_TIMEOUT)
     }
+}
+
+/// The flags every test agent gets: its node name, loopback bind and client addresses, a data dir
+/// under `dir`, and the ports `p` (http, dns, server, serf_lan, serf_wan).
+fn loopback_agent_flags(name: &str, dir: &Path, p: &[u16]) -> Vec<String> {
+    vec![
+        format!("-node={name}"),
+        "-bind=127.0.0.1".into(),
+        "-client=127.0.0.1".into(),
+        format!("-data-dir={}", dir.join("data").display()),
+        format!("-http-port={}", p[0]),
+        format!("-dns-port={}", p[1]),
+        format!("-server-port={}", p[2]),
+        format!("-serf-lan-port={}", p[3]),
+        format!("-serf-wan-port={}", p[4]),
+    ]
 }

@@ -258,7 +258,7 @@ pub fn main() -> i32 {
             print!("{}", info::version_text());
             0
         }
-        Command::Watch(a) => watch::run(a),
+        Command::Watch(a) => common::run(watch::watch(a)),
     }
 }
 

@@ -12,9 +12,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::common::HttpArgs;
+use super::common::{line, HttpArgs, Outcome};
 use super::watch_plan::{Plan, WatchFlags, WatchType};
-use super::EXIT_FAILURE;
 use crate::io::process::{OsProcesses, Processes, SpawnSpec};
 
 /// `?wait=` of each blocking query (Consul's watch uses the agent's default, 5 min).
@@ -57,25 +56,9 @@ pub struct WatchArgs {
     pub handler: Vec<String>,
 }
 
-/// Runs the command; returns the exit code.
-pub fn run(args: WatchArgs) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("Error! cannot build the tokio runtime: {e}");
-            return EXIT_FAILURE;
-        }
-    };
-    match runtime.block_on(watch(args)) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("{e}");
-            EXIT_FAILURE
-        }
-    }
-}
-
-async fn watch(a: WatchArgs) -> Result<(), String> {
+/// Runs the watch: the first result as pretty JSON (no handler), or the handler on every change
+/// until the process is stopped. Errors: bad flags, or (no handler) an agent that cannot answer.
+pub(super) async fn watch(a: WatchArgs) -> Outcome {
     let flags = WatchFlags {
         key: a.key.clone(),
         prefix: a.prefix.clone(),
@@ -92,8 +75,7 @@ async fn watch(a: WatchArgs) -> Result<(), String> {
     if a.handler.is_empty() {
         let first = plan.fetch().await.map_err(|e| format!("Error querying Concord agent: {e}"))?;
         let text = serde_json::to_string_pretty(&first.value).map_err(|e| e.to_string())?;
-        println!("{text}");
-        return Ok(());
+        return Ok(line(&text));
     }
     let script = a.handler.join(" ");
     plan.run(
@@ -108,7 +90,7 @@ async fn watch(a: WatchArgs) -> Result<(), String> {
         |e| eprintln!("Error querying Concord agent (retrying): {e}"),
     )
     .await;
-    Ok(())
+    Ok(Vec::new())
 }
 
 /// Runs the handler once with `value` on stdin; reports a failure on stderr.
