@@ -169,6 +169,14 @@ pub struct BugSwitches {
     /// and answered with the second attempt's result (caught by the KV register model on
     /// `client-agents`).
     pub client_retries_unknown: bool,
+    /// Group commit answers each write in a batch with its neighbour's result (one place off),
+    /// so a CAS that failed is told it succeeded and the other way round (caught by the KV
+    /// register model on `group-commit`).
+    pub batch_results_misrouted: bool,
+    /// A read-index round answers its readers after the quorum check, without waiting for the
+    /// state machine to apply the read index, so a new leader can answer before applying writes
+    /// its predecessor acknowledged (caught by the KV register model on `group-commit`).
+    pub read_index_skips_apply: bool,
 }
 
 /// Everything an agent needs to start.

@@ -15,6 +15,7 @@ mod disk_corruption;
 mod flapping_partitions;
 mod gossip_keyring;
 mod gossip_partition;
+mod group_commit;
 mod health_flap;
 mod leader_isolation;
 mod leader_transfer;
@@ -165,6 +166,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "lock-cli", about: "concord lock's recipe holds a lock and a semaphore around scripted children while holders' servers are cut off for seconds, isolated and paused", build: lock_cli::build, workload: LOCK_CLI },
     Scenario { name: "client-agents", about: "KV through client agents (one -retry-join each, servers found by gossip) while servers crash, the leader is isolated and halves are cut; all agents converge after the heal", build: client_agents::build, workload: CLIENT_AGENTS },
     Scenario { name: "watch", about: "concord watch's plan on a key through one server while others write it, under random-halves partitions; every delivery is a linearizable read", build: partition_heal::build, workload: WATCH },
+    Scenario { name: "group-commit", about: "8-16 clients write at once so the leader batches writes into shared entries, while servers crash (sometimes a majority), the leader is isolated and halves are cut", build: group_commit::build, workload: KV },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 

@@ -362,6 +362,10 @@ fn apply_command(
 ) -> Result<crate::state::ApplyOutcome, crate::structs::CommandError> {
     use crate::structs::{KvsOp, Request};
     let mut req = cmd.decode()?;
+    if let Request::Batch(b) = &req {
+        let bugs = (check_status_ignored, release_keeps_lock, txn_partial_apply, restore_keeps_old_keys);
+        return store.apply_batch(index, &b.commands, |store, one| apply_command(store, index, one, metrics, bugs));
+    }
     match &mut req {
         Request::Register(r) if check_status_ignored => store.keep_stored_check_status(r),
         // A release by the holder re-applied as an acquire by the holder: value set, lock kept.

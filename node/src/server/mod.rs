@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod endpoints;
 pub mod events;
 pub mod forward;
+pub mod group_commit;
 pub mod identity;
 pub mod kvs;
 pub mod leader;
@@ -23,6 +24,7 @@ pub mod lease;
 pub mod leave;
 pub mod membership;
 pub mod read;
+pub mod read_index;
 pub mod reconcile;
 pub mod router;
 pub mod session;
@@ -115,6 +117,10 @@ pub struct Server {
     pub gossip: Arc<crate::gossip::Pool>,
     /// A client agent's choice of server ([`router`]); unused on a server.
     pub router: router::Router,
+    /// The queue that group-commits this leader's writes ([`group_commit`]).
+    group_commit: group_commit::GroupCommit,
+    /// The queue that shares leadership rounds between this leader's reads ([`read_index`]).
+    read_index: read_index::ReadIndex,
 }
 
 impl Server {
@@ -186,9 +192,13 @@ impl Server {
         let gossip = Arc::new(gossip.with_events_deduped_by_name(config.bugs.event_dedup_by_name));
         let services = local.clone();
         gossip.events.set_service_source(Box::new(move || services.services().into_iter().map(|(id, s)| (id, s.tags)).collect()));
+        let (group_commit, batcher) = group_commit::GroupCommit::start(raft.clone(), config.bugs.batch_results_misrouted);
+        let (read_index, read_rounds) = read_index::ReadIndex::start(raft.clone(), config.bugs.read_index_skips_apply);
         let server = Arc::new(Server {
             id,
             raft,
+            group_commit,
+            read_index,
             state,
             rpc,
             peers: Mutex::new(BTreeMap::new()),
@@ -197,7 +207,7 @@ impl Server {
             leader_since: Mutex::new(None),
             lease: lease::Lease::new(io.clock.clone()),
             read_ready_term: Mutex::new(None),
-            tasks: Mutex::new(Vec::new()),
+            tasks: Mutex::new(vec![batcher, read_rounds]),
             startup_log_index,
             replaces,
             io: Io { disk: agent_disk, ..io },

@@ -142,7 +142,10 @@ impl Server {
         if consistency == Consistency::Default && ready && self.lease_valid() {
             return Ok(());
         }
-        self.raft.ensure_linearizable().await.map_err(|_| QueryError::NoLeader)?;
+        // A read-index round shared with the reads queued beside this one.
+        if !self.read_index.confirm().await {
+            return Err(QueryError::NoLeader);
+        }
         self.raft
             .wait(Some(RESTART_BARRIER_TIMEOUT))
             .applied_index_at_least(Some(self.startup_log_index), "restart read barrier")

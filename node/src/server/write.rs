@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
 use serde::Serialize;
 
 use super::forward::ForwardError;
-use super::Server;
+use super::{group_commit, Server};
 use crate::codec::CodecError;
-use crate::structs::{Command, CommandResult, WriteError};
+use crate::structs::{Command, CommandResult, MessageType, WriteError};
 
 /// How long a write may wait to commit (Consul's `rpc_hold_timeout`, 7 s). A leader that cannot
 /// commit within it answers "outcome unknown"; a follower forwarding to it waits this long plus
@@ -21,7 +20,7 @@ pub const FORWARD_SLACK: Duration = Duration::from_millis(500);
 
 impl Server {
     /// Proposes `cmd` on this server, which must be a leader in contact with a quorum, and waits
-    /// for it to commit and apply. Errors: [`WriteError::NoLeader`] when not proposed (not the
+    /// for it to commit and apply; concurrent writes share entries ([`group_commit`]). Errors: [`WriteError::NoLeader`] when not proposed (not the
     /// leader, or a leader that lost its quorum: certainly not applied); [`WriteError::Unknown`]
     /// when proposed but not known to have committed within [`RPC_HOLD_TIMEOUT`].
     pub async fn raft_apply(&self, cmd: Command) -> Result<CommandResult, WriteError> {
@@ -38,13 +37,14 @@ impl Server {
             let _pending = self.raft.client_write_ff(cmd).await;
             return Ok(CommandResult::Kvs { ok: true, index: 0 });
         }
-        match tokio::time::timeout(RPC_HOLD_TIMEOUT, self.raft.client_write(cmd)).await {
-            Ok(Ok(resp)) => Ok(resp.data),
-            // Leadership moved while the entry was in flight: it may still commit.
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                Err(WriteError::Unknown("leadership lost while the write was in flight".into()))
-            }
-            Ok(Err(e)) => Err(WriteError::Unknown(e.to_string())),
+        // A restore replaces the whole store: it goes in an entry of its own.
+        let written = if cmd.msg_type == MessageType::RESTORE {
+            tokio::time::timeout(RPC_HOLD_TIMEOUT, group_commit::commit(&self.raft, cmd)).await
+        } else {
+            tokio::time::timeout(RPC_HOLD_TIMEOUT, self.group_commit.write(cmd)).await
+        };
+        match written {
+            Ok(answer) => answer,
             Err(_) => Err(WriteError::Unknown(format!(
                 "not committed within {} s (the leader may have lost its quorum)",
                 RPC_HOLD_TIMEOUT.as_secs()

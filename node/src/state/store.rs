@@ -85,6 +85,13 @@ impl Store {
 
     /// [`Store::apply`], also reporting the lock-delays a session invalidation started.
     pub fn apply_full(&mut self, index: u64, req: &Request) -> ApplyOutcome {
+        if let Request::Batch(b) = req {
+            let applied = self.apply_batch(index, &b.commands, |store, cmd| Ok(store.apply_full(index, &cmd.decode()?)));
+            return applied.unwrap_or_else(|e| ApplyOutcome {
+                result: CommandResult::Refused { error: e.to_string(), index },
+                ..ApplyOutcome::default()
+            });
+        }
         let mut txn = self.txn(index);
         let refused = |error: String| CommandResult::Refused { error, index };
         let result = match req {
@@ -102,9 +109,34 @@ impl Store {
                 drop(txn);
                 return self.restore(index, r);
             }
+            Request::Batch(_) => unreachable!("handled above"),
         };
         let (changes, lock_delays) = if result.ok() { txn.commit_full() } else { Default::default() };
         ApplyOutcome { result, changes, lock_delays, restored: false }
+    }
+
+    /// Applies a group-committed entry ([`crate::structs::BatchRequest`]): each command in order
+    /// at `index` through `apply_one`, each atomic on its own with its own result, as if each had
+    /// its own entry at that index. Readers see the entry whole (the state machine holds the
+    /// store's lock across it). Errors: `apply_one`'s first error (a command this build cannot
+    /// decode), which stops the state machine as for an entry of its own.
+    pub fn apply_batch(
+        &mut self,
+        index: u64,
+        commands: &[crate::structs::Command],
+        mut apply_one: impl FnMut(&mut Store, &crate::structs::Command) -> Result<ApplyOutcome, crate::structs::CommandError>,
+    ) -> Result<ApplyOutcome, crate::structs::CommandError> {
+        let mut all = ApplyOutcome::default();
+        let mut results = Vec::with_capacity(commands.len());
+        for cmd in commands {
+            let one = apply_one(self, cmd)?;
+            results.push(one.result);
+            all.changes.extend(one.changes);
+            all.lock_delays.extend(one.lock_delays);
+            all.restored |= one.restored;
+        }
+        all.result = CommandResult::Batch { results, index };
+        Ok(all)
     }
 
     /// Replaces the whole store with a snapshot's (see [`Store::restored_at`]). A snapshot that
@@ -193,5 +225,41 @@ impl Store {
             (Table::Checks, self.checks.len()),
             (Table::Sessions, self.sessions.len()),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::structs::{BatchRequest, Command, DirEntry, KvsOp, KvsRequest};
+
+    fn kv(op: KvsOp, key: &str, v: &str, cas: u64) -> Command {
+        Command::kvs(&KvsRequest { op, dir_ent: DirEntry { modify_index: cas, ..DirEntry::new(key, v.as_bytes().to_vec()) } }).unwrap()
+    }
+
+    /// A batch applies each write on its own at the entry's index: a failed CAS changes nothing
+    /// and fails alone, later writes see earlier ones, and all share the ModifyIndex.
+    #[test]
+    fn a_batch_applies_each_write_on_its_own_at_one_index() {
+        let mut s = Store::new();
+        s.apply(3, &Command::kvs(&KvsRequest { op: KvsOp::Set, dir_ent: DirEntry::new("a", b"0".to_vec()) }).unwrap().decode().unwrap());
+        let batch = BatchRequest {
+            commands: vec![
+                kv(KvsOp::Cas, "a", "stale", 1),
+                kv(KvsOp::Set, "b", "1", 0),
+                kv(KvsOp::Cas, "a", "fresh", 3),
+                kv(KvsOp::Cas, "b", "2", 7),
+            ],
+        };
+        let cmd = Command::batch(&batch).unwrap();
+        assert_eq!(cmd.to_string(), "batch[set a len=5 cas=Some(1); set b len=1 cas=None; set a len=5 cas=Some(3); set b len=1 cas=Some(7)]");
+        let (result, changes) = s.apply(7, &cmd.decode().unwrap());
+        let CommandResult::Batch { results, index: 7 } = result else { panic!("{result:?}") };
+        let oks: Vec<bool> = results.iter().map(CommandResult::ok).collect();
+        assert_eq!(oks, [false, true, true, true], "the stale CAS fails alone; the CAS on b sees b's set at index 7");
+        assert!(results.iter().all(|r| r.index() == 7));
+        assert_eq!(s.kv_get("a").0.map(|e| (e.value.as_slice(), e.modify_index)), Some((&b"fresh"[..], 7)));
+        assert_eq!(s.kv_get("b").0.map(|e| e.value.as_slice()), Some(&b"2"[..]));
+        assert!(!changes.is_empty());
     }
 }

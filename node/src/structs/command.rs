@@ -36,6 +36,10 @@ impl MessageType {
     pub const TOMBSTONE: Self = Self(5);
     /// `TxnRequestType`: a transaction of several operations (Consul: 8).
     pub const TXN: Self = Self(8);
+    /// Concord's own: several independent writes group-committed in one entry
+    /// ([`BatchRequest`], built by `server::group_commit`). Not ignorable: every write in it
+    /// must apply on every server.
+    pub const BATCH: Self = Self(101);
     /// High bit: a server that does not know the type skips the entry instead of halting
     /// (Consul's `IgnoreUnknownTypeFlag`, 128).
     pub const IGNORE_UNKNOWN_FLAG: u8 = 128;
@@ -79,6 +83,13 @@ pub struct RestoreRequest {
     pub sections: Vec<u8>,
 }
 
+/// `BATCH`: independent writes that share one log entry, applied in order at its index, each
+/// with its own result ([`CommandResult::Batch`]). Never nested, never holds a `RESTORE`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRequest {
+    pub commands: Vec<Command>,
+}
+
 /// A decoded command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -89,6 +100,7 @@ pub enum Request {
     TombstoneReap(TombstoneReapRequest),
     Txn(TxnRequest),
     Restore(RestoreRequest),
+    Batch(BatchRequest),
     /// A type this build does not know but that is flagged ignorable: applied as a no-op.
     Ignored(MessageType),
 }
@@ -139,10 +151,15 @@ impl Command {
         Self::build(MessageType::TXN, req)
     }
 
+    /// Several writes in one entry. Errors: the request cannot be encoded.
+    pub fn batch(req: &BatchRequest) -> Result<Self, CodecError> {
+        Self::build(MessageType::BATCH, req)
+    }
+
     /// Decodes the body by type. Errors: see [`CommandError`].
     pub fn decode(&self) -> Result<Request, CommandError> {
         let t = self.msg_type;
-        let known = matches!(t.base(), 0 | 1 | 2 | 3 | 5 | 8 | 100);
+        let known = matches!(t.base(), 0 | 1 | 2 | 3 | 5 | 8 | 100 | 101);
         if !known {
             return if t.ignorable() { Ok(Request::Ignored(t)) } else { Err(CommandError::UnknownType(t.0)) };
         }
@@ -157,6 +174,7 @@ impl Command {
             3 => Ok(Request::Session(decode(&self.body).map_err(body_err)?)),
             8 => Ok(Request::Txn(decode(&self.body).map_err(body_err)?)),
             100 => Ok(Request::Restore(decode(&self.body).map_err(body_err)?)),
+            101 => Ok(Request::Batch(decode(&self.body).map_err(body_err)?)),
             _ => Ok(Request::TombstoneReap(decode(&self.body).map_err(body_err)?)),
         }
     }
@@ -185,6 +203,13 @@ impl std::fmt::Display for Command {
             Ok(Request::Restore(r)) => write!(f, "restore snapshot ({} bytes)", r.sections.len()),
             Ok(Request::TombstoneReap(r)) => write!(f, "reap tombstones <= {}", r.reap_index),
             Ok(Request::Txn(r)) => write!(f, "{r}"),
+            Ok(Request::Batch(b)) => {
+                write!(f, "batch[")?;
+                for (i, c) in b.commands.iter().enumerate() {
+                    write!(f, "{}{c}", if i == 0 { "" } else { "; " })?;
+                }
+                write!(f, "]")
+            }
             Ok(Request::Ignored(t)) => write!(f, "ignored type {}", t.0),
             Err(e) => write!(f, "undecodable: {e}"),
         }
@@ -212,6 +237,8 @@ pub enum CommandResult {
     /// `errors` is empty and everything was applied), else every operation's error and nothing
     /// applied (`results` is empty).
     Txn { results: Vec<TxnResult>, errors: Vec<TxnError>, index: u64 },
+    /// A group-committed entry ([`BatchRequest`]): each write's own result, in order.
+    Batch { results: Vec<CommandResult>, index: u64 },
     /// A blank or membership entry, or an ignorable unknown type: nothing changed.
     None { index: u64 },
 }
@@ -232,6 +259,7 @@ impl CommandResult {
             | CommandResult::Refused { index, .. }
             | CommandResult::TombstoneReap { index, .. }
             | CommandResult::Txn { index, .. }
+            | CommandResult::Batch { index, .. }
             | CommandResult::None { index } => *index,
         }
     }
@@ -242,6 +270,7 @@ impl CommandResult {
             CommandResult::Catalog { error, .. } => error.is_none(),
             CommandResult::Refused { .. } => false,
             CommandResult::Txn { errors, .. } => errors.is_empty(),
+            CommandResult::Batch { results, .. } => results.iter().all(CommandResult::ok),
             _ => true,
         }
     }

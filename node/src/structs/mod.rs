@@ -17,7 +17,7 @@ pub use catalog::{
     CatalogQuery, CheckServiceNode, DeregisterRequest, HealthCheck, HealthStatus, Indexed, Meta, Node, NodeService, NodeServices,
     RegisterRequest, ServiceNode, Weights,
 };
-pub use command::{Command, CommandError, CommandResult, MessageType, Request, RestoreRequest, TombstoneReapRequest};
+pub use command::{BatchRequest, Command, CommandError, CommandResult, MessageType, Request, RestoreRequest, TombstoneReapRequest};
 pub use kvs::{DirEntry, IndexedDirEntries, IndexedKeyList, KeyListRequest, KeyRequest, KvsOp, KvsRequest};
 pub use session::{Session, SessionBehavior, SessionOp, SessionQuery, SessionRequest};
 pub use txn::{TxnCatalogVerb, TxnError, TxnKvOp, TxnKvVerb, TxnOp, TxnReadRequest, TxnReadResponse, TxnRequest, TxnResult, MAX_TXN_OPS};
