@@ -169,6 +169,9 @@ pub struct BugSwitches {
     /// and answered with the second attempt's result (caught by the KV register model on
     /// `client-agents`).
     pub client_retries_unknown: bool,
+    /// SWIM without its safeguards: one indirect probe and a suspect declared down after 1 ms,
+    /// so lost packets get live members declared failed (caught on gossip-lossy).
+    pub gossip_hasty_failure: bool,
 }
 
 /// Everything an agent needs to start.

@@ -91,6 +91,9 @@ pub enum Bug {
     /// took the steps seals gossip with a key no other member has (caught by the
     /// membership-convergence oracle on `gossip-keyring`).
     KeyringUseBeforeInstall,
+    /// SWIM without suspicion or indirect probes, so a few lost packets get a live member declared
+    /// failed (caught by the no-false-failures oracle on `gossip-lossy`).
+    GossipHastyFailure,
 }
 
 impl Bug {
@@ -121,6 +124,7 @@ impl Bug {
             Bug::ClientRetriesUnknown => "client-retries-unknown",
             Bug::WatchDeliversPrevious => "watch-delivers-previous",
             Bug::KeyringUseBeforeInstall => "keyring-use-before-install",
+            Bug::GossipHastyFailure => "gossip-hasty-failure",
         }
     }
 
@@ -164,6 +168,7 @@ impl Bug {
             Bug::ClientRetriesUnknown => &["client-agents"],
             Bug::WatchDeliversPrevious => &["watch"],
             Bug::KeyringUseBeforeInstall => &["gossip-keyring"],
+            Bug::GossipHastyFailure => &["gossip-lossy"],
         }
     }
 
@@ -242,6 +247,7 @@ impl RunOptions {
             gossip_no_rejoin: self.bugs.contains(&Bug::GossipNoRejoin),
             event_dedup_by_name: self.bugs.contains(&Bug::EventDedupByName),
             client_retries_unknown: self.bugs.contains(&Bug::ClientRetriesUnknown),
+            gossip_hasty_failure: self.bugs.contains(&Bug::GossipHastyFailure),
             release_keeps_lock: self.bugs.contains(&Bug::ReleaseKeepsLock),
             session_ttl_early: self.bugs.contains(&Bug::SessionTtlEarly),
             session_ttl_forgotten: self.bugs.contains(&Bug::SessionTtlForgotten),

@@ -118,11 +118,14 @@ pub struct GossipConfig {
     /// Consul `-encrypt`: the gossip key this agent starts with (ignored when the data dir holds
     /// a keyring file, which wins, as in Consul). `None`: gossip in the clear.
     pub encrypt: Option<keyring::GossipKey>,
+    /// Deliberate bug `gossip_hasty_failure`: SWIM without its safeguards (one indirect probe, a
+    /// suspect declared down after 1 ms, no time to refute), so lost packets fail live members.
+    pub hasty_failure: bool,
 }
 
 impl Default for GossipConfig {
     fn default() -> Self {
-        Self { expected_members: 8, reconnect_interval_ms: 10_000, retry_join_interval_ms: 1_000, encrypt: None }
+        Self { expected_members: 8, reconnect_interval_ms: 10_000, retry_join_interval_ms: 1_000, encrypt: None, hasty_failure: false }
     }
 }
 
@@ -136,6 +139,10 @@ impl GossipConfig {
         c.max_packet_size = std::num::NonZeroUsize::new(MAX_PACKET_BYTES - overhead).unwrap_or(std::num::NonZeroUsize::MIN);
         if let Some(p) = c.periodic_announce_to_down_members.as_mut() {
             p.frequency = Duration::from_millis(self.reconnect_interval_ms);
+        }
+        if self.hasty_failure {
+            c.num_indirect_probes = std::num::NonZeroUsize::MIN;
+            c.suspect_to_down_after = Duration::from_millis(1);
         }
         c
     }
