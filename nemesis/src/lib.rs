@@ -74,6 +74,9 @@ pub enum Fault {
     /// Make every link of `host` flaky: each message may start a drop burst with this
     /// probability (per mille).
     LossyNode { host: Target, per_mille: u32 },
+    /// Gossip-only packet loss: `host` drops this share (per mille) of the UDP datagrams it
+    /// sends, each independently; TCP (Raft, RPC, HTTP) is untouched.
+    UdpLoss { host: Target, per_mille: u32 },
     /// Set the rate of a server's clock ([`RATE_REAL`] = real time). The clock stays continuous
     /// at the change; leases and TTLs time themselves with it.
     ClockDrift { host: Target, rate_ppm: RatePpm },
@@ -115,6 +118,7 @@ impl Fault {
             | Fault::TransferLeader(h)
             | Fault::SlowNode { host: h, .. }
             | Fault::LossyNode { host: h, .. }
+            | Fault::UdpLoss { host: h, .. }
             | Fault::ClockDrift { host: h, .. }
             | Fault::BitFlip { host: h, .. } => h.host().into_iter().collect(),
         }
@@ -148,6 +152,7 @@ impl fmt::Display for Fault {
             Fault::Unclog(a, b) => write!(f, "unclog {a}-{b}"),
             Fault::SlowNode { host, min_ms, jitter_ms } => write!(f, "slow {host} {min_ms}+{jitter_ms}ms"),
             Fault::LossyNode { host, per_mille } => write!(f, "lossy {host} {per_mille}‰"),
+            Fault::UdpLoss { host, per_mille } => write!(f, "udp loss {host} {per_mille}‰"),
             Fault::ClockDrift { host, rate_ppm } => {
                 let pct = (f64::from(*rate_ppm) - f64::from(RATE_REAL)) / 1e4;
                 write!(f, "clock drift {host} rate {pct:+.2}%")

@@ -177,6 +177,9 @@ pub struct BugSwitches {
     /// state machine to apply the read index, so a new leader can answer before applying writes
     /// its predecessor acknowledged (caught by the KV register model on `group-commit`).
     pub read_index_skips_apply: bool,
+    /// SWIM without its safeguards: one indirect probe and a suspect declared down after 1 ms,
+    /// so lost packets get live members declared failed (caught on gossip-lossy).
+    pub gossip_hasty_failure: bool,
 }
 
 /// Everything an agent needs to start.

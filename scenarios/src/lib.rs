@@ -14,6 +14,7 @@ mod crash_restart;
 mod disk_corruption;
 mod flapping_partitions;
 mod gossip_keyring;
+mod gossip_lossy;
 mod gossip_partition;
 mod group_commit;
 mod health_flap;
@@ -92,6 +93,9 @@ pub enum WorkloadKind {
     /// `concord watch`'s plan on one key (client `w1`), every delivery judged as a read of the
     /// key, beside KV register clients writing it.
     Watch,
+    /// [`WorkloadKind::Gossip`] in a run whose only fault is packet loss: also judged by the
+    /// no-false-failures oracle on the trace.
+    GossipLossy,
 }
 
 impl WorkloadKind {
@@ -110,6 +114,7 @@ impl WorkloadKind {
             WorkloadKind::LockCli => "lock-cli",
             WorkloadKind::ClientAgents => "client-agents",
             WorkloadKind::Watch => "watch",
+            WorkloadKind::GossipLossy => "gossip-membership-lossy",
         }
     }
 }
@@ -126,6 +131,7 @@ const GOSSIP_KEYRING: WorkloadKind = WorkloadKind::GossipKeyring;
 const LOCK_CLI: WorkloadKind = WorkloadKind::LockCli;
 const CLIENT_AGENTS: WorkloadKind = WorkloadKind::ClientAgents;
 const WATCH: WorkloadKind = WorkloadKind::Watch;
+const GOSSIP_LOSSY: WorkloadKind = WorkloadKind::GossipLossy;
 
 /// A scenario: name, one-line description, schedule builder (which may describe what it chose
 /// from the seed in [`Schedule::options`]), and the workload its clients run.
@@ -161,6 +167,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "txn-bank", about: "transfers between accounts in /v1/txn transactions under partitions, leader isolation and crashes; the total never changes", build: health_flap::build, workload: BANK },
     Scenario { name: "snapshot-restore", about: "a snapshot saved early is restored during a partition through the majority side (sometimes tried on the minority first), then more faults; every server converges on it", build: snapshot_restore::build, workload: SNAPSHOT },
     Scenario { name: "kv-wide", about: "stale, prefix and prefix-blocking reads and recursive deletes on a key tree, under random-halves partitions", build: partition_heal::build, workload: KV_WIDE },
+    Scenario { name: "gossip-lossy", about: "5% packet loss on every server's links and no partition: no live member may be declared failed", build: gossip_lossy::build, workload: GOSSIP_LOSSY },
     Scenario { name: "gossip-partition", about: "partitions long enough for gossip to declare members failed; after the heal all rejoin and serfHealth passes", build: gossip_partition::build, workload: GOSSIP },
     Scenario { name: "gossip-keyring", about: "every agent gossips encrypted; the key is rotated (install, use, remove) under partitions, lossy links and crashes; membership converges", build: gossip_keyring::build, workload: GOSSIP_KEYRING },
     Scenario { name: "lock-cli", about: "concord lock's recipe holds a lock and a semaphore around scripted children while holders' servers are cut off for seconds, isolated and paused", build: lock_cli::build, workload: LOCK_CLI },

@@ -52,7 +52,7 @@ pub fn start(sim: &mut turmoil::Sim<'_>, spec: ClientAgentsSpec<'_>, seeds: &mut
         sim.host(name.as_str(), move || {
             let (join, http, server, bugs) = template.clone();
             let io = Io {
-                net: Arc::new(TurmoilNet),
+                net: Arc::new(TurmoilNet::lossless()),
                 clock: Arc::new(SimClock::new()),
                 disk: disk.clone(),
                 trace: Arc::new(TraceHandle(trace.clone())),

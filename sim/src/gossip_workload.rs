@@ -33,15 +33,19 @@ const READ_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// See the module docs. With `through_client_agents` (`client-agents`), every workload client
 /// sends its KV operations through a client agent of its own, and the membership poll covers the
-/// client agents too.
+/// client agents too. `forbid_failures`: the scenario never cuts a member off (only packet
+/// loss), so any `failed` verdict in the trace is a false failure (`gossip-lossy`).
 pub struct GossipMembership {
     pub through_client_agents: bool,
+    pub forbid_failures: bool,
 }
 
 impl Workload for GossipMembership {
     fn name(&self) -> &'static str {
         if self.through_client_agents {
             scenarios::WorkloadKind::ClientAgents.name()
+        } else if self.forbid_failures {
+            scenarios::WorkloadKind::GossipLossy.name()
         } else {
             scenarios::WorkloadKind::Gossip.name()
         }
@@ -84,6 +88,20 @@ impl Workload for GossipMembership {
     }
     fn liveness_oracle_names(&self) -> &'static str {
         "blocking queries answer within 2s of a change, membership converges within 30s of the heal"
+    }
+    fn trace_oracles(&self, trace: &[checker::Record]) -> Vec<InvariantViolation> {
+        if self.forbid_failures {
+            checker::oracles::check_no_false_failures(trace)
+        } else {
+            Vec::new()
+        }
+    }
+    fn trace_oracle_names(&self) -> &'static str {
+        if self.forbid_failures {
+            "no live member declared failed under packet loss"
+        } else {
+            ""
+        }
     }
 }
 

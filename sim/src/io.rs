@@ -9,8 +9,45 @@ use async_trait::async_trait;
 use node::io::trace::{Event, Record};
 use node::io::{BoxStream, Clock, Listener, Net, TraceSink, UdpSocket};
 
-/// TCP and UDP over turmoil's simulated network.
-pub struct TurmoilNet;
+/// TCP and UDP over turmoil's simulated network; the host's UDP datagrams also pass its
+/// [`UdpLoss`] (the nemesis's gossip-only packet loss).
+pub struct TurmoilNet {
+    pub udp_loss: Arc<UdpLoss>,
+}
+
+impl TurmoilNet {
+    /// A host whose datagrams are never dropped by [`UdpLoss`] (client agents, workload tools).
+    pub fn lossless() -> Self {
+        Self { udp_loss: UdpLoss::new(0) }
+    }
+}
+
+/// A host's gossip-only packet loss: the share (per mille) of the UDP datagrams it sends that
+/// are dropped, each independently, drawn from the host's own seeded stream (no draw while the
+/// share is 0, so runs without this fault keep their schedules). TCP is untouched. Unlike
+/// turmoil's link fail rate, which breaks a link for a burst of messages, this is the uniform
+/// per-packet loss SWIM's failure detector is specified against.
+#[derive(Debug)]
+pub struct UdpLoss {
+    per_mille: std::sync::atomic::AtomicU32,
+    rng: Mutex<rand_chacha::ChaCha8Rng>,
+}
+
+impl UdpLoss {
+    /// No loss yet; `seed` starts the host's drop stream.
+    pub fn new(seed: u64) -> Arc<Self> {
+        Arc::new(Self { per_mille: 0.into(), rng: Mutex::new(rand::SeedableRng::seed_from_u64(seed)) })
+    }
+    /// Sets the share of datagrams dropped, per mille (0: none).
+    pub fn set(&self, per_mille: u32) {
+        self.per_mille.store(per_mille.min(1000), std::sync::atomic::Ordering::Relaxed);
+    }
+    /// Whether the next datagram is dropped.
+    fn drops(&self) -> bool {
+        let per_mille = self.per_mille.load(std::sync::atomic::Ordering::Relaxed);
+        per_mille > 0 && rand::Rng::gen_range(&mut *self.rng.lock().unwrap_or_else(|e| e.into_inner()), 0..1000) < per_mille
+    }
+}
 
 struct TurmoilListener(turmoil::net::TcpListener);
 
@@ -38,16 +75,20 @@ impl Net for TurmoilNet {
     async fn bind_udp(&self, addr: SocketAddr) -> std::io::Result<Box<dyn UdpSocket>> {
         // As for TCP: turmoil binds the unspecified address (or loopback), never a host IP.
         let any = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port());
-        Ok(Box::new(TurmoilUdp(turmoil::net::UdpSocket::bind(any).await?)))
+        Ok(Box::new(TurmoilUdp(turmoil::net::UdpSocket::bind(any).await?, self.udp_loss.clone())))
     }
 }
 
 /// A UDP socket in turmoil's simulated network (datagrams obey partitions, loss and latency).
-struct TurmoilUdp(turmoil::net::UdpSocket);
+struct TurmoilUdp(turmoil::net::UdpSocket, Arc<UdpLoss>);
 
 #[async_trait]
 impl UdpSocket for TurmoilUdp {
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> std::io::Result<usize> {
+        if self.1.drops() {
+            // Lost on the wire: the sender cannot tell.
+            return Ok(buf.len());
+        }
         self.0.send_to(buf, target).await
     }
     async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
@@ -233,7 +274,7 @@ mod tests {
     fn ping(partitioned: bool) -> Option<(Vec<u8>, SocketAddr, SocketAddr)> {
         let mut sim = turmoil::Builder::new().build();
         sim.host("b", || async {
-            let sock = TurmoilNet.bind_udp(SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT))).await?;
+            let sock = TurmoilNet { udp_loss: UdpLoss::new(0) }.bind_udp(SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT))).await?;
             let mut buf = [0u8; 64];
             loop {
                 let (n, from) = sock.recv_from(&mut buf).await?;
@@ -243,7 +284,7 @@ mod tests {
         let got = Arc::new(Mutex::new(None));
         let out = got.clone();
         sim.client("a", async move {
-            let sock = TurmoilNet.bind_udp(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))).await?;
+            let sock = TurmoilNet { udp_loss: UdpLoss::new(0) }.bind_udp(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))).await?;
             assert_eq!(sock.send_to(b"ping", SocketAddr::new(turmoil::lookup("b"), PORT)).await?, 4);
             let mut buf = [0u8; 64];
             if let Ok(r) = tokio::time::timeout(Duration::from_secs(1), sock.recv_from(&mut buf)).await {

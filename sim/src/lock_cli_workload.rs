@@ -151,7 +151,7 @@ async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
         let child = SpawnSpec { args: vec!["sleep".into(), spec.rng.gen_range(15..45).to_string()], ..SpawnSpec::default() };
         let client = HttpClient::new(&addr.to_string())
             .map_err(|e| e.to_string())?
-            .with_net(Arc::new(crate::io::TurmoilNet))
+            .with_net(Arc::new(crate::io::TurmoilNet::lossless()))
             .with_request_timeout(REQUEST_TIMEOUT);
         // The outcome (held and done, lost, not acquired) shows in the child runs recorded.
         let _ = hold(&client, &processes, &opts, &child).await;

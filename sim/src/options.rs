@@ -99,6 +99,9 @@ pub enum Bug {
     /// state machine to apply the read index, so a new leader can answer before applying writes
     /// its predecessor acknowledged (caught by the KV register model on `group-commit`).
     ReadIndexSkipsApply,
+    /// SWIM without suspicion or indirect probes, so a few lost packets get a live member declared
+    /// failed (caught by the no-false-failures oracle on `gossip-lossy`).
+    GossipHastyFailure,
 }
 
 impl Bug {
@@ -131,6 +134,7 @@ impl Bug {
             Bug::KeyringUseBeforeInstall => "keyring-use-before-install",
             Bug::BatchResultsMisrouted => "batch-results-misrouted",
             Bug::ReadIndexSkipsApply => "read-index-skips-apply",
+            Bug::GossipHastyFailure => "gossip-hasty-failure",
         }
     }
 
@@ -176,6 +180,7 @@ impl Bug {
             Bug::KeyringUseBeforeInstall => &["gossip-keyring"],
             Bug::BatchResultsMisrouted => &["group-commit"],
             Bug::ReadIndexSkipsApply => &["group-commit", "leader-isolation", "crash-restart"],
+            Bug::GossipHastyFailure => &["gossip-lossy"],
         }
     }
 
@@ -262,6 +267,7 @@ impl RunOptions {
             client_retries_unknown: self.bugs.contains(&Bug::ClientRetriesUnknown),
             batch_results_misrouted: self.bugs.contains(&Bug::BatchResultsMisrouted),
             read_index_skips_apply: self.bugs.contains(&Bug::ReadIndexSkipsApply),
+            gossip_hasty_failure: self.bugs.contains(&Bug::GossipHastyFailure),
             release_keeps_lock: self.bugs.contains(&Bug::ReleaseKeepsLock),
             session_ttl_early: self.bugs.contains(&Bug::SessionTtlEarly),
             session_ttl_forgotten: self.bugs.contains(&Bug::SessionTtlForgotten),

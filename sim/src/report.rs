@@ -67,10 +67,15 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
         let _ = writeln!(out, "  {object} {key:<6} {line}");
     }
     if judgement.invariants.is_empty() {
+        let workload = crate::workload::for_scenario(&result.options.scenario);
+        let trace_oracles = match workload.trace_oracle_names() {
+            "" => String::new(),
+            names => format!(", {names}"),
+        };
         let _ = writeln!(
             out,
-            "  invariants ok: election safety, state machine safety, log matching, leader completeness, vote durability, apply once, {}",
-            crate::workload::for_scenario(&result.options.scenario).oracle_names()
+            "  invariants ok: election safety, state machine safety, log matching, leader completeness, vote durability, apply once, {}{trace_oracles}",
+            workload.oracle_names()
         );
     }
     const SHOWN: usize = 8;

@@ -16,7 +16,7 @@ use node::io::Io;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::io::{SimClock, Trace, TraceHandle, TurmoilNet};
+use crate::io::{SimClock, Trace, TraceHandle, TurmoilNet, UdpLoss};
 use crate::operator::{run_operator, OperatorQueue};
 use crate::world::World;
 use crate::options::RunOptions;
@@ -157,6 +157,8 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     let disks: Vec<Arc<MemDisk>> =
         (0..n).map(|i| Arc::new(MemDisk::with_latency(options.seed ^ DISK_SEED_SALT.wrapping_mul(i as u64 + 1)))).collect();
     let clocks: Vec<Arc<SimClock>> = (0..n).map(|_| Arc::new(SimClock::new())).collect();
+    // Drop streams seeded apart from `seeds`, so adding them shifts no other random choice.
+    let udp_loss: Vec<Arc<UdpLoss>> = (0..n).map(|i| UdpLoss::new(options.seed ^ (0x7564_706c_6f73 + i as u64))).collect();
     let agents: Rc<RefCell<Vec<Option<Arc<Agent>>>>> = Rc::new(RefCell::new(vec![None; n]));
     let mut seeds = ChaCha8Rng::seed_from_u64(options.seed);
 
@@ -187,6 +189,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         };
         let disk = disks[i].clone();
         let clock = clocks[i].clone();
+        let host_udp_loss = udp_loss[i].clone();
         let trace = trace.clone();
         let agents = agents.clone();
         let agent_seed = rand::Rng::gen::<u64>(&mut seeds);
@@ -196,7 +199,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         let boot_delay = Duration::from_millis(rand::Rng::gen_range(&mut seeds, 0..BOOT_STAGGER_MS));
         sim.host(names[i].as_str(), move || {
             let io = Io {
-                net: Arc::new(TurmoilNet),
+                net: Arc::new(TurmoilNet { udp_loss: host_udp_loss.clone() }),
                 clock: clock.clone(),
                 disk: disk.clone(),
                 trace: Arc::new(TraceHandle(trace.clone())),
@@ -286,7 +289,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         (0..options.clients).map(nemesis::hosts::workload).chain(client_agents.iter().map(|(name, _)| name.clone())).collect();
     let latency = (Duration::from_millis(1), options.latency_max);
     let mut world =
-        World::new(names.clone(), client_names, agents.clone(), disks, clocks, options.seed, latency, (operator.clone(), rpc_addrs.clone()));
+        World::new(names.clone(), client_names, agents.clone(), disks, (clocks, udp_loss), options.seed, latency, (operator.clone(), rpc_addrs.clone()));
     let mut faults = Vec::new();
     let mut pending = schedule.events().iter().peekable();
     let mut healed = false;

@@ -70,7 +70,7 @@ async fn run_watch(mut spec: ClientSpec) -> turmoil::Result {
     let (server_name, addr) = spec.servers[spec.rng.gen_range(0..spec.servers.len())].clone();
     let client = HttpClient::new(&addr.to_string())
         .map_err(|e| e.to_string())?
-        .with_net(Arc::new(crate::io::TurmoilNet))
+        .with_net(Arc::new(crate::io::TurmoilNet::lossless()))
         .with_request_timeout(FETCH_TIMEOUT);
     let buggy = spec.bugs.contains(&Bug::WatchDeliversPrevious);
     let mut plan = Plan::new(client, WatchType::Key { key: key.clone() }, false, WATCH_WAIT).delivering_previous(buggy);

@@ -93,6 +93,15 @@ pub trait Workload {
     fn liveness_oracle_names(&self) -> &'static str {
         ""
     }
+    /// Invariants this workload's scenario adds on the run's trace, beyond the Raft invariants
+    /// every run gets (default: none).
+    fn trace_oracles(&self, _trace: &[checker::Record]) -> Vec<InvariantViolation> {
+        Vec::new()
+    }
+    /// The invariants of [`Self::trace_oracles`], as the report lists them when they hold.
+    fn trace_oracle_names(&self) -> &'static str {
+        ""
+    }
 }
 
 /// The KV register workload (see the module docs).
@@ -138,11 +147,12 @@ pub fn for_scenario(scenario: &str) -> Box<dyn Workload> {
         Some(scenarios::WorkloadKind::Bank) => Box::new(crate::bank_workload::Bank),
         Some(scenarios::WorkloadKind::KvWide) => Box::new(crate::kv_wide_workload::KvWide),
         Some(scenarios::WorkloadKind::SnapshotRestore) => Box::new(crate::snapshot_workload::SnapshotRestore::default()),
-        Some(scenarios::WorkloadKind::Gossip) => Box::new(crate::gossip_workload::GossipMembership { through_client_agents: false }),
+        Some(scenarios::WorkloadKind::Gossip) => Box::new(crate::gossip_workload::GossipMembership { through_client_agents: false, forbid_failures: false }),
         Some(scenarios::WorkloadKind::GossipKeyring) => Box::new(crate::keyring_workload::GossipKeyring::default()),
         Some(scenarios::WorkloadKind::LockCli) => Box::new(crate::lock_cli_workload::LockCli),
         Some(scenarios::WorkloadKind::Watch) => Box::new(crate::watch_workload::Watch),
-        Some(scenarios::WorkloadKind::ClientAgents) => Box::new(crate::gossip_workload::GossipMembership { through_client_agents: true }),
+        Some(scenarios::WorkloadKind::ClientAgents) => Box::new(crate::gossip_workload::GossipMembership { through_client_agents: true, forbid_failures: false }),
+        Some(scenarios::WorkloadKind::GossipLossy) => Box::new(crate::gossip_workload::GossipMembership { through_client_agents: false, forbid_failures: true }),
     }
 }
 

@@ -35,6 +35,8 @@ pub struct World {
     agents: Rc<RefCell<Vec<Option<Arc<Agent>>>>>,
     disks: Vec<Arc<MemDisk>>,
     clocks: Vec<Arc<SimClock>>,
+    /// Each host's gossip-only packet loss ([`Fault::UdpLoss`]).
+    udp_loss: Vec<Arc<crate::io::UdpLoss>>,
     crashed: Vec<bool>,
     /// Server pairs `(low, high)` currently cut both ways.
     cut: BTreeSet<(usize, usize)>,
@@ -68,7 +70,7 @@ impl World {
         client_names: Vec<String>,
         agents: Rc<RefCell<Vec<Option<Arc<Agent>>>>>,
         disks: Vec<Arc<MemDisk>>,
-        clocks: Vec<Arc<SimClock>>,
+        (clocks, udp_loss): (Vec<Arc<SimClock>>, Vec<Arc<crate::io::UdpLoss>>),
         seed: u64,
         latency: (Duration, Duration),
         operator: (Rc<RefCell<OperatorQueue>>, Vec<String>),
@@ -80,6 +82,7 @@ impl World {
             agents,
             disks,
             clocks,
+            udp_loss,
             crashed: vec![false; n],
             cut: BTreeSet::new(),
             cut_oneway: BTreeSet::new(),
@@ -236,6 +239,9 @@ impl World {
         for c in std::mem::take(&mut self.paused_clients) {
             self.hold_client(sim, c, false);
         }
+        for loss in &self.udp_loss {
+            loss.set(0);
+        }
         for i in std::mem::take(&mut self.degraded).into_keys() {
             for h in self.peers_of(i) {
                 sim.set_link_fail_rate(self.name(i), h.as_str(), 0.0);
@@ -380,6 +386,12 @@ impl World {
                 for h in self.peers_of(i) {
                     sim.set_link_fail_rate(self.name(i), h.as_str(), f64::from(*per_mille) / 1000.0);
                 }
+                return Ok(hit(&self.names[i]));
+            }
+            Fault::UdpLoss { host, per_mille } => {
+                let i = self.resolve(host)?;
+                self.degraded.insert(i, "udp-lossy");
+                self.udp_loss[i].set(*per_mille);
                 return Ok(hit(&self.names[i]));
             }
             Fault::ClockDrift { host, rate_ppm } => {

@@ -15,6 +15,7 @@ pub mod consistent_read_matches_applied_state;
 pub mod holders_step_down;
 pub mod index_monotonic;
 pub mod membership_converges;
+pub mod no_false_failures;
 pub mod no_phantom_values;
 pub mod snapshot_restore;
 
@@ -25,6 +26,7 @@ pub use consistent_read_matches_applied_state::check_consistent_read_matches_app
 pub use holders_step_down::check_holders_step_down;
 pub use index_monotonic::check_index_monotonic;
 pub use membership_converges::{check_membership_converges, MEMBERSHIP_BOUND_NS};
+pub use no_false_failures::check_no_false_failures;
 pub use no_phantom_values::check_no_phantom_values;
 
 use crate::history::{History, OkResult, Op, OpFn, Outcome, Value};

@@ -106,7 +106,7 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
     let dns_udp_addr = dns_udp.local_addr().unwrap_or(dns_addr);
     let gossip_seed = server.io.seed;
     let mut tasks = vec![
-        tokio::spawn(crate::gossip::driver::run(server.gossip.clone(), serf_lan, server.config.gossip.clone(), gossip_seed, server.io.trace.clone())),
+        tokio::spawn(crate::gossip::driver::run(server.gossip.clone(), serf_lan, gossip_config(&server.config), gossip_seed, server.io.trace.clone())),
         tokio::spawn(retry_join_lan(server.clone(), join.clone())),
         tokio::spawn(crate::http::serve(server.clone(), http_listener)),
         tokio::spawn(crate::dns::serve_udp(server.clone(), dns_udp)),
@@ -123,4 +123,9 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
     tracing::info!(node = %c.node_name, mode, id = %format!("{:016x}", server.id), rpc = %rpc_addr, http = %http_addr,
         datacenter = %c.datacenter, "agent started");
     Ok(Arc::new(Agent { server, tasks: Mutex::new(tasks) }))
+}
+
+/// The pool's timing from the agent's config, with the deliberate bug `gossip_hasty_failure`.
+fn gossip_config(config: &crate::config::AgentConfig) -> crate::gossip::GossipConfig {
+    crate::gossip::GossipConfig { hasty_failure: config.bugs.gossip_hasty_failure, ..config.gossip.clone() }
 }

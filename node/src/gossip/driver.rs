@@ -4,8 +4,9 @@
 //! agent (announce to a join target, leave), datagrams from the socket, due timers. After each
 //! input it carries out foca's outputs: datagrams to send, timers to schedule (kept in a
 //! deadline-ordered map and fired with tokio's clock, which the simulator virtualises), and
-//! notifications (logged at DEBUG), then recomputes the membership view and logs every change of
-//! a member's status at INFO, naming the member. Randomness (probe order, gossip fan-out, seal
+//! notifications (logged at DEBUG), then brings the membership view up to date for the members
+//! the input may have changed ([`super::view`]) and logs every change of a member's status at
+//! INFO, naming the member. Randomness (probe order, gossip fan-out, seal
 //! nonces) comes from the agent's seed through [`SeededRng`].
 //!
 //! With gossip encryption ([`super::keyring`]) every datagram foca hands over is sealed with the
@@ -20,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use foca::{AccumulatingRuntime, Foca, OwnedNotification, PostcardCodec, State, Timer};
+use foca::{AccumulatingRuntime, Foca, OwnedNotification, Timer};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
@@ -57,7 +58,7 @@ impl rand_core_010::TryRng for SeededRng {
     }
 }
 
-type Swim = Foca<GossipId, PostcardCodec, SeededRng, super::broadcast::Broadcasts>;
+type Swim = Foca<GossipId, super::view::ObservingCodec, SeededRng, super::broadcast::Broadcasts>;
 
 /// Salt of the seal-nonce stream (ASCII "nonce"), apart from foca's stream.
 const NONCE_SEED_SALT: u64 = 0x6e_6f6e_6365;
@@ -77,6 +78,11 @@ struct Driver {
     fired: std::collections::VecDeque<(Instant, Vec<u8>)>,
     /// Seal nonces, from the agent's seed.
     nonces: ChaCha8Rng,
+    /// Members foca may have changed since the view caught up ([`super::view`]).
+    touched: Arc<std::sync::Mutex<super::view::Touched>>,
+    view: super::view::View,
+    /// This agent's own entry as last put in the view.
+    own: Option<Member>,
 }
 
 /// Runs the pool on `socket` until the task is aborted, as the pool's identity.
@@ -88,9 +94,12 @@ pub async fn run(pool: Arc<Pool>, socket: Box<dyn UdpSocket>, config: GossipConf
     };
     let broadcasts = super::broadcast::Broadcasts { events: pool.events.clone(), keyring: pool.keyring.clone() };
     let foca_config = config.foca(pool.keyring.enabled());
-    let foca = Foca::with_custom_broadcast(me, foca_config, SeededRng::new(seed), PostcardCodec, broadcasts);
+    let touched = Arc::new(std::sync::Mutex::new(super::view::Touched::default()));
+    let codec = super::view::ObservingCodec::new(touched.clone());
+    let foca = Foca::with_custom_broadcast(me, foca_config, SeededRng::new(seed), codec, broadcasts);
     let nonces = ChaCha8Rng::seed_from_u64(seed ^ NONCE_SEED_SALT);
-    let mut d = Driver { pool, trace, socket, foca, rt: AccumulatingRuntime::new(), timers: BTreeMap::new(), seq: 0, left: false, fired: Default::default(), nonces };
+    let (view, own) = (super::view::View::default(), None);
+    let mut d = Driver { pool, trace, socket, foca, rt: AccumulatingRuntime::new(), timers: BTreeMap::new(), seq: 0, left: false, fired: Default::default(), nonces, touched, view, own };
     // foca schedules its own probe and gossip timers once it first hears from a member.
     d.flush().await;
     let mut buf = vec![0u8; MAX_PACKET_BYTES + 1];
@@ -208,6 +217,7 @@ impl Driver {
                 break;
             }
             let timer = entry.remove();
+            super::view::touch_timer(&self.touched, &timer);
             if let Err(e) = self.foca.handle_timer(timer, &mut self.rt) {
                 tracing::debug!(error = %e, "gossip timer failed");
             }
@@ -244,37 +254,26 @@ impl Driver {
         self.refresh_view();
     }
 
-    /// Recomputes the view from foca's full membership state and logs status changes.
+    /// Brings the view up to date with the members foca may have changed ([`super::view`]) and
+    /// logs and traces every change of a member's status, in name order.
     fn refresh_view(&mut self) {
         let me = self.foca.identity();
-        let mut view: BTreeMap<String, Member> = BTreeMap::new();
-        for m in self.foca.iter_membership_state() {
-            let id = m.id();
-            if id.name.is_empty() || id.name == me.name || !id.is_well_formed() {
-                continue;
-            }
-            let status = match m.state() {
-                State::Alive => MemberStatus::Alive,
-                State::Suspect => MemberStatus::Suspect,
-                State::Down if id.left => MemberStatus::Left,
-                State::Down => MemberStatus::Failed,
-            };
-            // Two addresses claiming one name (a misconfiguration or a moved agent): the newer wins.
-            if view.get(&id.name).is_none_or(|cur| cur.generation < id.generation) {
-                view.insert(id.name.clone(), Member::of(id, status));
-            }
-        }
-        let my_status = if self.left { MemberStatus::Left } else { MemberStatus::Alive };
-        view.insert(me.name.clone(), Member::of(me, my_status));
-        let old: BTreeMap<String, MemberStatus> = self.pool.members().into_iter().map(|m| (m.name, m.status)).collect();
-        for (name, m) in &view {
-            let before = old.get(name).copied();
-            if before != Some(m.status) && name != &me.name {
+        let mut changes = self.view.catch_up(&self.touched, self.foca.iter_membership_state(), &me.name);
+        for (name, m) in &changes {
+            let Some(m) = m else { continue };
+            let before = self.pool.status_of(name);
+            if before != Some(m.status) {
                 log_change(name, m.addr, before, m.status);
                 self.trace.event(&me.name, Event::Member { member: name.clone(), status: m.status.trace_name().into() });
             }
         }
-        self.pool.set_view(view);
+        let my_status = if self.left { MemberStatus::Left } else { MemberStatus::Alive };
+        if self.own.as_ref().is_none_or(|o| o.status != my_status || o.generation != me.generation || o.addr != me.addr) {
+            let own = Member::of(me, my_status);
+            self.own = Some(own.clone());
+            changes.push((me.name.clone(), Some(own)));
+        }
+        self.pool.update_view(changes);
     }
 }
 

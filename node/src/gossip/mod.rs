@@ -19,6 +19,7 @@ pub mod events;
 pub mod identity;
 pub mod keyring;
 pub mod keyring_sync;
+pub mod view;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -117,11 +118,14 @@ pub struct GossipConfig {
     /// Consul `-encrypt`: the gossip key this agent starts with (ignored when the data dir holds
     /// a keyring file, which wins, as in Consul). `None`: gossip in the clear.
     pub encrypt: Option<keyring::GossipKey>,
+    /// Deliberate bug `gossip_hasty_failure`: SWIM without its safeguards (one indirect probe, a
+    /// suspect declared down after 1 ms, no time to refute), so lost packets fail live members.
+    pub hasty_failure: bool,
 }
 
 impl Default for GossipConfig {
     fn default() -> Self {
-        Self { expected_members: 8, reconnect_interval_ms: 10_000, retry_join_interval_ms: 1_000, encrypt: None }
+        Self { expected_members: 8, reconnect_interval_ms: 10_000, retry_join_interval_ms: 1_000, encrypt: None, hasty_failure: false }
     }
 }
 
@@ -135,6 +139,10 @@ impl GossipConfig {
         c.max_packet_size = std::num::NonZeroUsize::new(MAX_PACKET_BYTES - overhead).unwrap_or(std::num::NonZeroUsize::MIN);
         if let Some(p) = c.periodic_announce_to_down_members.as_mut() {
             p.frequency = Duration::from_millis(self.reconnect_interval_ms);
+        }
+        if self.hasty_failure {
+            c.num_indirect_probes = std::num::NonZeroUsize::MIN;
+            c.suspect_to_down_after = Duration::from_millis(1);
         }
         c
     }
@@ -156,6 +164,8 @@ pub struct Pool {
     /// This agent's identity at start (the driver takes it from here).
     identity: GossipId,
     view: Mutex<BTreeMap<String, Member>>,
+    /// Live members in `view` other than this agent (kept with it, so counting is O(1)).
+    live: std::sync::atomic::AtomicUsize,
     /// Bumped on every change of the view (the leader's reconciler waits on it).
     version: watch::Sender<u64>,
     requests: mpsc::UnboundedSender<Request>,
@@ -176,7 +186,7 @@ impl Pool {
         let view = BTreeMap::from([(me.name.clone(), Member::of(me, MemberStatus::Alive))]);
         let events = Arc::new(events::EventLog::new(&me.name, false));
         let keyring = Arc::new(keyring_sync::KeyringState::new(&me.name, me.generation, None, Default::default(), false));
-        Self { identity: me.clone(), view: Mutex::new(view), version: watch::channel(0).0, requests: tx, inbox: Mutex::new(Some(rx)), events, keyring, disk: None }
+        Self { identity: me.clone(), view: Mutex::new(view), live: 0.into(), version: watch::channel(0).0, requests: tx, inbox: Mutex::new(Some(rx)), events, keyring, disk: None }
     }
 
     /// The agent's pool: encrypted when the data dir holds a keyring file (which wins over
@@ -256,7 +266,7 @@ impl Pool {
 
     /// Live members other than this agent.
     pub fn live_peers(&self) -> usize {
-        self.view.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|m| m.name != self.identity.name && m.status.is_live()).count()
+        self.live.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A receiver that changes whenever the view does.
@@ -264,11 +274,32 @@ impl Pool {
         self.version.subscribe()
     }
 
-    /// Replaces the view; bumps the version only if it changed.
-    pub(crate) fn set_view(&self, view: BTreeMap<String, Member>) {
+    /// Sets the entries of the named members (`None`: forgotten), leaving the others as they
+    /// are; bumps the version once if any entry changed.
+    pub(crate) fn update_view(&self, changes: impl IntoIterator<Item = (String, Option<Member>)>) {
         let mut cur = self.view.lock().unwrap_or_else(|e| e.into_inner());
-        if *cur != view {
-            *cur = view;
+        let mut changed = false;
+        let mut live = self.live.load(std::sync::atomic::Ordering::Relaxed);
+        let counts = |m: &Member| m.name != self.identity.name && m.status.is_live();
+        for (name, new) in changes {
+            let old = match new {
+                Some(m) if cur.get(&name) == Some(&m) => continue,
+                Some(m) => {
+                    live += usize::from(counts(&m));
+                    cur.insert(name, m)
+                }
+                None => match cur.remove(&name) {
+                    Some(old) => Some(old),
+                    None => continue,
+                },
+            };
+            if let Some(old) = old {
+                live -= usize::from(counts(&old));
+            }
+            changed = true;
+        }
+        if changed {
+            self.live.store(live, std::sync::atomic::Ordering::Relaxed);
             self.version.send_modify(|v| *v += 1);
         }
     }

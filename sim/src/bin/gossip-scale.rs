@@ -31,6 +31,9 @@ struct Args {
     /// Stop a pool size's run after this many wall seconds and report how far it got.
     #[arg(long, default_value_t = 280)]
     wall_budget_s: u64,
+    /// Bootstrap ends once every view holds this share of the other members live.
+    #[arg(long, default_value_t = 0.95)]
+    bootstrap_fraction: f64,
     /// Print bootstrap progress to stderr.
     #[arg(long)]
     progress: bool,
@@ -58,10 +61,10 @@ fn quantiles(s: &Spread) -> String {
 fn main() {
     let args = Args::parse();
     println!("seed {}, latency 1-5 ms uniform per datagram, loss {}, views sampled every {} ms", args.seed, args.loss, sim::gossip_scale::SAMPLE.as_millis());
-    println!("boot sim: simulated time until N-1 members, started within 1 s and announcing to member 0, each list the other N-2 live");
+    println!("boot sim: simulated time until N-1 members, started within 1 s and announcing to member 0, each list {}% of the other N-2 live", args.bootstrap_fraction * 100.0);
     println!("join: time from the new member's first announce until other members list it alive (50% / 99% / all)");
     println!("joiner: time until the new member knows every other member (- if not before the crash phase ended)");
-    println!("crash: time from the driver's abort until survivors list it suspect-or-failed (first) and failed (50% / 99% / all)");
+    println!("crash: time from the driver's abort until survivors that knew it list it suspect-or-failed (first) and failed (50% / 99% / all)");
     println!(
         "{:>6} | {:>7} {:>7} {:>7} {:>6} | {:>7} | {:>7} | {:>7} {:>7} {:>7} | {:>6} {:>6} {:>6} | {:>9} {:>9} {:>9}",
         "N", "join50", "join99", "joinall", "serf", "joiner", "suspect", "fail50", "fail99", "failall", "probe", "susp_to", "max_tx", "boot sim", "boot w/s", "steady w/s"
@@ -72,6 +75,7 @@ fn main() {
         opts.phase_limit = Duration::from_secs(args.phase_limit_s);
         opts.wall_budget = Duration::from_secs(args.wall_budget_s);
         opts.progress = args.progress;
+        opts.bootstrap_fraction = args.bootstrap_fraction;
         let r: ScaleResult = run_blocking(&opts);
         let foca = r.config.foca(false);
         println!(
