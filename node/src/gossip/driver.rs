@@ -57,7 +57,7 @@ impl rand_core_010::TryRng for SeededRng {
     }
 }
 
-type Swim = Foca<GossipId, PostcardCodec, SeededRng, super::broadcast::Broadcasts>;
+pub(super) type Swim = Foca<GossipId, PostcardCodec, SeededRng, super::broadcast::Broadcasts>;
 
 /// Salt of the seal-nonce stream (ASCII "nonce"), apart from foca's stream.
 const NONCE_SEED_SALT: u64 = 0x6e_6f6e_6365;
@@ -146,6 +146,9 @@ impl Driver {
                     tracing::warn!(error = %e, "user event not broadcast");
                 }
                 self.fired.push_back((Instant::now(), item));
+            }
+            Request::ForceLeave { name, prune, done } => {
+                let _ = done.send(super::force_leave::apply(&mut self.foca, &mut self.rt, &name, prune));
             }
             Request::Leave(done) => {
                 if !self.left {
@@ -250,7 +253,7 @@ impl Driver {
         let mut view: BTreeMap<String, Member> = BTreeMap::new();
         for m in self.foca.iter_membership_state() {
             let id = m.id();
-            if id.name.is_empty() || id.name == me.name || !id.is_well_formed() {
+            if id.name.is_empty() || id.name == me.name || !id.is_well_formed() || id.pruned {
                 continue;
             }
             let status = match m.state() {

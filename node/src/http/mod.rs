@@ -64,6 +64,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/v1/event/fire/{name}", axum::routing::put(event::fire))
         .route("/v1/event/list", get(event::list))
         .route("/v1/agent/join/{*address}", axum::routing::put(agent_members::join))
+        .route("/v1/agent/force-leave/{node}", axum::routing::put(agent_members::force_leave))
         .route("/v1/agent/version", get(agent_self::version))
         .route("/v1/agent/host", get(agent_self::host))
         .route("/v1/agent/metrics", get(metrics::metrics))
