@@ -91,6 +91,10 @@ pub enum Bug {
     /// took the steps seals gossip with a key no other member has (caught by the
     /// membership-convergence oracle on `gossip-keyring`).
     KeyringUseBeforeInstall,
+    /// Autopilot removes every failed voter without raft-autopilot's majority guard, so the leader
+    /// shrinks the Raft configuration below a quorum of the servers (caught by the quorum-floor
+    /// oracle on `dead-server-cleanup`).
+    AutopilotRemovesBelowQuorum,
 }
 
 impl Bug {
@@ -121,6 +125,7 @@ impl Bug {
             Bug::ClientRetriesUnknown => "client-retries-unknown",
             Bug::WatchDeliversPrevious => "watch-delivers-previous",
             Bug::KeyringUseBeforeInstall => "keyring-use-before-install",
+            Bug::AutopilotRemovesBelowQuorum => "autopilot-removes-below-quorum",
         }
     }
 
@@ -164,6 +169,7 @@ impl Bug {
             Bug::ClientRetriesUnknown => &["client-agents"],
             Bug::WatchDeliversPrevious => &["watch"],
             Bug::KeyringUseBeforeInstall => &["gossip-keyring"],
+            Bug::AutopilotRemovesBelowQuorum => &["dead-server-cleanup"],
         }
     }
 
@@ -242,6 +248,7 @@ impl RunOptions {
             gossip_no_rejoin: self.bugs.contains(&Bug::GossipNoRejoin),
             event_dedup_by_name: self.bugs.contains(&Bug::EventDedupByName),
             client_retries_unknown: self.bugs.contains(&Bug::ClientRetriesUnknown),
+            autopilot_removes_below_quorum: self.bugs.contains(&Bug::AutopilotRemovesBelowQuorum),
             release_keeps_lock: self.bugs.contains(&Bug::ReleaseKeepsLock),
             session_ttl_early: self.bugs.contains(&Bug::SessionTtlEarly),
             session_ttl_forgotten: self.bugs.contains(&Bug::SessionTtlForgotten),

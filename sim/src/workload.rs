@@ -93,6 +93,11 @@ pub trait Workload {
     fn liveness_oracle_names(&self) -> &'static str {
         ""
     }
+    /// Oracles judged on the run's trace beside the Raft invariants, given the number of servers
+    /// (default: none).
+    fn trace_oracles(&self, _trace: &[checker::Record], _servers: usize) -> Vec<InvariantViolation> {
+        Vec::new()
+    }
 }
 
 /// The KV register workload (see the module docs).
@@ -143,6 +148,7 @@ pub fn for_scenario(scenario: &str) -> Box<dyn Workload> {
         Some(scenarios::WorkloadKind::LockCli) => Box::new(crate::lock_cli_workload::LockCli),
         Some(scenarios::WorkloadKind::Watch) => Box::new(crate::watch_workload::Watch),
         Some(scenarios::WorkloadKind::ClientAgents) => Box::new(crate::gossip_workload::GossipMembership { through_client_agents: true }),
+        Some(scenarios::WorkloadKind::DeadServerCleanup) => Box::new(crate::dead_server_workload::DeadServerCleanup::default()),
     }
 }
 

@@ -73,6 +73,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/v1/agent/reload", axum::routing::put(agent_self::reload))
         .route("/v1/operator/raft/configuration", get(operator::configuration))
         .route("/v1/operator/raft/peer", axum::routing::delete(operator::remove_peer).put(operator::add_peer))
+        .route("/v1/operator/autopilot/configuration", get(operator::autopilot_configuration))
         .route("/v1/operator/raft/transfer-leader", axum::routing::post(operator::transfer_leader))
         .merge(agent_services::routes())
         .merge(session::routes())
