@@ -87,6 +87,9 @@ pub enum Fault {
     RemoveServer(Target),
     /// Add a removed server back as a voter (learner first, then promoted).
     AddServer(Target),
+    /// Force a (crashed) server's gossip member to leave, as an operator would with `consul
+    /// force-leave NODE` through a live agent; the leader's autopilot then drops it from Raft.
+    ForceLeave(Target),
     /// Hand leadership to this server (as an operator would with `consul operator raft
     /// transfer-leader -id=…`); skipped if it already leads or no leader is known.
     TransferLeader(Target),
@@ -115,6 +118,7 @@ impl Fault {
             | Fault::DiskReadError(h)
             | Fault::RemoveServer(h)
             | Fault::AddServer(h)
+            | Fault::ForceLeave(h)
             | Fault::TransferLeader(h)
             | Fault::SlowNode { host: h, .. }
             | Fault::LossyNode { host: h, .. }
@@ -160,6 +164,7 @@ impl fmt::Display for Fault {
             Fault::DiskReadError(t) => write!(f, "disk read error armed on {t}"),
             Fault::RemoveServer(t) => write!(f, "remove server {t} from raft"),
             Fault::AddServer(t) => write!(f, "add server {t} to raft"),
+            Fault::ForceLeave(t) => write!(f, "force-leave {t}"),
             Fault::TransferLeader(t) => write!(f, "transfer leadership to {t}"),
             Fault::BitFlip { host, file, position_per_mille } => {
                 write!(f, "bit flip in {host} {file:?} at {position_per_mille}‰")

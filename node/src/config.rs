@@ -36,6 +36,9 @@ pub struct RaftTiming {
     /// How long KV delete tombstones are kept before the leader reaps them, in ms (Consul
     /// `tombstone_ttl`, 15 min). Must exceed the longest blocking-query wait (10 min).
     pub tombstone_ttl_ms: u64,
+    /// Autopilot's dead-server cleanup (Consul `autopilot.cleanup_dead_servers`, on by default;
+    /// see [`crate::server::autopilot`]). The simulator turns it on only where a scenario judges it.
+    pub cleanup_dead_servers: bool,
 }
 
 impl Default for RaftTiming {
@@ -47,6 +50,7 @@ impl Default for RaftTiming {
             snapshot_threshold: 8192,
             trailing_logs: 1024,
             tombstone_ttl_ms: 15 * 60 * 1000,
+            cleanup_dead_servers: true,
         }
     }
 }
@@ -180,6 +184,10 @@ pub struct BugSwitches {
     /// SWIM without its safeguards: one indirect probe and a suspect declared down after 1 ms,
     /// so lost packets get live members declared failed (caught on gossip-lossy).
     pub gossip_hasty_failure: bool,
+    /// Autopilot removes every failed voter, without raft-autopilot's guard of at most
+    /// `(voters - 1) / 2` per pass, so the leader can shrink the Raft configuration below a quorum
+    /// of the datacenter's servers (caught by the quorum-floor oracle on `dead-server-cleanup`).
+    pub autopilot_removes_below_quorum: bool,
 }
 
 /// Everything an agent needs to start.

@@ -11,6 +11,7 @@ mod bridge;
 mod client_agents;
 mod clock_drift;
 mod crash_restart;
+mod dead_server_cleanup;
 mod disk_corruption;
 mod flapping_partitions;
 mod gossip_keyring;
@@ -90,6 +91,10 @@ pub enum WorkloadKind {
     /// client agent of its own (which forwards to the servers); KV judged as a linearizable
     /// register, and the client agents polled with the servers for membership convergence.
     ClientAgents,
+    /// The KV register workload, judged also by the autopilot oracles on the trace (the Raft
+    /// configuration never shrinks below a quorum of the servers; a dead server leaves it within a
+    /// bound) and by membership convergence after the heal.
+    DeadServerCleanup,
     /// `concord watch`'s plan on one key (client `w1`), every delivery judged as a read of the
     /// key, beside KV register clients writing it.
     Watch,
@@ -115,6 +120,7 @@ impl WorkloadKind {
             WorkloadKind::ClientAgents => "client-agents",
             WorkloadKind::Watch => "watch",
             WorkloadKind::GossipLossy => "gossip-membership-lossy",
+            WorkloadKind::DeadServerCleanup => "dead-server-cleanup",
         }
     }
 }
@@ -132,6 +138,7 @@ const LOCK_CLI: WorkloadKind = WorkloadKind::LockCli;
 const CLIENT_AGENTS: WorkloadKind = WorkloadKind::ClientAgents;
 const WATCH: WorkloadKind = WorkloadKind::Watch;
 const GOSSIP_LOSSY: WorkloadKind = WorkloadKind::GossipLossy;
+const DEAD_SERVER: WorkloadKind = WorkloadKind::DeadServerCleanup;
 
 /// A scenario: name, one-line description, schedule builder (which may describe what it chose
 /// from the seed in [`Schedule::options`]), and the workload its clients run.
@@ -174,6 +181,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "client-agents", about: "KV through client agents (one -retry-join each, servers found by gossip) while servers crash, the leader is isolated and halves are cut; all agents converge after the heal", build: client_agents::build, workload: CLIENT_AGENTS },
     Scenario { name: "watch", about: "concord watch's plan on a key through one server while others write it, under random-halves partitions; every delivery is a linearizable read", build: partition_heal::build, workload: WATCH },
     Scenario { name: "group-commit", about: "8-16 clients write at once so the leader batches writes into shared entries, while servers crash (sometimes a majority), the leader is isolated and halves are cut", build: group_commit::build, workload: KV },
+    Scenario { name: "dead-server-cleanup", about: "a server dies until the final heal (force-left on half the seeds): autopilot removes it from raft, keeps a second failed server, and adds the dead one back when it returns", build: dead_server_cleanup::build, workload: DEAD_SERVER },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 

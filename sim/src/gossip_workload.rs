@@ -89,7 +89,7 @@ impl Workload for GossipMembership {
     fn liveness_oracle_names(&self) -> &'static str {
         "blocking queries answer within 2s of a change, membership converges within 30s of the heal"
     }
-    fn trace_oracles(&self, trace: &[checker::Record]) -> Vec<InvariantViolation> {
+    fn trace_oracles(&self, trace: &[checker::Record], _servers: usize) -> Vec<InvariantViolation> {
         if self.forbid_failures {
             checker::oracles::check_no_false_failures(trace)
         } else {

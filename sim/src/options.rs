@@ -102,6 +102,10 @@ pub enum Bug {
     /// SWIM without suspicion or indirect probes, so a few lost packets get a live member declared
     /// failed (caught by the no-false-failures oracle on `gossip-lossy`).
     GossipHastyFailure,
+    /// Autopilot removes every failed voter without raft-autopilot's majority guard, so the leader
+    /// shrinks the Raft configuration below a quorum of the servers (caught by the quorum-floor
+    /// oracle on `dead-server-cleanup`).
+    AutopilotRemovesBelowQuorum,
 }
 
 impl Bug {
@@ -135,6 +139,7 @@ impl Bug {
             Bug::BatchResultsMisrouted => "batch-results-misrouted",
             Bug::ReadIndexSkipsApply => "read-index-skips-apply",
             Bug::GossipHastyFailure => "gossip-hasty-failure",
+            Bug::AutopilotRemovesBelowQuorum => "autopilot-removes-below-quorum",
         }
     }
 
@@ -181,6 +186,7 @@ impl Bug {
             Bug::BatchResultsMisrouted => &["group-commit"],
             Bug::ReadIndexSkipsApply => &["group-commit", "leader-isolation", "crash-restart"],
             Bug::GossipHastyFailure => &["gossip-lossy"],
+            Bug::AutopilotRemovesBelowQuorum => &["dead-server-cleanup"],
         }
     }
 
@@ -268,6 +274,7 @@ impl RunOptions {
             batch_results_misrouted: self.bugs.contains(&Bug::BatchResultsMisrouted),
             read_index_skips_apply: self.bugs.contains(&Bug::ReadIndexSkipsApply),
             gossip_hasty_failure: self.bugs.contains(&Bug::GossipHastyFailure),
+            autopilot_removes_below_quorum: self.bugs.contains(&Bug::AutopilotRemovesBelowQuorum),
             release_keeps_lock: self.bugs.contains(&Bug::ReleaseKeepsLock),
             session_ttl_early: self.bugs.contains(&Bug::SessionTtlEarly),
             session_ttl_forgotten: self.bugs.contains(&Bug::SessionTtlForgotten),

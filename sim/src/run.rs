@@ -177,6 +177,9 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
                 snapshot_threshold: options.snapshot_threshold,
                 trailing_logs: 32,
                 tombstone_ttl_ms: SIM_TOMBSTONE_TTL.as_millis() as u64,
+                // Only the scenario that judges it: elsewhere removing cut-off servers from Raft
+                // would change what those scenarios exercise (and where their bugs show).
+                cleanup_dead_servers: scenarios::find(&options.scenario).is_some_and(|s| s.workload == scenarios::WorkloadKind::DeadServerCleanup),
                 ..RaftTiming::default()
             },
             dns: Default::default(),

@@ -87,7 +87,7 @@ pub fn judge(result: &RunResult) -> Judgement {
     };
     let mut invariants = checker::check_raft_trace(&result.trace);
     invariants.extend(workload.oracles(&result.history));
-    invariants.extend(workload.trace_oracles(&result.trace));
+    invariants.extend(workload.trace_oracles(&result.trace, result.options.servers));
     // Until the liveness probe proves the cluster serves again, the final heal still disturbs it.
     let mut disturbed = result.disturbed.clone();
     disturbed.extend(elections(&result.trace));

@@ -94,8 +94,8 @@ pub trait Workload {
         ""
     }
     /// Invariants this workload's scenario adds on the run's trace, beyond the Raft invariants
-    /// every run gets (default: none).
-    fn trace_oracles(&self, _trace: &[checker::Record]) -> Vec<InvariantViolation> {
+    /// every run gets, given the number of servers (default: none).
+    fn trace_oracles(&self, _trace: &[checker::Record], _servers: usize) -> Vec<InvariantViolation> {
         Vec::new()
     }
     /// The invariants of [`Self::trace_oracles`], as the report lists them when they hold.
@@ -153,6 +153,7 @@ pub fn for_scenario(scenario: &str) -> Box<dyn Workload> {
         Some(scenarios::WorkloadKind::Watch) => Box::new(crate::watch_workload::Watch),
         Some(scenarios::WorkloadKind::ClientAgents) => Box::new(crate::gossip_workload::GossipMembership { through_client_agents: true, forbid_failures: false }),
         Some(scenarios::WorkloadKind::GossipLossy) => Box::new(crate::gossip_workload::GossipMembership { through_client_agents: false, forbid_failures: true }),
+        Some(scenarios::WorkloadKind::DeadServerCleanup) => Box::new(crate::dead_server_workload::DeadServerCleanup::default()),
     }
 }
 

@@ -427,6 +427,12 @@ impl World {
                 self.operator.borrow_mut().pending.push_back((hyper::Method::PUT, path));
                 return Ok(hit(&self.names[i]));
             }
+            Fault::ForceLeave(t) => {
+                let i = self.resolve(t)?;
+                let path = format!("/v1/agent/force-leave/{}", self.names[i]);
+                self.operator.borrow_mut().pending.push_back((hyper::Method::PUT, path));
+                return Ok(hit(&self.names[i]));
+            }
             Fault::TransferLeader(t) => {
                 let i = self.resolve(t)?;
                 match self.current_leader() {
@@ -466,7 +472,7 @@ fn shown_as_hit(fault: &Fault, name: &str) -> String {
     let shown = fault.to_string();
     let target = match fault {
         Fault::Crash(t) | Fault::CrashTorn(t) | Fault::Restart(t) | Fault::Pause(t) | Fault::Resume(t)
-        | Fault::DiskReadError(t) | Fault::RemoveServer(t) | Fault::AddServer(t) | Fault::TransferLeader(t)
+        | Fault::DiskReadError(t) | Fault::RemoveServer(t) | Fault::AddServer(t) | Fault::ForceLeave(t) | Fault::TransferLeader(t)
         | Fault::SlowNode { host: t, .. } | Fault::LossyNode { host: t, .. }
         | Fault::ClockDrift { host: t, .. } | Fault::BitFlip { host: t, .. } => t.to_string(),
         _ => return shown,

@@ -262,8 +262,19 @@ fn a_failure_detector_without_swim_safeguards_is_caught() {
 }
 
 #[test]
+fn an_autopilot_that_removes_failed_servers_below_quorum_is_caught() {
+    // dead-server-cleanup: once the dead server is out of Raft, another server crashes and
+    // restarts in cycles; right after a restart Raft reaches it while gossip still calls it
+    // failed, and an autopilot without raft-autopilot's guard removes it: a configuration of one
+    // voter, below a quorum of the three servers (autopilot_keeps_quorum). Caught in 16 of the
+    // first 200 seeds when added, first at seed 18 (the cycles need a long fault phase and a
+    // follower as the second server, and a pass in the second after its restart).
+    assert_caught_within(Bug::AutopilotRemovesBelowQuorum, "dead-server-cleanup", WIDE_SEED_BUDGET);
+}
+
+#[test]
 fn correct_agent_passes_the_same_seeds() {
-    for scenario in ["partition-heal", "crash-restart", "leader-transfer", "health-flap", "agent-restart", "bootstrap", "clock-drift", "lock-contention", "session-expiry", "txn-bank", "snapshot-restore", "kv-wide", "gossip-partition", "lock-cli", "client-agents", "watch", "group-commit", "gossip-lossy"] {
+    for scenario in ["partition-heal", "crash-restart", "leader-transfer", "health-flap", "agent-restart", "bootstrap", "clock-drift", "lock-contention", "session-expiry", "txn-bank", "snapshot-restore", "kv-wide", "gossip-partition", "lock-cli", "client-agents", "watch", "group-commit", "gossip-lossy", "dead-server-cleanup"] {
         for seed in SEED_BUDGET {
             let options = RunOptions::derive(seed, scenario, 3, vec![], false);
             let (result, judgement) = sim::run_seed(&options).expect("scenario exists");

@@ -9,6 +9,7 @@
 //! and a backwards `X-Consul-Index` contradicts the monotonic commit/apply index (§5.3).
 
 pub mod acknowledged_writes_survive;
+pub mod autopilot;
 pub mod agent_services;
 pub mod blocking_query_latency;
 pub mod consistent_read_matches_applied_state;

@@ -1,4 +1,4 @@
-//! The `concord` command line: `concord agent|catalog|info|keygen|keyring|kv|leave|members|monitor|operator|reload|services|version`, with
+//! The `concord` command line: `concord agent|catalog|force-leave|info|keygen|keyring|kv|leave|members|monitor|operator|reload|services|version`, with
 //! Consul's flag names, messages and exit codes.
 //!
 //! Owns: argument parsing (clap derive), the Consul-style single-dash rewrite ([`normalize_args`]),
@@ -19,6 +19,7 @@ pub mod catalog;
 pub mod common;
 pub mod datadir;
 pub mod event;
+pub mod force_leave;
 pub mod http_client;
 pub mod info;
 pub mod kv;
@@ -69,6 +70,8 @@ pub enum Command {
     Catalog(catalog::CatalogCommand),
     /// Fires a user event to every agent of the datacenter.
     Event(event::EventArgs),
+    /// Forces a member of the cluster to enter the "left" state.
+    ForceLeave(force_leave::ForceLeaveArgs),
     /// Provides debugging information for operators.
     Info(info::InfoArgs),
     /// Tells a running agent to join the cluster through other agents' gossip addresses.
@@ -241,6 +244,7 @@ pub fn main() -> i32 {
         Command::Agent(args) => agent::run(args),
         Command::Catalog(cmd) => common::run(catalog::run(cmd)),
         Command::Event(a) => common::run(event::event(a)),
+        Command::ForceLeave(a) => common::run(force_leave::force_leave(a)),
         Command::Info(a) => common::run(info::info(a)),
         Command::Kv(cmd) => kv::run(cmd),
         Command::Join(a) => common::run(join::join(a)),
@@ -342,7 +346,7 @@ mod tests {
     #[test]
     fn only_built_commands_are_listed() {
         let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
-        assert_eq!(names, ["agent", "catalog", "event", "info", "join", "keygen", "keyring", "kv", "leave", "lock", "members", "monitor", "operator", "reload", "services", "snapshot", "version", "watch"]);
+        assert_eq!(names, ["agent", "catalog", "event", "force-leave", "info", "join", "keygen", "keyring", "kv", "leave", "lock", "members", "monitor", "operator", "reload", "services", "snapshot", "version", "watch"]);
     }
 
     #[test]

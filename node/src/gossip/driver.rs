@@ -58,7 +58,7 @@ impl rand_core_010::TryRng for SeededRng {
     }
 }
 
-type Swim = Foca<GossipId, super::view::ObservingCodec, SeededRng, super::broadcast::Broadcasts>;
+pub(super) type Swim = Foca<GossipId, super::view::ObservingCodec, SeededRng, super::broadcast::Broadcasts>;
 
 /// Salt of the seal-nonce stream (ASCII "nonce"), apart from foca's stream.
 const NONCE_SEED_SALT: u64 = 0x6e_6f6e_6365;
@@ -155,6 +155,9 @@ impl Driver {
                     tracing::warn!(error = %e, "user event not broadcast");
                 }
                 self.fired.push_back((Instant::now(), item));
+            }
+            Request::ForceLeave { name, prune, done } => {
+                let _ = done.send(super::force_leave::apply(&mut self.foca, &mut self.rt, &name, prune));
             }
             Request::Leave(done) => {
                 if !self.left {

@@ -31,6 +31,9 @@ pub struct GossipId {
     /// The member left gracefully (set just before it declares itself down), so others report it
     /// `left` rather than `failed`.
     pub left: bool,
+    /// An operator pruned the member (`force-leave -prune`, see [`super::force_leave`]): agents
+    /// drop it from their member list. Only ever set with `left`, on a member already down.
+    pub pruned: bool,
     /// Consul's member tags: `role` (`consul` for servers, `node` for clients), `dc`, `port` (server
     /// RPC port), `id` (node UUID), `build`, `vsn` (protocol), `raft_vsn`, `expect`.
     pub tags: BTreeMap<String, String>,
@@ -42,7 +45,8 @@ pub struct GossipId {
 
 impl PartialEq for GossipId {
     fn eq(&self, o: &Self) -> bool {
-        (&self.name, self.addr, self.generation, self.left, &self.tags) == (&o.name, o.addr, o.generation, o.left, &o.tags)
+        (&self.name, self.addr, self.generation, self.left, self.pruned, &self.tags)
+            == (&o.name, o.addr, o.generation, o.left, o.pruned, &o.tags)
     }
 }
 impl Eq for GossipId {}
@@ -51,7 +55,7 @@ impl GossipId {
     /// A stand-in identity for an address whose member is not known yet: foca needs an identity
     /// to announce to, and ignores the destination of an announce (the reply carries the real one).
     pub fn placeholder(addr: SocketAddr) -> Self {
-        Self { name: String::new(), addr, generation: 0, left: false, tags: BTreeMap::new(), no_rejoin: false }
+        Self { name: String::new(), addr, generation: 0, left: false, pruned: false, tags: BTreeMap::new(), no_rejoin: false }
     }
 
     /// Whether the identity is within the size limits this pool accepts.
@@ -78,9 +82,9 @@ impl foca::Identity for GossipId {
     }
 
     /// The newer generation wins; at equal generations a `left` identity wins (it is the same
-    /// agent's last word).
+    /// agent's last word, or an operator's force-leave of it), and a pruned one over that.
     fn win_addr_conflict(&self, adversary: &Self) -> bool {
-        (self.generation, self.left) > (adversary.generation, adversary.left)
+        (self.generation, self.left, self.pruned) > (adversary.generation, adversary.left, adversary.pruned)
     }
 }
 
@@ -107,6 +111,9 @@ mod tests {
         let left = GossipId { left: true, ..id(3) };
         assert_eq!(left.renew(), None);
         assert!(left.win_addr_conflict(&id(3)), "the leave outranks the same generation alive");
+        let pruned = GossipId { pruned: true, ..left.clone() };
+        assert!(pruned.win_addr_conflict(&left) && !left.win_addr_conflict(&pruned), "a prune outranks the leave");
+        assert!(id(4).win_addr_conflict(&pruned), "a restarted agent outranks its pruned identity");
     }
 
     #[test]

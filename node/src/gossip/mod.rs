@@ -16,6 +16,7 @@
 pub mod broadcast;
 pub mod driver;
 pub mod events;
+pub mod force_leave;
 pub mod identity;
 pub mod keyring;
 pub mod keyring_sync;
@@ -157,6 +158,8 @@ pub(crate) enum Request {
     Leave(oneshot::Sender<()>),
     /// Broadcast this user event item ([`events::encode`]).
     Fire(Vec<u8>),
+    /// Force a failed member to leave ([`force_leave`]); answered with what it did.
+    ForceLeave { name: String, prune: bool, done: oneshot::Sender<Result<force_leave::ForceLeave, String>> },
 }
 
 /// The LAN pool's handle: the membership view the driver keeps current, and requests to it.
@@ -309,6 +312,17 @@ impl Pool {
         let _ = self.requests.send(Request::Announce(addr));
     }
 
+    /// Forces the failed member `name` to leave (`prune`: erases it from every member list), as
+    /// Consul's `force-leave` does; see [`force_leave`]. Errors: Consul's "No node found with
+    /// name" when no member carries it, or the pool is not running.
+    pub async fn force_leave(&self, name: &str, prune: bool) -> Result<force_leave::ForceLeave, String> {
+        tracing::info!(node = %self.identity.name, member = %name, prune, "Force leaving node");
+        let (done, rx) = oneshot::channel();
+        let req = Request::ForceLeave { name: name.to_string(), prune, done };
+        self.requests.send(req).map_err(|_| "the gossip pool is not running".to_string())?;
+        rx.await.map_err(|_| "the gossip pool is not running".to_string())?
+    }
+
     /// Leaves the pool gracefully: other members see this agent as `left`. Returns once the leave
     /// has been sent (or at once if the driver is not running).
     pub async fn leave(&self) {
@@ -350,6 +364,7 @@ pub fn agent_identity(config: &crate::config::AgentConfig, node_uuid: &str, wall
         addr: SocketAddr::new(config.bind_addr, config.ports.serf_lan),
         generation,
         left: false,
+        pruned: false,
         tags: agent_tags(config, node_uuid),
         no_rejoin: config.bugs.gossip_no_rejoin,
     }

@@ -123,3 +123,40 @@ async fn encrypted_agents_converge_rotate_the_key_and_drop_what_they_cannot_open
     a.task.abort();
     b.task.abort();
 }
+
+/// Force-leave spreads: a crashed member forced by one agent ends `left` on every agent, prune
+/// erases it everywhere, a live member is left alone and an unknown name is Consul's error.
+#[tokio::test]
+async fn force_leave_turns_a_failed_member_left_everywhere_and_prune_erases_it() {
+    let (a, a_addr) = start("a", 11).await;
+    let (b, _) = start("b", 12).await;
+    let (c, _) = start("c", 13).await;
+    b.pool.announce(a_addr);
+    c.pool.announce(a_addr);
+    let all = [&a, &b, &c];
+    wait_for("every agent to see all three alive", Duration::from_secs(10), || {
+        all.iter().all(|r| ["a", "b", "c"].iter().all(|n| status_of(&r.pool, n) == Some(MemberStatus::Alive)))
+    })
+    .await;
+    assert_eq!(a.pool.force_leave("b", false).await, Ok(force_leave::ForceLeave::Alive), "a live member is not changed");
+    assert_eq!(a.pool.force_leave("nobody", false).await, Err("agent: No node found with name 'nobody'".to_string()));
+
+    c.task.abort();
+    wait_for("a and b to see c failed", Duration::from_secs(20), || {
+        [&a, &b].iter().all(|r| status_of(&r.pool, "c") == Some(MemberStatus::Failed))
+    })
+    .await;
+    assert_eq!(a.pool.force_leave("c", false).await, Ok(force_leave::ForceLeave::Forced));
+    wait_for("a and b to see c left", Duration::from_secs(10), || {
+        [&a, &b].iter().all(|r| status_of(&r.pool, "c") == Some(MemberStatus::Left))
+    })
+    .await;
+    assert_eq!(b.pool.force_leave("c", false).await, Ok(force_leave::ForceLeave::Unchanged));
+    assert_eq!(b.pool.force_leave("c", true).await, Ok(force_leave::ForceLeave::Pruned));
+    wait_for("a and b to forget c", Duration::from_secs(10), || [&a, &b].iter().all(|r| status_of(&r.pool, "c").is_none())).await;
+    assert_eq!(a.pool.force_leave("c", true).await, Err("agent: No node found with name 'c'".to_string()), "a pruned member is gone");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!((status_of(&a.pool, "b"), status_of(&b.pool, "a")), (Some(MemberStatus::Alive), Some(MemberStatus::Alive)));
+    a.task.abort();
+    b.task.abort();
+}

@@ -117,7 +117,7 @@ impl View {
     /// Re-reads the touched members from foca's `state` (its full membership), and returns, in
     /// name order, each name whose view entry may have changed with its entry now (`None`:
     /// gone). Members named `me`, without a name (announce placeholders) or not well formed are
-    /// left out, as before.
+    /// left out, as before, and so are members force-left with `-prune`.
     pub fn catch_up<'a>(
         &mut self,
         touched: &Mutex<Touched>,
@@ -131,7 +131,7 @@ impl View {
         let mut now: BTreeMap<SocketAddr, Member> = BTreeMap::new();
         for m in state {
             let id = m.id();
-            if addrs.contains(&id.addr) && !id.name.is_empty() && id.name != me && id.is_well_formed() {
+            if addrs.contains(&id.addr) && !id.name.is_empty() && id.name != me && id.is_well_formed() && !id.pruned {
                 now.insert(id.addr, Member::of(id, status_of(id, m.state())));
             }
         }

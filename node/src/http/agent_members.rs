@@ -9,6 +9,10 @@
 //! `PUT /v1/agent/join/<address>` (Consul `AgentJoin`): asks the LAN pool to join through one
 //! gossip address (`ip`, or `ip:port`, default port 8301), and answers once that member is seen
 //! alive.
+//!
+//! `PUT /v1/agent/force-leave/<node>[?prune]` (Consul `AgentForceLeave`, `agent.ForceLeave`):
+//! turns a failed member left on every agent, `?prune` erases it from the member list; see
+//! [`crate::gossip::force_leave`].
 
 use std::sync::Arc;
 
@@ -64,6 +68,33 @@ pub async fn join(
         }
     }
     tracing::info!(node = %server.config.node_name, %addr, "joined the LAN gossip pool through an operator's join");
+    Ok(())
+}
+
+/// Query parameters of `/v1/agent/force-leave/<node>`: `?prune` and `?wan` count by presence.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ForceLeaveParams {
+    prune: Option<String>,
+    wan: Option<String>,
+}
+
+/// `PUT /v1/agent/force-leave/<node>[?prune]`: 200 with an empty body once this agent applied it
+/// (the pool spreads it; a live member is left unchanged, as Serf's refutation leaves it).
+/// Errors: `?wan` (400: no WAN pool), no member of that name (500, Consul's "agent: No node
+/// found with name '<node>'").
+pub async fn force_leave(
+    State(server): State<Arc<Server>>,
+    axum::extract::Path(node): axum::extract::Path<String>,
+    Query(p): Query<ForceLeaveParams>,
+) -> Result<(), ApiError> {
+    if p.wan.is_some() {
+        return Err(ApiError::bad_request("Concord has no WAN gossip pool yet"));
+    }
+    let outcome = server.gossip.force_leave(&node, p.prune.is_some()).await.map_err(|e| {
+        tracing::warn!(member = %node, error = %e, "Failed to remove node");
+        ApiError::server_error(e)
+    })?;
+    tracing::debug!(member = %node, ?outcome, "force-leave applied");
     Ok(())
 }
 

@@ -29,6 +29,14 @@ pub async fn configuration(State(agent): State<Arc<Server>>) -> Json<Value> {
     Json(json!({ "Servers": servers, "Index": index }))
 }
 
+/// `GET /v1/operator/autopilot/configuration`: Consul's autopilot configuration; Concord runs
+/// the dead-server cleanup (`CleanupDeadServers`, on unless turned off) and reports Consul's defaults for the
+/// rest (see [`crate::server::autopilot`]).
+pub async fn autopilot_configuration(State(agent): State<Arc<Server>>) -> Json<crate::server::autopilot::AutopilotConfiguration> {
+    let cleanup_dead_servers = agent.config.raft.cleanup_dead_servers;
+    Json(crate::server::autopilot::AutopilotConfiguration { cleanup_dead_servers, ..Default::default() })
+}
+
 /// `DELETE /v1/operator/raft/peer?id=<id>` or `?address=<ip:port>`: removes a voter.
 /// Errors: 400 neither or unknown, 500 not the leader.
 pub async fn remove_peer(

@@ -11,6 +11,7 @@
 //! Layering: HTTP → server core → state store / Raft. This module never imports `http` or
 //! `agent`; the agent starts it and binds its ports.
 
+pub mod autopilot;
 pub mod bootstrap;
 pub mod catalog;
 pub mod endpoints;
@@ -235,7 +236,7 @@ impl Server {
             self.local.start(self.clone());
             return;
         }
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(bootstrap::run(self.clone(), join)),
             tokio::spawn(leader::watch_raft_metrics(self.clone())),
             tokio::spawn(leader::election_backoff(self.clone())),
@@ -244,6 +245,9 @@ impl Server {
             tokio::spawn(session_ttl::run_session_ttls(self.clone())),
             tokio::spawn(reconcile::reconcile_members(self.clone())),
         ];
+        if self.config.raft.cleanup_dead_servers {
+            tasks.push(tokio::spawn(autopilot::run(self.clone())));
+        }
         self.tasks.lock().unwrap_or_else(|e| e.into_inner()).extend(tasks);
         self.local.start(self.clone());
     }
