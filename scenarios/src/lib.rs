@@ -10,6 +10,7 @@ mod bootstrap;
 mod bridge;
 mod client_agents;
 mod clock_drift;
+pub mod coordinates;
 mod crash_restart;
 mod disk_corruption;
 mod flapping_partitions;
@@ -88,6 +89,11 @@ pub enum WorkloadKind {
     /// client agent of its own (which forwards to the servers); KV judged as a linearizable
     /// register, and the client agents polled with the servers for membership convergence.
     ClientAgents,
+    /// The KV register workload on a two-site network ([`coordinates`]), plus a poll after the
+    /// heal of `/v1/coordinate/nodes` and of `/v1/catalog/nodes?near=<server>` for every server,
+    /// judged by the coordinates oracle (estimates reflect the sites; `?near` lists its own site
+    /// first).
+    Coordinates,
     /// `concord watch`'s plan on one key (client `w1`), every delivery judged as a read of the
     /// key, beside KV register clients writing it.
     Watch,
@@ -109,6 +115,7 @@ impl WorkloadKind {
             WorkloadKind::LockCli => "lock-cli",
             WorkloadKind::ClientAgents => "client-agents",
             WorkloadKind::Watch => "watch",
+            WorkloadKind::Coordinates => "coordinates",
         }
     }
 }
@@ -125,6 +132,7 @@ const GOSSIP_KEYRING: WorkloadKind = WorkloadKind::GossipKeyring;
 const LOCK_CLI: WorkloadKind = WorkloadKind::LockCli;
 const CLIENT_AGENTS: WorkloadKind = WorkloadKind::ClientAgents;
 const WATCH: WorkloadKind = WorkloadKind::Watch;
+const COORDINATES: WorkloadKind = WorkloadKind::Coordinates;
 
 /// A scenario: name, one-line description, schedule builder (which may describe what it chose
 /// from the seed in [`Schedule::options`]), and the workload its clients run.
@@ -165,6 +173,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "lock-cli", about: "concord lock's recipe holds a lock and a semaphore around scripted children while holders' servers are cut off for seconds, isolated and paused", build: lock_cli::build, workload: LOCK_CLI },
     Scenario { name: "client-agents", about: "KV through client agents (one -retry-join each, servers found by gossip) while servers crash, the leader is isolated and halves are cut; all agents converge after the heal", build: client_agents::build, workload: CLIENT_AGENTS },
     Scenario { name: "watch", about: "concord watch's plan on a key through one server while others write it, under random-halves partitions; every delivery is a linearizable read", build: partition_heal::build, workload: WATCH },
+    Scenario { name: "coordinates", about: "two sites, fast links inside and slow ones across, with servers cut off now and then; after the heal RTT estimates and ?near reflect the sites", build: coordinates::build, workload: COORDINATES },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 

@@ -8,6 +8,7 @@ pub mod agent_workload;
 pub mod bank_workload;
 pub mod catalog_workload;
 pub mod client_agents;
+pub mod coordinate_workload;
 pub mod final_reads;
 pub mod gossip_scale;
 pub mod gossip_workload;

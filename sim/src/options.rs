@@ -91,6 +91,9 @@ pub enum Bug {
     /// took the steps seals gossip with a key no other member has (caught by the
     /// membership-convergence oracle on `gossip-keyring`).
     KeyringUseBeforeInstall,
+    /// Every network-coordinate RTT sample counts as 1 ms whatever was measured, so every node
+    /// looks equally near (caught by the coordinates oracle on `coordinates`).
+    VivaldiIgnoresRtt,
 }
 
 impl Bug {
@@ -121,6 +124,7 @@ impl Bug {
             Bug::ClientRetriesUnknown => "client-retries-unknown",
             Bug::WatchDeliversPrevious => "watch-delivers-previous",
             Bug::KeyringUseBeforeInstall => "keyring-use-before-install",
+            Bug::VivaldiIgnoresRtt => "vivaldi-ignores-rtt",
         }
     }
 
@@ -164,6 +168,7 @@ impl Bug {
             Bug::ClientRetriesUnknown => &["client-agents"],
             Bug::WatchDeliversPrevious => &["watch"],
             Bug::KeyringUseBeforeInstall => &["gossip-keyring"],
+            Bug::VivaldiIgnoresRtt => &["coordinates"],
         }
     }
 
@@ -248,6 +253,7 @@ impl RunOptions {
             recurse_read_stale: self.bugs.contains(&Bug::RecurseReadStale),
             txn_partial_apply: self.bugs.contains(&Bug::TxnPartialApply),
             restore_keeps_old_keys: self.bugs.contains(&Bug::RestoreKeepsOldKeys),
+            vivaldi_ignores_rtt: self.bugs.contains(&Bug::VivaldiIgnoresRtt),
         }
     }
 

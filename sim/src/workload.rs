@@ -142,6 +142,7 @@ pub fn for_scenario(scenario: &str) -> Box<dyn Workload> {
         Some(scenarios::WorkloadKind::GossipKeyring) => Box::new(crate::keyring_workload::GossipKeyring::default()),
         Some(scenarios::WorkloadKind::LockCli) => Box::new(crate::lock_cli_workload::LockCli),
         Some(scenarios::WorkloadKind::Watch) => Box::new(crate::watch_workload::Watch),
+        Some(scenarios::WorkloadKind::Coordinates) => Box::new(crate::coordinate_workload::Coordinates),
         Some(scenarios::WorkloadKind::ClientAgents) => Box::new(crate::gossip_workload::GossipMembership { through_client_agents: true }),
     }
 }

@@ -211,6 +211,7 @@ impl WriteTxn<'_> {
         for id in services {
             self.delete_service(node, &id);
         }
+        self.delete_coordinate(node);
         self.set_node(node, None);
         self.bump(Table::Nodes, node);
         self.bump_scope(Table::Nodes, node);
