@@ -150,6 +150,29 @@ pub struct History {
     /// How far a gossip key rotation got (`gossip-keyring`). Absent from older recorded histories.
     #[serde(default)]
     pub keyring_rotation: Option<KeyringRotation>,
+    /// Rounds of network-coordinate observations after the final heal (checked by
+    /// [`crate::oracles::coordinates_reflect_latency`]). Absent from older recorded histories.
+    #[serde(default)]
+    pub coordinates: Vec<CoordinateRound>,
+}
+
+/// One polling round of the stored network coordinates (`/v1/coordinate/nodes`) and of
+/// `/v1/catalog/nodes?near=<node>` for every expected node, on a network of two sites.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoordinateRound {
+    /// When the round completed, ns since the run started.
+    pub at_ns: u64,
+    /// Each expected node's site (0 or 1).
+    pub site_of: std::collections::BTreeMap<String, u32>,
+    /// Expected nodes the servers held no coordinate for.
+    pub missing: Vec<String>,
+    /// Estimated round trip between each pair of expected nodes that have coordinates, in µs
+    /// (serf's distance between the stored coordinates).
+    pub rtt_us: Vec<(String, String, u64)>,
+    /// The smallest true round trip across the sites, in µs (twice the slow links' fixed latency).
+    pub across_rtt_min_us: u64,
+    /// For each expected node, the expected nodes in the order `?near=<node>` listed them.
+    pub near: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// A gossip key rotation (install the new key, use it, remove the old one), as the rotating

@@ -22,7 +22,7 @@ pub mod oracles;
 pub mod raft;
 pub mod session_ttl;
 
-pub use history::{History, IndexObservation, KeyringRotation, MembershipRound, OkResult, Op, OpFn, Outcome, ReadMode, SavedSnapshot, Value};
+pub use history::{History, IndexObservation, CoordinateRound, KeyringRotation, MembershipRound, OkResult, Op, OpFn, Outcome, ReadMode, SavedSnapshot, Value};
 pub use host_names::HostNames;
 pub use invariant::InvariantViolation;
 pub use linearizable::model::{Model, Operation, Register};

@@ -71,6 +71,11 @@ pub enum Fault {
     Unclog(Host, Host),
     /// Set latency on every link of `host`: `min_ms` fixed plus up to `jitter_ms` more.
     SlowNode { host: Target, min_ms: u64, jitter_ms: u64 },
+    /// Set the latency of every link between a host of `a` and a host of `b` (`a == b`: every
+    /// link within the group): `min_ms` fixed plus up to `jitter_ms` more, one way. Geography, not
+    /// a fault: [`Fault::HealAll`] keeps it (it restores only what other faults degraded), so a
+    /// run can judge network coordinates after the heal.
+    LinkLatency { a: Vec<Host>, b: Vec<Host>, min_ms: u64, jitter_ms: u64 },
     /// Make every link of `host` flaky: each message may start a drop burst with this
     /// probability (per mille).
     LossyNode { host: Target, per_mille: u32 },
@@ -105,6 +110,7 @@ impl Fault {
         match self {
             Fault::Partition { a, b } => a.iter().chain(b).map(String::as_str).collect(),
             Fault::PartitionOneWay { from, to } => from.iter().chain(to).map(String::as_str).collect(),
+            Fault::LinkLatency { a, b, .. } => a.iter().chain(b).map(String::as_str).collect(),
             Fault::Cut { pairs, .. } => pairs.iter().flat_map(|(x, y)| [x.as_str(), y.as_str()]).collect(),
             Fault::Clog(x, y) | Fault::Unclog(x, y) => vec![x.as_str(), y.as_str()],
             // Clients are not servers: range checks over servers do not apply.
@@ -155,6 +161,7 @@ impl fmt::Display for Fault {
             Fault::Clog(a, b) => write!(f, "clog {a}-{b}"),
             Fault::Unclog(a, b) => write!(f, "unclog {a}-{b}"),
             Fault::SlowNode { host, min_ms, jitter_ms } => write!(f, "slow {host} {min_ms}+{jitter_ms}ms"),
+            Fault::LinkLatency { a, b, min_ms, jitter_ms } => write!(f, "latency {} <-> {} {min_ms}+{jitter_ms}ms", list(a), list(b)),
             Fault::LossyNode { host, per_mille } => write!(f, "lossy {host} {per_mille}‰"),
             Fault::UdpLoss { host, per_mille } => write!(f, "udp loss {host} {per_mille}‰"),
             Fault::ClockDrift { host, rate_ppm } => {

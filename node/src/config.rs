@@ -134,6 +134,10 @@ pub struct BugSwitches {
     /// while still answering 409 as if nothing had been applied (caught by the bank-transfer
     /// invariant: money appears or disappears).
     pub txn_partial_apply: bool,
+    /// Every network-coordinate RTT sample counts as 1 ms whatever was measured, so Vivaldi
+    /// places every node equally near (caught by the network-coordinates oracle: nodes across the
+    /// slow link look as near as those beside them).
+    pub vivaldi_ignores_rtt: bool,
     /// A snapshot restore merges the archive into the state instead of replacing it: KV rows the
     /// archive does not hold survive the restore (caught by the snapshot-restore oracle: a key
     /// written after the save still reads its value after an acknowledged restore).

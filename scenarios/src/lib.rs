@@ -10,6 +10,7 @@ mod bootstrap;
 mod bridge;
 mod client_agents;
 mod clock_drift;
+pub mod coordinates;
 mod crash_restart;
 mod dead_server_cleanup;
 mod disk_corruption;
@@ -95,6 +96,11 @@ pub enum WorkloadKind {
     /// configuration never shrinks below a quorum of the servers; a dead server leaves it within a
     /// bound) and by membership convergence after the heal.
     DeadServerCleanup,
+    /// The KV register workload on a two-site network ([`coordinates`]), plus a poll after the
+    /// heal of `/v1/coordinate/nodes` and of `/v1/catalog/nodes?near=<server>` for every server,
+    /// judged by the coordinates oracle (estimates reflect the sites; `?near` lists its own site
+    /// first).
+    Coordinates,
     /// `concord watch`'s plan on one key (client `w1`), every delivery judged as a read of the
     /// key, beside KV register clients writing it.
     Watch,
@@ -121,6 +127,7 @@ impl WorkloadKind {
             WorkloadKind::Watch => "watch",
             WorkloadKind::GossipLossy => "gossip-membership-lossy",
             WorkloadKind::DeadServerCleanup => "dead-server-cleanup",
+            WorkloadKind::Coordinates => "coordinates",
         }
     }
 }
@@ -139,6 +146,7 @@ const CLIENT_AGENTS: WorkloadKind = WorkloadKind::ClientAgents;
 const WATCH: WorkloadKind = WorkloadKind::Watch;
 const GOSSIP_LOSSY: WorkloadKind = WorkloadKind::GossipLossy;
 const DEAD_SERVER: WorkloadKind = WorkloadKind::DeadServerCleanup;
+const COORDINATES: WorkloadKind = WorkloadKind::Coordinates;
 
 /// A scenario: name, one-line description, schedule builder (which may describe what it chose
 /// from the seed in [`Schedule::options`]), and the workload its clients run.
@@ -182,6 +190,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "watch", about: "concord watch's plan on a key through one server while others write it, under random-halves partitions; every delivery is a linearizable read", build: partition_heal::build, workload: WATCH },
     Scenario { name: "group-commit", about: "8-16 clients write at once so the leader batches writes into shared entries, while servers crash (sometimes a majority), the leader is isolated and halves are cut", build: group_commit::build, workload: KV },
     Scenario { name: "dead-server-cleanup", about: "a server dies until the final heal (force-left on half the seeds): autopilot removes it from raft, keeps a second failed server, and adds the dead one back when it returns", build: dead_server_cleanup::build, workload: DEAD_SERVER },
+    Scenario { name: "coordinates", about: "two sites, fast links inside and slow ones across, with servers cut off now and then; after the heal RTT estimates and ?near reflect the sites", build: coordinates::build, workload: COORDINATES },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 

@@ -106,6 +106,9 @@ pub enum Bug {
     /// shrinks the Raft configuration below a quorum of the servers (caught by the quorum-floor
     /// oracle on `dead-server-cleanup`).
     AutopilotRemovesBelowQuorum,
+    /// Every network-coordinate RTT sample counts as 1 ms whatever was measured, so every node
+    /// looks equally near (caught by the coordinates oracle on `coordinates`).
+    VivaldiIgnoresRtt,
 }
 
 impl Bug {
@@ -140,6 +143,7 @@ impl Bug {
             Bug::ReadIndexSkipsApply => "read-index-skips-apply",
             Bug::GossipHastyFailure => "gossip-hasty-failure",
             Bug::AutopilotRemovesBelowQuorum => "autopilot-removes-below-quorum",
+            Bug::VivaldiIgnoresRtt => "vivaldi-ignores-rtt",
         }
     }
 
@@ -187,6 +191,7 @@ impl Bug {
             Bug::ReadIndexSkipsApply => &["group-commit", "leader-isolation", "crash-restart"],
             Bug::GossipHastyFailure => &["gossip-lossy"],
             Bug::AutopilotRemovesBelowQuorum => &["dead-server-cleanup"],
+            Bug::VivaldiIgnoresRtt => &["coordinates"],
         }
     }
 
@@ -281,6 +286,7 @@ impl RunOptions {
             recurse_read_stale: self.bugs.contains(&Bug::RecurseReadStale),
             txn_partial_apply: self.bugs.contains(&Bug::TxnPartialApply),
             restore_keeps_old_keys: self.bugs.contains(&Bug::RestoreKeepsOldKeys),
+            vivaldi_ignores_rtt: self.bugs.contains(&Bug::VivaldiIgnoresRtt),
         }
     }
 

@@ -380,6 +380,18 @@ impl World {
                 }
                 return Ok(hit(&self.names[i]));
             }
+            Fault::LinkLatency { a, b, min_ms, jitter_ms } => {
+                for x in a {
+                    for y in b.iter().filter(|y| *y != x) {
+                        let (Some(i), Some(j)) = (self.server_index(x), self.server_index(y)) else {
+                            return Err(format!("{x} or {y} is not a server of this world"));
+                        };
+                        sim.set_link_latency(self.name(i), self.name(j), Duration::from_millis(*min_ms));
+                        sim.set_link_max_message_latency(self.name(i), self.name(j), Duration::from_millis(min_ms + jitter_ms));
+                    }
+                }
+                return Ok(Nemesis::Other(fault.to_string()));
+            }
             Fault::LossyNode { host, per_mille } => {
                 let i = self.resolve(host)?;
                 self.degraded.insert(i, "lossy");

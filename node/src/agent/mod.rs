@@ -108,6 +108,7 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
     let mut tasks = vec![
         tokio::spawn(crate::gossip::driver::run(server.gossip.clone(), serf_lan, gossip_config(&server.config), gossip_seed, server.io.trace.clone())),
         tokio::spawn(retry_join_lan(server.clone(), join.clone())),
+        tokio::spawn(crate::server::coordinate::sync_coordinate(server.clone())),
         tokio::spawn(crate::http::serve(server.clone(), http_listener)),
         tokio::spawn(crate::dns::serve_udp(server.clone(), dns_udp)),
         tokio::spawn(crate::dns::serve_tcp(server.clone(), dns_tcp)),

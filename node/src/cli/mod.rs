@@ -1,4 +1,4 @@
-//! The `concord` command line: `concord agent|catalog|force-leave|info|keygen|keyring|kv|leave|members|monitor|operator|reload|services|version`, with
+//! The `concord` command line: `concord agent|catalog|force-leave|info|keygen|keyring|kv|leave|members|monitor|operator|reload|rtt|services|version`, with
 //! Consul's flag names, messages and exit codes.
 //!
 //! Owns: argument parsing (clap derive), the Consul-style single-dash rewrite ([`normalize_args`]),
@@ -33,6 +33,7 @@ pub mod lock;
 pub mod lock_recipe;
 pub mod logging;
 pub mod members;
+pub mod rtt;
 pub mod monitor;
 pub mod operator;
 pub mod reload;
@@ -96,6 +97,8 @@ pub enum Command {
     Operator(operator::OperatorCommand),
     /// Triggers the agent's configuration reload (config-file services and checks).
     Reload(reload::ReloadArgs),
+    /// Estimates the network round-trip time between two nodes from their coordinates.
+    Rtt(rtt::RttArgs),
     /// Interact with services registered on the local agent.
     #[command(subcommand)]
     Services(services::ServicesCommand),
@@ -256,6 +259,7 @@ pub fn main() -> i32 {
         Command::Monitor(a) => common::run(monitor::monitor(a)),
         Command::Operator(cmd) => common::run(operator::run(cmd)),
         Command::Reload(a) => common::run(reload::reload(a)),
+        Command::Rtt(a) => common::run(rtt::rtt(a)),
         Command::Services(cmd) => common::run(services::run(cmd)),
         Command::Snapshot(cmd) => common::run(snapshot::run(cmd)),
         Command::Version => {
@@ -346,7 +350,7 @@ mod tests {
     #[test]
     fn only_built_commands_are_listed() {
         let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
-        assert_eq!(names, ["agent", "catalog", "event", "force-leave", "info", "join", "keygen", "keyring", "kv", "leave", "lock", "members", "monitor", "operator", "reload", "services", "snapshot", "version", "watch"]);
+        assert_eq!(names, ["agent", "catalog", "event", "force-leave", "info", "join", "keygen", "keyring", "kv", "leave", "lock", "members", "monitor", "operator", "reload", "rtt", "services", "snapshot", "version", "watch"]);
     }
 
     #[test]

@@ -14,6 +14,10 @@
 //! that no installed key authenticates is dropped, counted and logged at DEBUG, never parsed.
 //! While its keyring report is due ([`super::keyring_sync`]) the driver broadcasts it with the
 //! re-fire tick, and writes the keyring file through `io::Disk` after every change.
+//!
+//! Coordinate pings ([`super::coord_ping`]) share the socket: the driver sends one every
+//! [`super::coord_ping::PING_INTERVAL`], and hands datagrams that open with their magic to the
+//! pinger instead of foca (sealed and opened with the keyring like foca's).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -83,6 +87,8 @@ struct Driver {
     view: super::view::View,
     /// This agent's own entry as last put in the view.
     own: Option<Member>,
+    /// Coordinate pings in flight and this node's Vivaldi client.
+    pinger: super::coord_ping::Pinger,
 }
 
 /// Runs the pool on `socket` until the task is aborted, as the pool's identity.
@@ -99,13 +105,15 @@ pub async fn run(pool: Arc<Pool>, socket: Box<dyn UdpSocket>, config: GossipConf
     let foca = Foca::with_custom_broadcast(me, foca_config, SeededRng::new(seed), codec, broadcasts);
     let nonces = ChaCha8Rng::seed_from_u64(seed ^ NONCE_SEED_SALT);
     let (view, own) = (super::view::View::default(), None);
-    let mut d = Driver { pool, trace, socket, foca, rt: AccumulatingRuntime::new(), timers: BTreeMap::new(), seq: 0, left: false, fired: Default::default(), nonces, touched, view, own };
+    let mut d = Driver { pool, trace, socket, foca, rt: AccumulatingRuntime::new(), timers: BTreeMap::new(), seq: 0, left: false, fired: Default::default(), nonces, touched, view, own, pinger: super::coord_ping::Pinger::new(seed) };
     // foca schedules its own probe and gossip timers once it first hears from a member.
     d.flush().await;
     let mut buf = vec![0u8; MAX_PACKET_BYTES + 1];
     let mut refire = tokio::time::interval(super::events::REFIRE_INTERVAL);
     // Not polled while nothing is to be re-fired: no burst of missed ticks afterwards.
     refire.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut coord_tick = tokio::time::interval(super::coord_ping::PING_INTERVAL);
+    coord_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let next = d.timers.keys().next().map(|(at, _)| *at);
         let far = Instant::now() + Duration::from_secs(3600);
@@ -118,6 +126,7 @@ pub async fn run(pool: Arc<Pool>, socket: Box<dyn UdpSocket>, config: GossipConf
             got = d.socket.recv_from(&mut buf) => match got {
                 Ok((n, from)) if n > MAX_PACKET_BYTES => tracing::debug!(%from, bytes = n, "gossip datagram too large; dropped"),
                 Ok((n, from)) => match d.pool.keyring.open(&buf[..n]) {
+                    Ok(plain) if super::coord_ping::is_coordinate_message(&plain) => d.coordinate_datagram(&plain, from).await,
                     Ok(plain) => {
                         if let Err(e) = d.foca.handle_data(&plain, &mut d.rt) {
                             tracing::debug!(%from, error = %e, "gossip datagram refused");
@@ -134,6 +143,7 @@ pub async fn run(pool: Arc<Pool>, socket: Box<dyn UdpSocket>, config: GossipConf
                 }
             },
             _ = tokio::time::sleep_until(next.unwrap_or(far)), if next.is_some() => d.fire_due(),
+            _ = coord_tick.tick(), if !d.left => d.coordinate_tick().await,
             _ = refire.tick(), if !d.fired.is_empty() || d.pool.keyring.report_due(Instant::now()).is_some() => d.refire(),
         }
         d.flush().await;
@@ -227,18 +237,52 @@ impl Driver {
         }
     }
 
+    /// Seals `data` with the primary key (when encryption is on) and sends it to `to`.
+    async fn send_sealed(&mut self, to: SocketAddr, data: Vec<u8>) {
+        let mut nonce = [0u8; super::keyring::NONCE_BYTES];
+        if self.pool.keyring.enabled() {
+            self.nonces.fill_bytes(&mut nonce);
+        }
+        let data = self.pool.keyring.seal(nonce, data);
+        debug_assert!(data.len() <= MAX_PACKET_BYTES, "a {} byte gossip datagram", data.len());
+        if let Err(e) = self.socket.send_to(&data, to).await {
+            tracing::debug!(%to, error = %e, "gossip send failed");
+        }
+    }
+
+    /// Pings one random live member for a coordinate sample.
+    async fn coordinate_tick(&mut self) {
+        let members = self.pool.members();
+        let me = self.foca.identity().name.clone();
+        if let Some((to, msg)) = self.pinger.tick(&me, &members, Instant::now()) {
+            self.send_coordinate(to, &msg).await;
+        }
+    }
+
+    /// A coordinate message: answered (a ping) or taken as a sample (an ack); dropped if malformed.
+    async fn coordinate_datagram(&mut self, data: &[u8], from: SocketAddr) {
+        let msg = match super::coord_ping::decode(data) {
+            Ok(msg) => msg,
+            Err(e) => return tracing::debug!(%from, error = %e, "coordinate datagram malformed; dropped"),
+        };
+        let me = self.foca.identity().name.clone();
+        let state = self.pool.coordinates.clone();
+        if let Some((to, reply)) = self.pinger.handle(&me, msg, from, Instant::now(), &state) {
+            self.send_coordinate(to, &reply).await;
+        }
+    }
+
+    async fn send_coordinate(&mut self, to: SocketAddr, msg: &super::coord_ping::Message) {
+        match super::coord_ping::encode(msg) {
+            Ok(data) => self.send_sealed(to, data).await,
+            Err(e) => tracing::debug!(error = %e, "coordinate message not encoded"),
+        }
+    }
+
     /// Carries out what foca asked for, then refreshes the view.
     async fn flush(&mut self) {
         while let Some((to, data)) = self.rt.to_send() {
-            let mut nonce = [0u8; super::keyring::NONCE_BYTES];
-            if self.pool.keyring.enabled() {
-                self.nonces.fill_bytes(&mut nonce);
-            }
-            let data = self.pool.keyring.seal(nonce, data.to_vec());
-            debug_assert!(data.len() <= MAX_PACKET_BYTES, "a {} byte gossip datagram", data.len());
-            if let Err(e) = self.socket.send_to(&data, to.addr).await {
-                tracing::debug!(to = %to.addr, error = %e, "gossip send failed");
-            }
+            self.send_sealed(to.addr, data.to_vec()).await;
         }
         while let Some((after, timer)) = self.rt.to_schedule() {
             self.seq += 1;

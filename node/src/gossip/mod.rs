@@ -14,6 +14,8 @@
 //! RPC (`Server.GossipAddr`), which finds it whatever ports the servers were given.
 
 pub mod broadcast;
+pub mod coord_ping;
+pub mod coordinate;
 pub mod driver;
 pub mod events;
 pub mod force_leave;
@@ -180,6 +182,8 @@ pub struct Pool {
     pub keyring: Arc<keyring_sync::KeyringState>,
     /// Where the driver writes the keyring file on every change (none: not persisted).
     pub(crate) disk: Option<Arc<dyn crate::io::Disk>>,
+    /// This agent's network coordinate, kept current by the driver's pings ([`coord_ping`]).
+    pub coordinates: Arc<coord_ping::CoordinateState>,
 }
 
 impl Pool {
@@ -189,7 +193,7 @@ impl Pool {
         let view = BTreeMap::from([(me.name.clone(), Member::of(me, MemberStatus::Alive))]);
         let events = Arc::new(events::EventLog::new(&me.name, false));
         let keyring = Arc::new(keyring_sync::KeyringState::new(&me.name, me.generation, None, Default::default(), false));
-        Self { identity: me.clone(), view: Mutex::new(view), live: 0.into(), version: watch::channel(0).0, requests: tx, inbox: Mutex::new(Some(rx)), events, keyring, disk: None }
+        Self { identity: me.clone(), view: Mutex::new(view), live: 0.into(), version: watch::channel(0).0, requests: tx, inbox: Mutex::new(Some(rx)), events, keyring, disk: None, coordinates: Arc::new(coord_ping::CoordinateState::new(false)) }
     }
 
     /// The agent's pool: encrypted when the data dir holds a keyring file (which wins over
@@ -234,6 +238,12 @@ impl Pool {
     /// Deliberate bug (simulator only): tell user events apart by name instead of ID.
     pub fn with_events_deduped_by_name(mut self, on: bool) -> Self {
         self.events = Arc::new(events::EventLog::new(&self.identity.name, on));
+        self
+    }
+
+    /// Deliberate bug `vivaldi-ignores-rtt` (simulator only): every coordinate sample counts as 1 ms.
+    pub fn with_vivaldi_ignoring_rtt(mut self, on: bool) -> Self {
+        self.coordinates = Arc::new(coord_ping::CoordinateState::new(on));
         self
     }
 

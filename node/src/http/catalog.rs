@@ -2,7 +2,8 @@
 //!
 //! Source: Consul HTTP API, "Catalog" (`website/content/api-docs/catalog.mdx`) and
 //! `agent/catalog_endpoint.go`. Lists support blocking queries, the consistency modes,
-//! `?node-meta=key:value` (repeatable), `?tag=` (repeatable, on service listings) and `?filter=`.
+//! `?node-meta=key:value` (repeatable), `?tag=` (repeatable, on service listings), `?filter=` and
+//! `?near=<node>|_agent` (sorted by estimated round-trip time, [`crate::state::coordinate`]).
 
 use std::sync::Arc;
 
@@ -50,6 +51,7 @@ pub fn catalog_query(name: String, opts: QueryOptions, pairs: &[(String, String)
         node_meta: node_meta(pairs)?,
         passing_only: flag(pairs, "passing"),
         opts,
+        near: all(pairs, "near").last().unwrap_or_default().to_string(),
     })
 }
 

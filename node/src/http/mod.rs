@@ -2,7 +2,7 @@
 //!
 //! Owns: routing, Consul's query-parameter conventions ([`params`]), the `QueryOptions`
 //! extractor and `QueryMeta` headers ([`query`]), the KV endpoints ([`kv`]), the catalog
-//! ([`catalog`]) and health ([`health`]) endpoints, sessions ([`session`]), transactions ([`txn`]), status/agent
+//! ([`catalog`]) and health ([`health`]) endpoints, network coordinates ([`coordinate`]), sessions ([`session`]), transactions ([`txn`]), status/agent
 //! endpoints ([`status`]) and operator endpoints ([`operator`]). Handlers call the server core
 //! ([`crate::server::Server`]) and never reach past it. Errors become Consul's status codes and
 //! plain-text bodies here, at the edge, and nowhere else.
@@ -12,6 +12,7 @@ pub mod agent_members;
 pub mod agent_self;
 pub mod agent_services;
 pub mod catalog;
+pub mod coordinate;
 pub mod event;
 pub mod health;
 pub mod json_keys;
@@ -80,6 +81,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .merge(snapshot::routes())
         .merge(txn::routes())
         .merge(keyring::routes())
+        .merge(coordinate::routes())
         .route_layer(axum::middleware::from_fn_with_state(server.clone(), metrics::track))
         .with_state(server)
 }

@@ -48,6 +48,9 @@ pub fn parse_check_state(s: &str) -> Result<Option<HealthStatus>, String> {
     }
 }
 
+/// `?near=_agent`: sort from the agent that received the request (Consul `structs.QuerySource`).
+const NEAR_AGENT: &str = "_agent";
+
 /// A catalog read: what it watches and what it computes from the store.
 type ReadFn<T> = fn(&Store, &CatalogQuery) -> (T, u64);
 
@@ -84,6 +87,10 @@ impl Server {
         T: serde::Serialize + serde::de::DeserializeOwned,
     {
         let opts = q.opts.clone();
+        let mut q = q;
+        if q.near == NEAR_AGENT {
+            q.near = self.config.node_name.clone();
+        }
         self.route_read(method, q, &opts, forwarded, |q| async move {
             let (value, meta) = self.blocking_query(&q.opts, watch, |s| read(s, &q)).await?;
             Ok(Indexed { value, meta })
@@ -93,7 +100,12 @@ impl Server {
 
     /// `Catalog.ListNodes` (`/v1/catalog/nodes`).
     pub async fn catalog_list_nodes(&self, q: CatalogQuery, fwd: bool) -> Result<Indexed<Vec<Node>>, QueryError> {
-        self.catalog_read(CATALOG_LIST_NODES, q, fwd, WatchKey::Table(Table::Nodes), |s, q| s.catalog_nodes(&q.node_meta)).await
+        self.catalog_read(CATALOG_LIST_NODES, q, fwd, WatchKey::Table(Table::Nodes), |s, q| {
+            let (mut nodes, index) = s.catalog_nodes(&q.node_meta);
+            s.sort_by_distance_from(&q.near, &mut nodes, |n| &n.node);
+            (nodes, index)
+        })
+        .await
     }
 
     /// `Catalog.ListServices` (`/v1/catalog/services`): name → tags.
@@ -109,8 +121,12 @@ impl Server {
     /// `Catalog.ServiceNodes` (`/v1/catalog/service/<name>`).
     pub async fn catalog_service_nodes(&self, q: CatalogQuery, fwd: bool) -> Result<Indexed<Vec<ServiceNode>>, QueryError> {
         let watch = WatchKey::Row(Table::Services, q.name.clone());
-        self.catalog_read(CATALOG_SERVICE_NODES, q, fwd, watch, |s, q| s.catalog_service_nodes(&q.name, &q.tags, &q.node_meta))
-            .await
+        self.catalog_read(CATALOG_SERVICE_NODES, q, fwd, watch, |s, q| {
+            let (mut rows, index) = s.catalog_service_nodes(&q.name, &q.tags, &q.node_meta);
+            s.sort_by_distance_from(&q.near, &mut rows, |r| &r.node);
+            (rows, index)
+        })
+        .await
     }
 
     /// `Catalog.NodeServices` (`/v1/catalog/node/<node>`): `None` for an unknown node.
@@ -145,7 +161,9 @@ impl Server {
     pub async fn health_service_nodes(&self, q: CatalogQuery, fwd: bool) -> Result<Indexed<Vec<CheckServiceNode>>, QueryError> {
         let watch = WatchKey::Row(Table::Services, q.name.clone());
         self.catalog_read(HEALTH_SERVICE_NODES, q, fwd, watch, |s, q| {
-            s.health_service_nodes(&q.name, &q.tags, &q.node_meta, q.passing_only)
+            let (mut rows, index) = s.health_service_nodes(&q.name, &q.tags, &q.node_meta, q.passing_only);
+            s.sort_by_distance_from(&q.near, &mut rows, |r| &r.node.node);
+            (rows, index)
         })
         .await
     }

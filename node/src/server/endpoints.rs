@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bootstrap::{HelloResponse, JoinRequest};
 use super::catalog::*;
+use super::coordinate::*;
 use super::forward::Forwarded;
 use super::kvs::{KVS_APPLY, KVS_GET, KVS_LIST, KVS_LIST_KEYS};
 use super::session::*;
@@ -122,6 +123,12 @@ impl RpcHandler for Server {
             HEALTH_SERVICE_CHECKS => typed(&body, |r: Forwarded<_>| self.health_service_checks(r.args, r.forwarded)).await,
             HEALTH_CHECKS_IN_STATE => typed(&body, |r: Forwarded<_>| self.health_checks_in_state(r.args, r.forwarded)).await,
             HEALTH_SERVICE_NODES => typed(&body, |r: Forwarded<_>| self.health_service_nodes(r.args, r.forwarded)).await,
+            COORDINATE_UPDATE => typed(&body, |r: Forwarded<Vec<crate::structs::CoordinateEntry>>| {
+                self.apply_write(COORDINATE_UPDATE, r.args, r.forwarded, crate::structs::Command::coordinate_batch_update)
+            })
+            .await,
+            COORDINATE_LIST_NODES => typed(&body, |r: Forwarded<_>| self.coordinate_list_nodes(r.args, r.forwarded)).await,
+            COORDINATE_NODE => typed(&body, |r: Forwarded<_>| self.coordinate_node(r.args, r.forwarded)).await,
             SESSION_APPLY => typed(&body, |r: Forwarded<_>| self.session_apply(r.args, r.forwarded)).await,
             SESSION_GET => typed(&body, |r: Forwarded<_>| self.session_get(r.args, r.forwarded)).await,
             SESSION_LIST => typed(&body, |r: Forwarded<_>| self.session_list(r.args, r.forwarded)).await,
@@ -152,7 +159,7 @@ impl RpcHandler for Server {
     }
 
     fn observe(&self, method: &str, ok: bool) {
-        let label = METHODS.iter().chain(CATALOG_METHODS.iter()).chain(SESSION_METHODS.iter()).chain(TXN_METHODS.iter()).find(|m| **m == method).copied().unwrap_or("unknown");
+        let label = METHODS.iter().chain(CATALOG_METHODS.iter()).chain(SESSION_METHODS.iter()).chain(TXN_METHODS.iter()).chain(COORDINATE_METHODS.iter()).find(|m| **m == method).copied().unwrap_or("unknown");
         self.telemetry.metrics.rpc(label, !ok);
     }
 }

@@ -14,6 +14,7 @@
 pub mod autopilot;
 pub mod bootstrap;
 pub mod catalog;
+pub mod coordinate;
 pub mod endpoints;
 pub mod events;
 pub mod forward;
@@ -190,7 +191,7 @@ impl Server {
         let session_timers = session_ttl::SessionTimers::new(config.bugs.session_ttl_early, config.bugs.session_ttl_forgotten);
         let identity = crate::gossip::agent_identity(&config, &node_uuid, io.clock.wall_now());
         let gossip = crate::gossip::Pool::open(&identity, &config, io.disk.clone(), telemetry.metrics.gossip_decrypt_failures()).await.map_err(OpenError::Config)?;
-        let gossip = Arc::new(gossip.with_events_deduped_by_name(config.bugs.event_dedup_by_name));
+        let gossip = Arc::new(gossip.with_events_deduped_by_name(config.bugs.event_dedup_by_name).with_vivaldi_ignoring_rtt(config.bugs.vivaldi_ignores_rtt));
         let services = local.clone();
         gossip.events.set_service_source(Box::new(move || services.services().into_iter().map(|(id, s)| (id, s.tags)).collect()));
         let (group_commit, batcher) = group_commit::GroupCommit::start(raft.clone(), config.bugs.batch_results_misrouted);

@@ -211,6 +211,7 @@ impl WriteTxn<'_> {
         for id in services {
             self.delete_service(node, &id);
         }
+        self.delete_coordinate(node);
         self.set_node(node, None);
         self.bump(Table::Nodes, node);
         self.bump_scope(Table::Nodes, node);
@@ -323,7 +324,7 @@ pub(crate) mod tests {
         s.apply(2, &register("n2", Some(("web2", "web")), &[]));
         let (r, _) = s.apply(3, &dereg("n1", "", ""));
         assert!(r.ok());
-        assert_eq!(s.table_sizes().iter().map(|(_, n)| *n).collect::<Vec<_>>(), vec![0, 0, 1, 1, 0, 0]);
+        assert_eq!(s.table_sizes().iter().map(|(_, n)| *n).collect::<Vec<_>>(), vec![0, 0, 1, 1, 0, 0, 0]);
         assert_eq!(s.scope_index(Table::Services, "web"), 3);
         assert_eq!(s.scope_index(Table::Nodes, "n1"), 3);
         let (r, changes) = s.apply(4, &dereg("n1", "", ""));

@@ -12,7 +12,7 @@ use super::graveyard::Graveyard;
 use super::store::Store;
 use super::watch::Table;
 use crate::codec::{decode, encode, frame, unframe, CodecError};
-use crate::structs::{DirEntry, HealthCheck, Node, NodeService, Session};
+use crate::structs::{CoordinateEntry, DirEntry, HealthCheck, Node, NodeService, Session};
 
 /// Why snapshot sections could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +62,7 @@ pub fn encode_sections(store: &Store) -> Result<Vec<u8>, SnapshotError> {
     let services: Vec<(&str, &NodeService)> = store.services.iter().map(|((n, _), s)| (n.as_str(), s)).collect();
     let checks: Vec<&HealthCheck> = store.checks.values().collect();
     let sessions: Vec<&Session> = store.sessions.values().collect();
+    let coordinates: Vec<&CoordinateEntry> = store.coordinates.values().collect();
     let scopes: Vec<(&str, &str, u64)> = store.scope_indexes.iter().map(|((t, k), i)| (t.name(), k.as_str(), *i)).collect();
     let section = |table: &str, rows: usize, data: Result<Vec<u8>, CodecError>| -> Result<Section, SnapshotError> {
         Ok(Section { table: table.into(), rows: rows as u64, data: data.map_err(codec(table))? })
@@ -75,6 +76,7 @@ pub fn encode_sections(store: &Store) -> Result<Vec<u8>, SnapshotError> {
         section(Table::Checks.name(), checks.len(), encode(&checks))?,
         section(SCOPE_INDEX_SECTION, scopes.len(), encode(&scopes))?,
         section(Table::Sessions.name(), sessions.len(), encode(&sessions))?,
+        section(Table::Coordinates.name(), coordinates.len(), encode(&coordinates))?,
     ];
     let mut out = Vec::new();
     for s in &sections {
@@ -140,6 +142,10 @@ pub fn decode_sections(bytes: &[u8]) -> Result<Store, SnapshotError> {
             "sessions" => {
                 let rows: Vec<Session> = decode(&s.data).map_err(codec("sessions"))?;
                 store.sessions = rows.into_iter().map(|r| (r.id.clone(), r)).collect();
+            }
+            "coordinates" => {
+                let rows: Vec<CoordinateEntry> = decode(&s.data).map_err(codec("coordinates"))?;
+                store.coordinates = rows.into_iter().map(|r| (r.node.clone(), r)).collect();
             }
             other => return Err(SnapshotError::UnknownTable(other.to_string())),
         }

@@ -44,6 +44,8 @@ pub struct Store {
     /// Derived: the keys each session holds locked, so invalidating a session visits only its
     /// keys. Kept in step by [`Store::put_kv_row`]; rebuilt, never snapshotted.
     pub(super) session_locks: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// Node coordinates by node name ([`super::coordinate`]).
+    pub(super) coordinates: BTreeMap<String, crate::structs::CoordinateEntry>,
 }
 
 /// What applying one command did: its result, the rows it changed (for waking watchers), and the
@@ -103,6 +105,10 @@ impl Store {
             Request::Txn(r) => {
                 let (results, errors) = txn.txn_apply(&r.ops, false);
                 CommandResult::Txn { results, errors, index }
+            }
+            Request::CoordinateBatchUpdate(r) => {
+                txn.coordinate_batch_update(r);
+                CommandResult::None { index }
             }
             Request::Ignored(_) => CommandResult::None { index },
             Request::Restore(r) => {
@@ -224,6 +230,7 @@ impl Store {
             (Table::Services, self.services.len()),
             (Table::Checks, self.checks.len()),
             (Table::Sessions, self.sessions.len()),
+            (Table::Coordinates, self.coordinates.len()),
         ]
     }
 }

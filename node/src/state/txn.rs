@@ -19,6 +19,7 @@ enum Undo {
     Service { key: NodeRowKey, prev: Option<NodeService> },
     Check { key: NodeRowKey, prev: Option<HealthCheck> },
     Session { key: String, prev: Option<Session> },
+    Coordinate { key: String, prev: Option<crate::structs::CoordinateEntry> },
     ScopeIndex { key: (Table, String), prev: Option<u64> },
     Tombstone { key: String, prev: Option<u64> },
     ReapedMax { prev: u64 },
@@ -122,6 +123,15 @@ impl<'a> WriteTxn<'a> {
         prev
     }
 
+    /// Inserts (`Some`) or removes (`None`) a node's coordinate row.
+    pub(super) fn set_coordinate(&mut self, key: &str, row: Option<crate::structs::CoordinateEntry>) {
+        let prev = match row {
+            Some(r) => self.store.coordinates.insert(key.to_string(), r),
+            None => self.store.coordinates.remove(key),
+        };
+        self.undo.push(Undo::Coordinate { key: key.to_string(), prev });
+    }
+
     /// Inserts (`Some`) or removes (`None`) a service instance row; returns the previous row.
     pub(super) fn set_service(&mut self, key: &NodeRowKey, row: Option<NodeService>) -> Option<NodeService> {
         let prev = self.store.put_service_row(key, row);
@@ -192,6 +202,7 @@ impl<'a> WriteTxn<'a> {
                 }
                 Undo::Session { key, prev } => restore(&mut self.store.sessions, key, prev),
                 Undo::Node { key, prev } => restore(&mut self.store.nodes, key, prev),
+                Undo::Coordinate { key, prev } => restore(&mut self.store.coordinates, key, prev),
                 Undo::Service { key, prev } => {
                     self.store.put_service_row(&key, prev);
                 }

@@ -36,6 +36,8 @@ pub enum Table {
     Checks,
     /// Sessions (Consul `sessions`). Row watches are per session id.
     Sessions,
+    /// Node network coordinates (Consul `coordinates`). Row watches are per node name.
+    Coordinates,
 }
 
 impl Table {
@@ -48,12 +50,13 @@ impl Table {
             Table::Services => "services",
             Table::Checks => "checks",
             Table::Sessions => "sessions",
+            Table::Coordinates => "coordinates",
         }
     }
 
     /// The table named `name` (as [`Table::name`] spells it).
     pub fn from_name(name: &str) -> Option<Table> {
-        [Table::Kvs, Table::Tombstones, Table::Nodes, Table::Services, Table::Checks, Table::Sessions].into_iter().find(|t| t.name() == name)
+        [Table::Kvs, Table::Tombstones, Table::Nodes, Table::Services, Table::Checks, Table::Sessions, Table::Coordinates].into_iter().find(|t| t.name() == name)
     }
 }
 

@@ -356,6 +356,10 @@ pub struct CatalogQuery {
     /// `?passing` (health/service only).
     pub passing_only: bool,
     pub opts: QueryOptions,
+    /// `?near=<node>` (`_agent`: the answering agent): sort node lists by estimated round-trip
+    /// time from that node (Consul `QuerySource.Node`); empty: no sorting.
+    #[serde(default)]
+    pub near: String,
 }
 
 /// A read's answer with its metadata.

@@ -34,6 +34,9 @@ impl MessageType {
     pub const RESTORE: Self = Self(100);
     /// `TombstoneRequestType`: reap KV tombstones (Consul: 5).
     pub const TOMBSTONE: Self = Self(5);
+    /// `CoordinateBatchUpdateType` (Consul: 6), always sent with the ignore flag as Consul does:
+    /// a server that does not know coordinates may skip them.
+    pub const COORDINATE_BATCH_UPDATE: Self = Self(6 | Self::IGNORE_UNKNOWN_FLAG);
     /// `TxnRequestType`: a transaction of several operations (Consul: 8).
     pub const TXN: Self = Self(8);
     /// Concord's own: several independent writes group-committed in one entry
@@ -101,6 +104,8 @@ pub enum Request {
     Txn(TxnRequest),
     Restore(RestoreRequest),
     Batch(BatchRequest),
+    /// Node coordinates to store (Consul `structs.Coordinates`).
+    CoordinateBatchUpdate(Vec<super::CoordinateEntry>),
     /// A type this build does not know but that is flagged ignorable: applied as a no-op.
     Ignored(MessageType),
 }
@@ -156,10 +161,15 @@ impl Command {
         Self::build(MessageType::BATCH, req)
     }
 
+    /// A batch of node coordinates. Errors: the request cannot be encoded.
+    pub fn coordinate_batch_update(req: &Vec<super::CoordinateEntry>) -> Result<Self, CodecError> {
+        Self::build(MessageType::COORDINATE_BATCH_UPDATE, req)
+    }
+
     /// Decodes the body by type. Errors: see [`CommandError`].
     pub fn decode(&self) -> Result<Request, CommandError> {
         let t = self.msg_type;
-        let known = matches!(t.base(), 0 | 1 | 2 | 3 | 5 | 8 | 100 | 101);
+        let known = matches!(t.base(), 0 | 1 | 2 | 3 | 5 | 6 | 8 | 100 | 101);
         if !known {
             return if t.ignorable() { Ok(Request::Ignored(t)) } else { Err(CommandError::UnknownType(t.0)) };
         }
@@ -172,6 +182,7 @@ impl Command {
             1 => Ok(Request::Deregister(decode(&self.body).map_err(body_err)?)),
             2 => Ok(Request::Kvs(decode(&self.body).map_err(body_err)?)),
             3 => Ok(Request::Session(decode(&self.body).map_err(body_err)?)),
+            6 => Ok(Request::CoordinateBatchUpdate(decode(&self.body).map_err(body_err)?)),
             8 => Ok(Request::Txn(decode(&self.body).map_err(body_err)?)),
             100 => Ok(Request::Restore(decode(&self.body).map_err(body_err)?)),
             101 => Ok(Request::Batch(decode(&self.body).map_err(body_err)?)),
@@ -210,6 +221,7 @@ impl std::fmt::Display for Command {
                 }
                 write!(f, "]")
             }
+            Ok(Request::CoordinateBatchUpdate(r)) => write!(f, "update {} coordinates", r.len()),
             Ok(Request::Ignored(t)) => write!(f, "ignored type {}", t.0),
             Err(e) => write!(f, "undecodable: {e}"),
         }

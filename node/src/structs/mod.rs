@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod command;
+pub mod coordinate;
 pub mod duration;
 pub mod kvs;
 pub mod query;
@@ -17,6 +18,7 @@ pub use catalog::{
     CatalogQuery, CheckServiceNode, DeregisterRequest, HealthCheck, HealthStatus, Indexed, Meta, Node, NodeService, NodeServices,
     RegisterRequest, ServiceNode, Weights,
 };
+pub use coordinate::{CoordinateEntry, CoordinateQuery, CoordinateUpdateRequest, DatacenterMap};
 pub use command::{BatchRequest, Command, CommandError, CommandResult, MessageType, Request, RestoreRequest, TombstoneReapRequest};
 pub use kvs::{DirEntry, IndexedDirEntries, IndexedKeyList, KeyListRequest, KeyRequest, KvsOp, KvsRequest};
 pub use session::{Session, SessionBehavior, SessionOp, SessionQuery, SessionRequest};
