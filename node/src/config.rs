@@ -192,6 +192,13 @@ pub struct BugSwitches {
     /// `(voters - 1) / 2` per pass, so the leader can shrink the Raft configuration below a quorum
     /// of the datacenter's servers (caught by the quorum-floor oracle on `dead-server-cleanup`).
     pub autopilot_removes_below_quorum: bool,
+    /// The WAN pool never announces to failed members again (no Serf reconnect), so servers a
+    /// partition split apart in the WAN pool stay apart after it heals (caught by the WAN
+    /// convergence oracle on `wan-gossip`).
+    pub wan_no_reconnect: bool,
+    /// A request whose `?dc=` names another datacenter is served by this datacenter as if it named
+    /// its own (no cross-datacenter forwarding).
+    pub dc_forward_ignores_dc: bool,
 }
 
 /// Everything an agent needs to start.
@@ -229,6 +236,8 @@ pub struct AgentConfig {
     pub session_ttl_min_ms: u64,
     /// The LAN gossip pool's timing ([`crate::gossip::GossipConfig`]).
     pub gossip: crate::gossip::GossipConfig,
+    /// The WAN gossip pool (servers only; [`crate::gossip::wan`]).
+    pub wan: crate::gossip::wan::WanSettings,
 }
 
 impl AgentConfig {
@@ -252,6 +261,7 @@ impl AgentConfig {
             config_entries: Default::default(),
             session_ttl_min_ms: crate::structs::session::MIN_SESSION_TTL_MS,
             gossip: Default::default(),
+            wan: crate::gossip::wan::WanSettings { enabled: true, ..Default::default() },
         }
     }
 
@@ -268,6 +278,16 @@ impl AgentConfig {
     /// The LAN gossip address (UDP).
     pub fn serf_lan_addr(&self) -> SocketAddr {
         SocketAddr::new(self.bind_addr, self.ports.serf_lan)
+    }
+
+    /// The WAN gossip address (UDP; servers only).
+    pub fn serf_wan_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind_addr, self.ports.serf_wan)
+    }
+
+    /// Whether this agent runs the WAN pool: a server with it enabled.
+    pub fn runs_wan_pool(&self) -> bool {
+        self.server && self.wan.enabled
     }
 
     /// The DNS address (UDP and TCP).

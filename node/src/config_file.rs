@@ -93,6 +93,10 @@ pub struct FileConfig {
     pub client_addr: Option<IpAddr>,
     pub ports: FilePorts,
     pub retry_join: Vec<String>,
+    /// Consul's `retry_join_wan`: WAN gossip addresses (servers only).
+    pub retry_join_wan: Vec<String>,
+    /// Consul's `start_join_wan`: WAN gossip addresses joined once at start (servers only).
+    pub start_join_wan: Vec<String>,
     /// Lowercase with one trailing dot ([`parse_domain`]).
     pub domain: Option<String>,
     pub recursors: Vec<SocketAddr>,
@@ -152,6 +156,8 @@ fn merge_file(into: &mut FileConfig, s: &Source) -> Result<(), ConfigFileError> 
             "client_addr" => into.client_addr = Some(f.typed::<String>(&key, v).and_then(|s| f.ip(&key, &s))?),
             "ports" => f.ports(&mut into.ports, v)?,
             "retry_join" => into.retry_join.extend(f.typed::<Vec<String>>(&key, v)?),
+            "retry_join_wan" => into.retry_join_wan.extend(f.typed::<Vec<String>>(&key, v)?),
+            "start_join_wan" => into.start_join_wan.extend(f.typed::<Vec<String>>(&key, v)?),
             "domain" => {
                 let d: String = f.typed(&key, v)?;
                 into.domain = Some(parse_domain(&d).map_err(|m| f.field(&key, m))?);

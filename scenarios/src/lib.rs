@@ -35,6 +35,7 @@ mod slow_lossy;
 mod snapshot_restore;
 mod swarm;
 mod swizzle_clog;
+mod wan_gossip;
 pub mod windows;
 
 use std::time::Duration;
@@ -107,6 +108,9 @@ pub enum WorkloadKind {
     /// [`WorkloadKind::Gossip`] in a run whose only fault is packet loss: also judged by the
     /// no-false-failures oracle on the trace.
     GossipLossy,
+    /// The KV register workload on servers that also run the WAN pool, plus a poll after the
+    /// heal of every server's `/v1/agent/members?wan`, judged by the membership-convergence oracle.
+    WanGossip,
 }
 
 impl WorkloadKind {
@@ -128,6 +132,7 @@ impl WorkloadKind {
             WorkloadKind::GossipLossy => "gossip-membership-lossy",
             WorkloadKind::DeadServerCleanup => "dead-server-cleanup",
             WorkloadKind::Coordinates => "coordinates",
+            WorkloadKind::WanGossip => "wan-gossip-membership",
         }
     }
 }
@@ -147,6 +152,7 @@ const WATCH: WorkloadKind = WorkloadKind::Watch;
 const GOSSIP_LOSSY: WorkloadKind = WorkloadKind::GossipLossy;
 const DEAD_SERVER: WorkloadKind = WorkloadKind::DeadServerCleanup;
 const COORDINATES: WorkloadKind = WorkloadKind::Coordinates;
+const WAN_GOSSIP: WorkloadKind = WorkloadKind::WanGossip;
 
 /// A scenario: name, one-line description, schedule builder (which may describe what it chose
 /// from the seed in [`Schedule::options`]), and the workload its clients run.
@@ -191,6 +197,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "group-commit", about: "8-16 clients write at once so the leader batches writes into shared entries, while servers crash (sometimes a majority), the leader is isolated and halves are cut", build: group_commit::build, workload: KV },
     Scenario { name: "dead-server-cleanup", about: "a server dies until the final heal (force-left on half the seeds): autopilot removes it from raft, keeps a second failed server, and adds the dead one back when it returns", build: dead_server_cleanup::build, workload: DEAD_SERVER },
     Scenario { name: "coordinates", about: "two sites, fast links inside and slow ones across, with servers cut off now and then; after the heal RTT estimates and ?near reflect the sites", build: coordinates::build, workload: COORDINATES },
+    Scenario { name: "wan-gossip", about: "servers also gossip in the WAN pool; one at a time is cut off or crashed long enough to be declared failed there; after the heal every server sees every server alive in the WAN pool", build: wan_gossip::build, workload: WAN_GOSSIP },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 

@@ -107,13 +107,19 @@ impl Workload for GossipMembership {
 
 /// Polls until a round converges or [`POLL_BOUND`] passes, recording every round.
 pub(crate) async fn poll_membership(servers: Vec<(String, SocketAddr)>, history: Rc<RefCell<History>>) {
+    poll_pool(servers, history, None).await
+}
+
+/// [`poll_membership`] of the LAN pool, or with `wan_suffix` (`.dc1`) of the WAN pool
+/// (`/v1/agent/members?wan`), whose member names lose the suffix so they compare with host names.
+pub(crate) async fn poll_pool(servers: Vec<(String, SocketAddr)>, history: Rc<RefCell<History>>, wan_suffix: Option<&str>) {
     let until = now() + POLL_BOUND;
     let expected: Vec<String> = servers.iter().map(|(n, _)| n.clone()).collect();
     let fired_events = fire_events(&servers).await;
     loop {
         let mut views = BTreeMap::new();
         for (name, addr) in &servers {
-            if let Some(view) = members_of(*addr).await {
+            if let Some(view) = members_of(*addr, wan_suffix).await {
                 views.insert(name.clone(), view);
             }
         }
@@ -174,9 +180,14 @@ async fn get_json(addr: SocketAddr, path: &str) -> Option<serde_json::Value> {
     serde_json::from_slice(&resp.body).ok()
 }
 
-/// One agent's members: name → Consul status name.
-async fn members_of(addr: SocketAddr) -> Option<BTreeMap<String, String>> {
-    let list = get_json(addr, "/v1/agent/members").await?;
+/// One agent's members: name → Consul status name (of the WAN pool with `wan_suffix`, which is
+/// stripped from the names).
+async fn members_of(addr: SocketAddr, wan_suffix: Option<&str>) -> Option<BTreeMap<String, String>> {
+    let list = get_json(addr, if wan_suffix.is_some() { "/v1/agent/members?wan" } else { "/v1/agent/members" }).await?;
+    let name = |n: &str| match wan_suffix {
+        Some(suffix) => n.strip_suffix(suffix).unwrap_or(n).to_string(),
+        None => n.to_string(),
+    };
     let status = |code: u64| match code {
         1 => "alive",
         2 => "leaving",
@@ -187,7 +198,7 @@ async fn members_of(addr: SocketAddr) -> Option<BTreeMap<String, String>> {
     Some(
         list.as_array()?
             .iter()
-            .filter_map(|m| Some((m["Name"].as_str()?.to_string(), status(m["Status"].as_u64()?).to_string())))
+            .filter_map(|m| Some((name(m["Name"].as_str()?), status(m["Status"].as_u64()?).to_string())))
             .collect(),
     )
 }

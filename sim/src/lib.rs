@@ -29,6 +29,7 @@ pub mod server_lanes;
 pub mod snapshot_workload;
 pub mod timeline;
 pub mod verdict;
+pub mod wan_workload;
 pub mod watch_workload;
 pub mod workload;
 pub mod world;

@@ -109,6 +109,10 @@ pub enum Bug {
     /// Every network-coordinate RTT sample counts as 1 ms whatever was measured, so every node
     /// looks equally near (caught by the coordinates oracle on `coordinates`).
     VivaldiIgnoresRtt,
+    /// The WAN pool joins once and never reconnects: no Serf reconnect to failed members and no
+    /// re-join when alone, so a server cut off long enough to be declared failed stays apart
+    /// after the heal (caught by the membership-convergence oracle on `wan-gossip`).
+    WanNoReconnect,
 }
 
 impl Bug {
@@ -144,6 +148,7 @@ impl Bug {
             Bug::GossipHastyFailure => "gossip-hasty-failure",
             Bug::AutopilotRemovesBelowQuorum => "autopilot-removes-below-quorum",
             Bug::VivaldiIgnoresRtt => "vivaldi-ignores-rtt",
+            Bug::WanNoReconnect => "wan-no-reconnect",
         }
     }
 
@@ -192,6 +197,7 @@ impl Bug {
             Bug::GossipHastyFailure => &["gossip-lossy"],
             Bug::AutopilotRemovesBelowQuorum => &["dead-server-cleanup"],
             Bug::VivaldiIgnoresRtt => &["coordinates"],
+            Bug::WanNoReconnect => &["wan-gossip"],
         }
     }
 
@@ -255,6 +261,11 @@ impl RunOptions {
             // Enough writers at once that the leader batches them (server::group_commit).
             options.clients = rng.gen_range(8..=16);
         }
+        if scenario == "wan-gossip" {
+            // The WAN pool declares a member failed only after 30 s of suspicion: fault windows
+            // must outlast that (see scenarios::wan_gossip).
+            options.fault_phase = Duration::from_secs(rng.gen_range(90..=120));
+        }
         options
     }
 
@@ -287,6 +298,8 @@ impl RunOptions {
             txn_partial_apply: self.bugs.contains(&Bug::TxnPartialApply),
             restore_keeps_old_keys: self.bugs.contains(&Bug::RestoreKeepsOldKeys),
             vivaldi_ignores_rtt: self.bugs.contains(&Bug::VivaldiIgnoresRtt),
+            wan_no_reconnect: self.bugs.contains(&Bug::WanNoReconnect),
+            dc_forward_ignores_dc: false,
         }
     }
 

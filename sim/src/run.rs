@@ -161,6 +161,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     let udp_loss: Vec<Arc<UdpLoss>> = (0..n).map(|i| UdpLoss::new(options.seed ^ (0x7564_706c_6f73 + i as u64))).collect();
     let agents: Rc<RefCell<Vec<Option<Arc<Agent>>>>> = Rc::new(RefCell::new(vec![None; n]));
     let mut seeds = ChaCha8Rng::seed_from_u64(options.seed);
+    let wan_pool = scenarios::find(&options.scenario).is_some_and(|s| s.workload == scenarios::WorkloadKind::WanGossip);
 
     for i in 0..n {
         let config = AgentConfig {
@@ -189,6 +190,13 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             config_entries: Default::default(),
             session_ttl_min_ms: crate::lock_workload::SESSION_TTL_MS,
             gossip: crate::keyring_workload::gossip_config(&options.scenario),
+            // Only the scenario that judges it: the WAN pool's traffic and trace events would
+            // change every other scenario's run.
+            wan: node::gossip::wan::WanSettings {
+                enabled: wan_pool,
+                retry_join: ips.iter().filter(|ip| **ip != ips[i]).map(|ip| SocketAddr::new(*ip, Ports::default().serf_wan).to_string()).collect(),
+                start_join: Vec::new(),
+            },
         };
         let disk = disks[i].clone();
         let clock = clocks[i].clone();

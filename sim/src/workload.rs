@@ -155,6 +155,7 @@ pub fn for_scenario(scenario: &str) -> Box<dyn Workload> {
         Some(scenarios::WorkloadKind::GossipLossy) => Box::new(crate::gossip_workload::GossipMembership { through_client_agents: false, forbid_failures: true }),
         Some(scenarios::WorkloadKind::DeadServerCleanup) => Box::new(crate::dead_server_workload::DeadServerCleanup::default()),
         Some(scenarios::WorkloadKind::Coordinates) => Box::new(crate::coordinate_workload::Coordinates),
+        Some(scenarios::WorkloadKind::WanGossip) => Box::new(crate::wan_workload::WanGossip),
     }
 }
 

@@ -1,5 +1,5 @@
-//! The agent: starts the server core and binds its ports — server RPC, the HTTP API, DNS and
-//! LAN gossip (the [`crate::gossip`] driver and its retry-join loop).
+//! The agent: starts the server core and binds its ports — server RPC, the HTTP API, DNS, LAN
+//! gossip and, on a server, WAN gossip (the [`crate::gossip`] driver and its retry-join loops).
 //!
 //! Owns: startup and shutdown ([`start`], [`Agent::shutdown`]) and the agent's configuration
 //! ([`config`]). This is the only module that knows every layer: it opens the
@@ -80,6 +80,14 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
     let join = config.join_addrs().map_err(StartError::Config)?;
     let (rpc_addr, http_addr, dns_addr) = (config.rpc_addr(), config.http_addr(), config.dns_addr());
     let serf_lan_addr = config.serf_lan_addr();
+    let serf_wan_addr = config.serf_wan_addr();
+    let wan_join = if config.runs_wan_pool() {
+        let port = config.ports.serf_wan;
+        let parse = |entries: &[String]| crate::gossip::wan::WanSettings::parse(entries, port).map_err(StartError::Config);
+        Some((parse(&config.wan.start_join)?, parse(&config.wan.retry_join)?))
+    } else {
+        None
+    };
     let net = io.net.clone();
     let server = Server::open(config, io).await?;
     let bind = |addr: SocketAddr| {
@@ -94,9 +102,13 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
         let dns_tcp = bind(dns_addr).await?;
         let dns_udp = net.bind_udp(dns_addr).await.map_err(|source| StartError::Bind { addr: dns_addr, source })?;
         let serf_lan = net.bind_udp(serf_lan_addr).await.map_err(|source| StartError::Bind { addr: serf_lan_addr, source })?;
-        Ok::<_, StartError>((rpc, http, dns_tcp, dns_udp, serf_lan))
+        let serf_wan = match wan_join {
+            Some(_) => Some(net.bind_udp(serf_wan_addr).await.map_err(|source| StartError::Bind { addr: serf_wan_addr, source })?),
+            None => None,
+        };
+        Ok::<_, StartError>((rpc, http, dns_tcp, dns_udp, (serf_lan, serf_wan)))
     };
-    let (rpc_listener, http_listener, dns_tcp, dns_udp, serf_lan) = match bound.await {
+    let (rpc_listener, http_listener, dns_tcp, dns_udp, (serf_lan, serf_wan)) = match bound.await {
         Ok(bound) => bound,
         Err(e) => {
             server.shutdown().await;
@@ -116,6 +128,20 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
     if let Some(rpc_listener) = rpc_listener {
         tasks.push(tokio::spawn(crate::rpc::serve(crate::server::endpoints::handler(server.clone()), rpc_listener)));
     }
+    if let (Some(wan), Some(socket), Some((start_join, retry_join))) = (server.wan.clone(), serf_wan, wan_join) {
+        let seed = gossip_seed ^ crate::gossip::wan::WAN_SEED_SALT;
+        let interval = std::time::Duration::from_millis(server.config.gossip.retry_join_interval_ms.max(1));
+        for addr in start_join {
+            wan.announce(addr);
+        }
+        tasks.push(tokio::spawn(crate::gossip::driver::run(wan.clone(), socket, crate::gossip::wan::gossip_config(&server.config), seed, server.io.trace.clone())));
+        if server.config.bugs.wan_no_reconnect {
+            tasks.push(tokio::spawn(join_wan_once(wan, retry_join, interval)));
+        } else {
+            tasks.push(tokio::spawn(crate::gossip::driver::retry_join(wan, retry_join, interval, |entry| async move { vec![entry] })));
+        }
+        tracing::info!(node = %server.config.node_name, addr = %serf_wan_addr, "WAN gossip started");
+    }
     tracing::info!(udp = %dns_udp_addr, tcp = %dns_addr, domain = %server.config.dns.domain, "DNS server started");
     tracing::info!(node = %server.config.node_name, addr = %serf_lan_addr, "LAN gossip started");
     server.start_background(join);
@@ -124,6 +150,18 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
     tracing::info!(node = %c.node_name, mode, id = %format!("{:016x}", server.id), rpc = %rpc_addr, http = %http_addr,
         datacenter = %c.datacenter, "agent started");
     Ok(Arc::new(Agent { server, tasks: Mutex::new(tasks) }))
+}
+
+/// Deliberate bug `wan_no_reconnect`: announces to the WAN join targets until the first member
+/// answers, then never again (as Consul's `retry_join_wan` stops after its first success, but
+/// without Serf's reconnect behind it).
+async fn join_wan_once(wan: Arc<crate::gossip::Pool>, targets: Vec<SocketAddr>, interval: std::time::Duration) {
+    while wan.live_peers() == 0 {
+        for target in &targets {
+            wan.announce(*target);
+        }
+        tokio::time::sleep(interval).await;
+    }
 }
 
 /// The pool's timing from the agent's config, with the deliberate bug `gossip_hasty_failure`.

@@ -72,6 +72,14 @@ pub struct AgentArgs {
     /// A server to join at start, `ip` or `ip:port` of its server RPC port. Repeatable.
     #[arg(long, value_name = "ADDR")]
     pub retry_join: Vec<String>,
+    /// A server of another datacenter to join in the WAN pool at start, `ip` or `ip:port` of its
+    /// WAN gossip port (8302). Repeatable; servers only.
+    #[arg(long, value_name = "ADDR")]
+    pub join_wan: Vec<String>,
+    /// Like -join-wan, announced to again whenever this server sees no other live WAN member.
+    /// Repeatable; servers only.
+    #[arg(long, value_name = "ADDR")]
+    pub retry_join_wan: Vec<String>,
     /// Datacenter name [default: dc1].
     #[arg(long, value_name = "DC")]
     pub datacenter: Option<String>,
@@ -91,10 +99,10 @@ pub struct AgentArgs {
     /// Server RPC port [default: 8300].
     #[arg(long, value_name = "PORT")]
     pub server_port: Option<u16>,
-    /// Serf LAN port [default: 8301] (gossip is not implemented yet).
+    /// Serf LAN port [default: 8301].
     #[arg(long, value_name = "PORT")]
     pub serf_lan_port: Option<u16>,
-    /// Serf WAN port [default: 8302] (gossip is not implemented yet).
+    /// Serf WAN port [default: 8302] (servers only).
     #[arg(long, value_name = "PORT")]
     pub serf_wan_port: Option<u16>,
     /// Log level: trace, debug, info, warn, err [default: info]. Below debug, openraft logs only
@@ -141,6 +149,8 @@ fn with_file_defaults(a: &AgentArgs, f: &FileConfig) -> AgentArgs {
     out.serf_wan_port = a.serf_wan_port.or(f.ports.serf_wan);
     out.domain = a.domain.clone().or_else(|| f.domain.clone());
     out.retry_join = f.retry_join.iter().chain(&a.retry_join).cloned().collect();
+    out.retry_join_wan = f.retry_join_wan.iter().chain(&a.retry_join_wan).cloned().collect();
+    out.join_wan = f.start_join_wan.iter().chain(&a.join_wan).cloned().collect();
     out.encrypt = a.encrypt.clone().or_else(|| f.encrypt.clone());
     out.recursor = f.recursors.iter().map(|r| r.to_string()).chain(a.recursor.iter().cloned()).collect();
     out.log_level = Some(log_level(a, f));
@@ -215,6 +225,11 @@ pub fn config_from_args(a: &AgentArgs, f: &FileConfig) -> Result<AgentConfig, St
         c.datacenter = dc.clone();
     }
     c.retry_join = a.retry_join.clone();
+    c.wan.retry_join = a.retry_join_wan.clone();
+    c.wan.start_join = a.join_wan.clone();
+    if !c.server && !(c.wan.retry_join.is_empty() && c.wan.start_join.is_empty()) {
+        return Err("-join-wan and -retry-join-wan need -server: client agents have no WAN pool".into());
+    }
     c.enable_script_checks = a.enable_script_checks;
     c.gossip.encrypt = a.encrypt.as_deref().map(crate::gossip::keyring::GossipKey::parse).transpose().map_err(|e| format!("-encrypt: {e}"))?;
     let p = &mut c.ports;
@@ -240,6 +255,8 @@ pub fn config_from_args(a: &AgentArgs, f: &FileConfig) -> Result<AgentConfig, St
     c.dns.service_ttl_ms = d.service_ttl_ms.unwrap_or(c.dns.service_ttl_ms);
     c.dns.udp_answer_limit = d.udp_answer_limit.unwrap_or(c.dns.udp_answer_limit);
     c.join_addrs()?;
+    crate::gossip::wan::WanSettings::parse(&c.wan.retry_join, c.ports.serf_wan)?;
+    crate::gossip::wan::WanSettings::parse(&c.wan.start_join, c.ports.serf_wan)?;
     c.config_entries = f.entries(c.enable_script_checks).map_err(|e| e.to_string())?;
     Ok(c)
 }
@@ -310,6 +327,7 @@ fn restart_only_changes(old: &AgentConfig, new: &AgentConfig) -> Vec<&'static st
     diff("bind_addr", old.bind_addr != new.bind_addr);
     diff("client_addr", old.client_addr != new.client_addr);
     diff("ports", old.ports != new.ports);
+    diff("retry_join_wan", old.wan != new.wan);
     diff("data_dir", old.data_dir != new.data_dir);
     diff("retry_join", old.retry_join != new.retry_join);
     diff("domain, recursors or dns_config", old.dns != new.dns);

@@ -1,5 +1,6 @@
-//! `concord join [-wan] ADDRESS...`: asks the agent to join the LAN gossip pool through each
-//! address (`PUT /v1/agent/join/<address>`), as Consul's `consul join` does.
+//! `concord join [-wan] ADDRESS...`: asks the agent to join the LAN gossip pool (with `-wan`,
+//! a server's WAN pool) through each address (`PUT /v1/agent/join/<address>[?wan=1]`), as
+//! Consul's `consul join` does.
 
 use clap::Args;
 use hyper::Method;
@@ -11,10 +12,11 @@ use super::common::{line, HttpArgs, Outcome};
 pub struct JoinArgs {
     #[command(flatten)]
     pub http: HttpArgs,
-    /// Join the WAN pool (Concord has none yet: refused).
+    /// Join the WAN pool through WAN gossip addresses (default port 8302); servers only.
     #[arg(long)]
     pub wan: bool,
-    /// Gossip addresses of agents already in the cluster (`ip` or `ip:port`, default port 8301).
+    /// Gossip addresses of agents already in the cluster (`ip` or `ip:port`, default port 8301,
+    /// 8302 with -wan).
     #[arg(required = true, value_name = "ADDRESS")]
     pub addresses: Vec<String>,
 }
@@ -23,7 +25,7 @@ pub struct JoinArgs {
 /// "Successfully joined cluster by contacting N nodes." / "Failed to join any nodes.".
 pub(super) async fn join(a: JoinArgs) -> Outcome {
     let client = a.http.client()?;
-    let query = if a.wan { "?wan" } else { "" };
+    let query = if a.wan { "?wan=1" } else { "" };
     let mut joined = 0;
     let mut errors = Vec::new();
     for address in &a.addresses {

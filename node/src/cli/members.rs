@@ -1,5 +1,6 @@
-//! `concord members [-detailed]`: the LAN gossip pool as the agent sees it
-//! (`GET /v1/agent/members`), in Consul's columns.
+//! `concord members [-detailed] [-wan]`: the LAN gossip pool (with `-wan`, the WAN pool of
+//! servers of every datacenter, named `<node>.<dc>`) as the agent sees it
+//! (`GET /v1/agent/members[?wan=1]`), in Consul's columns.
 //!
 //! Source: Consul `command/members/members.go`. Default columns: Node, Address (`ip:port`),
 //! Status (`alive`, `leaving`, `left`, `failed`), Type (`server` for role `consul`, `client` for
@@ -24,6 +25,9 @@ pub struct MembersArgs {
     /// Print every member tag instead of the summary columns.
     #[arg(long)]
     pub detailed: bool,
+    /// List the WAN pool's members (servers of every datacenter) instead of the LAN pool's.
+    #[arg(long)]
+    pub wan: bool,
 }
 
 /// One entry of `/v1/agent/members` (the fields this command prints).
@@ -53,7 +57,7 @@ fn status_name(code: u8) -> &'static str {
 pub(super) async fn members(a: MembersArgs) -> Outcome {
     let client = a.http.client()?;
     let resp = client
-        .request(Method::GET, "/v1/agent/members", Vec::new())
+        .request(Method::GET, if a.wan { "/v1/agent/members?wan=1" } else { "/v1/agent/members" }, Vec::new())
         .await
         .map_err(|e| format!("Error retrieving members: {e}"))?;
     if !resp.status.is_success() {

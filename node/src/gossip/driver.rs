@@ -1,4 +1,4 @@
-//! The LAN pool's driver: one task per agent that runs foca over a UDP socket from `io::Net`.
+//! A pool's driver (LAN or WAN, the same code): one task per pool that runs foca over a UDP socket from `io::Net`.
 //!
 //! foca is a state machine; this task is its runtime. Inputs, in priority order: requests from the
 //! agent (announce to a join target, leave), datagrams from the socket, due timers. After each
@@ -89,6 +89,8 @@ struct Driver {
     own: Option<Member>,
     /// Coordinate pings in flight and this node's Vivaldi client.
     pinger: super::coord_ping::Pinger,
+    /// `LAN` or `WAN`, for logs.
+    pool_name: &'static str,
 }
 
 /// Runs the pool on `socket` until the task is aborted, as the pool's identity.
@@ -100,12 +102,13 @@ pub async fn run(pool: Arc<Pool>, socket: Box<dyn UdpSocket>, config: GossipConf
     };
     let broadcasts = super::broadcast::Broadcasts { events: pool.events.clone(), keyring: pool.keyring.clone() };
     let foca_config = config.foca(pool.keyring.enabled());
+    let pool_name = config.pool_name();
     let touched = Arc::new(std::sync::Mutex::new(super::view::Touched::default()));
     let codec = super::view::ObservingCodec::new(touched.clone());
     let foca = Foca::with_custom_broadcast(me, foca_config, SeededRng::new(seed), codec, broadcasts);
     let nonces = ChaCha8Rng::seed_from_u64(seed ^ NONCE_SEED_SALT);
     let (view, own) = (super::view::View::default(), None);
-    let mut d = Driver { pool, trace, socket, foca, rt: AccumulatingRuntime::new(), timers: BTreeMap::new(), seq: 0, left: false, fired: Default::default(), nonces, touched, view, own, pinger: super::coord_ping::Pinger::new(seed) };
+    let mut d = Driver { pool, trace, socket, foca, rt: AccumulatingRuntime::new(), timers: BTreeMap::new(), seq: 0, left: false, fired: Default::default(), nonces, touched, view, own, pinger: super::coord_ping::Pinger::new(seed), pool_name };
     // foca schedules its own probe and gossip timers once it first hears from a member.
     d.flush().await;
     let mut buf = vec![0u8; MAX_PACKET_BYTES + 1];
@@ -183,7 +186,7 @@ impl Driver {
     fn leave(&mut self) {
         let me = self.foca.identity().clone();
         let leaving = GossipId { left: true, generation: me.generation + 1, ..me };
-        tracing::info!(node = %leaving.name, "leaving the LAN gossip pool");
+        tracing::info!(node = %leaving.name, pool = self.pool_name, "leaving the gossip pool");
         if let Err(e) = self.foca.change_identity(leaving, &mut self.rt) {
             tracing::debug!(error = %e, "gossip identity change for leave failed");
         }
@@ -310,7 +313,7 @@ impl Driver {
             let Some(m) = m else { continue };
             let before = self.pool.status_of(name);
             if before != Some(m.status) {
-                log_change(name, m.addr, before, m.status);
+                log_change(self.pool_name, name, m.addr, before, m.status);
                 self.trace.event(&me.name, Event::Member { member: name.clone(), status: m.status.trace_name().into() });
             }
         }
@@ -324,17 +327,17 @@ impl Driver {
     }
 }
 
-/// One INFO line per member status change, in Serf's words.
-fn log_change(name: &str, addr: SocketAddr, before: Option<MemberStatus>, now: MemberStatus) {
+/// One INFO line per member status change, in Serf's words, naming the pool (`LAN`/`WAN`).
+fn log_change(pool: &str, name: &str, addr: SocketAddr, before: Option<MemberStatus>, now: MemberStatus) {
     match (before, now) {
         (None | Some(MemberStatus::Failed | MemberStatus::Left), MemberStatus::Alive) => {
-            tracing::info!(member = %name, %addr, "member joined")
+            tracing::info!(pool, member = %name, %addr, "member joined")
         }
-        (Some(MemberStatus::Suspect), MemberStatus::Alive) => tracing::info!(member = %name, "member refuted suspicion"),
-        (_, MemberStatus::Suspect) => tracing::info!(member = %name, "member suspected"),
-        (_, MemberStatus::Failed) => tracing::info!(member = %name, "member failed"),
-        (_, MemberStatus::Left) => tracing::info!(member = %name, "member left"),
-        _ => tracing::debug!(member = %name, ?before, ?now, "member status"),
+        (Some(MemberStatus::Suspect), MemberStatus::Alive) => tracing::info!(pool, member = %name, "member refuted suspicion"),
+        (_, MemberStatus::Suspect) => tracing::info!(pool, member = %name, "member suspected"),
+        (_, MemberStatus::Failed) => tracing::info!(pool, member = %name, "member failed"),
+        (_, MemberStatus::Left) => tracing::info!(pool, member = %name, "member left"),
+        _ => tracing::debug!(pool, member = %name, ?before, ?now, "member status"),
     }
 }
 

@@ -1,4 +1,7 @@
-//! SWIM membership for the LAN pool (every agent of a datacenter), with foca.
+//! SWIM membership for the LAN pool (every agent of a datacenter) and the WAN pool (the servers
+//! of every datacenter, Consul `agent/consul/server_serf.go` `setupSerf(wan=true)`), with foca.
+//! Both pools are the same [`Pool`] and [`driver`], told apart by [`GossipConfig::wan`]: the WAN
+//! pool runs foca's WAN profile on the `serf_wan` port and names members `<node>.<dc>` ([`wan`]).
 //!
 //! Owns: the pool's membership view ([`Pool`]: who is alive, suspect, failed or left, with
 //! Consul's member tags), the driver task that runs foca over `io::Net` UDP on the agent's
@@ -23,6 +26,7 @@ pub mod identity;
 pub mod keyring;
 pub mod keyring_sync;
 pub mod view;
+pub mod wan;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -124,24 +128,51 @@ pub struct GossipConfig {
     /// Deliberate bug `gossip_hasty_failure`: SWIM without its safeguards (one indirect probe, a
     /// suspect declared down after 1 ms, no time to refute), so lost packets fail live members.
     pub hasty_failure: bool,
+    /// This is the WAN pool: foca's WAN profile (memberlist's `DefaultWANConfig`: 5 s probes,
+    /// 3 s probe timeout, longer suspicion) instead of the LAN one.
+    pub wan: bool,
+    /// Deliberate bug `wan-no-reconnect`: never announce to failed members again (no Serf
+    /// reconnect), so a pool split in two by a partition stays split after it heals.
+    pub no_reconnect: bool,
 }
 
 impl Default for GossipConfig {
     fn default() -> Self {
-        Self { expected_members: 8, reconnect_interval_ms: 10_000, retry_join_interval_ms: 1_000, encrypt: None, hasty_failure: false }
+        Self {
+            expected_members: 8,
+            reconnect_interval_ms: 10_000,
+            retry_join_interval_ms: 1_000,
+            encrypt: None,
+            hasty_failure: false,
+            wan: false,
+            no_reconnect: false,
+        }
     }
 }
 
 impl GossipConfig {
+    /// The pool's name in logs: `LAN` or `WAN`.
+    pub fn pool_name(&self) -> &'static str {
+        if self.wan {
+            "WAN"
+        } else {
+            "LAN"
+        }
+    }
+
     /// foca's configuration for this pool; `encrypted`: leave room in every datagram for the
     /// seal ([`keyring::SEAL_OVERHEAD_BYTES`]) so sealed datagrams stay within [`MAX_PACKET_BYTES`].
     pub fn foca(&self, encrypted: bool) -> foca::Config {
+        debug_assert!(self.reconnect_interval_ms > 0, "a zero reconnect interval would spin");
         let n = std::num::NonZeroU32::new(self.expected_members.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
-        let mut c = foca::Config::new_lan(n);
+        let mut c = if self.wan { foca::Config::new_wan(n) } else { foca::Config::new_lan(n) };
         let overhead = if encrypted { keyring::SEAL_OVERHEAD_BYTES } else { 0 };
         c.max_packet_size = std::num::NonZeroUsize::new(MAX_PACKET_BYTES - overhead).unwrap_or(std::num::NonZeroUsize::MIN);
         if let Some(p) = c.periodic_announce_to_down_members.as_mut() {
             p.frequency = Duration::from_millis(self.reconnect_interval_ms);
+        }
+        if self.no_reconnect {
+            c.periodic_announce_to_down_members = None;
         }
         if self.hasty_failure {
             c.num_indirect_probes = std::num::NonZeroUsize::MIN;

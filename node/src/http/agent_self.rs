@@ -74,14 +74,14 @@ pub fn stats(agent: &Server) -> Value {
             "runtime": runtime_stats(),
         });
     }
-    json!({
+    let mut out = json!({
         "agent": { "check_monitors": "0", "check_ttls": "0", "checks": "0", "services": "0" },
         "build": { "prerelease": "", "revision": REVISION, "version": CONCORD_VERSION, "version_metadata": "",
                    "product": "concord", "consul_api_version": CONSUL_API_VERSION },
         "consul": {
             "acl": "disabled",
             "bootstrap": (c.bootstrap_expect == 1).to_string(),
-            "known_datacenters": "1",
+            "known_datacenters": s(agent.local_datacenters().len() as u64),
             "leader": is_leader.to_string(),
             "leader_addr": leader_addr,
             "server": c.server.to_string(),
@@ -104,6 +104,24 @@ pub fn stats(agent: &Server) -> Value {
             "term": s(m.current_term),
         },
         "runtime": runtime_stats(),
+    });
+    if let (Some(wan), Some(obj)) = (&agent.wan, out.as_object_mut()) {
+        obj.insert("serf_wan".into(), pool_stats(wan));
+    }
+    out
+}
+
+/// A gossip pool's `Stats.serf_*` section (Consul's keys that Concord knows: member counts by
+/// status and whether gossip is encrypted).
+fn pool_stats(pool: &crate::gossip::Pool) -> Value {
+    use crate::gossip::MemberStatus;
+    let members = pool.members();
+    let count = |st: MemberStatus| members.iter().filter(|m| m.status == st).count().to_string();
+    json!({
+        "encrypted": pool.keyring.enabled().to_string(),
+        "failed": count(MemberStatus::Failed),
+        "left": count(MemberStatus::Left),
+        "members": members.len().to_string(),
     })
 }
 

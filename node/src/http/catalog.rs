@@ -119,9 +119,12 @@ pub async fn deregister(State(server): State<Arc<Server>>, opts: QueryOptions, b
     Ok(Json(true))
 }
 
-/// `GET /v1/catalog/datacenters`: the datacenters this agent knows (its own until WAN gossip).
-pub async fn datacenters(State(server): State<Arc<Server>>) -> Json<Vec<String>> {
-    Json(vec![server.config.datacenter.clone()])
+/// `GET /v1/catalog/datacenters`: the datacenters the WAN pool knows, this agent's own first,
+/// then the others by name (see [`crate::gossip::wan::datacenters`]; Consul sorts by estimated
+/// RTT). A client agent asks a server (Consul forwards `Catalog.ListDatacenters`). Errors: a
+/// client agent that reaches no server (500).
+pub async fn datacenters(State(server): State<Arc<Server>>) -> Result<Json<Vec<String>>, ApiError> {
+    server.datacenters().await.map(Json).map_err(|e| ApiError::server_error(e.to_string()))
 }
 
 /// `GET /v1/catalog/nodes`.

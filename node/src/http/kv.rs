@@ -165,7 +165,6 @@ pub async fn put_kv(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let params = Params::from_pairs(pairs);
-    server.check_datacenter(&opts)?;
     let key = key_from_uri(&uri)?;
     if key.is_empty() {
         return Err(ApiError::bad_request("Missing key name"));
@@ -192,7 +191,7 @@ pub async fn put_kv(
         (None, None, None) => (KvsOp::Set, None),
     };
     let dir_ent = DirEntry { flags, modify_index: cas.unwrap_or(0), session, ..DirEntry::new(key, body.to_vec()) };
-    match server.kvs_apply(KvsRequest { op, dir_ent }, false).await? {
+    match server.kvs_apply_in(&opts, KvsRequest { op, dir_ent }).await? {
         // The state store refused it (an unknown session): Consul's RPC error, a 500.
         CommandResult::Refused { error, .. } => Err(ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: error, not_applied: true }),
         result => Ok(bool_response(result.ok())),
@@ -207,7 +206,6 @@ pub async fn delete_kv(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let params = Params::from_pairs(pairs);
-    server.check_datacenter(&opts)?;
     let key = key_from_uri(&uri)?;
     let recurse = params.flag("recurse");
     let cas = params.u64("cas")?;
@@ -226,7 +224,7 @@ pub async fn delete_kv(
         (false, None) => KvsOp::Delete,
     };
     let dir_ent = DirEntry { modify_index: cas.unwrap_or(0), ..DirEntry::new(key, Vec::new()) };
-    let result = server.kvs_apply(KvsRequest { op, dir_ent }, false).await?;
+    let result = server.kvs_apply_in(&opts, KvsRequest { op, dir_ent }).await?;
     Ok(bool_response(result.ok()))
 }
 

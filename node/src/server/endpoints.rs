@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::bootstrap::{HelloResponse, JoinRequest};
 use super::catalog::*;
 use super::coordinate::*;
+use super::federation::{CATALOG_LIST_DATACENTERS, DC_FORWARD};
 use super::forward::Forwarded;
 use super::kvs::{KVS_APPLY, KVS_GET, KVS_LIST, KVS_LIST_KEYS};
 use super::session::*;
@@ -51,10 +52,10 @@ pub const OPERATOR_TRANSFER_LEADER: &str = "Operator.TransferLeader";
 /// Every method this server answers but the catalog's ([`CATALOG_METHODS`]), sessions'
 /// ([`SESSION_METHODS`]) and transactions' ([`TXN_METHODS`]); together they bound
 /// the RPC metrics' label set.
-pub const METHODS: [&str; 18] = [
+pub const METHODS: [&str; 20] = [
     RAFT_APPEND_ENTRIES, RAFT_VOTE, RAFT_INSTALL_SNAPSHOT, RAFT_TIMEOUT_NOW, KVS_APPLY, KVS_GET, KVS_LIST,
     KVS_LIST_KEYS, STATUS_LEADER, STATUS_PEERS, SERVER_HELLO, SERVER_JOIN, SERVER_LEAVE, SERVER_GOSSIP_ADDR, OPERATOR_TRANSFER_LEADER,
-    SNAPSHOT_SAVE, SNAPSHOT_RESTORE, "unknown",
+    SNAPSHOT_SAVE, SNAPSHOT_RESTORE, DC_FORWARD, CATALOG_LIST_DATACENTERS, "unknown",
 ];
 
 /// Decodes `body` as `Req`, runs `f`, encodes its answer.
@@ -141,6 +142,8 @@ impl RpcHandler for Server {
                 self.apply_write(SNAPSHOT_RESTORE, r.args, r.forwarded, crate::structs::Command::restore)
             })
             .await,
+            DC_FORWARD => typed(&body, |r| self.handle_dc_forward(r)).await,
+            CATALOG_LIST_DATACENTERS => typed(&body, |()| async { self.local_datacenters() }).await,
             STATUS_LEADER => typed(&body, |()| async { self.leader().map(|(_, a)| a).unwrap_or_default() }).await,
             STATUS_PEERS => typed(&body, |()| async { self.voter_addrs() }).await,
             SERVER_HELLO => typed(&body, |peer: PeerInfo| self.hello(peer)).await,

@@ -6,7 +6,7 @@ use super::Server;
 use crate::state::{Table, WatchKey};
 use crate::structs::{
     Command, CommandResult, DirEntry, IndexedDirEntries, IndexedKeyList, KeyListRequest, KeyRequest, KvsRequest, QueryError,
-    WriteError,
+    QueryOptions, WriteError,
 };
 
 /// RPC method names.
@@ -23,6 +23,19 @@ impl Server {
             return Ok(CommandResult::Kvs { ok: false, index: 0 });
         }
         self.apply_write(KVS_APPLY, req, forwarded, Command::kvs).await
+    }
+
+    /// A KV write from the HTTP API: in datacenter `dc` when it is another one (forwarded there,
+    /// [`super::federation`]), else [`Server::kvs_apply`] here.
+    pub async fn kvs_apply_in(&self, opts: &QueryOptions, req: KvsRequest) -> Result<CommandResult, WriteError> {
+        match self.foreign_datacenter(opts) {
+            Some(dc) => {
+                let timeout = super::write::RPC_HOLD_TIMEOUT + super::write::FORWARD_SLACK;
+                let answer: Result<Result<CommandResult, WriteError>, _> = self.forward_dc(dc, KVS_APPLY, req, timeout).await;
+                answer.unwrap_or_else(|e| Err(e.into_write_error()))
+            }
+            None => self.kvs_apply(req, false).await,
+        }
     }
 
     /// `KVS.Get`: one key (an empty list when absent).

@@ -76,6 +76,9 @@ impl Server {
         }
         // Then the LAN pool: the other agents see this one `left` (not `failed`), and the leader
         // deregisters its node (`server::reconcile`).
+        if let Some(wan) = &self.wan {
+            wan.leave().await;
+        }
         self.gossip.leave().await;
         tracing::info!("graceful leave complete");
         self.leave.fire();

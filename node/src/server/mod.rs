@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod coordinate;
 pub mod endpoints;
 pub mod events;
+pub mod federation;
 pub mod forward;
 pub mod group_commit;
 pub mod identity;
@@ -117,6 +118,9 @@ pub struct Server {
     pub session_timers: session_ttl::SessionTimers,
     /// The LAN gossip pool's membership view ([`crate::gossip`]); its driver is started by the agent.
     pub gossip: Arc<crate::gossip::Pool>,
+    /// The WAN gossip pool ([`crate::gossip::wan`]): servers with it enabled only; its driver is
+    /// started by the agent.
+    pub wan: Option<Arc<crate::gossip::Pool>>,
     /// A client agent's choice of server ([`router`]); unused on a server.
     pub router: router::Router,
     /// The queue that group-commits this leader's writes ([`group_commit`]).
@@ -192,6 +196,10 @@ impl Server {
         let identity = crate::gossip::agent_identity(&config, &node_uuid, io.clock.wall_now());
         let gossip = crate::gossip::Pool::open(&identity, &config, io.disk.clone(), telemetry.metrics.gossip_decrypt_failures()).await.map_err(OpenError::Config)?;
         let gossip = Arc::new(gossip.with_events_deduped_by_name(config.bugs.event_dedup_by_name).with_vivaldi_ignoring_rtt(config.bugs.vivaldi_ignores_rtt));
+        let wan = config.runs_wan_pool().then(|| {
+            let me = crate::gossip::wan::wan_identity(&identity, &config);
+            Arc::new(crate::gossip::wan::open_pool(&me, &config, telemetry.metrics.gossip_decrypt_failures()))
+        });
         let services = local.clone();
         gossip.events.set_service_source(Box::new(move || services.services().into_iter().map(|(id, s)| (id, s.tags)).collect()));
         let (group_commit, batcher) = group_commit::GroupCommit::start(raft.clone(), config.bugs.batch_results_misrouted);
@@ -221,6 +229,7 @@ impl Server {
             session_timers,
             local,
             gossip,
+            wan,
             router: router::Router::default(),
         });
         let me = server.me();

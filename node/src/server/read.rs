@@ -37,15 +37,17 @@ impl Server {
         }
     }
 
-    /// Checks `?dc=`: only this agent's datacenter is reachable until WAN federation exists.
+    /// Checks `?dc=` for endpoints that do not forward to other datacenters yet (catalog, session
+    /// and transaction writes): only this agent's datacenter is reachable there.
     pub fn check_datacenter(&self, opts: &QueryOptions) -> Result<(), QueryError> {
-        match &opts.datacenter {
-            Some(dc) if *dc != self.config.datacenter => Err(QueryError::NoPathToDatacenter),
-            _ => Ok(()),
+        match self.foreign_datacenter(opts) {
+            Some(_) => Err(QueryError::NoPathToDatacenter),
+            None => Ok(()),
         }
     }
 
-    /// Serves a read endpoint: here when its consistency mode allows, else forwarded to the
+    /// Serves a read endpoint: a `?dc=` naming another datacenter goes to a server there
+    /// ([`super::federation`]); else here when its consistency mode allows, else forwarded to the
     /// leader's `method` (once: a `forwarded` request is not forwarded again).
     pub async fn route_read<Req, Resp, Fut>(
         &self,
@@ -60,18 +62,16 @@ impl Server {
         Resp: DeserializeOwned,
         Fut: Future<Output = Result<Resp, QueryError>>,
     {
-        self.check_datacenter(opts)?;
-        if forwarded || self.serves_read_locally(opts) {
+        let foreign = self.foreign_datacenter(opts).is_some();
+        if !foreign && (forwarded || self.serves_read_locally(opts)) {
             return local(req).await;
         }
         let timeout = Duration::from_millis(opts.max_query_time_ms) + FORWARD_READ_SLACK;
-        let answer: Result<Resp, QueryError> = match self.forward_to_leader(method, req, timeout).await {
-            Ok(answer) => answer,
-            Err(ForwardError::NoLeader) => return Err(QueryError::NoLeader),
-            Err(e @ ForwardError::NoServers) => return Err(QueryError::Rpc(e.to_string())),
-            Err(ForwardError::Rpc(e)) => return Err(QueryError::Rpc(e.to_string())),
+        let answer: Result<Result<Resp, QueryError>, ForwardError> = match self.foreign_datacenter(opts) {
+            Some(dc) => self.forward_dc(dc, method, req, timeout + FORWARD_READ_SLACK).await,
+            None => self.forward_to_leader(method, req, timeout).await,
         };
-        answer
+        answer.unwrap_or_else(|e| Err(e.into_query_error()))
     }
 
     /// Runs `query` against the local store in `opts`' consistency mode, blocking while its

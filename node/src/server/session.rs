@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use super::forward::ForwardError;
 use super::Server;
 use crate::state::{Table, WatchKey};
 use crate::structs::{
@@ -63,9 +62,7 @@ impl Server {
         if !self.is_leader() && !forwarded {
             return match self.forward_to_leader(SESSION_RENEW, q, RENEW_TIMEOUT).await {
                 Ok(answer) => answer,
-                Err(ForwardError::NoLeader) => Err(QueryError::NoLeader),
-                Err(e @ ForwardError::NoServers) => Err(QueryError::Rpc(e.to_string())),
-                Err(ForwardError::Rpc(e)) => Err(QueryError::Rpc(e.to_string())),
+                Err(e) => Err(e.into_query_error()),
             };
         }
         if !self.is_leader() {

@@ -72,10 +72,7 @@ impl Server {
             // Fault point: the leader's answer is lost on the way back.
             Ok(_) if crate::buggify!("forwarded-write-reply-lost") => Err(WriteError::Unknown("buggify: forwarded write's reply lost".into())),
             Ok(answer) => answer,
-            Err(ForwardError::NoLeader) => Err(WriteError::NoLeader),
-            Err(e @ ForwardError::NoServers) => Err(WriteError::Rejected(e.to_string())),
-            Err(ForwardError::Rpc(e)) if e.not_delivered() => Err(WriteError::Rejected(e.to_string())),
-            Err(ForwardError::Rpc(e)) => Err(WriteError::Unknown(e.to_string())),
+            Err(e) => Err(e.into_write_error()),
         }
     }
 }

@@ -89,11 +89,15 @@ pub enum WriteError {
     /// The write was certainly not applied (e.g. rejected before reaching Raft).
     #[error("write rejected: {0}")]
     Rejected(String),
+    /// `?dc=` names a datacenter with no live server in the WAN pool: nothing was sent.
+    /// Consul: 500 "No path to datacenter".
+    #[error("No path to datacenter")]
+    NoPathToDatacenter,
 }
 
 impl WriteError {
     /// Whether the write certainly did not take effect.
     pub fn certainly_not_applied(&self) -> bool {
-        matches!(self, WriteError::NoLeader | WriteError::Rejected(_))
+        matches!(self, WriteError::NoLeader | WriteError::Rejected(_) | WriteError::NoPathToDatacenter)
     }
 }
