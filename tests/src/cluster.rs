@@ -157,6 +157,8 @@ pub struct Cluster {
     pub clients: Vec<AgentProcess>,
     /// Each server's LAN gossip port.
     pub serf_lan_ports: Vec<u16>,
+    /// Each server's WAN gossip port.
+    pub serf_wan_ports: Vec<u16>,
     dirs: Vec<TempDir>,
 }
 
@@ -169,24 +171,36 @@ impl Cluster {
 
     /// [`Cluster::start`], with `extra` flags given to every server (e.g. `-encrypt=KEY`).
     pub fn start_with_args(n: usize, extra: &[String]) -> Self {
+        let names: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+        Self::start_datacenter(&names, None, extra)
+    }
+
+    /// Starts the servers `names` of datacenter `dc` (`None`: the default, dc1) as
+    /// [`Cluster::start_with_args`] does, and waits for their leader.
+    pub fn start_datacenter(names: &[String], dc: Option<&str>, extra: &[String]) -> Self {
+        let n = names.len();
         // http, dns, server, serf_lan, serf_wan per server.
         let ports = free_ports(5 * n);
         let server_port = |i: usize| ports[5 * i + 2];
         let mut servers = Vec::with_capacity(n);
         let mut dirs = Vec::with_capacity(n);
         let serf_lan_ports = (0..n).map(|i| ports[5 * i + 3]).collect();
+        let serf_wan_ports = (0..n).map(|i| ports[5 * i + 4]).collect();
         for i in 0..n {
-            let dir = tempfile::Builder::new().prefix(&format!("concord-s{i}-")).tempdir().expect("tempdir");
-            let name = format!("s{i}");
+            let name = names[i].clone();
+            let dir = tempfile::Builder::new().prefix(&format!("concord-{name}-")).tempdir().expect("tempdir");
             let p = &ports[5 * i..5 * i + 5];
             let mut args = vec!["agent".to_string(), "-server".into(), format!("-bootstrap-expect={n}")];
+            if let Some(dc) = dc {
+                args.push(format!("-datacenter={dc}"));
+            }
             args.extend(loopback_agent_flags(&name, dir.path(), p));
             args.extend((0..n).filter(|&j| j != i).map(|j| format!("-retry-join=127.0.0.1:{}", server_port(j))));
             args.extend(extra.iter().cloned());
             servers.push(AgentProcess::spawn(&name, args, p[0], p[2], &dir.path().join("agent.log")));
             dirs.push(dir);
         }
-        let cluster = Self { servers, clients: Vec::new(), serf_lan_ports, dirs };
+        let cluster = Self { servers, clients: Vec::new(), serf_lan_ports, serf_wan_ports, dirs };
         cluster.wait_for_leader(LEADER_TIMEOUT);
         cluster
     }

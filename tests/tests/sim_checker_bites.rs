@@ -228,6 +228,15 @@ fn vivaldi_fed_a_constant_rtt_is_caught() {
 }
 
 #[test]
+fn a_wan_pool_that_never_reconnects_is_caught() {
+    // wan-gossip: the WAN pool joins once and never announces to failed members again (no Serf
+    // reconnect, no re-join when alone), so a server cut off or crashed long enough to be
+    // declared failed in the WAN pool stays failed there after the heal (membership_converges
+    // over /v1/agent/members?wan).
+    assert_caught_as(Bug::WanNoReconnect, "wan-gossip", SEED_BUDGET, Judgement::liveness_violation);
+}
+
+#[test]
 fn a_lock_watcher_that_ignores_a_new_holder_is_caught() {
     // lock-cli: `concord lock`'s recipe whose watcher only gives up on failed reads; a holder
     // frozen past its session's TTL comes back, reads that another holds the lock, and runs

@@ -1,0 +1,77 @@
+//! End-to-end: two datacenters federated over WAN gossip, as Consul's. dc1 and dc2 have one real
+//! `concord` server each (`-bootstrap-expect=1`); dc2's server `-retry-join-wan`s dc1's WAN port.
+//! `concord members -wan` lists both as `<node>.<dc>` alive on each, `/v1/catalog/datacenters`
+//! lists both (own first), and a KV write sent to dc1 with `?dc=dc2` lands in dc2's own KV store
+//! only (Consul `forwardDC`).
+
+use std::process::Command;
+use std::time::Duration;
+
+use tests::cluster::Cluster;
+use tests::http::{curl, must};
+use tests::{run_with_timeout, serial, wait_until};
+
+/// WAN join and one WAN probe round (memberlist's WAN profile probes every 5 s).
+const WAN_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// `concord members -wan` against `cluster`'s first server: stdout, or why not.
+fn wan_members(cluster: &Cluster) -> Result<String, String> {
+    let mut cmd = Command::new(tests::concord_bin());
+    cmd.args(["members", "-wan", &format!("-http-addr=127.0.0.1:{}", cluster.servers[0].http_port)]);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(20));
+    match out.status.code() {
+        Some(0) => Ok(out.stdout),
+        code => Err(format!("exit {code:?}: {}", out.stdout)),
+    }
+}
+
+/// The `Status` column of `node` in `concord members` output.
+fn status_in(table: &str, node: &str) -> Option<String> {
+    table.lines().find(|l| l.split_whitespace().next() == Some(node)).and_then(|l| l.split_whitespace().nth(2)).map(String::from)
+}
+
+#[test]
+fn two_datacenters_federate_over_wan_and_forward_dc_requests() {
+    let _serial = serial();
+    let dc1 = Cluster::start_datacenter(&["s1".to_string()], Some("dc1"), &[]);
+    let join = format!("-retry-join-wan=127.0.0.1:{}", dc1.serf_wan_ports[0]);
+    let dc2 = Cluster::start_datacenter(&["s2".to_string()], Some("dc2"), &[join]);
+
+    for (dc, cluster) in [("dc1", &dc1), ("dc2", &dc2)] {
+        wait_until(WAN_TIMEOUT, &format!("{dc}'s `members -wan` to list both servers alive"), || {
+            let out = wan_members(cluster)?;
+            for node in ["s1.dc1", "s2.dc2"] {
+                if status_in(&out, node).as_deref() != Some("alive") {
+                    return Err(format!("{node} not alive yet:\n{out}"));
+                }
+            }
+            Ok(())
+        });
+    }
+    let table = wan_members(&dc1).unwrap();
+    assert!(table.lines().any(|l| l.starts_with("s2.dc2") && l.contains("server") && l.contains("dc2")), "{table}");
+
+    let dcs = |c: &Cluster| must("GET", &c.servers[0].url("/v1/catalog/datacenters"), None).json();
+    assert_eq!(dcs(&dc1), serde_json::json!(["dc1", "dc2"]), "own datacenter first, then by name");
+    assert_eq!(dcs(&dc2), serde_json::json!(["dc2", "dc1"]));
+
+    let wan = must("GET", &dc2.servers[0].url("/v1/agent/members?wan"), None).json();
+    let names: Vec<&str> = wan.as_array().unwrap().iter().filter_map(|m| m["Name"].as_str()).collect();
+    assert!(names.contains(&"s1.dc1") && names.contains(&"s2.dc2"), "{wan}");
+
+    // A write sent to dc1 naming dc2 is applied by dc2's Raft, not dc1's.
+    let put = must("PUT", &dc1.servers[0].url("/v1/kv/fed/key?dc=dc2"), Some(b"in-dc2"));
+    assert_eq!(put.text().trim(), "true");
+    let on_dc2 = must("GET", &dc2.servers[0].url("/v1/kv/fed/key?raw"), None);
+    assert_eq!(on_dc2.text(), "in-dc2", "readable in dc2 without ?dc");
+    let via_dc1 = must("GET", &dc1.servers[0].url("/v1/kv/fed/key?raw&dc=dc2"), None);
+    assert_eq!(via_dc1.text(), "in-dc2", "readable through dc1 with ?dc=dc2");
+    let local = curl("GET", &dc1.servers[0].url("/v1/kv/fed/key"), None).unwrap();
+    assert_eq!(local.status, 404, "dc1's own KV store does not have it: {}", local.text());
+
+    // A datacenter the WAN pool does not know: Consul's 500 "No path to datacenter".
+    let nowhere = curl("GET", &dc1.servers[0].url("/v1/kv/fed/key?dc=dc9"), None).unwrap();
+    assert_eq!((nowhere.status, nowhere.text().trim().to_string()), (500, "No path to datacenter".to_string()));
+    let nowhere = curl("PUT", &dc1.servers[0].url("/v1/kv/fed/key?dc=dc9"), Some(b"x")).unwrap();
+    assert_eq!((nowhere.status, nowhere.text().trim().to_string()), (500, "No path to datacenter".to_string()));
+}
