@@ -33,7 +33,7 @@ fn old_format(s: &Store) -> Vec<u8> {
         .iter()
         .map(|e| {
             let v = serde_json::json!({"create_index": e.create_index, "modify_index": e.modify_index,
-                "lock_index": e.lock_index, "flags": e.flags, "value": b64(&e.value), "session": e.session});
+                "lock_index": e.lock_index, "flags": e.flags, "value": b64(&e.value[..]), "session": e.session});
             (e.key.clone(), v)
         })
         .collect();

@@ -54,13 +54,19 @@ pub const FRAME_HEADER_BYTES: usize = 12;
 
 /// Encodes `payload` as `[len][crc32(len)][crc32(payload)][payload]`.
 pub fn frame(payload: &[u8]) -> Vec<u8> {
-    let len = (payload.len() as u32).to_le_bytes();
     let mut out = Vec::with_capacity(FRAME_HEADER_BYTES + payload.len());
+    frame_into(&mut out, payload);
+    out
+}
+
+/// [`frame`], appended to `out` (no intermediate copy of a large payload).
+pub fn frame_into(out: &mut Vec<u8>, payload: &[u8]) {
+    let len = (payload.len() as u32).to_le_bytes();
+    out.reserve(FRAME_HEADER_BYTES + payload.len());
     out.extend_from_slice(&len);
     out.extend_from_slice(&crc32fast::hash(&len).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     out.extend_from_slice(payload);
-    out
 }
 
 /// Why a frame could not be decoded.

@@ -17,7 +17,8 @@
 //!
 //! Coordinate pings ([`super::coord_ping`]) share the socket: the driver sends one every
 //! [`super::coord_ping::PING_INTERVAL`], and hands datagrams that open with their magic to the
-//! pinger instead of foca (sealed and opened with the keyring like foca's).
+//! pinger instead of foca (sealed and opened with the keyring like foca's). Datagrams foca sends
+//! to a member it suspects carry a suspicion notice ([`super::suspicion`]) so the member refutes.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -130,11 +131,8 @@ pub async fn run(pool: Arc<Pool>, socket: Box<dyn UdpSocket>, config: GossipConf
                 Ok((n, from)) if n > MAX_PACKET_BYTES => tracing::debug!(%from, bytes = n, "gossip datagram too large; dropped"),
                 Ok((n, from)) => match d.pool.keyring.open(&buf[..n]) {
                     Ok(plain) if super::coord_ping::is_coordinate_message(&plain) => d.coordinate_datagram(&plain, from).await,
-                    Ok(plain) => {
-                        if let Err(e) = d.foca.handle_data(&plain, &mut d.rt) {
-                            tracing::debug!(%from, error = %e, "gossip datagram refused");
-                        }
-                    }
+                    Ok(plain) if super::suspicion::is_notice(&plain) => d.suspicion_datagram(&plain, from),
+                    Ok(plain) => d.foca_datagram(&plain, from),
                     Err(e) => {
                         d.pool.keyring.decrypt_failures.inc();
                         tracing::debug!(%from, error = %e, "gossip datagram failed authentication; dropped");
@@ -233,11 +231,84 @@ impl Driver {
                 break;
             }
             let timer = entry.remove();
+            if self.is_refuted_suspicion_timer(&timer) {
+                continue;
+            }
             super::view::touch_timer(&self.touched, &timer);
             if let Err(e) = self.foca.handle_timer(timer, &mut self.rt) {
                 tracing::debug!(error = %e, "gossip timer failed");
             }
         }
+    }
+
+    fn foca_datagram(&mut self, data: &[u8], from: SocketAddr) {
+        if let Err(e) = self.foca.handle_data(data, &mut self.rt) {
+            tracing::debug!(%from, error = %e, "gossip datagram refused");
+        }
+    }
+
+    /// A datagram that opens with a suspicion notice ([`super::suspicion`]): a notice about this
+    /// agent's current identity goes to foca as an update about itself (foca refutes it), then
+    /// foca's part, if any, goes to foca. Malformed: dropped whole.
+    fn suspicion_datagram(&mut self, data: &[u8], from: SocketAddr) {
+        let (notice, foca_data) = match super::suspicion::unwrap(data) {
+            Ok(parts) => parts,
+            Err(e) => return tracing::debug!(%from, error = %e, "suspicion notice malformed; dropped"),
+        };
+        let me = self.foca.identity().clone();
+        tracing::debug!(%from, ?notice, "suspicion notice received");
+        if !self.left && notice.name == me.name && notice.generation == me.generation {
+            let update = foca::Member::new(me, notice.incarnation, foca::State::Suspect);
+            if let Err(e) = self.foca.apply_many(std::iter::once(update), true, &mut self.rt) {
+                tracing::debug!(%from, error = %e, "suspicion notice not applied");
+            }
+        }
+        if !foca_data.is_empty() {
+            self.foca_datagram(foca_data, from);
+        }
+    }
+
+    /// The notice to prefix to a datagram for `to`, if this agent's foca holds it suspect.
+    fn suspicion_notice_for(&self, to: &GossipId) -> Option<super::suspicion::Notice> {
+        // The view (O(log n)) filters; only for a suspect is foca's member list searched.
+        if self.pool.status_of(&to.name) != Some(MemberStatus::Suspect) {
+            return None;
+        }
+        let m = self.foca.iter_membership_state().find(|m| m.id() == to && m.state() == foca::State::Suspect)?;
+        Some(super::suspicion::Notice { name: to.name.clone(), generation: to.generation, incarnation: m.incarnation() })
+    }
+
+    /// Sends foca's datagram for `to`, prefixed with a suspicion notice when `to` is suspect; a
+    /// notice that does not fit beside foca's datagram goes in a datagram of its own.
+    async fn send_foca(&mut self, to: &GossipId, data: Vec<u8>) {
+        let Some(notice) = self.suspicion_notice_for(to) else { return self.send_sealed(to.addr, data).await };
+        let room = MAX_PACKET_BYTES - if self.pool.keyring.enabled() { super::keyring::SEAL_OVERHEAD_BYTES } else { 0 };
+        match super::suspicion::wrap(&notice, &data) {
+            Ok(framed) if framed.len() <= room => self.send_sealed(to.addr, framed).await,
+            _ => {
+                self.send_sealed(to.addr, data).await;
+                match super::suspicion::wrap(&notice, &[]) {
+                    Ok(alone) => self.send_sealed(to.addr, alone).await,
+                    Err(e) => tracing::debug!(error = %e, "suspicion notice not encoded"),
+                }
+            }
+        }
+    }
+
+    /// Whether `timer` is foca's "suspect → down" timer for a suspicion that no longer stands
+    /// (refuted: the member's incarnation moved on; or the member is gone or renamed).
+    ///
+    /// foca 2.0.0 checks the incarnation before declaring the member down, but then sends it a
+    /// `TurnUndead` ("you were declared down") anyway, so the member drops its identity and
+    /// rejoins under a new generation: every refuted suspicion churned a live member, and while
+    /// the others still addressed its old identity it ignored their probes and was suspected
+    /// again (`gossip-lossy` seed 511). Such a timer changes nothing else in foca, so it is dropped.
+    fn is_refuted_suspicion_timer(&self, timer: &Timer<GossipId>) -> bool {
+        let Timer::ChangeSuspectToDown { member_id, incarnation, .. } = timer else { return false };
+        !self
+            .foca
+            .iter_membership_state()
+            .any(|m| m.id() == member_id && m.incarnation() == *incarnation && m.state() == foca::State::Suspect)
     }
 
     /// Seals `data` with the primary key (when encryption is on) and sends it to `to`.
@@ -282,10 +353,12 @@ impl Driver {
         }
     }
 
-    /// Carries out what foca asked for, then refreshes the view.
+    /// Refreshes the view, then carries out what foca asked for.
     async fn flush(&mut self) {
+        // The view first, so a member foca just began to suspect gets its notice at once.
+        self.refresh_view();
         while let Some((to, data)) = self.rt.to_send() {
-            self.send_sealed(to.addr, data.to_vec()).await;
+            self.send_foca(&to, data.to_vec()).await;
         }
         while let Some((after, timer)) = self.rt.to_schedule() {
             self.seq += 1;
@@ -301,7 +374,6 @@ impl Driver {
                 other => tracing::debug!(notification = ?other, "foca"),
             }
         }
-        self.refresh_view();
     }
 
     /// Brings the view up to date with the members foca may have changed ([`super::view`]) and

@@ -25,6 +25,7 @@ pub mod force_leave;
 pub mod identity;
 pub mod keyring;
 pub mod keyring_sync;
+pub mod suspicion;
 pub mod view;
 pub mod wan;
 

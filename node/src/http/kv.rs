@@ -21,6 +21,12 @@ use crate::structs::{CommandResult, DirEntry, KeyListRequest, KeyRequest, KvsOp,
 
 /// Largest accepted value: 512 KiB (Consul `kv_max_value_size`).
 pub const MAX_VALUE_BYTES: usize = 512 * 1024;
+/// A `?recurse` answer whose values total at least this many bytes is streamed (chunked transfer
+/// encoding, as Go's net/http answers Consul's large responses) instead of built whole; smaller
+/// ones keep a Content-Length. Issue 12: 5 concurrent reads of 54 MB built 5 whole answers.
+pub const STREAM_MIN_VALUE_BYTES: usize = 256 * 1024;
+/// Target size of one streamed chunk of JSON (a chunk ends after the entry that crosses it).
+const STREAM_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Consul's JSON for one KV entry.
 #[derive(Serialize)]
@@ -147,9 +153,59 @@ pub async fn get_kv(
         headers.insert("Content-Security-Policy", HeaderValue::from_static("sandbox"));
         return Ok((StatusCode::OK, headers, value).into_response());
     }
+    if recurse && result.entries.iter().map(|e| e.value.len()).sum::<usize>() >= STREAM_MIN_VALUE_BYTES {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let chunks = JsonArrayChunks { entries: result.entries.into_iter(), opened: false, first: true, done: false };
+        return Ok((StatusCode::OK, headers, axum::body::Body::from_stream(futures::stream::iter(chunks))).into_response());
+    }
     let list: Vec<EntryJson> = result.entries.iter().map(entry_json).collect();
     let body = serde_json::to_vec(&list).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(json_response(StatusCode::OK, headers, body))
+}
+
+/// The JSON array of `entries`, a chunk of about [`STREAM_CHUNK_BYTES`] at a time, byte for byte
+/// what `serde_json::to_vec` of the whole list writes. Each chunk is encoded when the response
+/// body asks for it, so an answer in flight holds its entries (whose values share the store's
+/// bytes) and one chunk, never the whole text.
+struct JsonArrayChunks {
+    entries: std::vec::IntoIter<DirEntry>,
+    /// `[` written.
+    opened: bool,
+    /// No entry written yet (no `,` before the next).
+    first: bool,
+    /// `]` written.
+    done: bool,
+}
+
+impl Iterator for JsonArrayChunks {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut buf = Vec::with_capacity(STREAM_CHUNK_BYTES + STREAM_CHUNK_BYTES / 4);
+        if !self.opened {
+            buf.push(b'[');
+            self.opened = true;
+        }
+        while buf.len() < STREAM_CHUNK_BYTES {
+            let Some(e) = self.entries.next() else {
+                buf.push(b']');
+                self.done = true;
+                break;
+            };
+            if !self.first {
+                buf.push(b',');
+            }
+            self.first = false;
+            if let Err(err) = serde_json::to_writer(&mut buf, &entry_json(&e)) {
+                self.done = true;
+                return Some(Err(std::io::Error::other(err)));
+            }
+        }
+        Some(Ok(Bytes::from(buf)))
+    }
 }
 
 /// `PUT /v1/kv/<key>` with the raw value as body, `?flags=`, `?cas=`, `?acquire=<session>`,
@@ -190,7 +246,7 @@ pub async fn put_kv(
         (None, None, Some(_)) => (KvsOp::Cas, None),
         (None, None, None) => (KvsOp::Set, None),
     };
-    let dir_ent = DirEntry { flags, modify_index: cas.unwrap_or(0), session, ..DirEntry::new(key, body.to_vec()) };
+    let dir_ent = DirEntry { flags, modify_index: cas.unwrap_or(0), session, ..DirEntry::new(key, body) };
     match server.kvs_apply_in(&opts, KvsRequest { op, dir_ent }).await? {
         // The state store refused it (an unknown session): Consul's RPC error, a 500.
         CommandResult::Refused { error, .. } => Err(ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: error, not_applied: true }),
@@ -223,7 +279,7 @@ pub async fn delete_kv(
         (false, Some(_)) => KvsOp::DeleteCas,
         (false, None) => KvsOp::Delete,
     };
-    let dir_ent = DirEntry { modify_index: cas.unwrap_or(0), ..DirEntry::new(key, Vec::new()) };
+    let dir_ent = DirEntry { modify_index: cas.unwrap_or(0), ..DirEntry::new(key, bytes::Bytes::new()) };
     let result = server.kvs_apply_in(&opts, KvsRequest { op, dir_ent }).await?;
     Ok(bool_response(result.ok()))
 }
@@ -239,6 +295,28 @@ mod tests {
         assert!(validate_key(" a").is_err());
         assert!(validate_key("a ").is_err());
         assert!(validate_key("a/..b/c").is_ok());
+    }
+
+    /// The streamed `?recurse` body must be the bytes the whole-answer path writes (clients and
+    /// the insta snapshots pin that JSON), across chunk boundaries.
+    #[test]
+    fn streamed_json_is_byte_for_byte_the_whole_answer() {
+        let entries: Vec<DirEntry> = (0..200)
+            .map(|i| DirEntry {
+                create_index: i,
+                modify_index: i + 1,
+                session: (i % 3 == 0).then(|| "s\"1".to_string()),
+                ..DirEntry::new(format!("p/k{i}"), if i % 5 == 0 { Vec::new() } else { vec![i as u8; 1000] })
+            })
+            .collect();
+        let whole = serde_json::to_vec(&entries.iter().map(entry_json).collect::<Vec<_>>()).unwrap();
+        let chunks: Vec<Bytes> =
+            JsonArrayChunks { entries: entries.clone().into_iter(), opened: false, first: true, done: false }.map(|c| c.unwrap()).collect();
+        assert!(chunks.len() > 1, "the answer spans several chunks");
+        assert_eq!(chunks.concat(), whole);
+        let one: Vec<Bytes> =
+            JsonArrayChunks { entries: entries[..1].to_vec().into_iter(), opened: false, first: true, done: false }.map(|c| c.unwrap()).collect();
+        assert_eq!(one.concat(), serde_json::to_vec(&[entry_json(&entries[0])]).unwrap());
     }
 
     #[test]

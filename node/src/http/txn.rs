@@ -193,7 +193,7 @@ mod tests {
     fn kv_ops_parse_with_base64_values_and_any_case() {
         let ops = parse(r#"[{"KV":{"Verb":"cas","Key":"a","Value":"aGk=","Flags":3,"Index":7}},{"kv":{"verb":"lock","key":"b","session":"s"}}]"#).unwrap();
         let TxnOp::Kv(a) = &ops[0] else { panic!("not KV") };
-        assert_eq!((a.verb, a.dir_ent.value.as_slice(), a.dir_ent.flags, a.dir_ent.modify_index), (TxnKvVerb::Cas, &b"hi"[..], 3, 7));
+        assert_eq!((a.verb, &a.dir_ent.value[..], a.dir_ent.flags, a.dir_ent.modify_index), (TxnKvVerb::Cas, &b"hi"[..], 3, 7));
         let TxnOp::Kv(b) = &ops[1] else { panic!("not KV") };
         assert_eq!((b.verb, b.dir_ent.session.as_deref()), (TxnKvVerb::Lock, Some("s")));
     }

@@ -178,7 +178,7 @@ mod tests {
     }
 
     fn set(key: &str, value: &str) -> Command {
-        let dir_ent = DirEntry { key: key.into(), value: value.as_bytes().to_vec(), ..Default::default() };
+        let dir_ent = DirEntry { key: key.into(), value: value.as_bytes().to_vec().into(), ..Default::default() };
         Command::kvs(&KvsRequest { op: KvsOp::Set, dir_ent }).unwrap()
     }
 

@@ -6,15 +6,22 @@
 //! (an unknown type without the ignore flag, a newer body version) stops the state machine with
 //! an error that says to upgrade, as Consul's FSM halts; an ignorable one is skipped.
 //!
-//! Snapshots ([`super::snapshot_file`]) are encoded from a copy of the store taken under the
-//! lock, and written with the lock released, so applies continue while a large snapshot is
-//! written. An installed snapshot is decoded into a fresh store, persisted, then swapped in.
+//! Snapshots ([`super::snapshot_file`]) are encoded under the lock straight from the store (no
+//! second copy of it: the copy cost as much memory as the rows' keys and fields; the values are
+//! shared bytes either way), and written with the lock released, so applies continue while a
+//! large snapshot is written. An installed snapshot is decoded into a fresh store, persisted,
+//! then swapped in.
+//!
+//! Besides openraft's entry-count policy, a snapshot is asked for once the commands applied since
+//! the last one exceed [`SNAPSHOT_LOG_BYTES`]: with group commit an entry holds many writes, so
+//! the count alone let the in-memory log grow to a second copy of the whole store.
 //!
 //! Traced (the checkers' `apply_once` judges these): `state restored at N` when it opens from its
 //! durable snapshot (`empty` without one), every applied entry including blank ones, snapshots
 //! built and installed.
 
 use std::io::Cursor;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
@@ -28,6 +35,11 @@ use crate::state::snapshot::{decode_sections, encode_sections};
 use crate::state::{Store, WatchSet};
 use crate::structs::{Command, CommandResult};
 
+
+/// Command bytes applied since the last snapshot past which one is asked for (8 MiB): the Raft
+/// log holds them in memory until a snapshot lets it purge them. Far above what a simulation
+/// writes, so simulated runs snapshot by entry count only, as before.
+pub const SNAPSHOT_LOG_BYTES: u64 = 8 << 20;
 
 /// The store plus the Raft position it reflects.
 #[derive(Clone, Debug, Default)]
@@ -45,6 +57,13 @@ pub struct SharedState {
     pub watches: WatchSet,
     /// Keys a session invalidation freed, blocked for the session's lock-delay (not replicated).
     pub lock_delays: crate::state::lock_delay::LockDelays,
+    /// Command bytes applied since the last snapshot was built or installed.
+    log_bytes_since_snapshot: AtomicU64,
+    /// A snapshot was asked for since the last one.
+    snapshot_requested: AtomicBool,
+    /// A snapshot was asked for and the server has not triggered it yet
+    /// ([`SharedState::take_snapshot_request`]).
+    snapshot_pending: AtomicBool,
 }
 
 impl SharedState {
@@ -52,6 +71,28 @@ impl SharedState {
     /// the state cannot be trusted, so we surface it rather than read half-applied data.
     pub fn read(&self) -> Result<MutexGuard<'_, Applied>, StateLockPoisoned> {
         self.applied.lock().map_err(|_| StateLockPoisoned)
+    }
+
+    /// Whether the state machine asked for a size-triggered snapshot (see
+    /// [`SNAPSHOT_LOG_BYTES`]) since this was last called; the caller triggers it. Polled on
+    /// every Raft metrics change by the server's metrics watcher, not by a task of its own: an
+    /// extra task would shift tokio's scheduling and so every simulated run.
+    pub fn take_snapshot_request(&self) -> bool {
+        self.snapshot_pending.swap(false, Ordering::Relaxed)
+    }
+
+    /// Counts `bytes` of applied commands; asks for a snapshot once past the threshold.
+    fn count_applied(&self, bytes: u64) {
+        let total = self.log_bytes_since_snapshot.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if total >= SNAPSHOT_LOG_BYTES && !self.snapshot_requested.swap(true, Ordering::Relaxed) {
+            self.snapshot_pending.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// A snapshot now covers everything applied: the count starts again.
+    fn snapshot_taken(&self) {
+        self.log_bytes_since_snapshot.store(0, Ordering::Relaxed);
+        self.snapshot_requested.store(false, Ordering::Relaxed);
     }
 }
 
@@ -198,13 +239,16 @@ impl StateMachine {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        // A consistent copy under the lock; the encoding and the disk write happen without it.
-        let copy = self.lock()?.clone();
-        let sections = encode_sections(&copy.store).map_err(sm_w)?;
+        // Encoded under the lock, from the store itself (a consistent state, no second copy of
+        // it); the disk write happens without the lock.
+        let (sections, last, last_membership) = {
+            let a = self.lock()?;
+            self.shared.snapshot_taken();
+            (encode_sections(&a.store).map_err(sm_w)?, a.last_applied, a.last_membership.clone())
+        };
         self.snapshot_seq += 1;
-        let last = copy.last_applied;
         let snapshot_id = format!("{}-{}", last.map(|l| l.index).unwrap_or(0), self.snapshot_seq);
-        let meta = SnapshotMeta { last_log_id: last, last_membership: copy.last_membership, snapshot_id };
+        let meta = SnapshotMeta { last_log_id: last, last_membership, snapshot_id };
         let header = snapshot_file::header(&meta, &sections).map_err(sm_w)?;
         if self.snapshots.persist(self.disk.as_ref(), &header, &sections).await.map_err(sm_w)? {
             self.trace.event(&self.node_name, Event::SnapshotBuilt { index: header.last_index });
@@ -236,6 +280,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut restored = false;
         let mut traced = Vec::new();
         let mut halted = None;
+        let mut applied_bytes = 0u64;
         {
             let mut a = self.lock()?;
             for entry in entries {
@@ -251,6 +296,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                     EntryPayload::Normal(cmd) => match apply_command(&mut a.store, index, cmd, &self.telemetry.metrics, self.bugs()) {
                         Ok(out) => {
+                            applied_bytes += cmd.body.len() as u64;
                             let applied = AppliedEntry::Command { summary: cmd.to_string(), ok: out.result.ok() };
                             traced.push(Event::Apply { index, term: entry.log_id.leader_id.term, entry: applied });
                             changes.extend(out.changes);
@@ -277,6 +323,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for event in traced {
             self.trace.event(&self.node_name, event);
         }
+        self.shared.count_applied(applied_bytes);
         if let Some(clock) = &self.clock {
             let now = clock.monotonic();
             for (key, delay_ms) in &lock_delays {
@@ -330,6 +377,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let header = snapshot_file::header(meta, &sections).map_err(sm_w)?;
         self.snapshots.persist(self.disk.as_ref(), &header, &sections).await.map_err(sm_w)?;
         *self.lock()? = Applied { store, last_applied: meta.last_log_id, last_membership: meta.last_membership.clone() };
+        self.shared.snapshot_taken();
         self.trace.event(&self.node_name, Event::SnapshotInstalled { index: header.last_index });
         tracing::info!(node = %self.node_name, index = header.last_index, "snapshot installed from the leader");
         self.shared.watches.changed_all();

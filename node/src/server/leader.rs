@@ -43,6 +43,10 @@ pub async fn watch_raft_metrics(server: Arc<Server>) {
             server.io.trace.event(&server.config.node_name, Event::RaftState { term: now.0, role: role(now.1), leader: now.2 });
             last = Some(now);
         }
+        // A size-triggered snapshot the state machine asked for (`raft::state_machine::SNAPSHOT_LOG_BYTES`).
+        if server.state.take_snapshot_request() && server.raft.trigger().snapshot().await.is_err() {
+            return;
+        }
         if rx.changed().await.is_err() {
             return;
         }

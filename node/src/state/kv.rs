@@ -199,7 +199,7 @@ mod tests {
         let mut s = Store::new();
         assert!(s.apply(1, &req(KvsOp::Cas, "a", "1", 0)).0.ok());
         assert!(!s.apply(2, &req(KvsOp::Cas, "a", "2", 0)).0.ok());
-        assert_eq!(s.kv_get("a").0.map(|e| e.value.clone()), Some(b"1".to_vec()));
+        assert_eq!(s.kv_get("a").0.map(|e| e.value.to_vec()), Some(b"1".to_vec()));
     }
 
     #[test]

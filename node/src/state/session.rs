@@ -178,7 +178,7 @@ mod tests {
         s.apply(3, &create("s2", "n1", &[], SessionBehavior::Release));
         assert!(s.apply(4, &kv(KvsOp::Lock, "k", "a", "s1")).0.ok());
         assert!(s.apply(5, &kv(KvsOp::Lock, "k", "b", "s1")).0.ok(), "the holder may acquire again");
-        assert_eq!(entry(&s, "k").map(|e| (e.lock_index, e.value.clone())), Some((1, b"b".to_vec())));
+        assert_eq!(entry(&s, "k").map(|e| (e.lock_index, e.value.to_vec())), Some((1, b"b".to_vec())));
         assert!(!s.apply(6, &kv(KvsOp::Lock, "k", "c", "s2")).0.ok(), "held by s1");
         assert!(!s.apply(7, &kv(KvsOp::Unlock, "k", "c", "s2")).0.ok(), "s2 cannot release s1's lock");
         assert!(s.apply(8, &kv(KvsOp::Unlock, "k", "d", "s1")).0.ok());

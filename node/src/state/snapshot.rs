@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::graveyard::Graveyard;
 use super::store::Store;
 use super::watch::Table;
-use crate::codec::{decode, encode, frame, unframe, CodecError};
+use crate::codec::{decode, encode, frame_into, unframe, CodecError};
 use crate::structs::{CoordinateEntry, DirEntry, HealthCheck, Node, NodeService, Session};
 
 /// Why snapshot sections could not be decoded.
@@ -35,6 +35,16 @@ pub struct Section {
     pub data: Vec<u8>,
 }
 
+/// [`Section`] borrowing its rows: the same encoding, without copying a table's encoded rows
+/// into an owned section first.
+#[derive(Serialize)]
+struct SectionRef<'a> {
+    table: &'a str,
+    rows: u64,
+    #[serde(with = "serde_bytes")]
+    data: &'a [u8],
+}
+
 #[derive(Serialize, Deserialize)]
 struct TombstoneRows {
     tombstones: Vec<(String, u64)>,
@@ -50,38 +60,42 @@ fn codec(table: &str) -> impl Fn(CodecError) -> SnapshotError + '_ {
 }
 
 /// Encodes every table as framed sections, in a fixed order. Errors: a row fails to encode.
+///
+/// Memory: rows are encoded table by table straight into the output; at most one table's
+/// encoded rows and its encoded section exist beside the output (the KV values are encoded from
+/// the store's shared bytes, never copied first).
 pub fn encode_sections(store: &Store) -> Result<Vec<u8>, SnapshotError> {
+    let mut out = Vec::new();
+    let mut section = |table: &str, rows: usize, data: Result<Vec<u8>, CodecError>| -> Result<(), SnapshotError> {
+        let data = data.map_err(codec(table))?;
+        let encoded = encode(&SectionRef { table, rows: rows as u64, data: &data }).map_err(codec(table))?;
+        drop(data);
+        frame_into(&mut out, &encoded);
+        Ok(())
+    };
     let kvs: Vec<&DirEntry> = store.kvs.values().collect();
+    section(Table::Kvs.name(), kvs.len(), encode(&kvs))?;
+    drop(kvs);
     let tombs = TombstoneRows {
         tombstones: store.graveyard.tombstones.iter().map(|(k, i)| (k.clone(), *i)).collect(),
         reaped_max: store.graveyard.reaped_max,
     };
+    section(Table::Tombstones.name(), tombs.tombstones.len(), encode(&tombs))?;
     let index: Vec<(&str, u64)> = store.indexes.iter().map(|(t, i)| (t.name(), *i)).collect();
+    section(INDEX_SECTION, index.len(), encode(&index))?;
     let nodes: Vec<&Node> = store.nodes.values().collect();
+    section(Table::Nodes.name(), nodes.len(), encode(&nodes))?;
     // Service and check rows carry their node; the key's id is the row's own id.
     let services: Vec<(&str, &NodeService)> = store.services.iter().map(|((n, _), s)| (n.as_str(), s)).collect();
+    section(Table::Services.name(), services.len(), encode(&services))?;
     let checks: Vec<&HealthCheck> = store.checks.values().collect();
-    let sessions: Vec<&Session> = store.sessions.values().collect();
-    let coordinates: Vec<&CoordinateEntry> = store.coordinates.values().collect();
+    section(Table::Checks.name(), checks.len(), encode(&checks))?;
     let scopes: Vec<(&str, &str, u64)> = store.scope_indexes.iter().map(|((t, k), i)| (t.name(), k.as_str(), *i)).collect();
-    let section = |table: &str, rows: usize, data: Result<Vec<u8>, CodecError>| -> Result<Section, SnapshotError> {
-        Ok(Section { table: table.into(), rows: rows as u64, data: data.map_err(codec(table))? })
-    };
-    let sections = [
-        Section { table: Table::Kvs.name().into(), rows: kvs.len() as u64, data: encode(&kvs).map_err(codec("kvs"))? },
-        Section { table: Table::Tombstones.name().into(), rows: tombs.tombstones.len() as u64, data: encode(&tombs).map_err(codec("tombstones"))? },
-        Section { table: INDEX_SECTION.into(), rows: index.len() as u64, data: encode(&index).map_err(codec(INDEX_SECTION))? },
-        section(Table::Nodes.name(), nodes.len(), encode(&nodes))?,
-        section(Table::Services.name(), services.len(), encode(&services))?,
-        section(Table::Checks.name(), checks.len(), encode(&checks))?,
-        section(SCOPE_INDEX_SECTION, scopes.len(), encode(&scopes))?,
-        section(Table::Sessions.name(), sessions.len(), encode(&sessions))?,
-        section(Table::Coordinates.name(), coordinates.len(), encode(&coordinates))?,
-    ];
-    let mut out = Vec::new();
-    for s in &sections {
-        out.extend(frame(&encode(s).map_err(codec(&s.table))?));
-    }
+    section(SCOPE_INDEX_SECTION, scopes.len(), encode(&scopes))?;
+    let sessions: Vec<&Session> = store.sessions.values().collect();
+    section(Table::Sessions.name(), sessions.len(), encode(&sessions))?;
+    let coordinates: Vec<&CoordinateEntry> = store.coordinates.values().collect();
+    section(Table::Coordinates.name(), coordinates.len(), encode(&coordinates))?;
     Ok(out)
 }
 
@@ -172,8 +186,8 @@ mod tests {
                 op: KvsOp::Cas,
                 dir_ent: DirEntry { modify_index: c, ..DirEntry::new(k, b"x".to_vec()) }
             })),
-            key.clone().prop_map(|k| Request::Kvs(KvsRequest { op: KvsOp::Delete, dir_ent: DirEntry::new(k, vec![]) })),
-            key.prop_map(|k| Request::Kvs(KvsRequest { op: KvsOp::DeleteTree, dir_ent: DirEntry::new(k, vec![]) })),
+            key.clone().prop_map(|k| Request::Kvs(KvsRequest { op: KvsOp::Delete, dir_ent: DirEntry::new(k, bytes::Bytes::new()) })),
+            key.prop_map(|k| Request::Kvs(KvsRequest { op: KvsOp::DeleteTree, dir_ent: DirEntry::new(k, bytes::Bytes::new()) })),
             (0u64..20).prop_map(|i| Request::TombstoneReap(TombstoneReapRequest { reap_index: i })),
             (node.clone(), svc.clone(), any::<bool>()).prop_map(|(n, s, passing)| {
                 let status = if passing { HealthStatus::Passing } else { HealthStatus::Critical };
@@ -199,6 +213,15 @@ mod tests {
         }
     }
 
+    /// Snapshots written before [`SectionRef`] existed must still decode: the borrowed section
+    /// encodes exactly as the owned [`Section`] it replaced on the write side.
+    #[test]
+    fn a_borrowed_section_encodes_as_the_owned_one() {
+        let owned = Section { table: "kvs".into(), rows: 2, data: vec![1, 2, 3] };
+        let borrowed = SectionRef { table: "kvs", rows: 2, data: &[1, 2, 3] };
+        assert_eq!(encode(&owned).unwrap(), encode(&borrowed).unwrap());
+    }
+
     #[test]
     fn corrupted_or_unknown_sections_are_refused() {
         let mut store = Store::new();
@@ -208,7 +231,7 @@ mod tests {
         bytes[last] ^= 1;
         assert!(decode_sections(&bytes).is_err());
         let alien = Section { table: "prepared-queries".into(), rows: 0, data: vec![] };
-        let bytes = frame(&encode(&alien).unwrap());
+        let bytes = crate::codec::frame(&encode(&alien).unwrap());
         assert!(matches!(decode_sections(&bytes), Err(SnapshotError::UnknownTable(t)) if t == "prepared-queries"));
     }
 }

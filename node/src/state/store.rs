@@ -265,8 +265,8 @@ mod tests {
         let oks: Vec<bool> = results.iter().map(CommandResult::ok).collect();
         assert_eq!(oks, [false, true, true, true], "the stale CAS fails alone; the CAS on b sees b's set at index 7");
         assert!(results.iter().all(|r| r.index() == 7));
-        assert_eq!(s.kv_get("a").0.map(|e| (e.value.as_slice(), e.modify_index)), Some((&b"fresh"[..], 7)));
-        assert_eq!(s.kv_get("b").0.map(|e| e.value.as_slice()), Some(&b"2"[..]));
+        assert_eq!(s.kv_get("a").0.map(|e| (&e.value[..], e.modify_index)), Some((&b"fresh"[..], 7)));
+        assert_eq!(s.kv_get("b").0.map(|e| &e.value[..]), Some(&b"2"[..]));
         assert!(!changes.is_empty());
     }
 }

@@ -267,8 +267,8 @@ mod tests {
         {
             let mut txn = store.txn(2);
             txn.kvs_apply(&set("c")).unwrap();
-            txn.kvs_apply(&KvsRequest { op: KvsOp::Delete, dir_ent: DirEntry::new("a", vec![]) }).unwrap();
-            txn.kvs_apply(&KvsRequest { op: KvsOp::DeleteTree, dir_ent: DirEntry::new("", vec![]) }).unwrap();
+            txn.kvs_apply(&KvsRequest { op: KvsOp::Delete, dir_ent: DirEntry::new("a", bytes::Bytes::new()) }).unwrap();
+            txn.kvs_apply(&KvsRequest { op: KvsOp::DeleteTree, dir_ent: DirEntry::new("", bytes::Bytes::new()) }).unwrap();
             assert!(txn.store().kv_get("b").0.is_none(), "the transaction sees its own writes");
         }
         assert_eq!(store, before);

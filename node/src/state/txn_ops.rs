@@ -37,7 +37,7 @@ fn kv_read(store: &Store, op: &TxnKvOp) -> Option<OpOutcome> {
             Some(c) => Ok(entry_result(c, true)),
             None => Err(format!("key {key:?} doesn't exist")),
         },
-        TxnKvVerb::GetOrEmpty => Ok(entry_result(current.unwrap_or(&DirEntry { value: Vec::new(), ..e.clone() }), true)),
+        TxnKvVerb::GetOrEmpty => Ok(entry_result(current.unwrap_or(&DirEntry { value: bytes::Bytes::new(), ..e.clone() }), true)),
         TxnKvVerb::GetTree => Ok(prefixed(&store.kvs, key).map(|(_, c)| TxnResult::Kv(c.clone())).collect()),
         TxnKvVerb::CheckIndex => match current {
             None => Err(format!("failed to check index, key {key:?} doesn't exist")),

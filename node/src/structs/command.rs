@@ -313,7 +313,7 @@ mod tests {
     #[test]
     fn txn_is_consuls_type_8_and_round_trips() {
         use crate::structs::{TxnKvOp, TxnKvVerb, TxnOp, TxnRequest};
-        let req = TxnRequest { ops: vec![TxnOp::Kv(TxnKvOp { verb: TxnKvVerb::CheckIndex, dir_ent: DirEntry::new("a", vec![]) })] };
+        let req = TxnRequest { ops: vec![TxnOp::Kv(TxnKvOp { verb: TxnKvVerb::CheckIndex, dir_ent: DirEntry::new("a", bytes::Bytes::new()) })] };
         let cmd = Command::txn(&req).unwrap();
         assert_eq!(cmd.msg_type.0, 8);
         assert_eq!(cmd.to_string(), "txn check-index:a");

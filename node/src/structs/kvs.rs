@@ -11,8 +11,9 @@ pub struct DirEntry {
     pub key: String,
     /// Opaque client flags (`?flags=`).
     pub flags: u64,
-    #[serde(with = "serde_bytes")]
-    pub value: Vec<u8>,
+    /// The value. Shared, not copied, between the store, reads of it and snapshots: a clone is a
+    /// reference count (same encoding as `serde_bytes`: msgpack `bin`).
+    pub value: bytes::Bytes,
     /// Raft index that created the key.
     pub create_index: u64,
     /// Raft index of the last change; on a CAS request, the expected ModifyIndex.
@@ -25,8 +26,8 @@ pub struct DirEntry {
 
 impl DirEntry {
     /// An entry with `key` and `value` and everything else zero.
-    pub fn new(key: impl Into<String>, value: Vec<u8>) -> Self {
-        Self { key: key.into(), value, ..Self::default() }
+    pub fn new(key: impl Into<String>, value: impl Into<bytes::Bytes>) -> Self {
+        Self { key: key.into(), value: value.into(), ..Self::default() }
     }
 }
 

@@ -250,7 +250,7 @@ mod tests {
         m.http("PUT", "/v1/kv/*key", 500, 0.2);
         m.rpc("Raft.AppendEntries", false);
         m.rpc("KVS.Apply", true);
-        let cas = crate::structs::KvsRequest { op: crate::structs::KvsOp::Cas, dir_ent: crate::structs::DirEntry::new("k", vec![]) };
+        let cas = crate::structs::KvsRequest { op: crate::structs::KvsOp::Cas, dir_ent: crate::structs::DirEntry::new("k", bytes::Bytes::new()) };
         m.kv_apply(&Request::Kvs(cas));
         drop(m.raft_commit_timer());
         let _blocking = m.blocking_query();

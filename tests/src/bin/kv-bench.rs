@@ -11,6 +11,11 @@
 //! [--no-etcd]`. `--smoke` is CI's ~2 s run; it exits non-zero if any Concord operation fails, or
 //! if etcd started but a row completed no operation at all (its request encoding broke). Sporadic
 //! etcd errors and an etcd that cannot start are reported, not fatal: CI may lack or starve it.
+//!
+//! Memory modes (one Concord server, no etcd; see `tests::kvbench::memory`): `--memory N` (RSS
+//! holding N keys of 256 B against 2x data + the empty server's RSS) and `--recurse-memory` (RSS
+//! around 5 concurrent `?recurse` reads of ~54 MB). `--baseline PATH` first runs the same mode
+//! against the `concord` binary at PATH (e.g. main's), so before and after come from one run.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -20,6 +25,7 @@ use tests::cluster::Cluster;
 use tests::kvbench::breakdown::{breakdown_table, Breakdown, WriteTimers};
 use tests::kvbench::etcd::{etcd_binary, EtcdCluster};
 use tests::kvbench::fanout::{fan_out, FanOut};
+use tests::kvbench::memory::{recurse_memory, steady_memory};
 use tests::kvbench::load::{preload, run_load, Load, Op, System, READ_KEYS};
 use tests::kvbench::report::{fanout_table, resources_line, rows_table, Measured, Row};
 use tests::kvbench::stats::{fmt_rate, proc_stats, ProcStats};
@@ -35,6 +41,17 @@ struct Config {
     watchers: usize,
     preload_keys: u64,
     etcd: bool,
+    /// `--memory N` / `--recurse-memory`: run only that memory mode.
+    memory: Option<MemoryMode>,
+    /// `--baseline PATH`: run the memory mode against this `concord` binary first.
+    baseline: Option<String>,
+}
+
+/// A memory measurement (see `tests::kvbench::memory`).
+#[derive(Clone, Copy)]
+enum MemoryMode {
+    Steady(u64),
+    Recurse,
 }
 
 fn list<T: std::str::FromStr>(v: &str) -> Result<Vec<T>, String> {
@@ -64,6 +81,8 @@ impl Config {
             watchers: 10_000,
             preload_keys: READ_KEYS,
             etcd: true,
+            memory: None,
+            baseline: None,
         };
         if args.iter().any(|a| a == "--smoke") {
             // ~2 s of load: 2 client counts x 5 ops x 2 stores x 0.1 s, plus a small fan-out.
@@ -80,6 +99,9 @@ impl Config {
                 "--watchers" => c.watchers = val()?.parse().map_err(|_| "bad --watchers")?,
                 "--servers" => c.servers = list(&val()?)?,
                 "--clients" => c.clients = list(&val()?)?,
+                "--memory" => c.memory = Some(MemoryMode::Steady(val()?.parse().map_err(|_| "bad --memory")?)),
+                "--recurse-memory" => c.memory = Some(MemoryMode::Recurse),
+                "--baseline" => c.baseline = Some(val()?),
                 "--ops" => c.ops = val()?.split(',').map(op_named).collect::<Result<_, _>>()?,
                 _ => return Err(format!("unknown argument {a:?}")),
             }
@@ -150,6 +172,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(mode) = cfg.memory {
+        return run_memory_mode(mode, cfg.baseline.as_deref(), &args);
+    }
     let etcd_version = if cfg.etcd { etcd_binary() } else { None };
     match &etcd_version {
         Some(v) => println!("etcd: {v}"),
@@ -246,4 +271,51 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// Runs a memory mode on one server of this build's `concord`, after the same mode on
+/// `baseline`'s (a child kv-bench with `CONCORD_BIN` set) when given.
+fn run_memory_mode(mode: MemoryMode, baseline: Option<&str>, args: &[String]) -> ExitCode {
+    if let Some(bin) = baseline {
+        let mut child_args = Vec::new();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--baseline" => {
+                    it.next();
+                }
+                _ => child_args.push(a.clone()),
+            }
+        }
+        println!("== baseline");
+        let me = std::env::current_exe().expect("own path");
+        match std::process::Command::new(me).args(&child_args).env(tests::CONCORD_BIN_ENV, bin).status() {
+            Ok(s) if s.success() => {}
+            other => println!("baseline run failed: {other:?}"),
+        }
+    }
+    println!("== concord: {}", tests::concord_bin().display());
+    let cluster = Cluster::start(1);
+    let (addr, pid) = match cluster.servers[0].pid() {
+        Some(pid) => (loopback(cluster.servers[0].http_port), pid),
+        None => {
+            println!("the server is gone");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let report = match mode {
+        MemoryMode::Steady(keys) => rt.block_on(steady_memory(addr, pid, keys)),
+        MemoryMode::Recurse => rt.block_on(recurse_memory(addr, pid)),
+    };
+    match report {
+        Ok(r) => {
+            println!("{r}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("memory mode failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

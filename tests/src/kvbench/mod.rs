@@ -3,7 +3,7 @@
 //!
 //! Owns: Concord's write-path timers from its metrics ([`breakdown`]), the keep-alive HTTP client ([`client`]), what each operation is on either store and the
 //! closed-loop load ([`load`]), the blocking-query fan-out ([`fanout`]), etcd processes and
-//! gateway JSON ([`etcd`]), and figures: histograms and /proc CPU/RSS ([`stats`]) and the
+//! gateway JSON ([`etcd`]), server RSS in the memory modes ([`memory`]), and figures: histograms and /proc CPU/RSS ([`stats`]) and the
 //! markdown tables ([`report`]).
 
 pub mod breakdown;
@@ -11,5 +11,6 @@ pub mod client;
 pub mod etcd;
 pub mod fanout;
 pub mod load;
+pub mod memory;
 pub mod report;
 pub mod stats;
