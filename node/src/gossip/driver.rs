@@ -282,7 +282,7 @@ impl Driver {
     /// notice that does not fit beside foca's datagram goes in a datagram of its own.
     async fn send_foca(&mut self, to: &GossipId, data: Vec<u8>) {
         let Some(notice) = self.suspicion_notice_for(to) else { return self.send_sealed(to.addr, data).await };
-        let room = MAX_PACKET_BYTES - if self.pool.keyring.enabled() { super::keyring::SEAL_OVERHEAD_BYTES } else { 0 };
+        let room = super::plaintext_room(self.pool.keyring.enabled());
         match super::suspicion::wrap(&notice, &data) {
             Ok(framed) if framed.len() <= room => self.send_sealed(to.addr, framed).await,
             _ => {

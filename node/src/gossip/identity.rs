@@ -88,6 +88,17 @@ impl foca::Identity for GossipId {
     }
 }
 
+/// The first byte of every foca datagram from a well-formed identity, for each name length: foca's
+/// header opens with the sender's name length as a postcard varint. Datagrams of the driver's own
+/// (coordinate pings, suspicion notices) start with a byte outside this set.
+#[cfg(test)]
+pub(crate) fn foca_first_bytes() -> impl Iterator<Item = (usize, u8)> {
+    (0..=MAX_NAME_BYTES).map(|len| {
+        let low = (len & 0x7f) as u8;
+        (len, if len > 0x7f { low | 0x80 } else { low })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -167,8 +167,7 @@ impl GossipConfig {
         debug_assert!(self.reconnect_interval_ms > 0, "a zero reconnect interval would spin");
         let n = std::num::NonZeroU32::new(self.expected_members.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
         let mut c = if self.wan { foca::Config::new_wan(n) } else { foca::Config::new_lan(n) };
-        let overhead = if encrypted { keyring::SEAL_OVERHEAD_BYTES } else { 0 };
-        c.max_packet_size = std::num::NonZeroUsize::new(MAX_PACKET_BYTES - overhead).unwrap_or(std::num::NonZeroUsize::MIN);
+        c.max_packet_size = std::num::NonZeroUsize::new(plaintext_room(encrypted)).unwrap_or(std::num::NonZeroUsize::MIN);
         if let Some(p) = c.periodic_announce_to_down_members.as_mut() {
             p.frequency = Duration::from_millis(self.reconnect_interval_ms);
         }
@@ -181,6 +180,12 @@ impl GossipConfig {
         }
         c
     }
+}
+
+/// Most bytes a datagram may carry before sealing, so that sealed it stays within
+/// [`MAX_PACKET_BYTES`] (`encrypted`: room is left for [`keyring::SEAL_OVERHEAD_BYTES`]).
+pub(crate) fn plaintext_room(encrypted: bool) -> usize {
+    MAX_PACKET_BYTES - if encrypted { keyring::SEAL_OVERHEAD_BYTES } else { 0 }
 }
 
 /// What the agent asks of its driver.

@@ -166,18 +166,25 @@ pub async fn run_session_ttls(server: Arc<Server>) {
             let (sessions, index) = a.store.session_list();
             server.session_timers.tick(term, index, &sessions, now)
         };
-        for id in expired {
-            tracing::info!(node = %server.config.node_name, session = %id, "session TTL expired: invalidating it");
-            let req = SessionRequest { op: SessionOp::Destroy, session: Session { id: id.clone(), ..Session::default() } };
-            let outcome = match Command::session(&req) {
-                Ok(cmd) => server.raft_apply(cmd).await.map(|_| ()).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            if let Err(e) = &outcome {
-                tracing::warn!(session = %id, error = %e, "could not invalidate an expired session; retrying");
+        // All at once, as Consul's per-session timers fire: proposed together they share a Raft
+        // entry (group commit) instead of waiting on each other, so a leader that inherits many
+        // expired sessions frees every lock within one round trip (lock-contention seed 2).
+        let destroys = expired.into_iter().map(|id| {
+            let server = server.clone();
+            async move {
+                tracing::info!(node = %server.config.node_name, session = %id, "session TTL expired: invalidating it");
+                let req = SessionRequest { op: SessionOp::Destroy, session: Session { id: id.clone(), ..Session::default() } };
+                let outcome = match Command::session(&req) {
+                    Ok(cmd) => server.raft_apply(cmd).await.map(|_| ()).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(e) = &outcome {
+                    tracing::warn!(session = %id, error = %e, "could not invalidate an expired session; retrying");
+                }
+                server.session_timers.expiry_done(&id, outcome.is_ok(), now);
             }
-            server.session_timers.expiry_done(&id, outcome.is_ok(), now);
-        }
+        });
+        futures::future::join_all(destroys).await;
     }
 }
 
