@@ -242,9 +242,13 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         // Encoded under the lock, from the store itself (a consistent state, no second copy of
         // it); the disk write happens without the lock.
         let (sections, last, last_membership) = {
-            let a = self.lock()?;
+            let mut a = self.lock()?;
             self.shared.snapshot_taken();
-            (encode_sections(&a.store).map_err(sm_w)?, a.last_applied, a.last_membership.clone())
+            let built = (encode_sections(&a.store).map_err(sm_w)?, a.last_applied, a.last_membership.clone());
+            // The encode just walked every row; rebuilding the KV table's B-tree full costs about
+            // as much again and gives back the slack in-order writes leave in it.
+            a.store.compact();
+            built
         };
         self.snapshot_seq += 1;
         let snapshot_id = format!("{}-{}", last.map(|l| l.index).unwrap_or(0), self.snapshot_seq);

@@ -16,7 +16,7 @@ use crate::structs::{DirEntry, KvsOp, KvsRequest};
 
 /// Iterates the rows of `map` whose key starts with `prefix`.
 pub(super) fn prefixed<'a, V>(map: &'a BTreeMap<String, V>, prefix: &'a str) -> impl Iterator<Item = (&'a String, &'a V)> + 'a {
-    map.range(prefix.to_string()..).take_while(move |(k, _)| k.starts_with(prefix))
+    map.range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded)).take_while(move |(k, _)| k.starts_with(prefix))
 }
 
 const KV_TABLES: [Table; 2] = [Table::Kvs, Table::Tombstones];
@@ -32,7 +32,7 @@ impl Store {
 
     /// Entries under `prefix` in key order, and the prefix's index.
     pub fn kv_list<'a>(&'a self, prefix: &'a str) -> (Vec<&'a DirEntry>, u64) {
-        let entries: Vec<&DirEntry> = prefixed(&self.kvs, prefix).map(|(_, e)| e).collect();
+        let entries: Vec<&DirEntry> = self.kvs.prefixed(prefix).collect();
         (entries, self.kv_prefix_index(prefix))
     }
 
@@ -40,7 +40,7 @@ impl Store {
     /// `separator` past the prefix (folders), deduplicated, in order.
     pub fn kv_keys(&self, prefix: &str, separator: Option<&str>) -> (Vec<String>, u64) {
         let mut out: Vec<String> = Vec::new();
-        for (k, _) in prefixed(&self.kvs, prefix) {
+        for k in self.kvs.prefixed(prefix).map(|e| &e.key) {
             let name = match separator.filter(|s| !s.is_empty()) {
                 Some(sep) => match k[prefix.len()..].find(sep) {
                     Some(pos) => &k[..prefix.len() + pos + sep.len()],
@@ -56,7 +56,7 @@ impl Store {
     }
 
     fn kv_prefix_index(&self, prefix: &str) -> u64 {
-        let live = prefixed(&self.kvs, prefix).map(|(_, e)| e.modify_index).max().unwrap_or(0);
+        let live = self.kvs.prefixed(prefix).map(|e| e.modify_index).max().unwrap_or(0);
         match live.max(self.graveyard.newest_under(prefix)) {
             // Nothing under the prefix, live or tombstoned: the tables' index (Consul
             // `kvsListTxn`), which is also past every reaped delete. Flooring this case at the
@@ -105,7 +105,7 @@ impl WriteTxn<'_> {
                 None => true,
             },
             KvsOp::DeleteTree => {
-                let doomed: Vec<String> = prefixed(&self.store().kvs, &e.key).map(|(k, _)| k.clone()).collect();
+                let doomed: Vec<String> = self.store().kvs.prefixed(&e.key).map(|r| r.key.clone()).collect();
                 for k in &doomed {
                     self.kv_delete(k);
                 }

@@ -14,6 +14,7 @@ pub mod catalog_query;
 pub mod coordinate;
 pub mod graveyard;
 pub mod kv;
+pub mod kv_table;
 pub mod lock_delay;
 pub mod session;
 pub mod snapshot;

@@ -36,9 +36,9 @@ impl Store {
     /// Rebuilds the derived lock index from the KV rows (after a snapshot restore).
     pub(super) fn rebuild_session_locks(&mut self) {
         self.session_locks.clear();
-        for (key, e) in &self.kvs {
+        for e in self.kvs.values() {
             if let Some(s) = &e.session {
-                self.session_locks.entry(s.clone()).or_default().insert(key.clone());
+                self.session_locks.entry(s.clone()).or_default().insert(e.key.clone());
             }
         }
     }

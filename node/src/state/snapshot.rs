@@ -119,7 +119,7 @@ pub fn decode_sections(bytes: &[u8]) -> Result<Store, SnapshotError> {
         match s.table.as_str() {
             "kvs" => {
                 let rows: Vec<DirEntry> = decode(&s.data).map_err(codec("kvs"))?;
-                store.kvs = rows.into_iter().map(|e| (e.key.clone(), e)).collect();
+                store.kvs = rows.into_iter().collect();
             }
             "tombstones" => {
                 let rows: TombstoneRows = decode(&s.data).map_err(codec("tombstones"))?;

@@ -20,7 +20,7 @@ use crate::structs::{CommandResult, DirEntry, HealthCheck, Node, NodeService, Re
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Store {
     /// KV entries by key (ordered, for prefix scans).
-    pub(super) kvs: BTreeMap<String, DirEntry>,
+    pub(super) kvs: super::kv_table::KvTable,
     /// KV delete tombstones.
     pub(super) graveyard: Graveyard,
     /// Consul's `index` table: the newest Raft index that changed each table.
@@ -158,6 +158,12 @@ impl Store {
         }
     }
 
+    /// Rebuilds the KV table's B-tree with full nodes ([`super::kv_table::KvTable::compact`]);
+    /// changes no row. O(KV rows): called after a snapshot has encoded them.
+    pub fn compact(&mut self) {
+        self.kvs.compact();
+    }
+
     /// Inserts (`Some`) or removes (`None`) the KV row at `key`, keeping [`Store::session_locks`]
     /// in step; returns the previous row.
     pub(super) fn put_kv_row(&mut self, key: &str, row: Option<DirEntry>) -> Option<DirEntry> {
@@ -166,7 +172,10 @@ impl Store {
         }
         let now_held_by = row.as_ref().and_then(|r| r.session.clone());
         let prev = match row {
-            Some(r) => self.kvs.insert(key.to_string(), r),
+            Some(r) => {
+                debug_assert_eq!(r.key, key, "a KV row is put at its own key");
+                self.kvs.insert(r)
+            }
             None => self.kvs.remove(key),
         };
         if let Some(old) = prev.as_ref().and_then(|p| p.session.as_ref()) {

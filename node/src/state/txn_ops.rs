@@ -9,7 +9,6 @@
 //! verbs that name an entry (writes, `check-index`, `check-session`) give it without its value;
 //! deletes and `check-not-exists` give nothing; `get-tree` gives every entry under the prefix.
 
-use super::kv::prefixed;
 use super::txn_catalog::catalog_read;
 use super::store::Store;
 use super::txn::WriteTxn;
@@ -38,7 +37,7 @@ fn kv_read(store: &Store, op: &TxnKvOp) -> Option<OpOutcome> {
             None => Err(format!("key {key:?} doesn't exist")),
         },
         TxnKvVerb::GetOrEmpty => Ok(entry_result(current.unwrap_or(&DirEntry { value: bytes::Bytes::new(), ..e.clone() }), true)),
-        TxnKvVerb::GetTree => Ok(prefixed(&store.kvs, key).map(|(_, c)| TxnResult::Kv(c.clone())).collect()),
+        TxnKvVerb::GetTree => Ok(store.kvs.prefixed(key).map(|c| TxnResult::Kv(c.clone())).collect()),
         TxnKvVerb::CheckIndex => match current {
             None => Err(format!("failed to check index, key {key:?} doesn't exist")),
             Some(c) if c.modify_index != e.modify_index => {
