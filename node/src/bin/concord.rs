@@ -27,7 +27,25 @@ fn tune_malloc() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
         libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES);
     }
+    // glibc gives back only free memory at the top of the heap. Memory freed below live data
+    // (Raft log entries purged after a snapshot, the old B-tree nodes a compaction replaced,
+    // request buffers) stays resident until malloc_trim hands its whole pages back, as Go's
+    // scavenger or jemalloc's decay do on their own: holding 100k keys of 256 B, that is about a
+    // quarter of the server's RSS. A thread of the production binary only, outside the
+    // simulated agent.
+    let trim = std::thread::Builder::new().name("malloc-trim".into()).spawn(|| loop {
+        std::thread::sleep(TRIM_EVERY);
+        // SAFETY: malloc_trim is thread-safe; it only releases free pages.
+        unsafe { libc::malloc_trim(0) };
+    });
+    if let Err(e) = trim {
+        eprintln!("concord: cannot start the malloc-trim thread: {e}");
+    }
 }
+
+/// How often free heap pages are handed back to the OS.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_malloc() {}

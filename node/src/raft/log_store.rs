@@ -130,6 +130,39 @@ fn entries_in<RB: RangeBounds<u64> + Debug>(entries: &BTreeMap<u64, Entry>, rang
     }
 }
 
+/// Bytes of command an entry carries (its encoded body; a batch's body holds its commands).
+fn payload_bytes(e: &Entry) -> u64 {
+    match &e.payload {
+        openraft::EntryPayload::Normal(cmd) => cmd.body.len() as u64,
+        openraft::EntryPayload::Blank | openraft::EntryPayload::Membership(_) => 0,
+    }
+}
+
+/// The trailing-log purge that keeps at most `budget_bytes` of command behind a snapshot at
+/// `snapshot_index`: the highest index to purge up to (inclusive), or `None` if the entries
+/// behind it are within the budget. Walks back from the snapshot only as far as the budget.
+fn trailing_purge_target(entries: &BTreeMap<u64, Entry>, snapshot_index: u64, budget_bytes: u64) -> Option<u64> {
+    let mut kept = 0u64;
+    for (&index, e) in entries.range(..=snapshot_index).rev() {
+        kept += payload_bytes(e);
+        if kept > budget_bytes {
+            return Some(index);
+        }
+    }
+    None
+}
+
+impl LogReader {
+    /// Where to purge so that at most `budget_bytes` of command stay in the log behind a
+    /// snapshot at `snapshot_index` (for `Raft::trigger().purge_log`): openraft's own bound,
+    /// `max_in_snapshot_log_to_keep`, counts entries, and with group commit one entry may carry
+    /// hundreds of writes. `None`: within the budget (or the log cannot be read).
+    pub fn trailing_purge_target(&self, snapshot_index: u64, budget_bytes: u64) -> Option<u64> {
+        let mem = self.mem.lock().ok()?;
+        trailing_purge_target(&mem.entries, snapshot_index, budget_bytes)
+    }
+}
+
 impl RaftLogReader<TypeConfig> for LogReader {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
@@ -309,6 +342,13 @@ async fn read_vote(disk: &dyn Disk) -> Result<Option<Vote<NodeId>>, StorageError
     let Some(bytes) = disk.read(VOTE_FILE).await.map_err(vote_r)? else { return Ok(None) };
     let (payload, _) = unframe(&bytes, 0).map_err(vote_r)?;
     Ok(Some(decode(payload).map_err(vote_r)?))
+}
+
+impl LogStore {
+    /// A reader over this log, for the server's own use beside openraft's.
+    pub fn reader(&self) -> LogReader {
+        LogReader { mem: self.mem.clone() }
+    }
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -521,5 +561,24 @@ pub(crate) mod tests {
         let st = again.get_log_state().await.unwrap();
         assert_eq!(st.last_purged_log_id.map(|l| l.index), Some(4990));
         assert_eq!(st.last_log_id.map(|l| l.index), Some(5000));
+    }
+
+    #[test]
+    fn the_trailing_purge_keeps_at_most_the_byte_budget_behind_the_snapshot() {
+        use crate::structs::command::{MessageType, COMMAND_VERSION};
+        let normal = |index: u64, bytes: usize| Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(crate::structs::Command { msg_type: MessageType::KVS, version: COMMAND_VERSION, body: vec![0; bytes] }),
+        };
+        // Indexes 1..=10 of 100 B each, a blank entry at 11, and 12..=14 past the snapshot at 11.
+        let mut entries: BTreeMap<u64, Entry> = (1..=10).map(|i| (i, normal(i, 100))).collect();
+        entries.insert(11, entry(1, 11));
+        entries.extend((12..=14).map(|i| (i, normal(i, 10_000))));
+        // 250 B of budget keeps 9 and 10 (and the blank 11); 8 would make it 300 B.
+        assert_eq!(trailing_purge_target(&entries, 11, 250), Some(8));
+        assert_eq!(trailing_purge_target(&entries, 11, 200), Some(8), "exactly at the budget is kept");
+        assert_eq!(trailing_purge_target(&entries, 11, 199), Some(9));
+        assert_eq!(trailing_purge_target(&entries, 11, 1_000), None, "everything behind fits");
+        assert_eq!(trailing_purge_target(&entries, 11, 0), Some(10), "entries past the snapshot never count");
     }
 }

@@ -22,11 +22,12 @@ pub async fn watch_raft_metrics(server: Arc<Server>) {
     let mut rx = server.raft.metrics();
     let mut last = None;
     let mut events = super::events::RaftEvents::default();
+    let mut snapshot_seen = None;
     loop {
-        let (now, acked_ms) = {
+        let (now, acked_ms, snapshot) = {
             let m = rx.borrow_and_update();
             events.observe(&server, &m);
-            ((m.current_term, m.state, m.current_leader), m.millis_since_quorum_ack)
+            ((m.current_term, m.state, m.current_leader), m.millis_since_quorum_ack, m.snapshot.map(|l| l.index))
         };
         let leading = now.1 == ServerState::Leader;
         server.lease.observe(if leading { acked_ms } else { None });
@@ -46,6 +47,16 @@ pub async fn watch_raft_metrics(server: Arc<Server>) {
         // A size-triggered snapshot the state machine asked for (`raft::state_machine::SNAPSHOT_LOG_BYTES`).
         if server.state.take_snapshot_request() && server.raft.trigger().snapshot().await.is_err() {
             return;
+        }
+        // A new snapshot: keep at most TRAILING_LOG_BYTES of command behind it.
+        if snapshot != snapshot_seen {
+            snapshot_seen = snapshot;
+            let target = snapshot.and_then(|i| server.log.trailing_purge_target(i, crate::raft::state_machine::TRAILING_LOG_BYTES));
+            if let Some(upto) = target {
+                if server.raft.trigger().purge_log(upto).await.is_err() {
+                    return;
+                }
+            }
         }
         if rx.changed().await.is_err() {
             return;

@@ -72,6 +72,8 @@ pub struct Server {
     pub config: AgentConfig,
     pub id: NodeId,
     pub raft: Raft,
+    /// The Raft log as this server holds it, for bounding it by bytes ([`leader::watch_raft_metrics`]).
+    pub log: crate::raft::log_store::LogReader,
     pub state: Arc<SharedState>,
     pub rpc: RpcClient,
     pub io: Io,
@@ -157,6 +159,7 @@ impl Server {
         log_store.set_vote_in_memory(config.bugs.vote_in_memory);
         let telemetry = Arc::new(crate::telemetry::Telemetry::default());
         log_store.set_telemetry(telemetry.clone());
+        let log = log_store.reader();
         let node_uuid = identity::load_or_create_node_uuid(agent_disk.as_ref(), io.seed).await.map_err(OpenError::Storage)?;
         let local = crate::local::Local::open(&config, Io { disk: agent_disk.clone(), ..io.clone() }, &node_uuid)
             .await
@@ -207,6 +210,7 @@ impl Server {
         let server = Arc::new(Server {
             id,
             raft,
+            log,
             group_commit,
             read_index,
             state,
