@@ -35,6 +35,7 @@ mod slow_lossy;
 mod snapshot_restore;
 mod swarm;
 mod swizzle_clog;
+mod wan_federation;
 mod wan_gossip;
 pub mod windows;
 
@@ -111,6 +112,11 @@ pub enum WorkloadKind {
     /// The KV register workload on servers that also run the WAN pool, plus a poll after the
     /// heal of every server's `/v1/agent/members?wan`, judged by the membership-convergence oracle.
     WanGossip,
+    /// The KV register workload on two datacenters (`dc1`, `dc2`) joined by the WAN pool: keys
+    /// belong to one datacenter, and each operation goes to a server of the key's datacenter or,
+    /// with `?dc=`, to a server of the other; every (datacenter, key) is checked as a
+    /// linearizable register.
+    WanFederation,
 }
 
 impl WorkloadKind {
@@ -133,6 +139,17 @@ impl WorkloadKind {
             WorkloadKind::DeadServerCleanup => "dead-server-cleanup",
             WorkloadKind::Coordinates => "coordinates",
             WorkloadKind::WanGossip => "wan-gossip-membership",
+            WorkloadKind::WanFederation => "wan-federation-kv",
+        }
+    }
+
+    /// How many datacenters the simulator builds for this workload: two for
+    /// [`WorkloadKind::WanFederation`] (servers `s1..sN` in `dc1`, `sN+1..s2N` in `dc2`), one
+    /// (`dc1`) for every other.
+    pub fn datacenters(self) -> usize {
+        match self {
+            WorkloadKind::WanFederation => wan_federation::DATACENTERS,
+            _ => 1,
         }
     }
 }
@@ -153,6 +170,7 @@ const GOSSIP_LOSSY: WorkloadKind = WorkloadKind::GossipLossy;
 const DEAD_SERVER: WorkloadKind = WorkloadKind::DeadServerCleanup;
 const COORDINATES: WorkloadKind = WorkloadKind::Coordinates;
 const WAN_GOSSIP: WorkloadKind = WorkloadKind::WanGossip;
+const WAN_FEDERATION: WorkloadKind = WorkloadKind::WanFederation;
 
 /// A scenario: name, one-line description, schedule builder (which may describe what it chose
 /// from the seed in [`Schedule::options`]), and the workload its clients run.
@@ -198,6 +216,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "dead-server-cleanup", about: "a server dies until the final heal (force-left on half the seeds): autopilot removes it from raft, keeps a second failed server, and adds the dead one back when it returns", build: dead_server_cleanup::build, workload: DEAD_SERVER },
     Scenario { name: "coordinates", about: "two sites, fast links inside and slow ones across, with servers cut off now and then; after the heal RTT estimates and ?near reflect the sites", build: coordinates::build, workload: COORDINATES },
     Scenario { name: "wan-gossip", about: "servers also gossip in the WAN pool; one at a time is cut off or crashed long enough to be declared failed there; after the heal every server sees every server alive in the WAN pool", build: wan_gossip::build, workload: WAN_GOSSIP },
+    Scenario { name: "wan-federation", about: "two datacenters joined by the WAN pool; KV per datacenter sent directly or through the other with ?dc=, while servers of either are cut off or crashed and the WAN itself is cut", build: wan_federation::build, workload: WAN_FEDERATION },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 
@@ -224,8 +243,9 @@ mod tests {
                 assert!(a.end() <= p.fault_phase, "{} ends within the fault phase", sc.name);
                 for (_, f) in a.events() {
                     for host in f.named_hosts() {
-                        let in_range = nemesis::hosts::server_index(host).is_some_and(|i| i < p.servers);
-                        assert!(in_range, "{} seed {seed}: {host} is not one of the {} servers in {f}", sc.name, p.servers);
+                        let servers = p.servers * sc.workload.datacenters();
+                        let in_range = nemesis::hosts::server_index(host).is_some_and(|i| i < servers);
+                        assert!(in_range, "{} seed {seed}: {host} is not one of the {servers} servers in {f}", sc.name);
                     }
                 }
             }

@@ -10,6 +10,8 @@ pub mod catalog_workload;
 pub mod client_agents;
 pub mod dead_server_workload;
 pub mod coordinate_workload;
+pub mod datacenters;
+pub mod federation_workload;
 pub mod final_reads;
 pub mod gossip_scale;
 pub mod gossip_workload;

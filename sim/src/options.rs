@@ -113,6 +113,10 @@ pub enum Bug {
     /// re-join when alone, so a server cut off long enough to be declared failed stays apart
     /// after the heal (caught by the membership-convergence oracle on `wan-gossip`).
     WanNoReconnect,
+    /// A request whose `?dc=` names another datacenter is served in the datacenter of the server
+    /// it reached, as if `?dc=` were absent, so a write "to dc2" sent through dc1 lands in dc1's
+    /// store (caught by the KV register model per datacenter and key on `wan-federation`).
+    DcForwardIgnoresDc,
 }
 
 impl Bug {
@@ -149,6 +153,7 @@ impl Bug {
             Bug::AutopilotRemovesBelowQuorum => "autopilot-removes-below-quorum",
             Bug::VivaldiIgnoresRtt => "vivaldi-ignores-rtt",
             Bug::WanNoReconnect => "wan-no-reconnect",
+            Bug::DcForwardIgnoresDc => "dc-forward-ignores-dc",
         }
     }
 
@@ -198,6 +203,7 @@ impl Bug {
             Bug::AutopilotRemovesBelowQuorum => &["dead-server-cleanup"],
             Bug::VivaldiIgnoresRtt => &["coordinates"],
             Bug::WanNoReconnect => &["wan-gossip"],
+            Bug::DcForwardIgnoresDc => &["wan-federation"],
         }
     }
 
@@ -266,6 +272,11 @@ impl RunOptions {
             // must outlast that (see scenarios::wan_gossip).
             options.fault_phase = Duration::from_secs(rng.gen_range(90..=120));
         }
+        if scenario == "wan-federation" {
+            // Room for a WAN cut past the WAN pool's failure detection, then short windows (see
+            // scenarios::wan_federation).
+            options.fault_phase = Duration::from_secs(rng.gen_range(90..=120));
+        }
         options
     }
 
@@ -299,7 +310,7 @@ impl RunOptions {
             restore_keeps_old_keys: self.bugs.contains(&Bug::RestoreKeepsOldKeys),
             vivaldi_ignores_rtt: self.bugs.contains(&Bug::VivaldiIgnoresRtt),
             wan_no_reconnect: self.bugs.contains(&Bug::WanNoReconnect),
-            dc_forward_ignores_dc: false,
+            dc_forward_ignores_dc: self.bugs.contains(&Bug::DcForwardIgnoresDc),
         }
     }
 

@@ -148,7 +148,11 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         .build();
 
     let trace = Arc::new(Trace::new());
-    let n = options.servers;
+    // `--servers` per datacenter; a second datacenter's servers follow the first's in host order
+    // (`crate::datacenters`), so a one-datacenter world is exactly what it always was.
+    let per_dc = options.servers;
+    let datacenters = crate::datacenters::count(&options.scenario);
+    let n = per_dc * datacenters;
     let names: Vec<String> = nemesis::hosts::servers(n);
     let ips: Vec<_> = names.iter().map(|name| sim.lookup(name.as_str())).collect();
     let rpc_addrs: Vec<String> = ips.iter().map(|ip| SocketAddr::new(*ip, SERVER_PORT).to_string()).collect();
@@ -161,19 +165,24 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     let udp_loss: Vec<Arc<UdpLoss>> = (0..n).map(|i| UdpLoss::new(options.seed ^ (0x7564_706c_6f73 + i as u64))).collect();
     let agents: Rc<RefCell<Vec<Option<Arc<Agent>>>>> = Rc::new(RefCell::new(vec![None; n]));
     let mut seeds = ChaCha8Rng::seed_from_u64(options.seed);
-    let wan_pool = scenarios::find(&options.scenario).is_some_and(|s| s.workload == scenarios::WorkloadKind::WanGossip);
+    let wan_pool = scenarios::find(&options.scenario)
+        .is_some_and(|s| matches!(s.workload, scenarios::WorkloadKind::WanGossip | scenarios::WorkloadKind::WanFederation));
 
     for i in 0..n {
+        let dc = crate::datacenters::of_server(i, per_dc);
+        let same_dc = |j: usize| crate::datacenters::of_server(j, per_dc) == dc;
+        // WAN joins: the own datacenter's other servers, and dc1's (as `-retry-join-wan` names).
+        let wan_peer = |j: usize| j != i && (same_dc(j) || crate::datacenters::of_server(j, per_dc) == 0);
         let config = AgentConfig {
             node_name: names[i].clone(),
-            datacenter: "dc1".into(),
+            datacenter: crate::datacenters::name(dc),
             server: true,
-            bootstrap_expect: n,
+            bootstrap_expect: per_dc,
             bind_addr: ips[i],
             client_addr: ips[i],
             ports: Ports { http: HTTP_PORT, server: SERVER_PORT, ..Ports::default() },
             data_dir: None,
-            retry_join: rpc_addrs.iter().filter(|a| **a != rpc_addrs[i]).cloned().collect(),
+            retry_join: rpc_addrs.iter().enumerate().filter(|(j, a)| same_dc(*j) && **a != rpc_addrs[i]).map(|(_, a)| a.clone()).collect(),
             raft: RaftTiming {
                 snapshot_threshold: options.snapshot_threshold,
                 trailing_logs: 32,
@@ -194,7 +203,12 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
             // change every other scenario's run.
             wan: node::gossip::wan::WanSettings {
                 enabled: wan_pool,
-                retry_join: ips.iter().filter(|ip| **ip != ips[i]).map(|ip| SocketAddr::new(*ip, Ports::default().serf_wan).to_string()).collect(),
+                retry_join: ips
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, ip)| **ip != ips[i] && wan_peer(*j))
+                    .map(|(_, ip)| SocketAddr::new(*ip, Ports::default().serf_wan).to_string())
+                    .collect(),
                 start_join: Vec::new(),
             },
         };

@@ -85,7 +85,9 @@ pub fn judge(result: &RunResult) -> Judgement {
             result.healed_at.as_secs_f64()
         )),
     };
-    let mut invariants = checker::check_raft_trace(&result.trace);
+    // Per datacenter: each is its own Raft cluster.
+    let datacenters = crate::datacenters::count(&result.options.scenario);
+    let mut invariants = crate::datacenters::check_raft_trace(&result.trace, &result.servers, datacenters);
     invariants.extend(workload.oracles(&result.history));
     invariants.extend(workload.trace_oracles(&result.trace, result.options.servers));
     // Until the liveness probe proves the cluster serves again, the final heal still disturbs it.

@@ -156,6 +156,7 @@ pub fn for_scenario(scenario: &str) -> Box<dyn Workload> {
         Some(scenarios::WorkloadKind::DeadServerCleanup) => Box::new(crate::dead_server_workload::DeadServerCleanup::default()),
         Some(scenarios::WorkloadKind::Coordinates) => Box::new(crate::coordinate_workload::Coordinates),
         Some(scenarios::WorkloadKind::WanGossip) => Box::new(crate::wan_workload::WanGossip),
+        Some(scenarios::WorkloadKind::WanFederation) => Box::new(crate::federation_workload::WanFederation),
     }
 }
 
@@ -240,8 +241,32 @@ pub(crate) fn write_outcome(resp: &Result<Response, ClientError>, cas: bool) -> 
     }
 }
 
-/// Runs one client until `spec.until`. Never fails: every error is recorded in the history.
-pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
+/// Where one operation goes: the server it is sent to (host name, HTTP address), and the
+/// datacenter it names with `?dc=` (none: the server's own).
+pub type Route = ((String, SocketAddr), Option<String>);
+
+/// `path` with `?dc=<dc>` (or `&dc=<dc>`) appended when `dc` is given.
+pub(crate) fn with_datacenter(path: String, dc: Option<&str>) -> String {
+    match dc {
+        None => path,
+        Some(dc) if path.contains('?') => format!("{path}&dc={dc}"),
+        Some(dc) => format!("{path}?dc={dc}"),
+    }
+}
+
+/// Runs one client until `spec.until`, each operation to a random server. Never fails: every
+/// error is recorded in the history.
+pub async fn run_client(spec: ClientSpec) -> turmoil::Result {
+    run_client_routed(spec, |rng, servers, _key| (servers[rng.gen_range(0..servers.len())].clone(), None)).await
+}
+
+/// [`run_client`] with each operation's server (and `?dc=`) chosen by `route(rng, servers, key)`
+/// after its key is drawn. A `?dc=` write that certainly did not apply (e.g. "No path to
+/// datacenter") is `fail`, like any other ([`write_outcome`]).
+pub async fn run_client_routed(
+    mut spec: ClientSpec,
+    mut route: impl FnMut(&mut ChaCha8Rng, &[(String, SocketAddr)], &str) -> Route,
+) -> turmoil::Result {
     // Last (value, ModifyIndex) this client read per key; CAS uses it as its expectation.
     let mut seen: BTreeMap<String, Option<(Value, u64)>> = BTreeMap::new();
     // Last X-Consul-Index per key and when it was seen, for blocking reads (`?index=&wait=`).
@@ -249,7 +274,7 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
     let mut counter: u64 = 0;
     while now() < spec.until {
         let key = spec.keys[spec.rng.gen_range(0..spec.keys.len())].clone();
-        let (server_name, server) = spec.servers[spec.rng.gen_range(0..spec.servers.len())].clone();
+        let ((server_name, server), dc) = route(&mut spec.rng, &spec.servers, &key);
         counter += 1;
         let value = u64::from(spec.id) * 1_000_000_000 + counter;
         let roll = spec.rng.gen_range(0..100);
@@ -276,6 +301,7 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
         } else {
             (OpFn::Delete, Method::DELETE, format!("/v1/kv/{key}"), Vec::new())
         };
+        let path = with_datacenter(path, dc.as_deref());
         let invoke = now();
         let resp = tokio::time::timeout(read_timeout(&mode), request(server, method, &path, body)).await;
         let complete = now();

@@ -241,6 +241,15 @@ fn a_wan_pool_that_never_reconnects_is_caught() {
 }
 
 #[test]
+fn a_dc_forward_that_ignores_the_datacenter_is_caught() {
+    // wan-federation: a request naming the other datacenter with `?dc=` is served in the one of
+    // the server it reached, so a write to dc2's key sent through dc1 lands in dc1's store and
+    // dc2's direct reads never see it (the KV register model per datacenter and key: a read or a
+    // CAS that misses an acknowledged write).
+    assert_caught_within(Bug::DcForwardIgnoresDc, "wan-federation", SEED_BUDGET);
+}
+
+#[test]
 fn a_lock_watcher_that_ignores_a_new_holder_is_caught() {
     // lock-cli: `concord lock`'s recipe whose watcher only gives up on failed reads; a holder
     // frozen past its session's TTL comes back, reads that another holds the lock, and runs
