@@ -9,8 +9,9 @@ fn main() {
 /// never runs this). By default glibc raises its mmap threshold each time a large buffer is
 /// freed, so later snapshot and response buffers come from the heap and stay resident after
 /// they are freed, and each worker thread gets its own arena that keeps its own free memory:
-/// holding 100k keys of 256 B, that left 142 MB resident where these settings leave about 90
-/// (issue 12, `kv-bench --memory 100000`). Source: mallopt(3).
+/// holding 100k keys of 256 B, that left 142 MB resident where these settings left about 90,
+/// before the KV table and log changes and the trim below brought it to 74-77 (issue 12,
+/// `kv-bench --memory 100000`). Source: mallopt(3), malloc_trim(3).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_malloc() {
     /// Arenas: one per core of the 2-core machines measured, not glibc's 8 per core.
