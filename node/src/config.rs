@@ -218,7 +218,8 @@ pub struct AgentConfig {
     pub ports: Ports,
     /// `None` keeps all state in memory (`-dev`).
     pub data_dir: Option<PathBuf>,
-    /// Servers to contact at start, `ip[:port]`; the port defaults to the server RPC port.
+    /// Agents to join the LAN pool through at start, `ip[:port]`; the port defaults to the LAN
+    /// gossip port (Consul's `-retry-join`). See [`AgentConfig::join_addrs`].
     pub retry_join: Vec<String>,
     pub raft: RaftTiming,
     pub dns: DnsConfig,
@@ -295,7 +296,10 @@ impl AgentConfig {
         SocketAddr::new(self.client_addr, self.ports.dns)
     }
 
-    /// Parses `retry_join` into socket addresses. Errors name the bad entry.
+    /// Parses `retry_join` into the LAN gossip addresses to join through: `ip:port` as given, a
+    /// bare `ip` on the LAN gossip port (this agent's `-serf-lan-port`, 8301 by default), as
+    /// Consul's `-retry-join`. (An entry naming a server RPC port also works: the join asks that
+    /// server for its gossip address, see `gossip::join_targets`.) Errors name the bad entry.
     pub fn join_addrs(&self) -> Result<Vec<SocketAddr>, String> {
         self.retry_join
             .iter()
@@ -304,9 +308,25 @@ impl AgentConfig {
                     return Ok(sa);
                 }
                 s.parse::<IpAddr>()
-                    .map(|ip| SocketAddr::new(ip, self.ports.server))
+                    .map(|ip| SocketAddr::new(ip, self.ports.serf_lan))
                     .map_err(|_| format!("retry-join address {s:?} is not ip or ip:port"))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_join_defaults_to_the_lan_gossip_port_as_consul() {
+        let mut c = AgentConfig { retry_join: vec!["10.0.0.2".into(), "10.0.0.3:8300".into()], ..AgentConfig::dev() };
+        c.ports.serf_lan = 9301;
+        let addrs = c.join_addrs().expect("valid entries");
+        assert_eq!(addrs, ["10.0.0.2:9301".parse().unwrap(), "10.0.0.3:8300".parse().unwrap()]);
+        c.retry_join = vec!["not-an-address".into()];
+        let err = c.join_addrs().expect_err("a name is not an address");
+        assert!(err.contains("not-an-address"), "{err}");
     }
 }

@@ -5,7 +5,10 @@
 //! - a server crashed mid-bootstrap (after it may have joined) and restarted from its disk;
 //! - a late server: crashed before it booted, started seconds after the others formed;
 //! - a partition that leaves each server alone, so nobody sees `bootstrap-expect` peers, healed
-//!   later (everyone must still form one cluster, not one each).
+//!   later (everyone must still form one cluster, not one each);
+//! - a server whose gossip datagrams are all dropped (RPC and Raft untouched) until seconds
+//!   later: bootstrap counts servers in the LAN pool, so the pools disagree on who is there
+//!   while the server's RPC still answers.
 //!
 //! Whatever happens, one cluster must form: the Raft invariants catch two (two leaders in a term,
 //! or two different entries applied at one index, the membership entry included). After the
@@ -27,7 +30,7 @@ pub fn build(rng: &mut ChaCha8Rng, p: &Params) -> Schedule {
     let victim = rng.gen_range(0..p.servers);
     let others: Vec<String> = (0..p.servers).filter(|i| *i != victim).map(hosts::server).collect();
     let mut s = Schedule::new();
-    let formed_by = match rng.gen_range(0..4) {
+    let formed_by = match rng.gen_range(0..5) {
         0 => {
             let cut = ms(rng.gen_range(0..200));
             let heal = ms(rng.gen_range(1_500..5_000));
@@ -47,6 +50,12 @@ pub fn build(rng: &mut ChaCha8Rng, p: &Params) -> Schedule {
             s.at(Duration::ZERO, Fault::Crash(Target::server(victim)));
             s.at(restart, Fault::Restart(Target::server(victim)));
             restart
+        }
+        3 => {
+            let heal = ms(rng.gen_range(2_000..6_000));
+            s.at(Duration::ZERO, Fault::UdpLoss { host: Target::server(victim), per_mille: 1_000 });
+            s.at(heal, Fault::UdpLoss { host: Target::server(victim), per_mille: 0 });
+            heal
         }
         _ => {
             let cut = ms(rng.gen_range(0..200));

@@ -163,8 +163,7 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts `n` servers with `-bootstrap-expect=n`, each `-retry-join`ing the others' RPC ports,
-    /// and waits (up to [`LEADER_TIMEOUT`]) until all of them name the same leader.
+    /// Starts `n` servers with `-bootstrap-expect=n` and waits (up to [`LEADER_TIMEOUT`]) until all of them name the same leader.
     pub fn start(n: usize) -> Self {
         Self::start_with_args(n, &[])
     }
@@ -195,7 +194,13 @@ impl Cluster {
                 args.push(format!("-datacenter={dc}"));
             }
             args.extend(loopback_agent_flags(&name, dir.path(), p));
-            args.extend((0..n).filter(|&j| j != i).map(|j| format!("-retry-join=127.0.0.1:{}", server_port(j))));
+            // Consul's form: `-retry-join` names the other servers' LAN gossip ports, and Raft
+            // bootstraps from the servers the pool shows. s0 names s1 by its server RPC port
+            // instead, which works too (s1 reports its gossip address over RPC).
+            args.extend((0..n).filter(|&j| j != i).map(|j| {
+                let port = if (i, j) == (0, 1) { server_port(j) } else { ports[5 * j + 3] };
+                format!("-retry-join=127.0.0.1:{port}")
+            }));
             args.extend(extra.iter().cloned());
             servers.push(AgentProcess::spawn(&name, args, p[0], p[2], &dir.path().join("agent.log")));
             dirs.push(dir);

@@ -1,6 +1,7 @@
 //! End-to-end: LAN gossip between three real `concord` servers on loopback. They join the pool
-//! through `-retry-join` entries that name server RPC ports (each server reports its gossip port
-//! over RPC); `concord members` lists all three alive; a SIGKILLed server is declared failed, its
+//! through `-retry-join` entries naming the others' LAN gossip ports, except s0's entry for s1,
+//! which names its server RPC port (s1 reports its gossip port over RPC), and Raft bootstraps
+//! from the pool; `concord members` lists all three alive; a SIGKILLed server is declared failed, its
 //! `serfHealth` turns critical in `/v1/health/node/<n>` on the others, and a session bound to its
 //! `serfHealth` (the default) is invalidated with it.
 

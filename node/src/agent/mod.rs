@@ -144,7 +144,7 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
     }
     tracing::info!(udp = %dns_udp_addr, tcp = %dns_addr, domain = %server.config.dns.domain, "DNS server started");
     tracing::info!(node = %server.config.node_name, addr = %serf_lan_addr, "LAN gossip started");
-    server.start_background(join);
+    server.start_background();
     let c = &server.config;
     let mode = if client { "client" } else { "server" };
     tracing::info!(node = %c.node_name, mode, id = %format!("{:016x}", server.id), rpc = %rpc_addr, http = %http_addr,

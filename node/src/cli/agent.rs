@@ -69,7 +69,8 @@ pub struct AgentArgs {
     /// in the data dir wins over it.
     #[arg(long, value_name = "KEY")]
     pub encrypt: Option<String>,
-    /// A server to join at start, `ip` or `ip:port` of its server RPC port. Repeatable.
+    /// An agent to join the LAN pool through at start, `ip` (LAN gossip port 8301) or `ip:port`
+    /// (a LAN gossip or server RPC port). Repeatable.
     #[arg(long, value_name = "ADDR")]
     pub retry_join: Vec<String>,
     /// A server of another datacenter to join in the WAN pool at start, `ip` or `ip:port` of its

@@ -9,12 +9,13 @@
 //! ([`join_targets`]). foca is runtime-free: the driver feeds it datagrams and timer events and
 //! carries out what it asks (send, schedule, notify); randomness comes from the agent's seed, so a
 //! simulation replays. Never does: write to the catalog (the Raft leader reconciles this view into
-//! it, `server::reconcile`), or touch Raft bootstrap (servers still find each other by RPC).
+//! it, `server::reconcile`), or touch Raft itself (`server::bootstrap` reads the servers in this
+//! view to bootstrap Raft, as Consul's `maybeBootstrap` reads Serf's members).
 //!
-//! Join targets: a `-retry-join` entry today names a server's RPC address (Raft discovery dials it).
-//! The pool announces to that address as given (so an entry that names a LAN gossip port, as
-//! Consul's `-retry-join` does, works directly) and to the gossip address the server reports over
-//! RPC (`Server.GossipAddr`), which finds it whatever ports the servers were given.
+//! Join targets: a `-retry-join` entry names a LAN gossip address (Consul's form; a bare `ip` takes
+//! the LAN gossip port) or a server's RPC address. The pool announces to the entry as given and to
+//! the gossip address the server at it reports over RPC (`Server.GossipAddr`), which finds servers
+//! whatever ports they were given.
 
 pub mod broadcast;
 pub mod coord_ping;

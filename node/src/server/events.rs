@@ -284,18 +284,18 @@ impl PeerReachability {
         self.down.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect()
     }
 
-    /// Bootstrap progress: logs "waiting for N of M servers" when the count changes, and a
-    /// summary every [`SUMMARY_INTERVAL`] while it does not.
-    pub fn bootstrap_waiting(&self, server: &Server, known: usize) {
-        let expect = server.config.bootstrap_expect;
+    /// Bootstrap progress: logs "waiting for N more of M servers" (naming the servers the LAN pool
+    /// holds, `me` first) when the count changes, and a summary every [`SUMMARY_INTERVAL`] while
+    /// it does not. `others`: the other servers seen so far; `expect`: `-bootstrap-expect`.
+    pub fn bootstrap_waiting(&self, me: &str, expect: usize, others: &[&str]) {
+        let known = others.len() + 1;
         let mut last = self.bootstrap.lock().unwrap_or_else(|e| e.into_inner());
         let due = match *last {
             Some((n, at)) => n != known || at.elapsed() >= SUMMARY_INTERVAL,
             None => true,
         };
         if due {
-            let servers: Vec<String> =
-                server.peers.lock().unwrap_or_else(|e| e.into_inner()).values().map(|p| p.name.clone()).collect();
+            let servers: Vec<&str> = std::iter::once(me).chain(others.iter().copied()).collect();
             tracing::info!(known = %servers.join(", "), "bootstrap: waiting for {} more of {expect} servers", expect.saturating_sub(known));
             *last = Some((known, Instant::now()));
         }

@@ -241,17 +241,17 @@ impl Server {
         Ok(server)
     }
 
-    /// Starts the core's background duties: bootstrap/join through `join`, the Raft metrics
+    /// Starts the core's background duties: bootstrap/join through the LAN pool, the Raft metrics
     /// watcher, election backoff, the quorum-loss announcer, the leader's tombstone reaper, and
     /// the agent's check runners and anti-entropy ([`crate::local::Local::start`]).
     /// A client agent starts only its local duties: it has no Raft to bootstrap or lead.
-    pub fn start_background(self: &Arc<Self>, join: Vec<SocketAddr>) {
+    pub fn start_background(self: &Arc<Self>) {
         if self.is_client() {
             self.local.start(self.clone());
             return;
         }
         let mut tasks = vec![
-            tokio::spawn(bootstrap::run(self.clone(), join)),
+            tokio::spawn(bootstrap::run(self.clone())),
             tokio::spawn(leader::watch_raft_metrics(self.clone())),
             tokio::spawn(leader::election_backoff(self.clone())),
             tokio::spawn(leader::watch_quorum_contact(self.clone())),
