@@ -2,7 +2,8 @@
 //! `concord` server each (`-bootstrap-expect=1`); dc2's server `-retry-join-wan`s dc1's WAN port.
 //! `concord members -wan` lists both as `<node>.<dc>` alive on each, `/v1/catalog/datacenters`
 //! lists both (own first), and a KV write sent to dc1 with `?dc=dc2` lands in dc2's own KV store
-//! only (Consul `forwardDC`).
+//! only (Consul `forwardDC`); so do a catalog registration and deregistration and a transaction,
+//! and catalog, health and session reads with `?dc=dc2` answer from dc2's store.
 
 use std::process::Command;
 use std::time::Duration;
@@ -68,6 +69,40 @@ fn two_datacenters_federate_over_wan_and_forward_dc_requests() {
     assert_eq!(via_dc1.text(), "in-dc2", "readable through dc1 with ?dc=dc2");
     let local = curl("GET", &dc1.servers[0].url("/v1/kv/fed/key"), None).unwrap();
     assert_eq!(local.status, 404, "dc1's own KV store does not have it: {}", local.text());
+
+    // A catalog registration sent to dc1 naming dc2 lands in dc2's catalog, with dc2 as its
+    // datacenter; dc1's catalog does not have it.
+    let reg = r#"{"Node":"web-dc2","Address":"10.2.0.1","Service":{"Service":"web","Port":80}}"#;
+    let put = must("PUT", &dc1.servers[0].url("/v1/catalog/register?dc=dc2"), Some(reg.as_bytes()));
+    assert_eq!(put.text().trim(), "true");
+    let on_dc2 = must("GET", &dc2.servers[0].url("/v1/catalog/service/web"), None).json();
+    assert_eq!(on_dc2[0]["Node"], "web-dc2", "{on_dc2}");
+    assert_eq!(on_dc2[0]["Datacenter"], "dc2", "{on_dc2}");
+    let via_dc1 = must("GET", &dc1.servers[0].url("/v1/health/service/web?dc=dc2"), None).json();
+    assert_eq!(via_dc1[0]["Node"]["Node"], "web-dc2", "health read through dc1 with ?dc=dc2: {via_dc1}");
+    let local = must("GET", &dc1.servers[0].url("/v1/catalog/service/web"), None).json();
+    assert_eq!(local, serde_json::json!([]), "dc1's own catalog does not have it");
+    // A bad registration is refused in the datacenter that received it, whatever ?dc= names.
+    let bad = curl("PUT", &dc1.servers[0].url("/v1/catalog/register?dc=dc2"), Some(b"{\"Address\":\"10.2.0.9\"}")).unwrap();
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    let dereg = must("PUT", &dc1.servers[0].url("/v1/catalog/deregister?dc=dc2"), Some(br#"{"Node":"web-dc2"}"#));
+    assert_eq!(dereg.text().trim(), "true");
+    let gone = must("GET", &dc2.servers[0].url("/v1/catalog/service/web"), None).json();
+    assert_eq!(gone, serde_json::json!([]), "deregistered in dc2");
+
+    // A transaction through dc1 naming dc2 runs in dc2.
+    let txn = r#"[{"KV":{"Verb":"set","Key":"fed/txn","Value":"aW4tZGMy"}}]"#;
+    let answer = must("PUT", &dc1.servers[0].url("/v1/txn?dc=dc2"), Some(txn.as_bytes())).json();
+    assert_eq!(answer["Errors"], serde_json::Value::Null, "{answer}");
+    assert_eq!(must("GET", &dc2.servers[0].url("/v1/kv/fed/txn?raw"), None).text(), "in-dc2");
+    assert_eq!(curl("GET", &dc1.servers[0].url("/v1/kv/fed/txn"), None).unwrap().status, 404);
+
+    // Session reads forward; dc2 has none of dc1's sessions.
+    let sid = must("PUT", &dc1.servers[0].url("/v1/session/create"), Some(b"{}")).json()["ID"].as_str().unwrap().to_string();
+    let in_dc1 = must("GET", &dc1.servers[0].url(&format!("/v1/session/info/{sid}")), None).json();
+    assert_eq!(in_dc1[0]["ID"], sid.as_str());
+    let in_dc2 = must("GET", &dc1.servers[0].url(&format!("/v1/session/info/{sid}?dc=dc2")), None).json();
+    assert_eq!(in_dc2, serde_json::json!([]), "dc2's session table is its own");
 
     // A datacenter the WAN pool does not know: Consul's 500 "No path to datacenter".
     let nowhere = curl("GET", &dc1.servers[0].url("/v1/kv/fed/key?dc=dc9"), None).unwrap();

@@ -163,19 +163,16 @@ pub async fn renew(State(server): State<Arc<Server>>, Path(id): Path<String>, op
 
 /// `GET /v1/session/info/<id>` → `[session]` or `[]`.
 pub async fn info(State(server): State<Arc<Server>>, Path(id): Path<String>, opts: QueryOptions) -> Result<Response, ApiError> {
-    server.check_datacenter(&opts)?;
     Ok(indexed_json(server.session_get(SessionQuery { name: id, opts }, false).await?))
 }
 
 /// `GET /v1/session/node/<node>` → the node's sessions.
 pub async fn node(State(server): State<Arc<Server>>, Path(node): Path<String>, opts: QueryOptions) -> Result<Response, ApiError> {
-    server.check_datacenter(&opts)?;
     Ok(indexed_json(server.node_sessions(SessionQuery { name: node, opts }, false).await?))
 }
 
 /// `GET /v1/session/list` → every session.
 pub async fn list(State(server): State<Arc<Server>>, opts: QueryOptions) -> Result<Response, ApiError> {
-    server.check_datacenter(&opts)?;
     Ok(indexed_json(server.session_list(SessionQuery { name: String::new(), opts }, false).await?))
 }
 

@@ -158,13 +158,14 @@ fn answer(mut headers: HeaderMap, results: &[TxnResult], errors: &[TxnError]) ->
 
 /// `PUT /v1/txn`.
 pub async fn txn(State(server): State<Arc<Server>>, opts: QueryOptions, body: Bytes) -> Result<Response, ApiError> {
-    server.check_datacenter(&opts)?;
     let mut ops = parse_ops(&body)?;
+    // Consul fills a node's datacenter with the one the transaction runs in (`?dc=`, else the
+    // agent's).
+    let dc = server.foreign_datacenter(&opts).unwrap_or(&server.config.datacenter).to_string();
     for op in &mut ops {
-        // Consul fills a node's datacenter with the agent's.
         if let TxnOp::Node { node, .. } = op {
             if node.datacenter.is_empty() {
-                node.datacenter = server.config.datacenter.clone();
+                node.datacenter = dc.clone();
             }
         }
     }
@@ -172,7 +173,7 @@ pub async fn txn(State(server): State<Arc<Server>>, opts: QueryOptions, body: By
         let read = server.txn_read(TxnReadRequest { ops, opts }, false).await?;
         return answer(meta_headers(&read.meta), &read.results, &read.errors);
     }
-    match server.txn_apply(TxnRequest { ops }, false).await? {
+    match server.write_in(&opts, crate::server::txn::TXN_APPLY, TxnRequest { ops }, |req| server.txn_apply(req, false)).await? {
         CommandResult::Txn { results, errors, .. } => answer(HeaderMap::new(), &results, &errors),
         CommandResult::Refused { error, .. } => {
             Err(ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: error, not_applied: true })

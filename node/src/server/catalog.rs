@@ -55,6 +55,28 @@ const NEAR_AGENT: &str = "_agent";
 type ReadFn<T> = fn(&Store, &CatalogQuery) -> (T, u64);
 
 impl Server {
+    /// `PUT /v1/catalog/register` in the datacenter `opts` names (`?dc=`): validated here, an
+    /// empty `Datacenter` filled with that datacenter's name, then applied there
+    /// ([`Server::write_in`]). Errors: as [`Server::catalog_register`].
+    pub async fn catalog_register_in(&self, opts: &crate::structs::QueryOptions, mut req: RegisterRequest) -> Result<CommandResult, CatalogWriteError> {
+        req.normalize().map_err(CatalogWriteError::Invalid)?;
+        if req.datacenter.is_empty() {
+            req.datacenter = self.foreign_datacenter(opts).unwrap_or(&self.config.datacenter).to_string();
+        }
+        let result = self.write_in(opts, CATALOG_REGISTER, req, |req| self.apply_write(CATALOG_REGISTER, req, false, Command::register)).await?;
+        refused(result)
+    }
+
+    /// `PUT /v1/catalog/deregister` in the datacenter `opts` names (`?dc=`), as
+    /// [`Server::catalog_register_in`]. Errors: as [`Server::catalog_deregister`].
+    pub async fn catalog_deregister_in(&self, opts: &crate::structs::QueryOptions, req: DeregisterRequest) -> Result<CommandResult, CatalogWriteError> {
+        if req.node.is_empty() {
+            return Err(CatalogWriteError::Invalid("Must provide node".into()));
+        }
+        let result = self.write_in(opts, CATALOG_DEREGISTER, req, |req| self.apply_write(CATALOG_DEREGISTER, req, false, Command::deregister)).await?;
+        refused(result)
+    }
+
     /// `Catalog.Register`: validates (Consul's defaults and refusals), then applies through Raft.
     /// Errors: [`CatalogWriteError::Invalid`] (400 at the HTTP edge), or the write path's.
     pub async fn catalog_register(&self, mut req: RegisterRequest, forwarded: bool) -> Result<CommandResult, CatalogWriteError> {

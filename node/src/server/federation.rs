@@ -23,7 +23,7 @@ use super::forward::{ForwardError, Forwarded};
 use super::Server;
 use crate::codec::{decode, encode};
 use crate::rpc::RpcHandler;
-use crate::structs::QueryOptions;
+use crate::structs::{CommandResult, QueryOptions, WriteError};
 
 /// A client agent's request that one of its servers forward `method` to datacenter `datacenter`
 /// (Concord-only; Consul clients send the RPC itself, which carries its `Datacenter`).
@@ -84,6 +84,31 @@ impl Server {
             return None;
         }
         opts.datacenter.as_deref().filter(|dc| *dc != self.config.datacenter)
+    }
+
+    /// A Raft write `method` from the HTTP API, in the datacenter `opts` names with `?dc=`: sent
+    /// to a server there when it is another one, which applies it as its own datacenter's write
+    /// (Consul `forwardDC`), else `local(req)` here. Errors: "No path to datacenter" (certainly
+    /// not applied), an unknown outcome when the call may have arrived, or the write's own.
+    pub async fn write_in<Req, Fut>(
+        &self,
+        opts: &QueryOptions,
+        method: &str,
+        req: Req,
+        local: impl FnOnce(Req) -> Fut,
+    ) -> Result<CommandResult, WriteError>
+    where
+        Req: Serialize,
+        Fut: std::future::Future<Output = Result<CommandResult, WriteError>>,
+    {
+        match self.foreign_datacenter(opts) {
+            Some(dc) => {
+                let timeout = super::write::RPC_HOLD_TIMEOUT + super::write::FORWARD_SLACK;
+                let answer: Result<Result<CommandResult, WriteError>, _> = self.forward_dc(dc, method, req, timeout).await;
+                answer.unwrap_or_else(|e| Err(e.into_write_error()))
+            }
+            None => local(req).await,
+        }
     }
 
     /// Sends `args` to `method` on a server of datacenter `dc`, as a request of that

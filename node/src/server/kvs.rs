@@ -28,14 +28,7 @@ impl Server {
     /// A KV write from the HTTP API: in datacenter `dc` when it is another one (forwarded there,
     /// [`super::federation`]), else [`Server::kvs_apply`] here.
     pub async fn kvs_apply_in(&self, opts: &QueryOptions, req: KvsRequest) -> Result<CommandResult, WriteError> {
-        match self.foreign_datacenter(opts) {
-            Some(dc) => {
-                let timeout = super::write::RPC_HOLD_TIMEOUT + super::write::FORWARD_SLACK;
-                let answer: Result<Result<CommandResult, WriteError>, _> = self.forward_dc(dc, KVS_APPLY, req, timeout).await;
-                answer.unwrap_or_else(|e| Err(e.into_write_error()))
-            }
-            None => self.kvs_apply(req, false).await,
-        }
+        self.write_in(opts, KVS_APPLY, req, |req| self.kvs_apply(req, false)).await
     }
 
     /// `KVS.Get`: one key (an empty list when absent).
