@@ -98,7 +98,12 @@ fn two_datacenters_federate_over_wan_and_forward_dc_requests() {
     assert_eq!(curl("GET", &dc1.servers[0].url("/v1/kv/fed/txn"), None).unwrap().status, 404);
 
     // Session reads forward; dc2 has none of dc1's sessions.
-    let sid = must("PUT", &dc1.servers[0].url("/v1/session/create"), Some(b"{}")).json()["ID"].as_str().unwrap().to_string();
+    // (A session binds its node, which the leader registers from gossip shortly after it starts.)
+    let sid = wait_until(WAN_TIMEOUT, "a session created in dc1", || {
+        let r = curl("PUT", &dc1.servers[0].url("/v1/session/create"), Some(b"{}"))?;
+        let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|_| r.text())?;
+        v["ID"].as_str().map(String::from).ok_or_else(|| r.text())
+    });
     let in_dc1 = must("GET", &dc1.servers[0].url(&format!("/v1/session/info/{sid}")), None).json();
     assert_eq!(in_dc1[0]["ID"], sid.as_str());
     let in_dc2 = must("GET", &dc1.servers[0].url(&format!("/v1/session/info/{sid}?dc=dc2")), None).json();
