@@ -131,7 +131,10 @@ impl LogIndex {
             let Some((_, e)) = self.cached.pop_first() else { break };
             self.cached_bytes -= payload_bytes(&e);
         }
-        debug_assert!(self.cached.keys().all(|i| self.slots.contains_key(i)), "cached entries are live");
+        if let (Some((first, _)), Some((last, _))) = (self.cached.first_key_value(), self.cached.last_key_value()) {
+            let newest = self.slots.last_key_value().map(|(i, _)| i);
+            debug_assert!(self.slots.contains_key(first) && newest == Some(last), "decoded entries are the newest live ones");
+        }
     }
 
     /// Entries held decoded.
