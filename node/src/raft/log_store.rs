@@ -303,10 +303,13 @@ pub async fn check_integrity(disk: &dyn Disk) -> std::io::Result<Option<String>>
     Ok(split_frames(&bytes).err().map(|e| format!("raft log corrupted: {e}")))
 }
 
+/// A frame of the log file: its offset and its payload.
+type Frame<'a> = (usize, &'a [u8]);
+
 /// Splits a log file into its frames, stopping at a torn tail: each frame's offset and payload,
 /// and the offset where the whole frames end (the file length unless the tail is torn). Errors:
 /// a frame that fails a checksum.
-fn split_frames(bytes: &[u8]) -> Result<(Vec<(usize, &[u8])>, usize), FrameError> {
+fn split_frames(bytes: &[u8]) -> Result<(Vec<Frame<'_>>, usize), FrameError> {
     let mut frames = Vec::new();
     let mut offset = 0;
     while offset < bytes.len() {
