@@ -227,6 +227,17 @@ impl Disk for MemDisk {
         }
         Ok(st.file(path).map(|f| f.current.clone()))
     }
+    async fn read_at(&self, path: &str, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        self.service_time(IO_LATENCY_US).await;
+        let mut st = self.state.lock().map_err(|_| poisoned())?;
+        if std::mem::take(&mut st.fail_next_read) {
+            return Err(std::io::Error::other("injected read error"));
+        }
+        let file = st.file(path).ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let range = start..start.saturating_add(len);
+        file.current.get(range).map(<[u8]>::to_vec).ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+    }
     async fn append(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
         self.service_time(IO_LATENCY_US).await;
         let mut st = self.state.lock().map_err(|_| poisoned())?;
@@ -296,6 +307,19 @@ mod tests {
         disk.append("log", b"def").await.unwrap();
         disk.crash();
         assert_eq!(disk.read("log").await.unwrap().unwrap(), b"abc");
+    }
+
+    #[tokio::test]
+    async fn read_at_reads_a_range_and_refuses_one_past_the_end() {
+        let disk = MemDisk::new();
+        disk.append("log", b"abcdef").await.unwrap();
+        assert_eq!(disk.read_at("log", 2, 3).await.unwrap(), b"cde");
+        assert_eq!(disk.read_at("log", 6, 0).await.unwrap(), b"");
+        assert_eq!(disk.read_at("log", 4, 3).await.unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(disk.read_at("nope", 0, 1).await.unwrap_err().kind(), std::io::ErrorKind::NotFound);
+        disk.fail_next_read();
+        assert!(disk.read_at("log", 0, 1).await.is_err(), "an injected read error hits read_at too");
+        assert_eq!(disk.read_at("log", 0, 1).await.unwrap(), b"a", "and only once");
     }
 
     #[tokio::test]

@@ -104,6 +104,11 @@ pub trait Clock: Send + Sync + 'static {
 pub trait Disk: Send + Sync + 'static {
     /// Reads a whole file; `Ok(None)` if it does not exist.
     async fn read(&self, path: &str) -> std::io::Result<Option<Vec<u8>>>;
+    /// Reads exactly `len` bytes of `path` starting at byte `offset` (what reads see now, as
+    /// [`Disk::read`]). Errors: `NotFound` if the file does not exist, `UnexpectedEof` if it ends
+    /// before `offset + len`, or any I/O error. Lets the Raft log serve an old entry without
+    /// holding the whole log in memory.
+    async fn read_at(&self, path: &str, offset: u64, len: usize) -> std::io::Result<Vec<u8>>;
     /// Appends bytes to a file, creating it if missing. Not durable until `sync` (and, for a new
     /// file, `sync_dir`).
     async fn append(&self, path: &str, bytes: &[u8]) -> std::io::Result<()>;
@@ -163,6 +168,9 @@ pub struct SkipDirSync(pub Arc<dyn Disk>);
 impl Disk for SkipDirSync {
     async fn read(&self, path: &str) -> std::io::Result<Option<Vec<u8>>> {
         self.0.read(path).await
+    }
+    async fn read_at(&self, path: &str, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        self.0.read_at(path, offset, len).await
     }
     async fn append(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
         self.0.append(path, bytes).await

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::{BoxStream, Clock, Disk, Io, Listener, Net, NoTrace, UdpSocket};
 
@@ -113,6 +113,13 @@ impl Disk for FileDisk {
             Err(e) => Err(e),
         }
     }
+    async fn read_at(&self, path: &str, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        let mut f = tokio::fs::File::open(self.path(path)).await?;
+        f.seek(std::io::SeekFrom::Start(offset)).await?;
+        let mut buf = vec![0; len];
+        f.read_exact(&mut buf).await?;
+        Ok(buf)
+    }
     async fn append(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
         let mut f = tokio::fs::OpenOptions::new().create(true).append(true).open(self.path(path)).await?;
         f.write_all(bytes).await?;
@@ -190,5 +197,20 @@ mod udp_tests {
         server.send_to(b"pong", from).await.unwrap();
         let (n, from) = client.recv_from(&mut buf).await.unwrap();
         assert_eq!((&buf[..n], from), (&b"pong"[..], server_addr));
+    }
+}
+
+#[cfg(test)]
+mod disk_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn read_at_reads_a_range_and_refuses_one_past_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = FileDisk::open(dir.path()).unwrap();
+        disk.append("log", b"abcdef").await.unwrap();
+        assert_eq!(disk.read_at("log", 2, 3).await.unwrap(), b"cde");
+        assert_eq!(disk.read_at("log", 4, 3).await.unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(disk.read_at("nope", 0, 1).await.unwrap_err().kind(), std::io::ErrorKind::NotFound);
     }
 }

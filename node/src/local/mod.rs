@@ -404,6 +404,9 @@ mod tests {
         async fn read(&self, path: &str) -> std::io::Result<Option<Vec<u8>>> {
             self.0.read(path).await
         }
+        async fn read_at(&self, path: &str, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+            self.0.read_at(path, offset, len).await
+        }
         async fn append(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
             self.0.append(path, bytes).await
         }

@@ -17,18 +17,22 @@
 //! was never acknowledged; it is cut off (and the cut is synced) and reported. A frame that fails
 //! a checksum is corruption of data that may have been acknowledged, wherever it is: it is never
 //! applied, and the server abandons its storage (see `server::identity`) rather than drop it.
+//!
+//! Memory: only the newest entries stay decoded (up to [`LOG_CACHE_BYTES`] of command); the rest
+//! are read back from the file when asked for, through the offsets [`super::log_cache`] keeps.
+//! A read-back frame that fails its checksum is a storage error, as at open.
 
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::RangeBounds;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, Vote};
 use serde::{Deserialize, Serialize};
 
+use super::log_cache::{log_w, read_entries, read_err, rewrite, FramePos, LogIndex, LogShared, LOG_CACHE_BYTES};
 use super::{storage_io_error, Entry, LogId, NodeId, StorageError, TypeConfig};
-use crate::codec::{decode, encode, frame, unframe, FrameError};
+use crate::codec::{decode, encode, frame, frame_into, unframe, FrameError, FRAME_HEADER_BYTES};
 use crate::io::trace::{self, Event};
 use crate::io::{replace_durably, Disk, TraceSink};
 
@@ -42,7 +46,7 @@ const COMPACT_SLACK_RECORDS: usize = 4096;
 
 /// One record of the log file.
 #[derive(Debug, Serialize, Deserialize)]
-enum LogRecord {
+pub(super) enum LogRecord {
     Append(Entry),
     /// Remove entries with index >= this.
     Truncate(u64),
@@ -50,29 +54,12 @@ enum LogRecord {
     Purge(LogId),
 }
 
-/// The in-memory view of the log, shared with readers.
-#[derive(Debug, Default)]
-struct LogMem {
-    entries: BTreeMap<u64, Entry>,
-    last_purged: Option<LogId>,
-}
-
-impl LogMem {
-    fn replay(&mut self, rec: LogRecord) {
-        match rec {
-            LogRecord::Append(e) => {
-                let idx = e.log_id.index;
-                self.entries.split_off(&idx);
-                self.entries.insert(idx, e);
-            }
-            LogRecord::Truncate(since) => {
-                self.entries.split_off(&since);
-            }
-            LogRecord::Purge(id) => {
-                self.entries = self.entries.split_off(&(id.index + 1));
-                self.last_purged = Some(id);
-            }
-        }
+/// Applies one record, whose frame is at `at`, to the in-memory index.
+fn replay(index: &mut LogIndex, rec: LogRecord, at: FramePos) {
+    match rec {
+        LogRecord::Append(e) => index.append(e, at),
+        LogRecord::Truncate(since) => index.truncate(since),
+        LogRecord::Purge(id) => index.purge(id),
     }
 }
 
@@ -85,71 +72,18 @@ pub struct RecoveryReport {
     pub torn_tail_bytes: usize,
 }
 
-/// A reader over the shared in-memory log.
+/// A reader over the log: the newest entries from memory, older ones read back from the file.
 #[derive(Clone)]
 pub struct LogReader {
-    mem: Arc<Mutex<LogMem>>,
+    shared: Arc<LogShared>,
+    disk: Arc<dyn Disk>,
 }
 
-fn log_w(e: impl std::fmt::Display) -> StorageError {
-    storage_io_error(ErrorSubject::Logs, ErrorVerb::Write, e)
-}
 fn vote_w(e: impl std::fmt::Display) -> StorageError {
     storage_io_error(ErrorSubject::Vote, ErrorVerb::Write, e)
 }
 fn vote_r(e: impl std::fmt::Display) -> StorageError {
     storage_io_error(ErrorSubject::Vote, ErrorVerb::Read, e)
-}
-
-fn lock_err(e: impl std::fmt::Display) -> StorageError {
-    storage_io_error(ErrorSubject::Logs, ErrorVerb::Read, e)
-}
-
-/// The entries in `range`. Errors: an inverted range (start past end), which openraft asks for
-/// only when its log and state machine disagree (e.g. acknowledged entries lost to a skipped
-/// fsync): reported as a storage error, so Raft stops and the host restarts it, instead of
-/// `BTreeMap::range`'s panic taking the process down.
-fn entries_in<RB: RangeBounds<u64> + Debug>(entries: &BTreeMap<u64, Entry>, range: RB) -> Result<Vec<Entry>, StorageError> {
-    use std::ops::Bound::{Excluded, Included, Unbounded};
-    let start = match range.start_bound() {
-        Included(&s) => Some(s),
-        Excluded(&s) => s.checked_add(1),
-        Unbounded => Some(0),
-    };
-    let end_inclusive = match range.end_bound() {
-        Included(&e) => Some(e),
-        Excluded(&e) => e.checked_sub(1),
-        Unbounded => Some(u64::MAX),
-    };
-    match (start, end_inclusive) {
-        (Some(s), Some(e)) if s <= e => Ok(entries.range(s..=e).map(|(_, e)| e.clone()).collect()),
-        // Empty but well-formed (`n..n`, `..0`): nothing to read.
-        (Some(s), Some(e)) if s == e + 1 => Ok(Vec::new()),
-        (_, None) => Ok(Vec::new()),
-        _ => Err(lock_err(format!("log read of an inverted range {range:?}: the log and state machine disagree"))),
-    }
-}
-
-/// Bytes of command an entry carries (its encoded body; a batch's body holds its commands).
-fn payload_bytes(e: &Entry) -> u64 {
-    match &e.payload {
-        openraft::EntryPayload::Normal(cmd) => cmd.body.len() as u64,
-        openraft::EntryPayload::Blank | openraft::EntryPayload::Membership(_) => 0,
-    }
-}
-
-/// The trailing-log purge that keeps at most `budget_bytes` of command behind a snapshot at
-/// `snapshot_index`: the highest index to purge up to (inclusive), or `None` if the entries
-/// behind it are within the budget. Walks back from the snapshot only as far as the budget.
-fn trailing_purge_target(entries: &BTreeMap<u64, Entry>, snapshot_index: u64, budget_bytes: u64) -> Option<u64> {
-    let mut kept = 0u64;
-    for (&index, e) in entries.range(..=snapshot_index).rev() {
-        kept += payload_bytes(e);
-        if kept > budget_bytes {
-            return Some(index);
-        }
-    }
-    None
 }
 
 impl LogReader {
@@ -158,8 +92,7 @@ impl LogReader {
     /// `max_in_snapshot_log_to_keep`, counts entries, and with group commit one entry may carry
     /// hundreds of writes. `None`: within the budget (or the log cannot be read).
     pub fn trailing_purge_target(&self, snapshot_index: u64, budget_bytes: u64) -> Option<u64> {
-        let mem = self.mem.lock().ok()?;
-        trailing_purge_target(&mem.entries, snapshot_index, budget_bytes)
+        self.shared.index.lock().ok()?.trailing_purge_target(snapshot_index, budget_bytes)
     }
 }
 
@@ -168,18 +101,20 @@ impl RaftLogReader<TypeConfig> for LogReader {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        let mem = self.mem.lock().map_err(lock_err)?;
-        entries_in(&mem.entries, range)
+        read_entries(&self.shared, self.disk.as_ref(), range).await
     }
 }
 
 /// The Raft log storage (openraft storage-v2 `RaftLogStorage`).
 pub struct LogStore {
     disk: Arc<dyn Disk>,
-    mem: Arc<Mutex<LogMem>>,
+    shared: Arc<LogShared>,
     vote: Option<Vote<NodeId>>,
     /// Records in the log file since the last rewrite.
     records_in_file: usize,
+    /// Where the next frame goes: the file's length. `None` after a failed append, which may
+    /// have left part of its bytes: later frames' offsets are then unknown, so writes refuse.
+    file_len: Option<u64>,
     /// Test-only: acknowledge appends without fsync (the simulator must catch the lost writes).
     skip_fsync: bool,
     /// Test-only: keep the vote in memory and acknowledge it without writing it (the simulator
@@ -192,17 +127,33 @@ pub struct LogStore {
     telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
+/// Where a frame with `payload_len` bytes of payload at `offset` lies.
+fn frame_pos(offset: usize, payload_len: usize) -> Result<FramePos, StorageError> {
+    let len = u32::try_from(FRAME_HEADER_BYTES + payload_len).map_err(read_err)?;
+    Ok(FramePos { offset: offset as u64, len })
+}
+
 impl LogStore {
     /// Opens the log and vote from `disk`, cutting a torn tail, and traces the vote it restored
-    /// as `node_name`. Errors: unreadable files, or a frame that fails a checksum (corruption; see
-    /// the module docs).
+    /// as `node_name`. Keeps [`LOG_CACHE_BYTES`] of the newest entries decoded. Errors:
+    /// unreadable files, or a frame that fails a checksum (corruption; see the module docs).
     pub async fn open(
         disk: Arc<dyn Disk>,
         trace: Arc<dyn TraceSink>,
         node_name: String,
     ) -> Result<(Self, RecoveryReport), StorageError> {
+        Self::open_with_cache(disk, trace, node_name, LOG_CACHE_BYTES).await
+    }
+
+    /// [`LogStore::open`], keeping `cache_bytes` of command decoded (tests force a tiny cache).
+    pub(crate) async fn open_with_cache(
+        disk: Arc<dyn Disk>,
+        trace: Arc<dyn TraceSink>,
+        node_name: String,
+        cache_bytes: u64,
+    ) -> Result<(Self, RecoveryReport), StorageError> {
         let vote = read_vote(disk.as_ref()).await?;
-        let existing = disk.read(LOG_FILE).await.map_err(|e| storage_io_error(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+        let existing = disk.read(LOG_FILE).await.map_err(read_err)?;
         let bytes = match existing {
             Some(bytes) => bytes,
             None => {
@@ -211,36 +162,37 @@ impl LogStore {
                 Vec::new()
             }
         };
-        let (payloads, offset) = split_frames(&bytes).map_err(|e| {
-            storage_io_error(ErrorSubject::Logs, ErrorVerb::Read, format!("raft log corrupted ({e}); refusing to start"))
-        })?;
-        let mut mem = LogMem::default();
-        let mut report = RecoveryReport { records: payloads.len(), ..RecoveryReport::default() };
-        for payload in payloads {
-            let rec: LogRecord =
-                decode(payload).map_err(|e| storage_io_error(ErrorSubject::Logs, ErrorVerb::Read, e))?;
-            mem.replay(rec);
+        let (frames, end) =
+            split_frames(&bytes).map_err(|e| read_err(format!("raft log corrupted ({e}); refusing to start")))?;
+        // Replaying evicts as it goes, so only the tail stays decoded however long the log.
+        let mut index = LogIndex::new(cache_bytes);
+        let mut report = RecoveryReport { records: frames.len(), ..RecoveryReport::default() };
+        for (offset, payload) in frames {
+            let rec: LogRecord = decode(payload).map_err(read_err)?;
+            replay(&mut index, rec, frame_pos(offset, payload.len())?);
         }
-        if offset < bytes.len() {
-            report.torn_tail_bytes = bytes.len() - offset;
+        if end < bytes.len() {
+            report.torn_tail_bytes = bytes.len() - end;
             tracing::warn!(cut = report.torn_tail_bytes, "raft log: cutting torn tail");
-            disk.truncate(LOG_FILE, offset as u64)
-                .await
-                .map_err(|e| storage_io_error(ErrorSubject::Logs, ErrorVerb::Write, e))?;
-            disk.sync(LOG_FILE).await.map_err(|e| storage_io_error(ErrorSubject::Logs, ErrorVerb::Write, e))?;
+            disk.truncate(LOG_FILE, end as u64).await.map_err(log_w)?;
+            disk.sync(LOG_FILE).await.map_err(log_w)?;
         }
+        drop(bytes);
         trace.event(&node_name, Event::VoteRestored(vote.as_ref().map(traced_vote)));
-        let store = Self {
+        let mut store = Self {
             disk,
-            mem: Arc::new(Mutex::new(mem)),
+            shared: Arc::new(LogShared::new(index)),
             vote,
             records_in_file: report.records,
+            file_len: Some(end as u64),
             skip_fsync: false,
             vote_in_memory: false,
             trace,
             node_name,
             telemetry: Arc::default(),
         };
+        // A truncation late in the file may have left the last entry evicted.
+        store.recache_last().await?;
         Ok((store, report))
     }
 
@@ -259,44 +211,81 @@ impl LogStore {
         self.telemetry = telemetry;
     }
 
-    async fn write_records(&mut self, recs: &[LogRecord]) -> Result<(), StorageError> {
+    /// Appends `recs` as frames and syncs them; returns where each frame went.
+    async fn write_records(&mut self, recs: &[LogRecord]) -> Result<Vec<FramePos>, StorageError> {
+        let start = self.file_len.ok_or_else(|| log_w("raft log: an earlier append failed part-way; reopen the log"))?;
         let mut buf = Vec::new();
+        let mut at = Vec::with_capacity(recs.len());
         for rec in recs {
             let payload = encode(rec).map_err(log_w)?;
-            buf.extend(frame(&payload));
+            let offset = buf.len();
+            frame_into(&mut buf, &payload);
+            let mut pos = frame_pos(offset, payload.len())?;
+            pos.offset += start;
+            at.push(pos);
         }
+        self.file_len = None;
         self.disk.append(LOG_FILE, &buf).await.map_err(log_w)?;
+        self.file_len = Some(start + buf.len() as u64);
         if !self.skip_fsync {
             let _fsync_timer = self.telemetry.metrics.fsync_timer();
             self.disk.sync(LOG_FILE).await.map_err(log_w)?;
         }
         self.records_in_file += recs.len();
+        Ok(at)
+    }
+
+    /// Writes `recs` and applies them to the index.
+    async fn write_and_replay(&mut self, recs: Vec<LogRecord>) -> Result<(), StorageError> {
+        let at = self.write_records(&recs).await?;
+        let mut index = self.shared.index.lock().map_err(read_err)?;
+        for (rec, at) in recs.into_iter().zip(at) {
+            replay(&mut index, rec, at);
+        }
         Ok(())
     }
 
-    /// Rewrites the log file with only the live entries once dead records dominate it.
+    /// Reads the last entry back into memory if a truncation left it evicted (`get_log_state`
+    /// reports its log id).
+    async fn recache_last(&mut self) -> Result<(), StorageError> {
+        let Some(last) = self.shared.index.lock().map_err(read_err)?.uncached_last() else { return Ok(()) };
+        let entry = read_entries(&self.shared, self.disk.as_ref(), last..=last).await?;
+        let mut index = self.shared.index.lock().map_err(read_err)?;
+        for e in entry {
+            index.recache_last(e);
+        }
+        Ok(())
+    }
+
+    /// Rewrites the log file with only the live entries once dead records dominate it, and moves
+    /// the index's offsets to the new file.
     async fn maybe_compact(&mut self) -> Result<(), StorageError> {
-        let (live, purged) = {
-            let mem = self.mem.lock().map_err(lock_err)?;
+        let (plan, purged) = {
+            let index = self.shared.index.lock().map_err(read_err)?;
             // Decide before copying: most purges do not compact.
-            if self.records_in_file < mem.entries.len() + COMPACT_SLACK_RECORDS {
+            if self.records_in_file < index.len() + COMPACT_SLACK_RECORDS {
                 return Ok(());
             }
-            (mem.entries.values().cloned().collect::<Vec<_>>(), mem.last_purged)
+            (index.plan_all(), index.last_purged)
         };
-        let mut buf = Vec::new();
-        let mut count = 0;
-        if let Some(p) = purged {
-            buf.extend(frame(&encode(&LogRecord::Purge(p)).map_err(log_w)?));
-            count += 1;
+        let new = rewrite(self.disk.as_ref(), plan, purged).await?;
+        // `replace_durably`'s steps, with the rename and the new offsets under the file guard so
+        // no reader pairs old offsets with the new file. Uncontended (always, in the simulator),
+        // `try_write` takes it without an await.
+        let disk = self.disk.as_ref();
+        disk.write(LOG_TMP_FILE, &new.bytes).await.map_err(log_w)?;
+        disk.sync(LOG_TMP_FILE).await.map_err(log_w)?;
+        {
+            let _file = match self.shared.file.try_write() {
+                Ok(guard) => guard,
+                Err(_) => self.shared.file.write().await,
+            };
+            disk.rename(LOG_TMP_FILE, LOG_FILE).await.map_err(log_w)?;
+            self.file_len = Some(new.bytes.len() as u64);
+            self.records_in_file = new.records;
+            self.shared.index.lock().map_err(read_err)?.relocate(&new.moved)?;
         }
-        for e in live {
-            buf.extend(frame(&encode(&LogRecord::Append(e)).map_err(log_w)?));
-            count += 1;
-        }
-        replace_durably(self.disk.as_ref(), LOG_TMP_FILE, LOG_FILE, &buf).await.map_err(log_w)?;
-        self.records_in_file = count;
-        Ok(())
+        disk.sync_dir().await.map_err(log_w)
     }
 }
 
@@ -314,23 +303,26 @@ pub async fn check_integrity(disk: &dyn Disk) -> std::io::Result<Option<String>>
     Ok(split_frames(&bytes).err().map(|e| format!("raft log corrupted: {e}")))
 }
 
-/// Splits a log file into its frames' payloads, stopping at a torn tail. Returns the payloads and
-/// the offset where the whole frames end (the file length unless the tail is torn). Errors: a
-/// frame that fails a checksum.
-fn split_frames(bytes: &[u8]) -> Result<(Vec<&[u8]>, usize), FrameError> {
-    let mut payloads = Vec::new();
+/// A frame of the log file: its offset and its payload.
+type Frame<'a> = (usize, &'a [u8]);
+
+/// Splits a log file into its frames, stopping at a torn tail: each frame's offset and payload,
+/// and the offset where the whole frames end (the file length unless the tail is torn). Errors:
+/// a frame that fails a checksum.
+fn split_frames(bytes: &[u8]) -> Result<(Vec<Frame<'_>>, usize), FrameError> {
+    let mut frames = Vec::new();
     let mut offset = 0;
     while offset < bytes.len() {
         match unframe(bytes, offset) {
             Ok((payload, next)) => {
-                payloads.push(payload);
+                frames.push((offset, payload));
                 offset = next;
             }
             Err(FrameError::Truncated { .. }) => break,
             Err(e) => return Err(e),
         }
     }
-    Ok((payloads, offset))
+    Ok((frames, offset))
 }
 
 /// The trace's view of an openraft vote.
@@ -347,7 +339,7 @@ async fn read_vote(disk: &dyn Disk) -> Result<Option<Vote<NodeId>>, StorageError
 impl LogStore {
     /// A reader over this log, for the server's own use beside openraft's.
     pub fn reader(&self) -> LogReader {
-        LogReader { mem: self.mem.clone() }
+        LogReader { shared: self.shared.clone(), disk: self.disk.clone() }
     }
 }
 
@@ -356,8 +348,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        let mem = self.mem.lock().map_err(lock_err)?;
-        entries_in(&mem.entries, range)
+        read_entries(&self.shared, self.disk.as_ref(), range).await
     }
 }
 
@@ -365,13 +356,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogReader;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let mem = self.mem.lock().map_err(lock_err)?;
-        let last = mem.entries.values().next_back().map(|e| e.log_id).or(mem.last_purged);
-        Ok(LogState { last_purged_log_id: mem.last_purged, last_log_id: last })
+        let index = self.shared.index.lock().map_err(read_err)?;
+        Ok(LogState { last_purged_log_id: index.last_purged, last_log_id: index.last_log_id()? })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
-        LogReader { mem: self.mem.clone() }
+        self.reader()
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
@@ -395,190 +385,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let recs: Vec<LogRecord> = entries.into_iter().map(LogRecord::Append).collect();
-        let result = self.write_records(&recs).await;
-        if let Err(e) = &result {
-            callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-            return result;
-        }
-        {
-            let mut mem = self.mem.lock().map_err(lock_err)?;
-            for rec in recs {
-                mem.replay(rec);
-            }
-        }
-        callback.log_io_completed(Ok(()));
-        Ok(())
+        let result = self.write_and_replay(recs).await;
+        callback.log_io_completed(result.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string())));
+        result
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.write_records(&[LogRecord::Truncate(log_id.index)]).await?;
-        self.mem.lock().map_err(lock_err)?.replay(LogRecord::Truncate(log_id.index));
-        Ok(())
+        self.write_and_replay(vec![LogRecord::Truncate(log_id.index)]).await?;
+        self.recache_last().await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.write_records(&[LogRecord::Purge(log_id)]).await?;
-        self.mem.lock().map_err(lock_err)?.replay(LogRecord::Purge(log_id));
+        self.write_and_replay(vec![LogRecord::Purge(log_id)]).await?;
         self.maybe_compact().await
     }
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::io::mem::MemDisk;
-    use openraft::{CommittedLeaderId, EntryPayload};
-
-    fn no_trace() -> Arc<dyn TraceSink> {
-        Arc::new(crate::io::NoTrace)
-    }
-
-    fn entry(term: u64, index: u64) -> Entry {
-        Entry { log_id: LogId::new(CommittedLeaderId::new(term, 1), index), payload: EntryPayload::Blank }
-    }
-
-    pub(crate) async fn append_direct(store: &mut LogStore, entries: Vec<Entry>) {
-        let recs: Vec<LogRecord> = entries.into_iter().map(LogRecord::Append).collect();
-        store.write_records(&recs).await.unwrap();
-        let mut mem = store.mem.lock().unwrap();
-        for r in recs {
-            mem.replay(r);
-        }
-    }
-
-    #[tokio::test]
-    async fn restart_recovers_synced_log_and_vote() {
-        let disk = Arc::new(MemDisk::new());
-        let (mut store, _) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
-        append_direct(&mut store, vec![entry(1, 1), entry(1, 2), entry(2, 3)]).await;
-        store.save_vote(&Vote::new(2, 7)).await.unwrap();
-        store.truncate(LogId::new(CommittedLeaderId::new(2, 1), 3)).await.unwrap();
-        disk.crash();
-        let (mut again, report) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
-        assert_eq!(report.torn_tail_bytes, 0);
-        // Three appends and a truncation: compaction counts from what the file already holds.
-        assert_eq!((report.records, again.records_in_file), (4, 4));
-        assert_eq!(again.read_vote().await.unwrap(), Some(Vote::new(2, 7)));
-        let st = again.get_log_state().await.unwrap();
-        assert_eq!(st.last_log_id.map(|l| l.index), Some(2));
-    }
-
-    /// Collects trace events, for asserting what the store reports.
-    #[derive(Default)]
-    struct Recorded(Mutex<Vec<Event>>);
-    impl TraceSink for Recorded {
-        fn event(&self, _node: &str, event: Event) {
-            self.0.lock().unwrap().push(event);
-        }
-    }
-
-    #[tokio::test]
-    async fn saved_votes_are_traced_and_restored_after_a_crash() {
-        let disk = Arc::new(MemDisk::new());
-        let sink = Arc::new(Recorded::default());
-        let (mut store, _) = LogStore::open(disk.clone(), sink.clone(), "n1".into()).await.unwrap();
-        store.save_vote(&Vote::new(2, 7)).await.unwrap();
-        disk.crash();
-        LogStore::open(disk.clone(), sink.clone(), "n1".into()).await.unwrap();
-        let v = trace::Vote { term: 2, voted_for: Some(7), committed: false };
-        assert_eq!(*sink.0.lock().unwrap(), vec![Event::VoteRestored(None), Event::VoteSaved(v), Event::VoteRestored(Some(v))]);
-    }
-
-    /// The `vote_in_memory` bug switch loses the vote on a crash, which the simulator must catch.
-    #[tokio::test]
-    async fn a_vote_kept_in_memory_is_lost_on_a_crash() {
-        let disk = Arc::new(MemDisk::new());
-        let (mut store, _) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
-        store.set_vote_in_memory(true);
-        store.save_vote(&Vote::new(2, 7)).await.unwrap();
-        assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new(2, 7)));
-        disk.crash();
-        let (mut again, _) = LogStore::open(disk, no_trace(), "n1".into()).await.unwrap();
-        assert_eq!(again.read_vote().await.unwrap(), None);
-    }
-
-    #[test]
-    fn an_inverted_range_is_an_error_and_an_empty_one_is_not() {
-        let entries: BTreeMap<u64, Entry> = (1..=3).map(|i| (i, entry(1, i))).collect();
-        let read = |start: u64, end: u64| entries_in(&entries, start..end);
-        assert_eq!(read(2, 4).unwrap().len(), 2);
-        assert!(read(3, 3).unwrap().is_empty(), "n..n is empty, not inverted");
-        assert!(read(3, 2).is_err(), "start past end: the log and state machine disagree");
-    }
-
-    #[tokio::test]
-    async fn torn_tail_is_cut_not_applied() {
-        let disk = Arc::new(MemDisk::new());
-        let (mut store, _) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
-        append_direct(&mut store, vec![entry(1, 1)]).await;
-        store.set_skip_fsync(true);
-        append_direct(&mut store, vec![entry(1, 2)]).await;
-        disk.tear_on_crash();
-        disk.crash();
-        let (mut again, report) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
-        assert!(report.torn_tail_bytes > 0);
-        assert_eq!(again.get_log_state().await.unwrap().last_log_id.map(|l| l.index), Some(1));
-        // The cut is durable: a second restart sees a clean log.
-        let (_, report2) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
-        assert_eq!(report2.torn_tail_bytes, 0);
-    }
-
-    #[tokio::test]
-    async fn corruption_before_the_tail_refuses_to_start() {
-        let disk = Arc::new(MemDisk::new());
-        let (mut store, _) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
-        append_direct(&mut store, vec![entry(1, 1), entry(1, 2), entry(1, 3)]).await;
-        assert!(disk.flip_bit(LOG_FILE, crate::codec::FRAME_HEADER_BYTES + 2, 3));
-        assert!(LogStore::open(disk.clone(), no_trace(), "n1".into()).await.is_err());
-    }
-
-    /// Regression (sim disk-corruption seed 89): a flipped bit in the last frame's length made it
-    /// look like a frame running to the end of the file, i.e. a torn write, and 20 KB of
-    /// acknowledged log was cut. The length now has its own checksum.
-    #[tokio::test]
-    async fn flipped_length_in_a_synced_frame_is_corruption_not_a_torn_tail() {
-        let disk = Arc::new(MemDisk::new());
-        let (mut store, _) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
-        append_direct(&mut store, vec![entry(1, 1), entry(1, 2)]).await;
-        let second_frame = disk.len(LOG_FILE) / 2;
-        let (_, next) = crate::codec::unframe(&disk.read(LOG_FILE).await.unwrap().unwrap(), 0).unwrap();
-        assert!(next <= second_frame + 64);
-        assert!(disk.flip_bit(LOG_FILE, next + 1, 4), "flip a bit in the second frame's length");
-        assert!(check_integrity(disk.as_ref()).await.unwrap().is_some());
-        assert!(LogStore::open(disk.clone(), no_trace(), "n1".into()).await.is_err());
-    }
-
-    #[tokio::test]
-    async fn purge_then_compaction_keeps_live_entries() {
-        let disk = Arc::new(MemDisk::new());
-        let (mut store, _) = LogStore::open(disk.clone(), no_trace(), "n1".into()).await.unwrap();
-        let entries: Vec<Entry> = (1..=5000).map(|i| entry(1, i)).collect();
-        append_direct(&mut store, entries).await;
-        store.purge(LogId::new(CommittedLeaderId::new(1, 1), 4990)).await.unwrap();
-        assert!(store.records_in_file < 20, "compacted to {} records", store.records_in_file);
-        disk.crash();
-        let (mut again, _) = LogStore::open(disk, no_trace(), "n1".into()).await.unwrap();
-        let st = again.get_log_state().await.unwrap();
-        assert_eq!(st.last_purged_log_id.map(|l| l.index), Some(4990));
-        assert_eq!(st.last_log_id.map(|l| l.index), Some(5000));
-    }
-
-    #[test]
-    fn the_trailing_purge_keeps_at_most_the_byte_budget_behind_the_snapshot() {
-        use crate::structs::command::{MessageType, COMMAND_VERSION};
-        let normal = |index: u64, bytes: usize| Entry {
-            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-            payload: EntryPayload::Normal(crate::structs::Command { msg_type: MessageType::KVS, version: COMMAND_VERSION, body: vec![0; bytes] }),
-        };
-        // Indexes 1..=10 of 100 B each, a blank entry at 11, and 12..=14 past the snapshot at 11.
-        let mut entries: BTreeMap<u64, Entry> = (1..=10).map(|i| (i, normal(i, 100))).collect();
-        entries.insert(11, entry(1, 11));
-        entries.extend((12..=14).map(|i| (i, normal(i, 10_000))));
-        // 250 B of budget keeps 9 and 10 (and the blank 11); 8 would make it 300 B.
-        assert_eq!(trailing_purge_target(&entries, 11, 250), Some(8));
-        assert_eq!(trailing_purge_target(&entries, 11, 200), Some(8), "exactly at the budget is kept");
-        assert_eq!(trailing_purge_target(&entries, 11, 199), Some(9));
-        assert_eq!(trailing_purge_target(&entries, 11, 1_000), None, "everything behind fits");
-        assert_eq!(trailing_purge_target(&entries, 11, 0), Some(10), "entries past the snapshot never count");
-    }
-}
+#[path = "log_store_tests.rs"]
+pub(crate) mod tests;

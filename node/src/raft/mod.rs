@@ -1,11 +1,12 @@
 //! Consensus: openraft's type configuration and the glue that binds it to Concord.
 //!
-//! Owns: the seeded async runtime ([`runtime`]) and its per-host drifting time ([`drift`]), the durable Raft log and vote ([`log_store`]),
+//! Owns: the seeded async runtime ([`runtime`]) and its per-host drifting time ([`drift`]), the durable Raft log and vote ([`log_store`]) with its bounded in-memory tail ([`log_cache`]),
 //! the state machine ([`state_machine`]) with durable snapshots ([`snapshot_file`]), the data-dir
 //! format marker ([`format`]), `peers.json` outage recovery ([`recover`]) and the Raft transport ([`network`]). Servers are Raft voters; client agents are not in Raft.
 
 pub mod drift;
 pub mod format;
+pub(crate) mod log_cache;
 pub mod log_store;
 pub mod network;
 pub mod recover;
