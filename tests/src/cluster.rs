@@ -31,6 +31,11 @@ pub struct AgentProcess {
 }
 
 impl AgentProcess {
+    /// The DNS port this agent was started with (its `-dns-port` flag), if any.
+    pub fn dns_port(&self) -> Option<u16> {
+        self.args.iter().find_map(|a| a.strip_prefix("-dns-port=")?.parse().ok())
+    }
+
     /// Starts `concord <args>`, appending stdout and stderr to `log_path`.
     pub fn spawn(name: &str, args: Vec<String>, http_port: u16, server_port: u16, log_path: &Path) -> Self {
         let mut p = Self {

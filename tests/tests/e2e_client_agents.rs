@@ -3,11 +3,13 @@
 //! address. `concord members` lists all five alive; KV reads and writes through a client reach
 //! the servers (and the other client); a service registered on a client reaches the catalog by
 //! anti-entropy through it; SIGKILL of a client turns its `serfHealth` critical in
-//! `/v1/health/node/<n>`.
+//! `/v1/health/node/<n>`. DNS on a client agent answers from the servers' catalog.
 
 use std::process::Command;
 use std::time::Duration;
 
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 use serde_json::Value;
 use tests::cluster::Cluster;
 use tests::http::{curl, must};
@@ -71,6 +73,15 @@ fn client_agents_join_by_gossip_forward_kv_and_turn_critical_when_killed() {
         let v: Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
         (v[0]["Node"] == "c2" && v[0]["ServiceID"] == "web-c2").then_some(()).ok_or_else(|| r.text())
     });
+
+    // DNS on a client agent (which holds no catalog) is answered by a server, as Consul's is.
+    let dns = std::net::SocketAddr::from(([127, 0, 0, 1], cluster.clients[c1].dns_port().expect("-dns-port")));
+    let srv = tests::dns::ask_udp(dns, "web.service.consul.", RecordType::SRV, 1);
+    let answers: Vec<(u16, String)> = srv.answers().iter().filter_map(|r| r.data().as_srv().map(|s| (s.port(), s.target().to_ascii()))).collect();
+    assert_eq!(answers, [(8080, "c2.node.dc1.consul.".to_string())], "{srv:?}");
+    let node = tests::dns::ask_tcp(dns, "s1.node.consul.", RecordType::A, 2);
+    assert_eq!(node.answers().len(), 1, "{node:?}");
+    assert_eq!(tests::dns::ask_udp(dns, "nope.service.consul.", RecordType::A, 3).response_code(), ResponseCode::NXDomain);
 
     // SIGKILL of a client: the leader turns its serfHealth critical.
     cluster.clients[c2].kill();

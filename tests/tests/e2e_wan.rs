@@ -3,11 +3,14 @@
 //! `concord members -wan` lists both as `<node>.<dc>` alive on each, `/v1/catalog/datacenters`
 //! lists both (own first), and a KV write sent to dc1 with `?dc=dc2` lands in dc2's own KV store
 //! only (Consul `forwardDC`); so do a catalog registration and deregistration and a transaction,
-//! and catalog, health and session reads with `?dc=dc2` answer from dc2's store.
+//! and catalog, health and session reads with `?dc=dc2` answer from dc2's store, as do DNS
+//! queries for `<svc>.service.dc2.consul` on dc1's DNS port.
 
 use std::process::Command;
 use std::time::Duration;
 
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 use tests::cluster::Cluster;
 use tests::http::{curl, must};
 use tests::{run_with_timeout, serial, wait_until};
@@ -82,6 +85,17 @@ fn two_datacenters_federate_over_wan_and_forward_dc_requests() {
     assert_eq!(via_dc1[0]["Node"]["Node"], "web-dc2", "health read through dc1 with ?dc=dc2: {via_dc1}");
     let local = must("GET", &dc1.servers[0].url("/v1/catalog/service/web"), None).json();
     assert_eq!(local, serde_json::json!([]), "dc1's own catalog does not have it");
+    // DNS: dc1's server asks dc2 for dc2's names; a datacenter nobody knows is NXDOMAIN.
+    let dns = std::net::SocketAddr::from(([127, 0, 0, 1], dc1.servers[0].dns_port().expect("-dns-port")));
+    let a = tests::dns::ask_udp(dns, "web.service.dc2.consul.", RecordType::A, 1);
+    let addrs: Vec<String> = a.answers().iter().filter_map(|r| r.data().as_a().map(|a| a.0.to_string())).collect();
+    assert_eq!(addrs, ["10.2.0.1"], "{a:?}");
+    let srv = tests::dns::ask_tcp(dns, "web.service.dc2.consul.", RecordType::SRV, 2);
+    let targets: Vec<String> = srv.answers().iter().filter_map(|r| r.data().as_srv().map(|s| s.target().to_ascii())).collect();
+    assert_eq!(targets, ["web-dc2.node.dc2.consul."], "{srv:?}");
+    assert_eq!(tests::dns::ask_udp(dns, "web.service.consul.", RecordType::A, 3).response_code(), ResponseCode::NXDomain, "not in dc1");
+    let nowhere = tests::dns::ask_udp(dns, "web.service.dc9.consul.", RecordType::A, 4);
+    assert_eq!(nowhere.response_code(), ResponseCode::NXDomain, "{nowhere:?}");
     // A bad registration is refused in the datacenter that received it, whatever ?dc= names.
     let bad = curl("PUT", &dc1.servers[0].url("/v1/catalog/register?dc=dc2"), Some(b"{\"Address\":\"10.2.0.9\"}")).unwrap();
     assert_eq!(bad.status, 400, "{}", bad.text());

@@ -8,6 +8,8 @@
 //! the same core without Raft duties or an RPC port, forwarding every RPC to a server it finds
 //! through gossip ([`crate::server::router`]).
 
+pub mod rpc;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -126,7 +128,7 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
         tokio::spawn(crate::dns::serve_tcp(server.clone(), dns_tcp)),
     ];
     if let Some(rpc_listener) = rpc_listener {
-        tasks.push(tokio::spawn(crate::rpc::serve(crate::server::endpoints::handler(server.clone()), rpc_listener)));
+        tasks.push(tokio::spawn(crate::rpc::serve(Arc::new(rpc::AgentRpc(server.clone())), rpc_listener)));
     }
     if let (Some(wan), Some(socket), Some((start_join, retry_join))) = (server.wan.clone(), serf_wan, wan_join) {
         let seed = gossip_seed ^ crate::gossip::wan::WAN_SEED_SALT;

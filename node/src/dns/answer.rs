@@ -16,9 +16,12 @@
 //! - `<hex-ip>.addr[.<dc>].<domain>`: the address itself.
 //! - Instances with a critical check are dropped; with `only_passing` warning ones too. The rest
 //!   are shuffled by the server's seeded RNG.
-//! - A datacenter label other than ours, an unknown node or service, and anything else inside
-//!   the domain (prepared queries, `connect`, `ingress`: not implemented) → NXDOMAIN with the
-//!   zone's SOA in the authority section. Addresses that are host names (Consul answers CNAME)
+//! - A datacenter label other than ours: the query goes to that datacenter
+//!   ([`Answer::Forward`]; Consul's DNS asks a server there over RPC), unless [`Routing::Local`].
+//!   On a client agent, which holds no catalog, every query inside the domain goes to a server.
+//! - A datacenter that cannot be reached ([`Routing::Local`]), an unknown node or service, and
+//!   anything else inside the domain (prepared queries, `connect`, `ingress`: not implemented) →
+//!   NXDOMAIN with the zone's SOA in the authority section. Addresses that are host names (Consul answers CNAME)
 //!   are skipped.
 //! - The SOA serial is the store's newest Raft index (Consul uses the wall clock): it moves
 //!   exactly when the catalog may have changed, and keeps this function pure.
@@ -51,14 +54,30 @@ pub enum Answer {
     Reply { resp: Message, omitted: bool },
     /// The name is outside our domain and recursors are configured: forward the query.
     Recurse,
+    /// The name is inside our domain but answered elsewhere: by a server of datacenter
+    /// `datacenter`, or (`None`) by a server of our own (a client agent holds no catalog).
+    Forward { datacenter: Option<String> },
+}
+
+/// Where names inside the domain are answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routing {
+    /// Here, from the store; another datacenter's names are NXDOMAIN (also the fallback when
+    /// that datacenter cannot be reached).
+    Local,
+    /// Here for our datacenter; another datacenter's names go there.
+    Federated,
+    /// All by a server (a client agent).
+    ClientAgent,
 }
 
 /// Everything the answer core reads besides the store.
 #[derive(Clone, Copy, Debug)]
 pub struct Context<'a> {
     pub config: &'a DnsConfig,
-    /// This agent's datacenter: the only one answered until WAN federation exists.
+    /// This agent's datacenter.
     pub datacenter: &'a str,
+    pub routing: Routing,
 }
 
 /// Why a packet gets no normal answer.
@@ -155,6 +174,9 @@ pub fn answer(req: &Message, store: &Store, ctx: Context<'_>, answer_cap: usize,
         }
         return Answer::Recurse;
     }
+    if ctx.routing == Routing::ClientAgent {
+        return Answer::Forward { datacenter: None };
+    }
     let mut resp = reply_to(req, ResponseCode::NoError);
     resp.set_authoritative(true).set_recursion_available(!ctx.config.recursors.is_empty());
     let zone = Zone::new(&domain, ctx, store, answer_cap.max(1));
@@ -182,6 +204,7 @@ pub fn answer(req: &Message, store: &Store, ctx: Context<'_>, answer_cap: usize,
             resp.set_response_code(ResponseCode::NXDomain);
             resp.add_name_server(zone.soa());
         }
+        Err(Miss::Elsewhere(dc)) => return Answer::Forward { datacenter: Some(dc) },
     }
     Answer::Reply { resp, omitted }
 }
@@ -198,6 +221,8 @@ enum Miss {
     NxDomain,
     /// NOERROR, no answer, SOA (RFC 2308 NODATA): the name exists, not with this type.
     NoData,
+    /// The name belongs to this other datacenter.
+    Elsewhere(String),
 }
 
 /// The zone being answered: its name, our datacenter, the store, and how many service answers
@@ -266,7 +291,8 @@ impl<'a> Zone<'a> {
     }
 
     /// The datacenter named after the kind label: none (ours), `<dc>` or `<dc>.dc`. Another
-    /// datacenter is NXDOMAIN until WAN federation exists; anything longer is not a name we serve.
+    /// datacenter is [`Miss::Elsewhere`] when federated, else NXDOMAIN; anything longer is not
+    /// a name we serve.
     fn datacenter_of(&self, locality: &[String]) -> Result<String, Miss> {
         let dc = match locality {
             [] => return Ok(self.ctx.datacenter.to_string()),
@@ -276,6 +302,8 @@ impl<'a> Zone<'a> {
         };
         if dc.eq_ignore_ascii_case(self.ctx.datacenter) {
             Ok(self.ctx.datacenter.to_string())
+        } else if self.ctx.routing == Routing::Federated {
+            Err(Miss::Elsewhere(dc.to_ascii_lowercase()))
         } else {
             Err(Miss::NxDomain)
         }

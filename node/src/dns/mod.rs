@@ -1,11 +1,13 @@
 //! The DNS interface (Consul's "DNS interface" docs; `agent/dns.go`): UDP and TCP on the DNS
 //! port (8600), answering names in the configured domain (`consul.`) from this server's local
-//! state store, and forwarding other names to the configured recursors.
+//! state store, forwarding other names to the configured recursors, and having a server answer
+//! what this agent cannot: another datacenter's names, and on a client agent every name in the
+//! domain ([`forward`]).
 //!
 //! Owns: the serve loops over [`crate::io::Net`] (one UDP socket; TCP connections with RFC 1035
 //! two-byte length framing) and the glue [`handle_packet`]: parse → [`answer`] → [`trim`] →
 //! bytes. What names mean and what is answered lives in [`answer`]; fitting a reply to UDP or TCP
-//! in [`trim`]; forwarding in [`recursor`]. The hickory-proto crate is only the wire format.
+//! in [`trim`]; recursion in [`recursor`]; asking a server in [`forward`]. The hickory-proto crate is only the wire format.
 //!
 //! Reads are stale reads of the local store, like Consul's default `dns_config.allow_stale`:
 //! DNS never waits for the leader. Must never: panic or `unwrap` on network input (a malformed
@@ -15,6 +17,7 @@
 
 pub mod answer;
 pub mod cache;
+pub mod forward;
 pub mod recursor;
 pub mod trim;
 
@@ -33,14 +36,15 @@ use tokio::sync::Semaphore;
 
 use crate::io::{BoxStream, Listener, UdpSocket};
 use crate::server::Server;
-use answer::{Answer, Context, Rejected};
+use answer::{Answer, Context, Rejected, Routing};
 use cache::InstanceCache;
 use trim::Transport;
 
 /// Receive buffer for one UDP query. Queries are small; a longer datagram is cut here and then
 /// fails to parse (FORMERR).
 const UDP_QUERY_BUFFER_BYTES: usize = 4096;
-/// Queries being forwarded to recursors at once; beyond it a query is answered SERVFAIL at once.
+/// Queries being forwarded to recursors or servers at once; beyond it a query is answered
+/// SERVFAIL at once.
 const MAX_RECURSIONS_IN_FLIGHT: usize = 64;
 /// TCP connections served at once; beyond it new ones are closed.
 const MAX_TCP_CONNECTIONS: usize = 128;
@@ -57,6 +61,9 @@ pub enum Action {
     Reply(Vec<u8>),
     /// Forward this query to the recursors, then answer with theirs (or SERVFAIL).
     Recurse(Message),
+    /// Have a server answer this query (`packet`, parsed as `req`): one of `datacenter`, or
+    /// (`None`) one of our own ([`forward::forward`]).
+    Forward { req: Message, packet: Vec<u8>, datacenter: Option<String> },
     /// Send nothing.
     Drop,
 }
@@ -74,12 +81,30 @@ pub fn handle_packet(packet: &[u8], store: &crate::state::Store, ctx: Context<'_
     match answer::answer(&req, store, ctx, answer_cap, cache, rng) {
         Answer::Reply { resp, omitted } => trim::encode_fitted(resp, omitted, &req, transport, ctx.config).map_or(Action::Drop, Action::Reply),
         Answer::Recurse => Action::Recurse(req),
+        Answer::Forward { datacenter } => Action::Forward { req, packet: packet.to_vec(), datacenter },
+    }
+}
+
+/// How this agent routes names: a client agent has a server answer them all; a server with a
+/// WAN pool sends other datacenters' names there; other servers answer only their own.
+fn routing(server: &Server) -> Routing {
+    if server.is_client() {
+        Routing::ClientAgent
+    } else if server.wan.is_some() {
+        Routing::Federated
+    } else {
+        Routing::Local
     }
 }
 
 /// [`handle_packet`] against this server's store. A poisoned store answers SERVFAIL.
 fn handle(server: &Server, packet: &[u8], transport: Transport, cache: &mut InstanceCache, rng: &mut ChaCha8Rng) -> Action {
-    let ctx = Context { config: &server.config.dns, datacenter: &server.config.datacenter };
+    handle_routed(server, packet, transport, routing(server), cache, rng)
+}
+
+/// [`handle`] with the given routing.
+fn handle_routed(server: &Server, packet: &[u8], transport: Transport, routing: Routing, cache: &mut InstanceCache, rng: &mut ChaCha8Rng) -> Action {
+    let ctx = Context { config: &server.config.dns, datacenter: &server.config.datacenter, routing };
     let Ok(applied) = server.state.read() else {
         return match answer::parse_request(packet) {
             Ok(req) => answer::reply_to(&req, ResponseCode::ServFail).to_vec().map_or(Action::Drop, Action::Reply),
@@ -99,6 +124,17 @@ async fn recurse(server: &Server, req: &Message) -> Option<Vec<u8>> {
     }
     tracing::warn!(question = ?req.query().map(|q| q.to_string()), "all DNS recursors failed");
     servfail(req)
+}
+
+/// The bytes to send for `action` (none for a dropped query), recursing or asking a server
+/// first when it needs that.
+async fn finish(server: &Server, action: Action, transport: Transport) -> Option<Vec<u8>> {
+    match action {
+        Action::Reply(bytes) => Some(bytes),
+        Action::Drop => None,
+        Action::Recurse(req) => recurse(server, &req).await,
+        Action::Forward { req, packet, datacenter } => forward::forward(server, &req, packet, transport, datacenter).await,
+    }
 }
 
 fn servfail(req: &Message) -> Option<Vec<u8>> {
@@ -146,18 +182,20 @@ async fn receive_loop(server: Arc<Server>, socket: Arc<dyn UdpSocket>, recursion
         match handle(&server, &buf[..len], Transport::Udp, &mut cache, &mut rng) {
             Action::Reply(bytes) => send_udp(socket.as_ref(), &bytes, from).await,
             Action::Drop => {}
-            Action::Recurse(req) => match recursions.clone().try_acquire_owned() {
+            // Recursions and forwards wait on the network: each on its own task, bounded.
+            action @ (Action::Recurse(_) | Action::Forward { .. }) => match recursions.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let (server, socket) = (server.clone(), socket.clone());
                     tokio::spawn(async move {
                         let _permit = permit;
-                        if let Some(bytes) = recurse(&server, &req).await {
+                        if let Some(bytes) = finish(&server, action, Transport::Udp).await {
                             send_udp(socket.as_ref(), &bytes, from).await;
                         }
                     });
                 }
                 Err(_) => {
-                    if let Some(bytes) = servfail(&req) {
+                    let (Action::Recurse(req) | Action::Forward { req, .. }) = &action else { continue };
+                    if let Some(bytes) = servfail(req) {
                         send_udp(socket.as_ref(), &bytes, from).await;
                     }
                 }
@@ -206,14 +244,8 @@ async fn serve_tcp_connection(server: &Server, mut stream: BoxStream) {
             Ok(Ok(Some(query))) => query,
             _ => return,
         };
-        let reply = match handle(server, &query, Transport::Tcp, &mut cache, &mut rng) {
-            Action::Reply(bytes) => bytes,
-            Action::Drop => continue,
-            Action::Recurse(req) => match recurse(server, &req).await {
-                Some(bytes) => bytes,
-                None => continue,
-            },
-        };
+        let action = handle(server, &query, Transport::Tcp, &mut cache, &mut rng);
+        let Some(reply) = finish(server, action, Transport::Tcp).await else { continue };
         let Ok(len) = u16::try_from(reply.len()) else {
             continue; // the fitting in `trim` keeps replies under 64 KiB; a recursor's UDP answer is too
         };

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::answer::Context;
+use super::answer::{Context, Routing};
 use super::cache::InstanceCache;
 use super::trim::Transport;
 use super::{handle_packet, Action};
@@ -84,7 +84,7 @@ fn with_edns(mut m: Message, size: u16) -> Message {
 fn ask_with(store: &Store, config: &DnsConfig, req: &Message, transport: Transport, seed: u64) -> Message {
     let bytes = req.to_vec().expect("encodable query");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    match handle_packet(&bytes, store, Context { config, datacenter: DC }, transport, &mut InstanceCache::default(), &mut rng) {
+    match handle_packet(&bytes, store, Context { config, datacenter: DC, routing: Routing::Local }, transport, &mut InstanceCache::default(), &mut rng) {
         Action::Reply(b) => Message::from_vec(&b).expect("our reply decodes"),
         other => panic!("expected a reply, got {other:?}"),
     }
@@ -265,8 +265,40 @@ fn names_outside_the_domain_are_refused_without_recursors_and_forwarded_with_the
     let config = DnsConfig { recursors: vec!["127.0.0.1:53".parse().expect("addr")], ..DnsConfig::default() };
     let bytes = query("example.com.", RecordType::A).to_vec().expect("encodes");
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let action = handle_packet(&bytes, &store, Context { config: &config, datacenter: DC }, Transport::Udp, &mut InstanceCache::default(), &mut rng);
+    let action = handle_packet(&bytes, &store, Context { config: &config, datacenter: DC, routing: Routing::Local }, Transport::Udp, &mut InstanceCache::default(), &mut rng);
     assert!(matches!(action, Action::Recurse(ref q) if q.id() == 4242), "{action:?}");
+}
+
+/// What `name` gets from an agent routing names as `routing`.
+fn routed(store: &Store, name: &str, routing: Routing) -> Action {
+    let bytes = query(name, RecordType::A).to_vec().expect("encodes");
+    let config = DnsConfig::default();
+    let ctx = Context { config: &config, datacenter: DC, routing };
+    handle_packet(&bytes, store, ctx, Transport::Udp, &mut InstanceCache::default(), &mut ChaCha8Rng::seed_from_u64(1))
+}
+
+#[test]
+fn a_federated_server_sends_other_datacenters_names_there_and_answers_its_own() {
+    let store = store_with("web", &[inst("n1", "10.0.0.1")]);
+    for (name, dc) in [("web.service.dc2.consul.", "dc2"), ("n1.node.DC3.dc.consul.", "dc3"), ("_web._tcp.service.east.consul.", "east")] {
+        let action = routed(&store, name, Routing::Federated);
+        assert!(matches!(&action, Action::Forward { datacenter: Some(d), packet, .. } if d == dc && !packet.is_empty()), "{name}: {action:?}");
+    }
+    for name in ["web.service.consul.", "web.service.dc1.consul.", "nope.service.consul."] {
+        assert!(matches!(routed(&store, name, Routing::Federated), Action::Reply(_)), "{name} is answered here");
+    }
+}
+
+#[test]
+fn a_client_agent_has_a_server_answer_every_name_in_the_domain() {
+    let store = Store::new();
+    for name in ["web.service.consul.", "web.service.dc2.consul.", "n1.node.consul.", "consul."] {
+        let action = routed(&store, name, Routing::ClientAgent);
+        assert!(matches!(action, Action::Forward { datacenter: None, .. }), "{name}: {action:?}");
+    }
+    let Action::Reply(bytes) = routed(&store, "example.com.", Routing::ClientAgent) else { panic!("answered locally") };
+    let resp = Message::from_vec(&bytes).expect("decodes");
+    assert_eq!(resp.response_code(), ResponseCode::Refused, "outside the domain, no recursors: as on a server");
 }
 
 #[test]
@@ -285,7 +317,7 @@ fn answers_are_shuffled_by_the_seed_and_replay_with_it() {
 fn malformed_packets_are_dropped_or_answered_formerr() {
     let store = Store::new();
     let config = DnsConfig::default();
-    let run = |bytes: &[u8]| handle_packet(bytes, &store, Context { config: &config, datacenter: DC }, Transport::Udp, &mut InstanceCache::default(), &mut ChaCha8Rng::seed_from_u64(1));
+    let run = |bytes: &[u8]| handle_packet(bytes, &store, Context { config: &config, datacenter: DC, routing: Routing::Local }, Transport::Udp, &mut InstanceCache::default(), &mut ChaCha8Rng::seed_from_u64(1));
     assert!(matches!(run(&[1, 2, 3]), Action::Drop), "shorter than a header");
     let mut response = query("n1.node.consul.", RecordType::A);
     response.set_message_type(MessageType::Response);
@@ -307,7 +339,7 @@ proptest! {
         let store = many(5);
         let config = DnsConfig::default();
         let transport = if udp { Transport::Udp } else { Transport::Tcp };
-        let _ = handle_packet(&bytes, &store, Context { config: &config, datacenter: DC }, transport, &mut InstanceCache::default(), &mut ChaCha8Rng::seed_from_u64(1));
+        let _ = handle_packet(&bytes, &store, Context { config: &config, datacenter: DC, routing: Routing::Local }, transport, &mut InstanceCache::default(), &mut ChaCha8Rng::seed_from_u64(1));
     }
 
     #[test]
@@ -318,7 +350,7 @@ proptest! {
         for (at, b) in flip {
             if let Some(x) = bytes.get_mut(at) { *x = b; }
         }
-        let _ = handle_packet(&bytes, &store, Context { config: &config, datacenter: DC }, Transport::Udp, &mut InstanceCache::default(), &mut ChaCha8Rng::seed_from_u64(1));
+        let _ = handle_packet(&bytes, &store, Context { config: &config, datacenter: DC, routing: Routing::Local }, Transport::Udp, &mut InstanceCache::default(), &mut ChaCha8Rng::seed_from_u64(1));
     }
 }
 
