@@ -106,14 +106,14 @@ impl From<CatalogWriteError> for ApiError {
 /// `PUT /v1/catalog/register` → `true`. Errors: 400 undecodable or invalid registration.
 pub async fn register(State(server): State<Arc<Server>>, opts: QueryOptions, body: Bytes) -> Result<Json<bool>, ApiError> {
     let req: RegisterRequest = decode_body(&body)?;
-    server.catalog_register_in(&opts, req).await?;
+    server.catalog_register(&opts, req).await?;
     Ok(Json(true))
 }
 
 /// `PUT /v1/catalog/deregister` → `true` (also when there was nothing to remove).
 pub async fn deregister(State(server): State<Arc<Server>>, opts: QueryOptions, body: Bytes) -> Result<Json<bool>, ApiError> {
     let req: DeregisterRequest = decode_body(&body)?;
-    server.catalog_deregister_in(&opts, req).await?;
+    server.catalog_deregister(&opts, req).await?;
     Ok(Json(true))
 }
 

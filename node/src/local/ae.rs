@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use super::sync::{self, CatalogPort, CatalogView, LocalView, SyncMode};
 use super::Local;
 use crate::server::Server;
-use crate::structs::{CatalogQuery, DeregisterRequest, HealthCheck, RegisterRequest};
+use crate::structs::{CatalogQuery, DeregisterRequest, HealthCheck, QueryOptions, RegisterRequest};
 
 /// Full sync period for clusters up to [`SCALE_THRESHOLD_NODES`] (Consul: 1 minute).
 pub const FULL_SYNC_INTERVAL: Duration = Duration::from_secs(60);
@@ -147,11 +147,11 @@ impl CatalogPort for Server {
     }
 
     async fn register(&self, req: RegisterRequest) -> Result<(), String> {
-        self.catalog_register(req, false).await.map(|_| ()).map_err(|e| e.to_string())
+        self.catalog_register(&QueryOptions::default(), req).await.map(|_| ()).map_err(|e| e.to_string())
     }
 
     async fn deregister(&self, req: DeregisterRequest) -> Result<(), String> {
-        self.catalog_deregister(req, false).await.map(|_| ()).map_err(|e| e.to_string())
+        self.catalog_deregister(&QueryOptions::default(), req).await.map(|_| ()).map_err(|e| e.to_string())
     }
 
     fn cluster_size(&self) -> usize {

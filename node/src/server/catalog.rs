@@ -9,7 +9,7 @@ use super::Server;
 use crate::state::{Store, Table, WatchKey};
 use crate::structs::{
     CatalogQuery, CheckServiceNode, Command, CommandResult, DeregisterRequest, HealthCheck, HealthStatus, Indexed, Node,
-    NodeServices, QueryError, RegisterRequest, ServiceNode, WriteError,
+    NodeServices, QueryError, QueryOptions, RegisterRequest, ServiceNode, WriteError,
 };
 
 pub const CATALOG_REGISTER: &str = "Catalog.Register";
@@ -55,10 +55,11 @@ const NEAR_AGENT: &str = "_agent";
 type ReadFn<T> = fn(&Store, &CatalogQuery) -> (T, u64);
 
 impl Server {
-    /// `PUT /v1/catalog/register` in the datacenter `opts` names (`?dc=`): validated here, an
-    /// empty `Datacenter` filled with that datacenter's name, then applied there
-    /// ([`Server::write_in`]). Errors: as [`Server::catalog_register`].
-    pub async fn catalog_register_in(&self, opts: &crate::structs::QueryOptions, mut req: RegisterRequest) -> Result<CommandResult, CatalogWriteError> {
+    /// `Catalog.Register` in the datacenter `opts` names (`?dc=`; `QueryOptions::default()`: this
+    /// one): validates (Consul's defaults and refusals) here, fills an empty `Datacenter` with
+    /// that datacenter's name, then applies it there through Raft ([`Server::write_in`]).
+    /// Errors: [`CatalogWriteError::Invalid`] (400 at the HTTP edge), or the write path's.
+    pub async fn catalog_register(&self, opts: &QueryOptions, mut req: RegisterRequest) -> Result<CommandResult, CatalogWriteError> {
         req.normalize().map_err(CatalogWriteError::Invalid)?;
         if req.datacenter.is_empty() {
             req.datacenter = self.foreign_datacenter(opts).unwrap_or(&self.config.datacenter).to_string();
@@ -67,33 +68,13 @@ impl Server {
         refused(result)
     }
 
-    /// `PUT /v1/catalog/deregister` in the datacenter `opts` names (`?dc=`), as
-    /// [`Server::catalog_register_in`]. Errors: as [`Server::catalog_deregister`].
-    pub async fn catalog_deregister_in(&self, opts: &crate::structs::QueryOptions, req: DeregisterRequest) -> Result<CommandResult, CatalogWriteError> {
+    /// `Catalog.Deregister` in the datacenter `opts` names, as [`Server::catalog_register`].
+    /// Errors: no node name, or the write path's.
+    pub async fn catalog_deregister(&self, opts: &QueryOptions, req: DeregisterRequest) -> Result<CommandResult, CatalogWriteError> {
         if req.node.is_empty() {
             return Err(CatalogWriteError::Invalid("Must provide node".into()));
         }
         let result = self.write_in(opts, CATALOG_DEREGISTER, req, |req| self.apply_write(CATALOG_DEREGISTER, req, false, Command::deregister)).await?;
-        refused(result)
-    }
-
-    /// `Catalog.Register`: validates (Consul's defaults and refusals), then applies through Raft.
-    /// Errors: [`CatalogWriteError::Invalid`] (400 at the HTTP edge), or the write path's.
-    pub async fn catalog_register(&self, mut req: RegisterRequest, forwarded: bool) -> Result<CommandResult, CatalogWriteError> {
-        req.normalize().map_err(CatalogWriteError::Invalid)?;
-        if req.datacenter.is_empty() {
-            req.datacenter = self.config.datacenter.clone();
-        }
-        let result = self.apply_write(CATALOG_REGISTER, req, forwarded, Command::register).await?;
-        refused(result)
-    }
-
-    /// `Catalog.Deregister`. Errors: no node name, or the write path's.
-    pub async fn catalog_deregister(&self, req: DeregisterRequest, forwarded: bool) -> Result<CommandResult, CatalogWriteError> {
-        if req.node.is_empty() {
-            return Err(CatalogWriteError::Invalid("Must provide node".into()));
-        }
-        let result = self.apply_write(CATALOG_DEREGISTER, req, forwarded, Command::deregister).await?;
         refused(result)
     }
 

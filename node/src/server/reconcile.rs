@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::Server;
 use crate::gossip::{Member, MemberStatus};
 use crate::local::state::SERF_CHECK_ID;
-use crate::structs::{DeregisterRequest, HealthCheck, HealthStatus, RegisterRequest};
+use crate::structs::{DeregisterRequest, HealthCheck, HealthStatus, QueryOptions, RegisterRequest};
 
 /// The `serfHealth` check's name and outputs, as Consul writes them (`agent/structs`:
 /// `SerfCheckName`, `SerfCheckAliveOutput`, `SerfCheckFailedOutput`).
@@ -73,10 +73,10 @@ pub async fn reconcile_once(server: &Server) {
         let result = match fix {
             Fix::Deregister => {
                 let req = DeregisterRequest { datacenter: dc.clone(), node: m.name.clone(), ..Default::default() };
-                server.catalog_deregister(req, false).await.map(|_| "deregistered the node of a member that left")
+                server.catalog_deregister(&QueryOptions::default(), req).await.map(|_| "deregistered the node of a member that left")
             }
             Fix::Health { status, node_known } => server
-                .catalog_register(register_request(server, &m, status, node_known), false)
+                .catalog_register(&QueryOptions::default(), register_request(server, &m, status, node_known))
                 .await
                 .map(|_| if status == HealthStatus::Passing { "serfHealth passing" } else { "serfHealth critical" }),
         };
