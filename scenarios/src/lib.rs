@@ -115,7 +115,8 @@ pub enum WorkloadKind {
     /// The KV register workload on two datacenters (`dc1`, `dc2`) joined by the WAN pool: keys
     /// belong to one datacenter, and each operation goes to a server of the key's datacenter or,
     /// with `?dc=`, to a server of the other; every (datacenter, key) is checked as a
-    /// linearizable register.
+    /// linearizable register. Half the clients register catalog instances the same way, each
+    /// (datacenter, instance) a register too.
     WanFederation,
 }
 
@@ -139,7 +140,7 @@ impl WorkloadKind {
             WorkloadKind::DeadServerCleanup => "dead-server-cleanup",
             WorkloadKind::Coordinates => "coordinates",
             WorkloadKind::WanGossip => "wan-gossip-membership",
-            WorkloadKind::WanFederation => "wan-federation-kv",
+            WorkloadKind::WanFederation => "wan-federation-kv-catalog",
         }
     }
 
@@ -216,7 +217,7 @@ pub const REGISTRY: &[Scenario] = &[
     Scenario { name: "dead-server-cleanup", about: "a server dies until the final heal (force-left on half the seeds): autopilot removes it from raft, keeps a second failed server, and adds the dead one back when it returns", build: dead_server_cleanup::build, workload: DEAD_SERVER },
     Scenario { name: "coordinates", about: "two sites, fast links inside and slow ones across, with servers cut off now and then; after the heal RTT estimates and ?near reflect the sites", build: coordinates::build, workload: COORDINATES },
     Scenario { name: "wan-gossip", about: "servers also gossip in the WAN pool; one at a time is cut off or crashed long enough to be declared failed there; after the heal every server sees every server alive in the WAN pool", build: wan_gossip::build, workload: WAN_GOSSIP },
-    Scenario { name: "wan-federation", about: "two datacenters joined by the WAN pool; KV per datacenter sent directly or through the other with ?dc=, while servers of either are cut off or crashed and the WAN itself is cut", build: wan_federation::build, workload: WAN_FEDERATION },
+    Scenario { name: "wan-federation", about: "two datacenters joined by the WAN pool; KV and catalog registrations per datacenter sent directly or through the other with ?dc=, while servers of either are cut off or crashed and the WAN itself is cut", build: wan_federation::build, workload: WAN_FEDERATION },
     Scenario { name: "swarm", about: "seed-chosen mix of every fault kind at seed-chosen rates (VOPR-style)", build: swarm::build, workload: KV },
 ];
 

@@ -14,6 +14,11 @@
 //!
 //! Values are `client * 10^9 + 2 * counter + parity`, unique per instance, and `w ^ 1` is never
 //! written by anyone.
+//!
+//! A key names its instance by its last `/`-separated part and its group by the rest: `k0` is
+//! instance `k0` of the one group; the WAN federation workload's `dc2/web/k0` is instance `k0`
+//! of group `dc2/web`, registered in dc2 ([`run_client_routed`]). A list read is a read of every
+//! instance of the group it was sent to.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -27,12 +32,29 @@ use hyper::{Method, StatusCode};
 use rand::Rng;
 
 use crate::http_client::{ClientError, Response};
-use crate::workload::{now, send, write_outcome, ClientSpec, Workload};
+use crate::workload::{now, send, with_datacenter, write_outcome, ClientSpec, Route, Workload};
 
 /// The one service every instance belongs to.
 pub const SERVICE: &str = "web";
-/// The key under which blocking-read indexes are recorded.
-const INDEX_KEY: &str = "health/service/web";
+/// The key under which a group's blocking-read indexes are recorded: `health/service/web`, or
+/// `dc2/web/health/service/web` for group `dc2/web`.
+fn index_key(group: &str) -> String {
+    match group {
+        "" => format!("health/service/{SERVICE}"),
+        g => format!("{g}/health/service/{SERVICE}"),
+    }
+}
+
+/// The instance a key names (its last `/`-separated part): `k0` for `k0` and `dc2/web/k0`.
+pub fn instance_of(key: &str) -> &str {
+    key.rsplit_once('/').map_or(key, |(_, i)| i)
+}
+
+/// The group of instances a key belongs to (all but its last part): `""` for `k0`, `dc2/web` for
+/// `dc2/web/k0`.
+pub fn group_of(key: &str) -> &str {
+    key.rsplit_once('/').map_or("", |(g, _)| g)
+}
 
 /// The catalog workload (see the module docs).
 pub struct CatalogRegister;
@@ -61,6 +83,7 @@ impl Workload for CatalogRegister {
 }
 
 fn register_body(key: &str, value: Value) -> Vec<u8> {
+    let key = instance_of(key);
     let status = if value % 2 == 1 { "passing" } else { "critical" };
     serde_json::json!({
         "Node": format!("n-{key}"),
@@ -73,11 +96,12 @@ fn register_body(key: &str, value: Value) -> Vec<u8> {
 }
 
 fn deregister_body(key: &str) -> Vec<u8> {
+    let key = instance_of(key);
     serde_json::json!({ "Node": format!("n-{key}"), "ServiceID": format!("web-{key}") }).to_string().into_bytes()
 }
 
-/// Reads every instance out of a `/v1/health/service/web` answer: key → the value it shows (see
-/// the module docs). `None` if the body is not Consul's shape.
+/// Reads every instance out of a `/v1/health/service/web` answer: key → the value its instance
+/// shows (see the module docs). `None` if the body is not Consul's shape.
 fn parse_instances(body: &[u8], keys: &[String]) -> Option<Vec<(String, Option<Value>)>> {
     let list: serde_json::Value = serde_json::from_slice(body).ok()?;
     let mut seen = std::collections::BTreeMap::new();
@@ -88,11 +112,11 @@ fn parse_instances(body: &[u8], keys: &[String]) -> Option<Vec<(String, Option<V
         let passing = checks.iter().find(|c| c.get("ServiceID").and_then(|s| s.as_str()) == Some(id))?.get("Status")?.as_str()? == "passing";
         seen.insert(id.strip_prefix("web-")?.to_string(), (v & !1) | u64::from(passing));
     }
-    Some(keys.iter().map(|k| (k.clone(), seen.get(k).copied())).collect())
+    Some(keys.iter().map(|k| (k.clone(), seen.get(instance_of(k)).copied())).collect())
 }
 
-/// Records one list read as a read of every instance.
-fn record_read(history: &Rc<RefCell<History>>, client: u32, keys: &[String], invoke: Duration, resp: &Result<Response, ClientError>) {
+/// Records one list read as a read of every instance of `keys`.
+pub(crate) fn record_read(history: &Rc<RefCell<History>>, client: u32, keys: &[String], invoke: Duration, resp: &Result<Response, ClientError>) {
     let complete = now();
     let parsed = match resp {
         Ok(r) if r.status == StatusCode::OK => parse_instances(&r.body, keys),
@@ -117,32 +141,44 @@ fn record_read(history: &Rc<RefCell<History>>, client: u32, keys: &[String], inv
     }
 }
 
-/// Runs one client until `spec.until`. Every error is recorded in the history.
-pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
-    let mut last_index: Option<u64> = None;
+/// Runs one client until `spec.until`, each operation to a random server. Every error is
+/// recorded in the history.
+pub async fn run_client(spec: ClientSpec) -> turmoil::Result {
+    run_client_routed(spec, |rng, servers, _key| (servers[rng.gen_range(0..servers.len())].clone(), None)).await
+}
+
+/// [`run_client`] with each operation's server (and `?dc=`) chosen by `route(rng, servers, key)`
+/// after its key is drawn; a read lists the drawn key's group.
+pub async fn run_client_routed(
+    mut spec: ClientSpec,
+    mut route: impl FnMut(&mut rand_chacha::ChaCha8Rng, &[(String, SocketAddr)], &str) -> Route,
+) -> turmoil::Result {
+    // Last X-Consul-Index per group, for blocking reads.
+    let mut last_index: std::collections::BTreeMap<String, u64> = Default::default();
     let mut counter: u64 = 0;
     while now() < spec.until {
         let key = spec.keys[spec.rng.gen_range(0..spec.keys.len())].clone();
-        let (server_name, server) = spec.servers[spec.rng.gen_range(0..spec.servers.len())].clone();
+        let ((server_name, server), dc) = route(&mut spec.rng, &spec.servers, &key);
+        let group = group_of(&key).to_string();
         counter += 1;
         let value = u64::from(spec.id) * 1_000_000_000 + 2 * counter + spec.rng.gen_range(0..2);
         let roll = spec.rng.gen_range(0..100);
         let invoke = now();
         if roll < 45 {
-            let mode = match (spec.rng.gen_range(0..10), last_index) {
+            let mode = match (spec.rng.gen_range(0..10), last_index.get(&group)) {
                 (0..=2, Some(idx)) => format!("?index={idx}&wait=200ms"),
                 (3..=6, _) => "?consistent".to_string(),
                 _ => String::new(),
             };
-            let path = format!("/v1/health/service/{SERVICE}{mode}");
+            let path = with_datacenter(format!("/v1/health/service/{SERVICE}{mode}"), dc.as_deref());
             let resp = send(server, Method::GET, &path, Vec::new()).await;
             if let Ok(r) = &resp {
                 let index = r.headers.get("X-Consul-Index").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
                 if let (Some(index), true) = (index, r.status == StatusCode::OK) {
-                    last_index = Some(index);
+                    last_index.insert(group.clone(), index);
                     spec.history.borrow_mut().index_observations.push(IndexObservation {
                         client: spec.id,
-                        key: INDEX_KEY.to_string(),
+                        key: index_key(&group),
                         index,
                         at_ns: now().as_nanos() as u64,
                         server: server_name.clone(),
@@ -150,14 +186,16 @@ pub async fn run_client(mut spec: ClientSpec) -> turmoil::Result {
                     });
                 }
             }
-            record_read(&spec.history, spec.id, &spec.keys, invoke, &resp);
+            let keys: Vec<String> = spec.keys.iter().filter(|k| group_of(k) == group).cloned().collect();
+            record_read(&spec.history, spec.id, &keys, invoke, &resp);
         } else {
             let (f, path, body) = if roll < 85 {
                 (OpFn::Write(value), "/v1/catalog/register", register_body(&key, value))
             } else {
                 (OpFn::Delete, "/v1/catalog/deregister", deregister_body(&key))
             };
-            let resp = send(server, Method::PUT, path, body).await;
+            let path = with_datacenter(path.to_string(), dc.as_deref());
+            let resp = send(server, Method::PUT, &path, body).await;
             spec.history.borrow_mut().push(Op {
                 id: 0,
                 client: spec.id,

@@ -11,6 +11,13 @@
 //! wrong datacenter (bug `dc-forward-ignores-dc`) writes dc1's copy of `dc2/k0`, which dc2's
 //! direct reads never see: a stale read or a lost acknowledged write.
 //!
+//! Even-numbered clients work the catalog instead ([`crate::catalog_workload`], routed the same
+//! way): instance `k0` of service `web` in dc2 is the history object `dc2/web/k0`, registered,
+//! deregistered and listed through `/v1/catalog/register|deregister` and
+//! `/v1/health/service/web`, directly in dc2 or through dc1 with `?dc=dc2`. dc1 has its own
+//! instance `k0` (`dc1/web/k0`): a registration applied in the wrong datacenter shows there as
+//! a value its own clients never wrote.
+//!
 //! A forwarded write that the forwarding server answers "No path to datacenter" (no live server
 //! of the other datacenter in its WAN view) or whose call certainly did not connect is `fail`;
 //! one that may have reached the other datacenter is `info` ([`crate::workload::write_outcome`]).
@@ -52,6 +59,22 @@ fn all_dc_keys(keys: &[String]) -> Vec<String> {
     (0..datacenters()).flat_map(|d| keys.iter().map(move |k| dc_key(&crate::datacenters::name(d), k))).collect()
 }
 
+/// The catalog object of key `key` in datacenter `dc`: `dc2/web/k0`, instance `k0` of service
+/// `web` in dc2.
+fn dc_instance(dc: &str, key: &str) -> String {
+    format!("{dc}/{}/{key}", crate::catalog_workload::SERVICE)
+}
+
+/// Every datacenter's catalog instance of each of `keys`, datacenter by datacenter.
+fn all_dc_instances(keys: &[String]) -> Vec<String> {
+    (0..datacenters()).flat_map(|d| keys.iter().map(move |k| dc_instance(&crate::datacenters::name(d), k))).collect()
+}
+
+/// Whether client `id` works the catalog (even ids) rather than KV.
+fn catalog_client(id: u32) -> bool {
+    id % 2 == 0
+}
+
 /// Where an operation on `key` goes: with [`FORWARDED_PERCENT`], a random server of another
 /// datacenter with `?dc=` naming the key's; else a random server of the key's datacenter.
 fn route(rng: &mut ChaCha8Rng, servers: &[(String, SocketAddr)], key: &str) -> Route {
@@ -76,6 +99,10 @@ impl Workload for WanFederation {
         "kv"
     }
     fn client(&self, mut spec: ClientSpec) -> Pin<Box<dyn Future<Output = turmoil::Result>>> {
+        if catalog_client(spec.id) {
+            spec.keys = all_dc_instances(&spec.keys);
+            return Box::pin(crate::catalog_workload::run_client_routed(spec, route));
+        }
         spec.keys = all_dc_keys(&spec.keys);
         Box::pin(crate::workload::run_client_routed(spec, route))
     }
@@ -91,12 +118,18 @@ impl Workload for WanFederation {
     fn liveness_oracle_names(&self) -> &'static str {
         crate::workload::KvRegister.liveness_oracle_names()
     }
-    /// Each datacenter's servers read that datacenter's keys, one datacenter after the other.
+    /// Each datacenter's servers read that datacenter's keys, one datacenter after the other;
+    /// then one server of each lists that datacenter's catalog instances (`?consistent`).
     fn final_reads(&self, servers: Vec<(String, SocketAddr)>, keys: Vec<String>, history: Rc<RefCell<History>>) -> Pin<Box<dyn Future<Output = ()>>> {
         Box::pin(async move {
             for (dc, dc_servers) in crate::datacenters::split(&servers, datacenters()) {
                 let dc_keys = keys.iter().map(|k| dc_key(&dc, k)).collect();
-                crate::final_reads::final_kv_reads(dc_servers, dc_keys, history.clone()).await;
+                crate::final_reads::final_kv_reads(dc_servers.clone(), dc_keys, history.clone()).await;
+                let instances: Vec<String> = keys.iter().map(|k| dc_instance(&dc, k)).collect();
+                let invoke = crate::workload::now();
+                let path = format!("/v1/health/service/{}?consistent", crate::catalog_workload::SERVICE);
+                let resp = crate::workload::send(dc_servers[0].1, hyper::Method::GET, &path, Vec::new()).await;
+                crate::catalog_workload::record_read(&history, 0, &instances, invoke, &resp);
             }
         })
     }
@@ -118,6 +151,12 @@ mod tests {
     fn keys_belong_to_one_datacenter_each() {
         assert_eq!(all_dc_keys(&["k0".into(), "k1".into()]), ["dc1/k0", "dc1/k1", "dc2/k0", "dc2/k1"]);
         assert_eq!(dc_of_key("dc2/k1"), "dc2");
+        let instances = all_dc_instances(&["k0".into()]);
+        assert_eq!(instances, ["dc1/web/k0", "dc2/web/k0"]);
+        assert_eq!(dc_of_key(&instances[1]), "dc2", "a catalog instance is routed to its own datacenter");
+        assert_eq!(crate::catalog_workload::instance_of(&instances[1]), "k0");
+        assert_eq!(crate::catalog_workload::group_of(&instances[1]), "dc2/web");
+        assert!(catalog_client(2) && !catalog_client(1));
     }
 
     #[test]
