@@ -147,6 +147,10 @@ pub struct History {
     /// [`crate::oracles::membership_converges`]). Absent from older recorded histories.
     #[serde(default)]
     pub membership: Vec<MembershipRound>,
+    /// The same rounds for the WAN pool, where a scenario polls both pools (`gossip-keyring`;
+    /// `wan-gossip` polls the WAN pool alone, into `membership`). Absent from older histories.
+    #[serde(default)]
+    pub wan_membership: Vec<MembershipRound>,
     /// How far a gossip key rotation got (`gossip-keyring`). Absent from older recorded histories.
     #[serde(default)]
     pub keyring_rotation: Option<KeyringRotation>,

@@ -196,6 +196,9 @@ pub struct BugSwitches {
     /// partition split apart in the WAN pool stay apart after it heals (caught by the WAN
     /// convergence oracle on `wan-gossip`).
     pub wan_no_reconnect: bool,
+    /// The WAN pool's keyring is not persisted: a restarted server opens it from `-encrypt`
+    /// again, whatever rotations happened (`gossip::wan::open_pool`).
+    pub wan_keyring_not_persisted: bool,
     /// A request whose `?dc=` names another datacenter is served by this datacenter as if it named
     /// its own (no cross-datacenter forwarding).
     pub dc_forward_ignores_dc: bool,

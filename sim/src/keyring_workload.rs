@@ -8,8 +8,15 @@
 //! answers. What the fault phase left undone is finished after the final heal (within
 //! [`ROTATION_BOUND`]); then the membership poll of [`crate::gossip_workload`] runs.
 //!
-//! Judged by the membership-convergence oracle, counted from the final heal or the rotation's end,
-//! whichever is later (a rotation disturbs gossip like a fault), and by the rotation completing.
+//! The servers also run the WAN pool, encrypted with the same `-encrypt` key: every keyring
+//! operation on a server acts on both pools, and a step is confirmed only when both the WAN
+//! entry and the LAN entry of the list show it on every server.
+//!
+//! Judged by the membership-convergence oracle, for the LAN pool and for the WAN pool, counted
+//! from the final heal or the rotation's end, whichever is later (a rotation disturbs gossip like
+//! a fault), and by the rotation completing. The deliberate bug `wan-keyring-not-persisted`
+//! opens a restarted server's WAN pool from `-encrypt` again: once the old key is removed, it
+//! can neither open its peers' WAN datagrams nor be heard, and the WAN pool never converges.
 //! The deliberate bug `keyring-use-before-install` sends the three steps back to back without
 //! waiting: the agent that took them seals with a key nobody else holds, so the pool cuts it off.
 
@@ -20,7 +27,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
-use checker::oracles::{check_blocking_query_latency, check_membership_converges, DisturbedSpan, MEMBERSHIP_BOUND_NS, WAKE_BOUND_NS};
+use checker::oracles::{check_blocking_query_latency, check_membership_converges, check_wan_membership_converges, DisturbedSpan, MEMBERSHIP_BOUND_NS, WAKE_BOUND_NS};
 use checker::{History, InvariantViolation, Verdict};
 use hyper::{Method, StatusCode};
 use rand::Rng;
@@ -97,11 +104,16 @@ impl Workload for GossipKeyring {
         Box::pin(async move {
             crate::final_reads::final_kv_reads(servers.clone(), keys, history.clone()).await;
             rotate(&servers, 0, &history, buggy, now() + ROTATION_BOUND).await;
-            crate::gossip_workload::poll_membership(servers, history).await;
+            crate::gossip_workload::poll_membership(servers.clone(), history.clone()).await;
+            // The WAN pool's rounds, kept apart so each pool must converge on its own.
+            let wan = Rc::new(RefCell::new(History::default()));
+            let suffix = format!(".{}", crate::wan_workload::SIM_DATACENTER);
+            crate::gossip_workload::poll_pool(servers, wan.clone(), Some(&suffix)).await;
+            history.borrow_mut().wan_membership = std::mem::take(&mut wan.borrow_mut().membership);
         })
     }
     fn final_reads_bound(&self) -> Duration {
-        crate::final_reads::AGREEMENT_BOUND + ROTATION_BOUND + crate::gossip_workload::POLL_BOUND
+        crate::final_reads::AGREEMENT_BOUND + ROTATION_BOUND + 2 * crate::gossip_workload::POLL_BOUND
     }
     /// Blocking-query latency as for KV; the rotation completed; membership converged within
     /// the bound of the final heal or of the rotation's end, whichever came later.
@@ -110,7 +122,10 @@ impl Workload for GossipKeyring {
         let heal_ns = disturbed.last().map(|d| d.0).unwrap_or(0);
         let r = history.keyring_rotation.clone().unwrap_or_default();
         match r.done_at_ns {
-            Some(done) => out.extend(check_membership_converges(history, heal_ns.max(done), MEMBERSHIP_BOUND_NS)),
+            Some(done) => {
+                out.extend(check_membership_converges(history, heal_ns.max(done), MEMBERSHIP_BOUND_NS));
+                out.extend(check_wan_membership_converges(history, heal_ns.max(done), MEMBERSHIP_BOUND_NS));
+            }
             None => out.push(InvariantViolation::new(
                 "keyring_rotation_completes",
                 format!("the key rotation stopped after {} of 3 steps, {}s after the final heal", r.steps_done, ROTATION_BOUND.as_secs()),
@@ -120,7 +135,7 @@ impl Workload for GossipKeyring {
         out
     }
     fn liveness_oracle_names(&self) -> &'static str {
-        "blocking queries answer within 2s of a change, the key rotation completes within 30s of the heal, membership converges within 30s of the heal and the rotation"
+        "blocking queries answer within 2s of a change, the key rotation completes within 30s of the heal, LAN and WAN membership converge within 30s of the heal and the rotation"
     }
 }
 
@@ -144,7 +159,7 @@ async fn rotate(servers: &[(String, SocketAddr)], first: usize, history: &Rc<Ref
         let mut confirmed = buggy;
         while !confirmed && now() < resend_at.min(until) {
             tokio::time::sleep(POLL).await;
-            confirmed = keyring_of(servers).await.is_some_and(|list| step_done(step, &list, servers.len()));
+            confirmed = keyring_of(servers).await.is_some_and(|list| list.iter().all(|entry| step_done(step, entry, servers.len())));
         }
         if confirmed {
             let mut h = history.borrow_mut();
@@ -175,14 +190,15 @@ async fn send_step(servers: &[(String, SocketAddr)], next: &mut usize, method: &
     false
 }
 
-/// The LAN pool's keyring list from the first agent that answers.
-async fn keyring_of(servers: &[(String, SocketAddr)]) -> Option<serde_json::Value> {
+/// The keyring list (the WAN pool's entry, then the LAN pool's) from the first agent that
+/// answers.
+async fn keyring_of(servers: &[(String, SocketAddr)]) -> Option<Vec<serde_json::Value>> {
     for (_, addr) in servers {
         let got = tokio::time::timeout(REQUEST_TIMEOUT, request(*addr, Method::GET, "/v1/operator/keyring", Vec::new())).await;
         if let Ok(Ok(r)) = got {
             if r.status == StatusCode::OK {
-                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&r.body) {
-                    return Some(v[0].clone());
+                if let Ok(v) = serde_json::from_slice::<Vec<serde_json::Value>>(&r.body) {
+                    return Some(v);
                 }
             }
         }

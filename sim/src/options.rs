@@ -113,6 +113,9 @@ pub enum Bug {
     /// re-join when alone, so a server cut off long enough to be declared failed stays apart
     /// after the heal (caught by the membership-convergence oracle on `wan-gossip`).
     WanNoReconnect,
+    /// A restarted server opens its WAN pool's keyring from `-encrypt` again instead of its
+    /// saved `remote.keyring`, so after a key rotation it cannot talk in the WAN pool.
+    WanKeyringNotPersisted,
     /// A request whose `?dc=` names another datacenter is served in the datacenter of the server
     /// it reached, as if `?dc=` were absent, so a write "to dc2" sent through dc1 lands in dc1's
     /// store (caught by the KV register model per datacenter and key on `wan-federation`).
@@ -153,6 +156,7 @@ impl Bug {
             Bug::AutopilotRemovesBelowQuorum => "autopilot-removes-below-quorum",
             Bug::VivaldiIgnoresRtt => "vivaldi-ignores-rtt",
             Bug::WanNoReconnect => "wan-no-reconnect",
+            Bug::WanKeyringNotPersisted => "wan-keyring-not-persisted",
             Bug::DcForwardIgnoresDc => "dc-forward-ignores-dc",
         }
     }
@@ -203,6 +207,7 @@ impl Bug {
             Bug::AutopilotRemovesBelowQuorum => &["dead-server-cleanup"],
             Bug::VivaldiIgnoresRtt => &["coordinates"],
             Bug::WanNoReconnect => &["wan-gossip"],
+            Bug::WanKeyringNotPersisted => &["gossip-keyring"],
             Bug::DcForwardIgnoresDc => &["wan-federation"],
         }
     }
@@ -310,6 +315,7 @@ impl RunOptions {
             restore_keeps_old_keys: self.bugs.contains(&Bug::RestoreKeepsOldKeys),
             vivaldi_ignores_rtt: self.bugs.contains(&Bug::VivaldiIgnoresRtt),
             wan_no_reconnect: self.bugs.contains(&Bug::WanNoReconnect),
+            wan_keyring_not_persisted: self.bugs.contains(&Bug::WanKeyringNotPersisted),
             dc_forward_ignores_dc: self.bugs.contains(&Bug::DcForwardIgnoresDc),
         }
     }

@@ -166,7 +166,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     let agents: Rc<RefCell<Vec<Option<Arc<Agent>>>>> = Rc::new(RefCell::new(vec![None; n]));
     let mut seeds = ChaCha8Rng::seed_from_u64(options.seed);
     let wan_pool = scenarios::find(&options.scenario)
-        .is_some_and(|s| matches!(s.workload, scenarios::WorkloadKind::WanGossip | scenarios::WorkloadKind::WanFederation));
+        .is_some_and(|s| matches!(s.workload, scenarios::WorkloadKind::WanGossip | scenarios::WorkloadKind::WanFederation | scenarios::WorkloadKind::GossipKeyring));
 
     for i in 0..n {
         let dc = crate::datacenters::of_server(i, per_dc);

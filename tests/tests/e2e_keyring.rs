@@ -2,7 +2,8 @@
 //! keygen` makes the keys; the servers start with `-encrypt` and form their pool encrypted; the
 //! key is rotated with `concord keyring` (install, use, remove) through one server while
 //! `-list` on another shows every step reach all three; membership holds throughout, the
-//! keyring file in each data dir ends with the new key only, and removing the primary key or a
+//! keyring files in each data dir (the LAN pool's `local.keyring`, the WAN pool's
+//! `remote.keyring`) end with the new key only, and removing the primary key or a
 //! bad `-encrypt` key is refused with Consul's texts.
 
 use std::process::Command;
@@ -49,6 +50,16 @@ fn an_encrypted_pool_rotates_its_key_with_keyring_commands() {
     assert_ne!(old, new);
     let cluster = Cluster::start_with_args(3, &[format!("-encrypt={old}")]);
     wait_until(GOSSIP_TIMEOUT, "all three members alive over encrypted gossip", || all_alive(&cluster, 0));
+    // The WAN pool (encrypted with the same key): servers 1 and 2 join server 0's, as
+    // `concord join -wan` would (Concord has no flood join of same-datacenter servers yet).
+    for i in 1..3 {
+        must("PUT", &cluster.servers[i].url(&format!("/v1/agent/join/127.0.0.1:{}?wan", cluster.serf_wan_ports[0])), None);
+    }
+    wait_until(GOSSIP_TIMEOUT, "all three servers alive in the WAN pool", || {
+        let list = must("GET", &cluster.servers[0].url("/v1/agent/members?wan"), None).json();
+        let alive = list.as_array().map(|a| a.iter().filter(|m| m["Status"] == 1).count()).unwrap_or(0);
+        if alive == 3 { Ok(()) } else { Err(format!("{alive} of 3 alive in the WAN pool: {list}")) }
+    });
     wait_until(GOSSIP_TIMEOUT, "-list to show the start key on all three", || {
         let out = list(&cluster, 1);
         if out.contains(&format!("{old} [3/3]")) { Ok(()) } else { Err(out) }
@@ -58,8 +69,12 @@ fn an_encrypted_pool_rotates_its_key_with_keyring_commands() {
         let out = keyring(&cluster, 0, action, key);
         assert_eq!(out.status.code(), Some(0), "keyring -{action}: {} {}", out.stdout, out.stderr);
         wait_until(GOSSIP_TIMEOUT, &format!("keyring -{action} on every member"), || {
+            // Servers answer for both pools, the WAN pool's entry first: each must show the step.
             let pools = must("GET", &cluster.servers[2].url("/v1/operator/keyring"), None).json();
-            if done(&pools[0]) { Ok(()) } else { Err(pools.to_string()) }
+            let entries = pools.as_array().cloned().unwrap_or_default();
+            let kinds: Vec<bool> = entries.iter().map(|p| p["WAN"] == true).collect();
+            assert_eq!(kinds, [true, false], "a server lists its WAN pool, then its LAN pool: {pools}");
+            if entries.iter().all(done) { Ok(()) } else { Err(pools.to_string()) }
         });
     };
     step("install", &new, &|p| p["Keys"][&new] == 3 && p["NumNodes"] == 3);
@@ -73,8 +88,10 @@ fn an_encrypted_pool_rotates_its_key_with_keyring_commands() {
     std::thread::sleep(Duration::from_secs(3));
     for i in 0..3 {
         all_alive(&cluster, i).unwrap_or_else(|e| panic!("server {i} after the rotation: {e}"));
-        let file = std::fs::read_to_string(cluster.data_dir(i).join("local.keyring")).expect("keyring file");
-        assert_eq!(serde_json::from_str::<Vec<String>>(&file).unwrap(), vec![new.clone()], "server {i}");
+        for name in ["local.keyring", "remote.keyring"] {
+            let file = std::fs::read_to_string(cluster.data_dir(i).join(name)).expect("keyring file");
+            assert_eq!(serde_json::from_str::<Vec<String>>(&file).unwrap(), vec![new.clone()], "server {i}, {name}");
+        }
     }
 }
 

@@ -249,6 +249,15 @@ fn a_wan_pool_that_never_reconnects_is_caught() {
 }
 
 #[test]
+fn a_wan_keyring_that_is_not_persisted_is_caught() {
+    // gossip-keyring: a restarted server opens its WAN pool from `-encrypt` instead of its saved
+    // `remote.keyring`, so it misses the rotation's steps taken before its restart: the WAN
+    // entry of the keyring list never shows them on every server (keyring_rotation_completes),
+    // or, once the old key is gone, it cannot talk in the WAN pool (wan_membership_converges).
+    assert_caught_as(Bug::WanKeyringNotPersisted, "gossip-keyring", SEED_BUDGET, Judgement::liveness_violation);
+}
+
+#[test]
 fn a_dc_forward_that_ignores_the_datacenter_is_caught() {
     // wan-federation: a request naming the other datacenter with `?dc=` is served in the one of
     // the server it reached, so a write to dc2's key sent through dc1 lands in dc1's store and

@@ -53,7 +53,16 @@ pub fn disagreement(round: &MembershipRound) -> Option<String> {
 /// Checks the history's membership rounds against the heal at `heal_ns` (no rounds: nothing to
 /// judge, e.g. a workload that does not poll membership).
 pub fn check_membership_converges(history: &History, heal_ns: u64, bound_ns: u64) -> Vec<InvariantViolation> {
-    let rounds = &history.membership;
+    check_rounds_converge("membership_converges", "membership", &history.membership, heal_ns, bound_ns)
+}
+
+/// [`check_membership_converges`] for the WAN pool's rounds (`History::wan_membership`), reported
+/// as `wan_membership_converges`.
+pub fn check_wan_membership_converges(history: &History, heal_ns: u64, bound_ns: u64) -> Vec<InvariantViolation> {
+    check_rounds_converge("wan_membership_converges", "WAN membership", &history.wan_membership, heal_ns, bound_ns)
+}
+
+fn check_rounds_converge(invariant: &'static str, what: &str, rounds: &[MembershipRound], heal_ns: u64, bound_ns: u64) -> Vec<InvariantViolation> {
     if rounds.is_empty() {
         return Vec::new();
     }
@@ -71,8 +80,8 @@ pub fn check_membership_converges(history: &History, heal_ns: u64, bound_ns: u64
         .map(|r| format!("t={:.3}s: {}", r.at_ns as f64 / 1e9, disagreement(r).unwrap_or_else(|| "converged".into())))
         .collect();
     vec![InvariantViolation::new(
-        "membership_converges",
-        format!("{}s after the final heal membership had not converged: {why}", bound_ns / 1_000_000_000),
+        invariant,
+        format!("{}s after the final heal {what} had not converged: {why}", bound_ns / 1_000_000_000),
         evidence,
     )]
 }

@@ -28,7 +28,7 @@ pub use consistent_read_matches_applied_state::check_consistent_read_matches_app
 pub use coordinates_reflect_latency::{check_coordinates_reflect_latency, COORDINATES_BOUND_NS};
 pub use holders_step_down::check_holders_step_down;
 pub use index_monotonic::check_index_monotonic;
-pub use membership_converges::{check_membership_converges, MEMBERSHIP_BOUND_NS};
+pub use membership_converges::{check_membership_converges, check_wan_membership_converges, MEMBERSHIP_BOUND_NS};
 pub use no_false_failures::check_no_false_failures;
 pub use no_phantom_values::check_no_phantom_values;
 

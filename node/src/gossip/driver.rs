@@ -213,13 +213,13 @@ impl Driver {
         }
     }
 
-    /// Writes the keyring file after a change (Consul rewrites `serf/local.keyring` the same way).
+    /// Writes the pool's keyring file after a change (Consul rewrites `serf/local.keyring` and
+    /// `serf/remote.keyring` the same way).
     async fn persist_keyring(&mut self) {
-        let Some(disk) = self.pool.disk.clone() else { return };
+        let Some((disk, file)) = self.pool.keyring_file.clone() else { return };
         let Some(bytes) = self.pool.keyring.take_file() else { return };
-        let file = super::keyring_sync::KEYRING_FILE;
-        if let Err(e) = crate::io::replace_durably(disk.as_ref(), super::keyring_sync::KEYRING_TMP_FILE, file, &bytes).await {
-            tracing::warn!(node = %self.pool.me(), error = %e, "gossip keyring not saved to {file}");
+        if let Err(e) = crate::io::replace_durably(disk.as_ref(), file.tmp, file.name, &bytes).await {
+            tracing::warn!(node = %self.pool.me(), error = %e, "gossip keyring not saved to {}", file.name);
         }
     }
 

@@ -32,10 +32,17 @@ use super::keyring::{GossipKey, KeyError, Keyring, NONCE_BYTES};
 pub const REPORT_WINDOW: Duration = Duration::from_secs(60);
 /// How many operation IDs a member remembers to drop repeats.
 const SEEN_OPS_LIMIT: usize = 1024;
-/// The keyring file in the data dir (Consul: `serf/local.keyring`; Concord's data dir is flat).
-pub const KEYRING_FILE: &str = "local.keyring";
-/// Where the keyring file is written before its atomic rename.
-pub const KEYRING_TMP_FILE: &str = "local.keyring.tmp";
+/// A pool's keyring file in the data dir, and where it is written before its atomic rename.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyringFile {
+    pub name: &'static str,
+    pub tmp: &'static str,
+}
+
+/// The LAN pool's keyring file (Consul: `serf/local.keyring`; Concord's data dir is flat).
+pub const LAN_KEYRING_FILE: KeyringFile = KeyringFile { name: "local.keyring", tmp: "local.keyring.tmp" };
+/// The WAN pool's keyring file, servers only (Consul: `serf/remote.keyring`).
+pub const WAN_KEYRING_FILE: KeyringFile = KeyringFile { name: "remote.keyring", tmp: "remote.keyring.tmp" };
 
 /// A keyring operation (Consul `keyring -install|-use|-remove`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +75,8 @@ pub struct KeyringReport {
     pub keys: Vec<String>,
 }
 
-/// Consul's keyring list entry (`api.KeyringResponse`), one per pool (Concord: the LAN pool).
+/// Consul's keyring list entry (`api.KeyringResponse`), one per pool: the WAN pool's (servers)
+/// first, then the LAN pool's.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KeyringResponse {
     #[serde(rename = "WAN")]
@@ -251,14 +259,14 @@ impl KeyringState {
         inner.ring.as_ref().map(Keyring::to_file)
     }
 
-    /// Consul's `-list` answer for the LAN pool: key counts over `live` members (this agent
-    /// included). Errors: encryption off.
-    pub fn list(&self, datacenter: &str, live: &[String]) -> Result<Vec<KeyringResponse>, String> {
+    /// Consul's `-list` entry for this pool (`wan`: the WAN pool's): key counts over `live`
+    /// members (this agent included). Errors: encryption off.
+    pub fn list(&self, datacenter: &str, wan: bool, live: &[String]) -> Result<KeyringResponse, String> {
         let inner = self.lock();
         if inner.ring.is_none() {
             return Err(NOT_ENABLED.to_string());
         }
-        let mut entry = KeyringResponse { wan: false, datacenter: datacenter.to_string(), segment: String::new(), keys: BTreeMap::new(), primary_keys: BTreeMap::new(), num_nodes: live.len() };
+        let mut entry = KeyringResponse { wan, datacenter: datacenter.to_string(), segment: String::new(), keys: BTreeMap::new(), primary_keys: BTreeMap::new(), num_nodes: live.len() };
         for report in live.iter().filter_map(|n| inner.reports.get(n)) {
             for (i, key) in report.keys.iter().enumerate() {
                 *entry.keys.entry(key.clone()).or_default() += 1;
@@ -267,7 +275,7 @@ impl KeyringState {
                 }
             }
         }
-        Ok(vec![entry])
+        Ok(entry)
     }
 }
 
@@ -321,9 +329,9 @@ mod tests {
         a.local_op(KeyOpKind::Install, &b64(2)).unwrap();
         assert!(a.receive_report(&b.report_due(Instant::now()).unwrap()));
         let live = vec!["a".to_string(), "b".to_string(), "c".to_string()];
-        let list = a.list("dc1", &live).unwrap();
+        let list = vec![a.list("dc1", false, &live).unwrap()];
         insta::assert_json_snapshot!(list);
         let off = KeyringState::new("x", 1, None, Counter::default(), false);
-        assert_eq!(off.list("dc1", &live).unwrap_err(), NOT_ENABLED);
+        assert_eq!(off.list("dc1", false, &live).unwrap_err(), NOT_ENABLED);
     }
 }

@@ -216,10 +216,10 @@ pub struct Pool {
     pub(crate) inbox: Mutex<Option<mpsc::UnboundedReceiver<Request>>>,
     /// User events received ([`events`]).
     pub events: Arc<events::EventLog>,
-    /// The gossip keyring ([`keyring_sync`]); off unless built [`Pool::with_keyring`].
+    /// The gossip keyring ([`keyring_sync`]); off unless [`Pool::open`] found a key.
     pub keyring: Arc<keyring_sync::KeyringState>,
     /// Where the driver writes the keyring file on every change (none: not persisted).
-    pub(crate) disk: Option<Arc<dyn crate::io::Disk>>,
+    pub(crate) keyring_file: Option<(Arc<dyn crate::io::Disk>, keyring_sync::KeyringFile)>,
     /// This agent's network coordinate, kept current by the driver's pings ([`coord_ping`]).
     pub coordinates: Arc<coord_ping::CoordinateState>,
 }
@@ -231,28 +231,33 @@ impl Pool {
         let view = BTreeMap::from([(me.name.clone(), Member::of(me, MemberStatus::Alive))]);
         let events = Arc::new(events::EventLog::new(&me.name, false));
         let keyring = Arc::new(keyring_sync::KeyringState::new(&me.name, me.generation, None, Default::default(), false));
-        Self { identity: me.clone(), view: Mutex::new(view), live: 0.into(), version: watch::channel(0).0, requests: tx, inbox: Mutex::new(Some(rx)), events, keyring, disk: None, coordinates: Arc::new(coord_ping::CoordinateState::new(false)) }
+        Self { identity: me.clone(), view: Mutex::new(view), live: 0.into(), version: watch::channel(0).0, requests: tx, inbox: Mutex::new(Some(rx)), events, keyring, keyring_file: None, coordinates: Arc::new(coord_ping::CoordinateState::new(false)) }
     }
 
-    /// The agent's pool: encrypted when the data dir holds a keyring file (which wins over
-    /// `-encrypt`, as in Consul) or `config.gossip.encrypt` is set (then the file is written);
+    /// The agent's pool: encrypted when the data dir holds its keyring `file` (which wins over
+    /// `-encrypt`, as in Consul) or `encrypt` (`-encrypt`) is given (then the file is written);
     /// dropped datagrams counted in `decrypt_failures`. Errors: an unreadable or bad keyring file.
-    pub async fn open(me: &GossipId, config: &crate::config::AgentConfig, disk: Arc<dyn crate::io::Disk>, decrypt_failures: prometheus_client::metrics::counter::Counter) -> Result<Self, String> {
-        use keyring_sync::KEYRING_FILE;
-        let file = disk.read(KEYRING_FILE).await.map_err(|e| format!("{KEYRING_FILE} unreadable: {e}"))?;
-        let (ring, from_file) = match file {
+    pub async fn open(
+        me: &GossipId,
+        encrypt: Option<keyring::GossipKey>,
+        file: keyring_sync::KeyringFile,
+        disk: Arc<dyn crate::io::Disk>,
+        decrypt_failures: prometheus_client::metrics::counter::Counter,
+    ) -> Result<Self, String> {
+        let saved = disk.read(file.name).await.map_err(|e| format!("{} unreadable: {e}", file.name))?;
+        let (ring, from_file) = match saved {
             Some(bytes) => {
-                let ring = keyring::Keyring::from_file(&bytes).map_err(|e| format!("{KEYRING_FILE}: {e}"))?;
-                if config.gossip.encrypt.is_some() {
-                    tracing::warn!(node = %me.name, "the data dir holds a gossip keyring; -encrypt is ignored");
+                let ring = keyring::Keyring::from_file(&bytes).map_err(|e| format!("{}: {e}", file.name))?;
+                if encrypt.is_some() {
+                    tracing::warn!(node = %me.name, file = file.name, "the data dir holds a gossip keyring; -encrypt is ignored");
                 }
                 (Some(ring), true)
             }
-            None => (config.gossip.encrypt.clone().map(keyring::Keyring::new), false),
+            None => (encrypt.map(keyring::Keyring::new), false),
         };
         let mut pool = Self::new(me);
         pool.keyring = Arc::new(keyring_sync::KeyringState::new(&me.name, me.generation, ring, decrypt_failures, !from_file));
-        pool.disk = Some(disk);
+        pool.keyring_file = Some((disk, file));
         Ok(pool)
     }
 
@@ -266,11 +271,11 @@ impl Pool {
         self.requests.send(Request::Fire(item)).map_err(|_| "the gossip pool is not running".to_string())
     }
 
-    /// Consul's keyring list for the LAN pool, counted over the live members this agent sees.
-    /// Errors: encryption off.
-    pub fn keyring_list(&self, datacenter: &str) -> Result<Vec<keyring_sync::KeyringResponse>, String> {
+    /// Consul's keyring list entry for this pool (`wan`: it is the WAN pool), counted over the
+    /// live members this agent sees. Errors: encryption off.
+    pub fn keyring_list(&self, datacenter: &str, wan: bool) -> Result<keyring_sync::KeyringResponse, String> {
         let live: Vec<String> = self.members().into_iter().filter(|m| m.status.is_live()).map(|m| m.name).collect();
-        self.keyring.list(datacenter, &live)
+        self.keyring.list(datacenter, wan, &live)
     }
 
     /// Deliberate bug (simulator only): tell user events apart by name instead of ID.

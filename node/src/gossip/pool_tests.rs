@@ -78,8 +78,8 @@ fn key(fill: u8) -> keyring::GossipKey {
 
 /// Every key count of the list `pool` answers with: (Keys, PrimaryKeys, NumNodes).
 fn counts(pool: &Pool) -> (BTreeMap<String, usize>, BTreeMap<String, usize>, usize) {
-    let list = pool.keyring_list("dc1").expect("encryption on");
-    (list[0].keys.clone(), list[0].primary_keys.clone(), list[0].num_nodes)
+    let entry = pool.keyring_list("dc1", false).expect("encryption on");
+    (entry.keys, entry.primary_keys, entry.num_nodes)
 }
 
 #[tokio::test]
@@ -159,4 +159,33 @@ async fn force_leave_turns_a_failed_member_left_everywhere_and_prune_erases_it()
     assert_eq!((status_of(&a.pool, "b"), status_of(&b.pool, "a")), (Some(MemberStatus::Alive), Some(MemberStatus::Alive)));
     a.task.abort();
     b.task.abort();
+}
+
+/// Each pool reads its own keyring file, which wins over `-encrypt`: a server's WAN pool comes
+/// back from `remote.keyring` with the keys it held, not with its start-up key (Consul's
+/// `serf/remote.keyring`), and the LAN file does not leak into it.
+#[tokio::test]
+async fn each_pool_opens_its_own_keyring_file_over_the_start_up_key() {
+    let disk: Arc<dyn crate::io::Disk> = Arc::new(crate::io::mem::MemDisk::new());
+    let id = GossipId { name: "s1.dc1".into(), generation: 1, ..GossipId::placeholder("127.0.0.1:8302".parse().unwrap()) };
+    let open = |file| Pool::open(&id, Some(key(1)), file, disk.clone(), Default::default());
+    let primary = |p: &Pool| p.keyring_list("dc1", true).expect("encrypted").primary_keys.into_keys().collect::<Vec<_>>();
+
+    let fresh = open(keyring_sync::WAN_KEYRING_FILE).await.expect("opens");
+    assert_eq!(primary(&fresh), [key(1).to_base64()], "no file yet: the -encrypt key");
+    assert!(fresh.keyring.take_file().is_some(), "and the file is due to be written");
+
+    let mut rotated = keyring::Keyring::new(key(2));
+    rotated.install(key(3));
+    disk.write(keyring_sync::WAN_KEYRING_FILE.name, &rotated.to_file()).await.expect("write");
+    let wan = open(keyring_sync::WAN_KEYRING_FILE).await.expect("opens");
+    assert_eq!(primary(&wan), [key(2).to_base64()], "the saved WAN keyring wins over -encrypt");
+    assert_eq!(wan.keyring_list("dc1", true).expect("encrypted").keys.len(), 2);
+    assert!(wan.keyring.take_file().is_none(), "a keyring read from its file is not rewritten");
+    let lan = open(keyring_sync::LAN_KEYRING_FILE).await.expect("opens");
+    assert_eq!(primary(&lan), [key(1).to_base64()], "the LAN pool does not read the WAN file");
+
+    disk.write(keyring_sync::WAN_KEYRING_FILE.name, b"not a keyring").await.expect("write");
+    let err = open(keyring_sync::WAN_KEYRING_FILE).await.err().expect("a bad file is refused");
+    assert!(err.starts_with("remote.keyring: "), "{err}");
 }

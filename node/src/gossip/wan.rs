@@ -58,13 +58,25 @@ pub fn wan_identity(lan: &GossipId, config: &crate::config::AgentConfig) -> Goss
     GossipId { name: wan_name(&config.node_name, &config.datacenter), addr: SocketAddr::new(config.bind_addr, config.ports.serf_wan), ..lan.clone() }
 }
 
-/// The WAN pool for `me`, encrypted with `-encrypt` when given (the WAN keyring is not persisted
-/// and keyring operations act on the LAN pool only: see the README).
-pub fn open_pool(me: &GossipId, config: &crate::config::AgentConfig, decrypt_failures: prometheus_client::metrics::counter::Counter) -> Pool {
-    let mut pool = Pool::new(me);
-    let ring = config.gossip.encrypt.clone().map(super::keyring::Keyring::new);
-    pool.keyring = std::sync::Arc::new(super::keyring_sync::KeyringState::new(&me.name, me.generation, ring, decrypt_failures, false));
-    pool
+/// The WAN pool for `me`: its keyring from `remote.keyring` in the data dir when there is one,
+/// else `-encrypt` (Consul's `serf/remote.keyring`; keyring operations on a server act on both
+/// pools, see [`crate::http::keyring`]). Deliberate bug `wan-keyring-not-persisted`: the file is
+/// neither read nor written, so a restarted server gossips on the WAN with its `-encrypt` key
+/// whatever rotations happened since. Errors: an unreadable or bad keyring file.
+pub async fn open_pool(
+    me: &GossipId,
+    config: &crate::config::AgentConfig,
+    disk: std::sync::Arc<dyn crate::io::Disk>,
+    decrypt_failures: prometheus_client::metrics::counter::Counter,
+) -> Result<Pool, String> {
+    let encrypt = config.gossip.encrypt.clone();
+    if config.bugs.wan_keyring_not_persisted {
+        let mut pool = Pool::new(me);
+        let ring = encrypt.map(super::keyring::Keyring::new);
+        pool.keyring = std::sync::Arc::new(super::keyring_sync::KeyringState::new(&me.name, me.generation, ring, decrypt_failures, false));
+        return Ok(pool);
+    }
+    Pool::open(me, encrypt, super::keyring_sync::WAN_KEYRING_FILE, disk, decrypt_failures).await
 }
 
 /// The WAN pool's timing: the LAN settings with the WAN profile, and the bug `wan-no-reconnect`.

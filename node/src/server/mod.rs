@@ -197,12 +197,19 @@ impl Server {
             .map_err(|e| OpenError::Raft(e.to_string()))?;
         let session_timers = session_ttl::SessionTimers::new(config.bugs.session_ttl_early, config.bugs.session_ttl_forgotten);
         let identity = crate::gossip::agent_identity(&config, &node_uuid, io.clock.wall_now());
-        let gossip = crate::gossip::Pool::open(&identity, &config, io.disk.clone(), telemetry.metrics.gossip_decrypt_failures()).await.map_err(OpenError::Config)?;
+        let lan_keyring = crate::gossip::keyring_sync::LAN_KEYRING_FILE;
+        let gossip = crate::gossip::Pool::open(&identity, config.gossip.encrypt.clone(), lan_keyring, io.disk.clone(), telemetry.metrics.gossip_decrypt_failures())
+            .await
+            .map_err(OpenError::Config)?;
         let gossip = Arc::new(gossip.with_events_deduped_by_name(config.bugs.event_dedup_by_name).with_vivaldi_ignoring_rtt(config.bugs.vivaldi_ignores_rtt));
-        let wan = config.runs_wan_pool().then(|| {
-            let me = crate::gossip::wan::wan_identity(&identity, &config);
-            Arc::new(crate::gossip::wan::open_pool(&me, &config, telemetry.metrics.gossip_decrypt_failures()))
-        });
+        let wan = match config.runs_wan_pool() {
+            true => {
+                let me = crate::gossip::wan::wan_identity(&identity, &config);
+                let pool = crate::gossip::wan::open_pool(&me, &config, io.disk.clone(), telemetry.metrics.gossip_decrypt_failures()).await.map_err(OpenError::Config)?;
+                Some(Arc::new(pool))
+            }
+            false => None,
+        };
         let services = local.clone();
         gossip.events.set_service_source(Box::new(move || services.services().into_iter().map(|(id, s)| (id, s.tags)).collect()));
         let (group_commit, batcher) = group_commit::GroupCommit::start(raft.clone(), config.bugs.batch_results_misrouted);
