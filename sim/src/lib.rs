@@ -24,6 +24,7 @@ pub mod junit;
 pub mod kv_wide_workload;
 pub mod operator;
 pub mod options;
+pub mod panics;
 pub mod report;
 pub mod run;
 pub mod sweep;

@@ -13,6 +13,9 @@ use checker::{OpFn, Outcome};
 use crate::run::RunResult;
 use crate::verdict::Judgement;
 
+/// Trace events shown before a panic that ended a run.
+const PANIC_CONTEXT: usize = 12;
+
 /// Renders the full report for one run.
 pub fn render(result: &RunResult, judgement: &Judgement) -> String {
     let o = &result.options;
@@ -91,7 +94,9 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
         let _ = writeln!(out, "  invariant  ... and {} more violations ({})", judgement.invariants.len() - SHOWN, names.join(", "));
     }
     let liveness_oracles = crate::workload::for_scenario(&result.options.scenario).liveness_oracle_names();
-    if judgement.late.is_empty() && !liveness_oracles.is_empty() {
+    if result.panic.is_some() {
+        let _ = writeln!(out, "  liveness   not judged: the run stopped at the panic, before its liveness phase");
+    } else if judgement.late.is_empty() && !liveness_oracles.is_empty() {
         let _ = writeln!(out, "  liveness   ok: {liveness_oracles}");
     }
     for v in judgement.late.iter().take(SHOWN) {
@@ -111,6 +116,15 @@ pub fn render(result: &RunResult, judgement: &Judgement) -> String {
     }
     if let Some(e) = &judgement.host_error {
         let _ = writeln!(out, "  host       FAILED: {e}");
+    }
+    if result.panic.is_some() {
+        // What the nodes were doing just before: the history above holds only operations that
+        // completed before the panic (any in flight are missing from it).
+        let from = result.trace.len().saturating_sub(PANIC_CONTEXT);
+        let _ = writeln!(out, "last {} trace events before the panic (all with --trace):", result.trace.len() - from);
+        for record in &result.trace[from..] {
+            let _ = writeln!(out, "  {record}");
+        }
     }
     let _ = writeln!(
         out,

@@ -94,8 +94,10 @@ pub struct RunResult {
     pub live_at: Option<Duration>,
     /// When the final heal happened (start of the liveness phase).
     pub healed_at: Duration,
-    /// A host that failed (e.g. refused to start on corrupt storage).
+    /// A host that failed (e.g. refused to start on corrupt storage), or the panic that ended the run.
     pub host_error: Option<String>,
+    /// The panic that ended the run early, if one did (also in `host_error`).
+    pub panic: Option<crate::panics::SimPanic>,
     pub sim_elapsed: Duration,
     pub wall: Duration,
     /// What a seed-driven scenario (swarm) chose, for the report.
@@ -321,61 +323,72 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     let mut disturbances = Disturbances::default();
     let mut host_error = None;
     let hard_stop = liveness_deadline + RUN_SLACK + workload.final_reads_bound();
+    let mut panic = None;
     loop {
         let now = sim.elapsed();
-        while let Some((at, fault)) = pending.peek() {
-            if *at > now {
+        // A panic anywhere in the step (a node's task, a fault's restart, a client) fails the run
+        // there; the history and trace so far are judged and reported (`crate::panics`).
+        let stepped = crate::panics::catch(|| {
+            while let Some((at, fault)) = pending.peek() {
+                if *at > now {
+                    break;
+                }
+                let what = world.apply(&mut sim, fault);
+                faults.push((now, what.to_string()));
+                trace.record(now, NEMESIS, Event::Nemesis(what));
+                disturbances.after_fault(now, world.is_quiet());
+                pending.next();
+            }
+            if !healed && now >= options.fault_phase {
+                let healed_all = world.apply(&mut sim, &Fault::HealAll);
+                assert_eq!(healed_all, Nemesis::HealAll, "the final heal cannot be skipped");
+                for i in world.removed() {
+                    world.apply(&mut sim, &Fault::AddServer(nemesis::Target::server(i)));
+                }
+                // Every server must serve again, including one that rejoined after disk corruption.
+                // Client agents are read and polled like servers (after them).
+                let servers: Vec<(String, SocketAddr)> =
+                    names.iter().cloned().zip(http_addrs.iter().copied()).chain(client_agents.iter().cloned()).collect();
+                let final_reads = workload.final_reads(servers, keys.clone(), history.clone());
+                let probe = liveness_probe(http_addrs.clone(), now, liveness_deadline, live_at.clone(), final_reads);
+                sim.client(nemesis::hosts::LIVENESS, probe);
+                world.add_client(nemesis::hosts::LIVENESS);
+                let mut restarted = Vec::new();
+                for i in 0..n {
+                    if world.is_crashed(i) {
+                        world.apply(&mut sim, &Fault::Restart(nemesis::Target::server(i)));
+                        restarted.push(names[i].clone());
+                    }
+                }
+                let what = Nemesis::FinalHeal { restarted };
+                faults.push((now, what.to_string()));
+                trace.record(now, NEMESIS, Event::Nemesis(what));
+                disturbances.after_fault(now, world.is_quiet());
+                healed = true;
+            }
+            if !operator_started && !operator.borrow().pending.is_empty() {
+                let fault_phase = options.fault_phase;
+                sim.client(nemesis::hosts::OPERATOR, run_operator(operator.clone(), http_addrs.clone(), fault_phase, live_at.clone(), liveness_deadline));
+                world.add_client(nemesis::hosts::OPERATOR);
+                operator_started = true;
+            }
+            for outcome in std::mem::take(&mut operator.borrow_mut().outcomes) {
+                faults.push((now, format!("operator: {outcome}")));
+                trace.record(now, OPERATOR, Event::Operator(outcome));
+                disturbances.after_fault(now, world.is_quiet());
+            }
+            sim.step()
+        });
+        match stepped {
+            Ok(Ok(true)) => break,
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                host_error = Some(e.to_string());
                 break;
             }
-            let what = world.apply(&mut sim, fault);
-            faults.push((now, what.to_string()));
-            trace.record(now, NEMESIS, Event::Nemesis(what));
-            disturbances.after_fault(now, world.is_quiet());
-            pending.next();
-        }
-        if !healed && now >= options.fault_phase {
-            let healed_all = world.apply(&mut sim, &Fault::HealAll);
-            assert_eq!(healed_all, Nemesis::HealAll, "the final heal cannot be skipped");
-            for i in world.removed() {
-                world.apply(&mut sim, &Fault::AddServer(nemesis::Target::server(i)));
-            }
-            // Every server must serve again, including one that rejoined after disk corruption.
-            // Client agents are read and polled like servers (after them).
-            let servers: Vec<(String, SocketAddr)> =
-                names.iter().cloned().zip(http_addrs.iter().copied()).chain(client_agents.iter().cloned()).collect();
-            let final_reads = workload.final_reads(servers, keys.clone(), history.clone());
-            let probe = liveness_probe(http_addrs.clone(), now, liveness_deadline, live_at.clone(), final_reads);
-            sim.client(nemesis::hosts::LIVENESS, probe);
-            world.add_client(nemesis::hosts::LIVENESS);
-            let mut restarted = Vec::new();
-            for i in 0..n {
-                if world.is_crashed(i) {
-                    world.apply(&mut sim, &Fault::Restart(nemesis::Target::server(i)));
-                    restarted.push(names[i].clone());
-                }
-            }
-            let what = Nemesis::FinalHeal { restarted };
-            faults.push((now, what.to_string()));
-            trace.record(now, NEMESIS, Event::Nemesis(what));
-            disturbances.after_fault(now, world.is_quiet());
-            healed = true;
-        }
-        if !operator_started && !operator.borrow().pending.is_empty() {
-            let fault_phase = options.fault_phase;
-            sim.client(nemesis::hosts::OPERATOR, run_operator(operator.clone(), http_addrs.clone(), fault_phase, live_at.clone(), liveness_deadline));
-            world.add_client(nemesis::hosts::OPERATOR);
-            operator_started = true;
-        }
-        for outcome in std::mem::take(&mut operator.borrow_mut().outcomes) {
-            faults.push((now, format!("operator: {outcome}")));
-            trace.record(now, OPERATOR, Event::Operator(outcome));
-            disturbances.after_fault(now, world.is_quiet());
-        }
-        match sim.step() {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => {
-                host_error = Some(e.to_string());
+            Err(p) => {
+                host_error = Some(format!("the simulation {p}"));
+                panic = Some(p);
                 break;
             }
         }
@@ -384,7 +397,13 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         }
     }
     let sim_elapsed = sim.elapsed();
-    drop(sim);
+    // Dropping the world cancels every node task; a destructor that panics fails the run too.
+    if let Err(p) = crate::panics::catch(|| drop(sim)) {
+        if panic.is_none() {
+            host_error = Some(format!("the simulation {p}"));
+            panic = Some(p);
+        }
+    }
     let buggified = node::buggify::fired();
     node::buggify::disable();
     let history = Rc::try_unwrap(history).map(RefCell::into_inner).unwrap_or_else(|rc| rc.borrow().clone());
@@ -400,6 +419,7 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
         live_at,
         healed_at: options.fault_phase,
         host_error,
+        panic,
         sim_elapsed,
         wall: wall_start.elapsed(),
         scenario_detail: None,

@@ -415,6 +415,7 @@ pub(crate) mod tests {
             live_at: Some(Duration::from_millis(2500)),
             healed_at: Duration::from_millis(2000),
             host_error: None,
+            panic: None,
             sim_elapsed: Duration::from_secs(3),
             wall: Duration::from_millis(10),
             scenario_detail: Some("swarm <n=2>".into()),

@@ -16,7 +16,7 @@ pub struct Judgement {
     pub linearizable: Vec<(String, Verdict)>,
     /// `None` if the cluster proved live in time, else why not.
     pub no_liveness: Option<String>,
-    /// A host that failed to run.
+    /// A host that failed to run, or the panic that ended the run early.
     pub host_error: Option<String>,
     /// Raft invariants on the trace and history oracles that failed.
     pub invariants: Vec<InvariantViolation>,
@@ -78,6 +78,8 @@ pub fn judge(result: &RunResult) -> Judgement {
     let workload = crate::workload::for_scenario(&result.options.scenario);
     let linearizable = workload.check(&result.history, CHECK_BUDGET_PER_KEY);
     let no_liveness = match result.live_at {
+        // A run a panic cut short never reached its liveness phase: the panic is its failure.
+        _ if result.panic.is_some() => None,
         Some(_) => None,
         None => Some(format!(
             "no liveness: within {}s of the final heal (t={:.1}s) the cluster did not serve a write and a ?consistent read through every server",
@@ -96,6 +98,6 @@ pub fn judge(result: &RunResult) -> Judgement {
     // The final heal's span goes last: oracles that count from the heal read it there.
     let ns = |d: std::time::Duration| d.as_nanos() as u64;
     disturbed.push((ns(result.healed_at), result.live_at.map_or(u64::MAX, ns)));
-    let late = workload.liveness_oracles(&result.history, &disturbed);
+    let late = if result.panic.is_some() { Vec::new() } else { workload.liveness_oracles(&result.history, &disturbed) };
     Judgement { linearizable, no_liveness, host_error: result.host_error.clone(), invariants, late }
 }

@@ -107,13 +107,11 @@ fn replacing_files_without_syncing_the_directory_is_caught() {
 #[test]
 fn a_server_that_forgets_its_vote_across_a_restart_is_caught() {
     // crash-restart restarts servers after the first election saved their votes: vote_durability
-    // sees a restarted server open with no vote, though it acknowledged one. From seed 2: since
-    // bootstrap counts the LAN pool, seed 1 lets the bug run on until two leaders are committed in
-    // one term, openraft's own `unreachable!` fires inside a simulated server, and unwinding that
-    // task aborts the whole process (a destructor panics re-entering turmoil's runtime), which
-    // would take every other test here with it. `sim --seed 1 --bug vote-in-memory` still
-    // exits non-zero (134).
-    assert_caught_within(Bug::VoteInMemory, "crash-restart", 2..=20);
+    // sees a restarted server open with no vote, though it acknowledged one. Seed 1 lets the bug
+    // run on until two leaders are committed in one term and openraft's own `unreachable!` fires
+    // inside a simulated server: the run stops there and is judged on what it recorded so far
+    // (sim/tests/node_panic.rs shows the binary's report of that panic).
+    assert_caught_within(Bug::VoteInMemory, "crash-restart", WIDE_SEED_BUDGET);
 }
 
 #[test]

@@ -254,8 +254,14 @@ impl<'a> Rt<'a> {
 fn init(config: &mut Config) -> (Runtime, LocalSet) {
     let mut tokio_builder = tokio::runtime::Builder::new_current_thread();
 
-    #[cfg(tokio_unstable)]
-    tokio_builder.unhandled_panic(tokio::runtime::UnhandledPanic::ShutdownRuntime);
+    // Concord patch: upstream sets `UnhandledPanic::ShutdownRuntime` here too. tokio's
+    // current-thread scheduler implements it by cancelling every task while it holds its own core
+    // borrowed; a cancelled task whose drop wakes another task of the same runtime (a dropped
+    // oneshot sender, a JoinSet entry) then panics with "RefCell already borrowed", and two such
+    // panics in one destructor (a channel draining its queue) abort the whole process. So a
+    // `tokio::spawn`ed task that panics just ends (tokio's default, `Ignore`); the embedding
+    // simulator sees the panic with a panic hook (Concord: `sim/src/panics.rs`). The `LocalSet`
+    // (host software, clients) keeps `ShutdownRuntime` (`new_local`): it does not cancel inline.
 
     if config.enable_io {
         tokio_builder.enable_io();
