@@ -110,7 +110,7 @@ pub enum Bug {
     /// looks equally near (caught by the coordinates oracle on `coordinates`).
     VivaldiIgnoresRtt,
     /// The WAN pool joins once and never reconnects: no Serf reconnect to failed members and no
-    /// re-join when alone, so a server cut off long enough to be declared failed stays apart
+    /// re-join when alone (flood joins still add servers missing from it), so a server cut off long enough to be declared failed stays apart
     /// after the heal (caught by the membership-convergence oracle on `wan-gossip`).
     WanNoReconnect,
     /// A restarted server opens its WAN pool's keyring from `-encrypt` again instead of its

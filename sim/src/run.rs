@@ -173,8 +173,9 @@ pub fn run(options: &RunOptions, schedule: &Schedule) -> RunResult {
     for i in 0..n {
         let dc = crate::datacenters::of_server(i, per_dc);
         let same_dc = |j: usize| crate::datacenters::of_server(j, per_dc) == dc;
-        // WAN joins: the own datacenter's other servers, and dc1's (as `-retry-join-wan` names).
-        let wan_peer = |j: usize| j != i && (same_dc(j) || crate::datacenters::of_server(j, per_dc) == 0);
+        // WAN joins: dc2's servers name dc1's (`-retry-join-wan`); a datacenter's own servers find
+        // each other in the WAN pool by flood join from the LAN pool, as Consul's do.
+        let wan_peer = |j: usize| !same_dc(j) && crate::datacenters::of_server(j, per_dc) == 0;
         let config = AgentConfig {
             node_name: names[i].clone(),
             datacenter: crate::datacenters::name(dc),

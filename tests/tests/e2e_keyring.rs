@@ -50,11 +50,8 @@ fn an_encrypted_pool_rotates_its_key_with_keyring_commands() {
     assert_ne!(old, new);
     let cluster = Cluster::start_with_args(3, &[format!("-encrypt={old}")]);
     wait_until(GOSSIP_TIMEOUT, "all three members alive over encrypted gossip", || all_alive(&cluster, 0));
-    // The WAN pool (encrypted with the same key): servers 1 and 2 join server 0's, as
-    // `concord join -wan` would (Concord has no flood join of same-datacenter servers yet).
-    for i in 1..3 {
-        must("PUT", &cluster.servers[i].url(&format!("/v1/agent/join/127.0.0.1:{}?wan", cluster.serf_wan_ports[0])), None);
-    }
+    // The WAN pool (encrypted with the same key): no -retry-join-wan is given, so the servers
+    // find each other there by flood join, from the LAN pool (Consul `FloodJoins`).
     wait_until(GOSSIP_TIMEOUT, "all three servers alive in the WAN pool", || {
         let list = must("GET", &cluster.servers[0].url("/v1/agent/members?wan"), None).json();
         let alive = list.as_array().map(|a| a.iter().filter(|m| m["Status"] == 1).count()).unwrap_or(0);

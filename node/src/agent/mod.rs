@@ -137,6 +137,7 @@ pub async fn start(config: AgentConfig, io: Io) -> Result<Arc<Agent>, StartError
             wan.announce(addr);
         }
         tasks.push(tokio::spawn(crate::gossip::driver::run(wan.clone(), socket, crate::gossip::wan::gossip_config(&server.config), seed, server.io.trace.clone())));
+        tasks.push(tokio::spawn(crate::gossip::wan::flood_joins(server.gossip.clone(), wan.clone(), server.config.datacenter.clone())));
         if server.config.bugs.wan_no_reconnect {
             tasks.push(tokio::spawn(join_wan_once(wan, retry_join, interval)));
         } else {

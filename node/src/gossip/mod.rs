@@ -388,7 +388,8 @@ impl Pool {
 
 /// Consul's LAN member tags for this agent (Consul `agent/consul/server_serf.go`,
 /// `client_serf.go`): `role` is `consul` for a server and `node` for a client, `port` the server
-/// RPC port, `build` `<consul api version>:<revision>`, `vsn`/`vsn_min`/`vsn_max` the protocol.
+/// RPC port, `build` `<consul api version>:<revision>`, `vsn`/`vsn_min`/`vsn_max` the protocol,
+/// `wan_join_port` a server's WAN gossip port when it runs the WAN pool (for flood joins).
 pub fn agent_tags(config: &crate::config::AgentConfig, node_uuid: &str) -> BTreeMap<String, String> {
     use crate::version::{CONSUL_API_VERSION, RAFT_PROTOCOL_VERSION, REVISION};
     let mut t = BTreeMap::new();
@@ -404,6 +405,9 @@ pub fn agent_tags(config: &crate::config::AgentConfig, node_uuid: &str) -> BTree
         put("port", config.ports.server.to_string());
         put("expect", config.bootstrap_expect.to_string());
         put("raft_vsn", RAFT_PROTOCOL_VERSION.to_string());
+    }
+    if config.runs_wan_pool() {
+        put(wan::WAN_JOIN_PORT_TAG, config.ports.serf_wan.to_string());
     }
     t
 }

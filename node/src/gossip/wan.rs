@@ -5,8 +5,9 @@
 //! `agent/router/router.go` (the WAN pool is how a server finds the servers of another
 //! datacenter, and `GET /v1/catalog/datacenters` lists the datacenters it knows).
 //!
-//! Owns: the WAN identity ([`wan_identity`]), the WAN pool's settings ([`WanSettings`]), and
-//! what the WAN view answers ([`datacenters`], [`servers_of`]). The pool itself is a second
+//! Owns: the WAN identity ([`wan_identity`]), the WAN pool's settings ([`WanSettings`]), what
+//! the WAN view answers ([`datacenters`], [`servers_of`]), and flood joins ([`flood_joins`]: the
+//! datacenter's servers found on the LAN are joined into the WAN pool). The pool itself is a second
 //! [`Pool`] run by the same [`super::driver`] with [`GossipConfig::wan`] set. Never does: run on
 //! a client agent (Consul clients have no WAN pool), or carry user events (they are LAN-only).
 
@@ -102,6 +103,49 @@ pub fn servers_of(members: &[Member], dc: &str) -> Vec<SocketAddr> {
     members.iter().filter_map(|m| crate::server::router::server_rpc_addr(m, dc)).collect()
 }
 
+/// How often [`flood_joins`] looks for missing servers besides every change of the LAN view
+/// (Consul's `SerfFloodInterval`).
+pub const FLOOD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The LAN tag that carries a server's WAN gossip port (Consul's `wan_join_port`).
+pub const WAN_JOIN_PORT_TAG: &str = "wan_join_port";
+
+/// The WAN gossip addresses of the servers of datacenter `dc` that are alive in the LAN view
+/// `lan` but absent from the WAN view `wan` under any status (a failed one is the WAN pool's own
+/// reconnect's business): their LAN address with the port of their [`WAN_JOIN_PORT_TAG`].
+/// Source: Consul `agent/router/serf_flooder.go` `FloodJoins`.
+pub fn flood_targets(lan: &[Member], wan: &[Member], dc: &str) -> Vec<SocketAddr> {
+    let suffix = format!(".{dc}");
+    let in_wan: BTreeSet<&str> = wan
+        .iter()
+        .filter(|m| m.tags.get("role").map(String::as_str) == Some("consul") && m.tags.get("dc").map(String::as_str) == Some(dc))
+        .filter_map(|m| m.name.strip_suffix(&suffix))
+        .collect();
+    lan.iter()
+        .filter(|m| m.status == super::MemberStatus::Alive && m.tags.get("role").map(String::as_str) == Some("consul"))
+        .filter(|m| m.tags.get("dc").map(String::as_str) == Some(dc) && !in_wan.contains(m.name.as_str()))
+        .filter_map(|m| Some(SocketAddr::new(m.addr.ip(), m.tags.get(WAN_JOIN_PORT_TAG)?.parse().ok()?)))
+        .collect()
+}
+
+/// Keeps every server of this datacenter that the LAN pool knows in the WAN pool, so servers need
+/// `-retry-join-wan` only across datacenters (Consul `agent/consul/flood.go` `Flood`): on every
+/// change of the LAN view and every [`FLOOD_INTERVAL`], announces the WAN pool to each
+/// [`flood_targets`] address. Runs until the LAN pool is dropped.
+pub async fn flood_joins(lan: std::sync::Arc<Pool>, wan: std::sync::Arc<Pool>, dc: String) {
+    let mut changes = lan.subscribe();
+    loop {
+        for addr in flood_targets(&lan.members(), &wan.members(), &dc) {
+            tracing::debug!(node = %wan.me(), %addr, "WAN flood join");
+            wan.announce(addr);
+        }
+        match tokio::time::timeout(FLOOD_INTERVAL, changes.changed()).await {
+            Ok(Err(_)) => return,
+            Ok(Ok(())) | Err(_) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +154,32 @@ mod tests {
     fn member(name: &str, dc: &str, status: MemberStatus) -> Member {
         let tags = [("role", "consul"), ("dc", dc), ("port", "8300")].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Member { name: format!("{name}.{dc}"), addr: "10.0.0.1:8302".parse().unwrap(), tags, status, generation: 1 }
+    }
+
+    #[test]
+    fn flood_joins_target_live_lan_servers_of_the_datacenter_missing_from_the_wan_pool() {
+        let lan = |name: &str, dc: &str, status, port: Option<&str>| {
+            let mut m = member(name, dc, status);
+            m.name = name.to_string();
+            m.addr = "10.0.0.7:8301".parse().unwrap();
+            if let Some(p) = port {
+                m.tags.insert(WAN_JOIN_PORT_TAG.to_string(), p.to_string());
+            }
+            m
+        };
+        let mut client = lan("c1", "dc1", MemberStatus::Alive, Some("8302"));
+        client.tags.insert("role".into(), "node".into());
+        let lan_view = [
+            lan("s1", "dc1", MemberStatus::Alive, Some("8302")), // in the WAN pool already
+            lan("s2", "dc1", MemberStatus::Alive, Some("9302")), // missing: joined
+            lan("s3", "dc1", MemberStatus::Failed, Some("8302")), // not alive on the LAN
+            lan("s4", "dc1", MemberStatus::Alive, None),          // no WAN pool
+            lan("s5", "dc1", MemberStatus::Alive, Some("8302")), // failed in the WAN pool: its reconnect's business
+            client,
+        ];
+        let wan_view = [member("s1", "dc1", MemberStatus::Alive), member("s5", "dc1", MemberStatus::Failed), member("s2", "dc2", MemberStatus::Alive)];
+        assert_eq!(flood_targets(&lan_view, &wan_view, "dc1"), vec!["10.0.0.7:9302".parse::<SocketAddr>().unwrap()]);
+        assert!(flood_targets(&lan_view, &wan_view, "dc9").is_empty(), "only the own datacenter's servers");
     }
 
     #[test]
