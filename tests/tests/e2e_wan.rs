@@ -3,7 +3,8 @@
 //! `concord members -wan` lists both as `<node>.<dc>` alive on each, `/v1/catalog/datacenters`
 //! lists both (own first), and a KV write sent to dc1 with `?dc=dc2` lands in dc2's own KV store
 //! only (Consul `forwardDC`); so do a catalog registration and deregistration and a transaction,
-//! and catalog, health and session reads with `?dc=dc2` answer from dc2's store, as do DNS
+//! and catalog, health and session reads with `?dc=dc2` answer from dc2's store (session writes
+//! go there too), as do DNS
 //! queries for `<svc>.service.dc2.consul` on dc1's DNS port.
 
 use std::process::Command;
@@ -122,6 +123,26 @@ fn two_datacenters_federate_over_wan_and_forward_dc_requests() {
     assert_eq!(in_dc1[0]["ID"], sid.as_str());
     let in_dc2 = must("GET", &dc1.servers[0].url(&format!("/v1/session/info/{sid}?dc=dc2")), None).json();
     assert_eq!(in_dc2, serde_json::json!([]), "dc2's session table is its own");
+
+    // Session writes forward too: created in dc2 through dc1 for dc2's node s2, renewed and
+    // destroyed there; validated against dc2's catalog (dc1's node is unknown there).
+    let rid = wait_until(WAN_TIMEOUT, "a session created in dc2 through dc1", || {
+        let r = curl("PUT", &dc1.servers[0].url("/v1/session/create?dc=dc2"), Some(br#"{"Node":"s2","TTL":"30s"}"#))?;
+        let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|_| r.text())?;
+        v["ID"].as_str().map(String::from).ok_or_else(|| r.text())
+    });
+    let there = must("GET", &dc2.servers[0].url(&format!("/v1/session/info/{rid}")), None).json();
+    assert_eq!((there[0]["Node"].as_str(), there[0]["NodeChecks"].clone()), (Some("s2"), serde_json::json!(["serfHealth"])), "{there}");
+    assert_eq!(must("GET", &dc1.servers[0].url(&format!("/v1/session/info/{rid}")), None).json(), serde_json::json!([]), "not in dc1");
+    let renewed = must("PUT", &dc1.servers[0].url(&format!("/v1/session/renew/{rid}?dc=dc2")), None).json();
+    assert_eq!(renewed[0]["ID"], rid.as_str());
+    let unknown = curl("PUT", &dc1.servers[0].url("/v1/session/renew/00000000-0000-0000-0000-000000000000?dc=dc2"), None).unwrap();
+    assert_eq!(unknown.status, 404, "{}", unknown.text());
+    let wrong_node = curl("PUT", &dc1.servers[0].url("/v1/session/create?dc=dc2"), Some(br#"{"Node":"s1"}"#)).unwrap();
+    assert_eq!(wrong_node.status, 500, "dc1's node is not in dc2's catalog: {}", wrong_node.text());
+    assert!(wrong_node.text().contains("Missing node registration"), "{}", wrong_node.text());
+    assert_eq!(must("PUT", &dc1.servers[0].url(&format!("/v1/session/destroy/{rid}?dc=dc2")), None).text().trim(), "true");
+    assert_eq!(must("GET", &dc2.servers[0].url(&format!("/v1/session/info/{rid}")), None).json(), serde_json::json!([]), "destroyed in dc2");
 
     // A datacenter the WAN pool does not know: Consul's 500 "No path to datacenter".
     let nowhere = curl("GET", &dc1.servers[0].url("/v1/kv/fed/key?dc=dc9"), None).unwrap();

@@ -4,7 +4,8 @@
 //! `agent/session_endpoint.go`. A create body may be empty; `LockDelay` is a Go duration string
 //! or a number (seconds below 1000, nanoseconds from 1000 up, as Consul's `FixupLockDelay`);
 //! `TTL` is a Go duration between `session_ttl_min` (10 s by default) and 24 h. Reads support blocking queries and the
-//! consistency modes, and answer `[]` rather than `null` when nothing matches.
+//! consistency modes, and answer `[]` rather than `null` when nothing matches. Every endpoint
+//! takes `?dc=`: another datacenter's sessions are created, destroyed, renewed and read there.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,12 +19,16 @@ use serde_json::Value;
 
 use super::catalog::indexed_json;
 use super::ApiError;
+use crate::server::session::{SESSION_APPLY, SESSION_RENEW};
 use crate::server::Server;
 use crate::structs::duration::{format_go_duration, parse_go_duration};
 use crate::structs::session::{ServiceCheck, DEFAULT_LOCK_DELAY_MS, MAX_LOCK_DELAY_MS, MAX_SESSION_TTL_MS};
-use crate::structs::{CommandResult, QueryOptions, Session, SessionBehavior, SessionOp, SessionQuery, SessionRequest};
+use crate::structs::{CommandResult, QueryError, QueryOptions, Session, SessionBehavior, SessionOp, SessionQuery, SessionRequest};
 
 /// The field names of a create body (Consul `structs.Session`), matched ignoring case.
+/// How long a renew forwarded to another datacenter may take (its leader's answer, plus the hop).
+const RENEW_FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
 const SESSION_FIELDS: &[&str] = &["ID", "Name", "Node", "LockDelay", "Behavior", "TTL", "NodeChecks", "ServiceChecks", "Checks", "Namespace"];
 
 /// Routes of `/v1/session`.
@@ -134,28 +139,39 @@ fn refused(result: CommandResult) -> Result<CommandResult, ApiError> {
     }
 }
 
-/// `PUT /v1/session/create` → `{"ID": "<uuid>"}`.
+/// `PUT /v1/session/create[?dc=]` → `{"ID": "<uuid>"}`. With `?dc=` naming another datacenter
+/// the session is created there (Consul forwards `Session.Apply`), where its node and checks
+/// are validated; its default `NodeChecks` is then `serfHealth`, Consul's default, since only
+/// that datacenter's catalog knows whether the node has one.
 pub async fn create(State(server): State<Arc<Server>>, opts: QueryOptions, body: Bytes) -> Result<Json<Value>, ApiError> {
-    server.check_datacenter(&opts)?;
-    let mut session = parse_create(&body, &server.config.node_name, server.config.session_ttl_min_ms, |node| server.node_has_serf_check(node))?;
+    let foreign = server.foreign_datacenter(&opts).is_some();
+    let mut session = parse_create(&body, &server.config.node_name, server.config.session_ttl_min_ms, |node| foreign || server.node_has_serf_check(node))?;
     session.id = server.new_uuid();
     let id = session.id.clone();
-    refused(server.session_apply(SessionRequest { op: SessionOp::Create, session }, false).await?)?;
+    let req = SessionRequest { op: SessionOp::Create, session };
+    refused(server.write_in(&opts, SESSION_APPLY, req, |req| server.session_apply(req, false)).await?)?;
     Ok(Json(serde_json::json!({ "ID": id })))
 }
 
-/// `PUT /v1/session/destroy/<id>` → `true` (also for an unknown session, as Consul).
+/// `PUT /v1/session/destroy/<id>[?dc=]` → `true` (also for an unknown session, as Consul).
 pub async fn destroy(State(server): State<Arc<Server>>, Path(id): Path<String>, opts: QueryOptions) -> Result<Json<bool>, ApiError> {
-    server.check_datacenter(&opts)?;
-    let session = Session { id, ..Session::default() };
-    refused(server.session_apply(SessionRequest { op: SessionOp::Destroy, session }, false).await?)?;
+    let req = SessionRequest { op: SessionOp::Destroy, session: Session { id, ..Session::default() } };
+    refused(server.write_in(&opts, SESSION_APPLY, req, |req| server.session_apply(req, false)).await?)?;
     Ok(Json(true))
 }
 
-/// `PUT /v1/session/renew/<id>` → `[session]`, or 404 "Session id '<id>' not found".
+/// `PUT /v1/session/renew/<id>[?dc=]` → `[session]`, or 404 "Session id '<id>' not found".
+/// With `?dc=` naming another datacenter, renewed by that datacenter's leader.
 pub async fn renew(State(server): State<Arc<Server>>, Path(id): Path<String>, opts: QueryOptions) -> Result<Json<Vec<Session>>, ApiError> {
-    server.check_datacenter(&opts)?;
-    match server.session_renew(SessionQuery { name: id.clone(), opts }, false).await? {
+    let renewed = match server.foreign_datacenter(&opts).map(str::to_string) {
+        Some(dc) => {
+            let q = SessionQuery { name: id.clone(), opts };
+            let answer: Result<Result<Option<Session>, QueryError>, _> = server.forward_dc(&dc, SESSION_RENEW, q, RENEW_FORWARD_TIMEOUT).await;
+            answer.unwrap_or_else(|e| Err(e.into_query_error()))?
+        }
+        None => server.session_renew(SessionQuery { name: id.clone(), opts }, false).await?,
+    };
+    match renewed {
         Some(s) => Ok(Json(vec![s])),
         None => Err(ApiError { status: StatusCode::NOT_FOUND, message: format!("Session id '{id}' not found"), not_applied: true }),
     }

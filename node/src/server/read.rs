@@ -37,8 +37,8 @@ impl Server {
         }
     }
 
-    /// Checks `?dc=` for endpoints that do not forward to other datacenters yet (session writes,
-    /// coordinate updates, snapshots): only this agent's datacenter is reachable there.
+    /// Checks `?dc=` for endpoints that do not forward to other datacenters yet (coordinate
+    /// updates, snapshots): only this agent's datacenter is reachable there.
     pub fn check_datacenter(&self, opts: &QueryOptions) -> Result<(), QueryError> {
         match self.foreign_datacenter(opts) {
             Some(_) => Err(QueryError::NoPathToDatacenter),
