@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use super::store::Store;
 use super::txn::WriteTxn;
 use super::watch::Table;
+use smol_str::SmolStr;
+
 use crate::structs::{DirEntry, KvsOp, KvsRequest};
 
 /// Iterates the rows of `map` whose key starts with `prefix`.
@@ -105,7 +107,7 @@ impl WriteTxn<'_> {
                 None => true,
             },
             KvsOp::DeleteTree => {
-                let doomed: Vec<String> = self.store().kvs.prefixed(&e.key).map(|r| r.key.clone()).collect();
+                let doomed: Vec<SmolStr> = self.store().kvs.prefixed(&e.key).map(|r| r.key.clone()).collect();
                 for k in &doomed {
                     self.kv_delete(k);
                 }

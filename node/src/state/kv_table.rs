@@ -35,7 +35,7 @@ impl Ord for Row {
 }
 impl Borrow<str> for Row {
     fn borrow(&self) -> &str {
-        &self.0.key
+        self.0.key.as_str()
     }
 }
 
@@ -100,11 +100,28 @@ impl KvTable {
     /// numbers, timestamps) leave each leaf a little over half full, since a full leaf splits
     /// near its middle; a bulk build from sorted rows fills every leaf. Moves the rows (no value
     /// is copied); O(rows), so it is done where a pass over every row is already being paid
-    /// for: after a snapshot has encoded them.
+    /// for: after a snapshot has encoded them. Also gives back each value's share count: see
+    /// [`unshared`].
     pub fn compact(&mut self) {
         let rows = std::mem::take(&mut self.rows);
-        self.rows = rows.into_iter().collect();
+        self.rows = rows
+            .into_iter()
+            .map(|Row(mut e)| {
+                e.value = unshared(std::mem::take(&mut e.value));
+                Row(e)
+            })
+            .collect();
     }
+}
+
+/// `value` without its share count, if nothing else holds it. The first clone of a `Bytes` built
+/// from a `Vec` (the store's copy of a decoded write's value) allocates a 24-byte count block
+/// (a 32-byte malloc chunk) that stays after the other holder is gone: 32 B/key. Giving the buffer
+/// back as a `Vec` frees the block without copying; a `Bytes` from a `Vec` as long as its
+/// capacity has none until it is cloned again. A value still held elsewhere (a read in flight)
+/// is left as it is.
+fn unshared(value: bytes::Bytes) -> bytes::Bytes {
+    if value.is_unique() { Vec::from(value).into() } else { value }
 }
 
 impl FromIterator<DirEntry> for KvTable {
@@ -134,14 +151,14 @@ mod tests {
         assert_eq!(t.insert(row("a/1", "y")).map(|r| r.value), Some(bytes::Bytes::from("x")));
         assert_eq!(t.get("a/1").map(|r| r.value.clone()), Some(bytes::Bytes::from("y")));
         assert!(t.contains_key("a/1") && !t.contains_key("a"));
-        assert_eq!(t.remove("a/1").map(|r| r.key), Some("a/1".to_string()));
+        assert_eq!(t.remove("a/1").map(|r| r.key), Some("a/1".into()));
         assert!(t.is_empty());
     }
 
     #[test]
     fn prefix_scans_stop_at_the_first_key_outside_the_prefix() {
         let t: KvTable = ["a", "a/1", "a/2", "a0", "b/1", "a/"].iter().map(|k| row(k, "")).collect();
-        let keys = |p: &str| t.prefixed(p).map(|e| e.key.clone()).collect::<Vec<_>>();
+        let keys = |p: &str| t.prefixed(p).map(|e| e.key.to_string()).collect::<Vec<_>>();
         assert_eq!(keys("a/"), ["a/", "a/1", "a/2"]);
         assert_eq!(keys("a"), ["a", "a/", "a/1", "a/2", "a0"]);
         assert_eq!(keys(""), ["a", "a/", "a/1", "a/2", "a0", "b/1"]);
@@ -156,5 +173,20 @@ mod tests {
         let before = t.clone();
         t.compact();
         assert_eq!(t, before);
+    }
+
+    #[test]
+    fn compacting_copies_no_value_whether_or_not_something_else_holds_it() {
+        let held = bytes::Bytes::from(vec![b'x'; 64]);
+        let alone = bytes::Bytes::from(vec![b'y'; 64]);
+        let (held_at, alone_at) = (held.as_ptr(), alone.as_ptr());
+        // Each clone gives its value a share count; only `alone`'s other holder then goes away.
+        let mut t: KvTable = [DirEntry::new("a", held.clone()), DirEntry::new("b", alone.clone())].into_iter().collect();
+        drop(alone);
+        t.compact();
+        let a = t.get("a").map(|r| r.value.clone()).unwrap_or_default();
+        assert_eq!((a.as_ptr(), &a[..]), (held_at, &[b'x'; 64][..]));
+        let b = t.get("b").map(|r| &r.value);
+        assert!(b.is_some_and(|v| v.as_ptr() == alone_at && v[..] == [b'y'; 64] && v.is_unique()));
     }
 }

@@ -38,7 +38,7 @@ impl Store {
         self.session_locks.clear();
         for e in self.kvs.values() {
             if let Some(s) = &e.session {
-                self.session_locks.entry(s.clone()).or_default().insert(e.key.clone());
+                self.session_locks.entry(s.clone()).or_default().insert(e.key.to_string());
             }
         }
     }

@@ -14,7 +14,7 @@ pub(super) type NodeRowKey = (String, String);
 
 /// How to put one mutated thing back.
 enum Undo {
-    KvRow { key: String, prev: Option<DirEntry> },
+    KvRow { key: smol_str::SmolStr, prev: Option<DirEntry> },
     Node { key: String, prev: Option<Node> },
     Service { key: NodeRowKey, prev: Option<NodeService> },
     Check { key: NodeRowKey, prev: Option<HealthCheck> },
@@ -98,7 +98,7 @@ impl<'a> WriteTxn<'a> {
     pub(super) fn remove_kv(&mut self, key: &str) -> Option<DirEntry> {
         let prev = self.store.put_kv_row(key, None);
         if prev.is_some() {
-            self.undo.push(Undo::KvRow { key: key.to_string(), prev: prev.clone() });
+            self.undo.push(Undo::KvRow { key: key.into(), prev: prev.clone() });
         }
         prev
     }

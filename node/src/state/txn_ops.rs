@@ -248,7 +248,7 @@ mod tests {
         let shown: Vec<(String, String, u64, u64)> = results
             .iter()
             .filter_map(|r| match r {
-                TxnResult::Kv(e) => Some((e.key.clone(), String::from_utf8_lossy(&e.value).into_owned(), e.create_index, e.modify_index)),
+                TxnResult::Kv(e) => Some((e.key.to_string(), String::from_utf8_lossy(&e.value).into_owned(), e.create_index, e.modify_index)),
                 _ => None,
             })
             .collect();

@@ -2,13 +2,16 @@
 //! `KeyRequest`, `KeyListRequest`, `IndexedDirEntries`, `IndexedKeyList`).
 
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 
 use super::query::{QueryMeta, QueryOptions};
 
 /// One KV entry (Consul's `DirEntry`). Indexes are Raft log indexes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirEntry {
-    pub key: String,
+    /// The key. Keys up to 23 bytes live inside the row with no allocation of their own (most
+    /// keys; a server holds one row per key); serialized as a plain string.
+    pub key: SmolStr,
     /// Opaque client flags (`?flags=`).
     pub flags: u64,
     /// The value. Shared, not copied, between the store, reads of it and snapshots: a clone is a
@@ -26,7 +29,7 @@ pub struct DirEntry {
 
 impl DirEntry {
     /// An entry with `key` and `value` and everything else zero.
-    pub fn new(key: impl Into<String>, value: impl Into<bytes::Bytes>) -> Self {
+    pub fn new(key: impl Into<SmolStr>, value: impl Into<bytes::Bytes>) -> Self {
         Self { key: key.into(), value: value.into(), ..Self::default() }
     }
 }
