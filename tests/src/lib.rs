@@ -14,7 +14,7 @@ pub mod kvbench;
 pub mod python;
 pub mod tiny_http;
 
-use std::net::TcpListener;
+use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -79,12 +79,25 @@ pub fn concord_bin() -> PathBuf {
     .clone()
 }
 
-/// `n` distinct free TCP ports on 127.0.0.1. All listeners are held until every port is chosen,
-/// so the ports are distinct; another process could still grab one before the agent binds it.
+/// `n` distinct ports on 127.0.0.1, each free for both TCP and UDP (an agent binds its gossip
+/// and DNS ports for UDP, and a port free for TCP may be another process's UDP socket: CI once
+/// failed on "Address already in use" that way). All sockets are held until every port is
+/// chosen, so the ports are distinct; another process could still grab one before the agent
+/// binds it.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> =
-        (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0")).collect();
-    listeners.iter().map(|l| l.local_addr().expect("local_addr").port()).collect()
+    let mut held: Vec<(TcpListener, UdpSocket)> = Vec::with_capacity(n);
+    // Ports taken for UDP: their TCP listeners are kept until the end so none is drawn again.
+    let mut rejected = Vec::new();
+    while held.len() < n {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = tcp.local_addr().expect("local_addr").port();
+        match UdpSocket::bind(("127.0.0.1", port)) {
+            Ok(udp) => held.push((tcp, udp)),
+            Err(_) => rejected.push(tcp),
+        }
+    }
+    drop(rejected);
+    held.iter().map(|(l, _)| l.local_addr().expect("local_addr").port()).collect()
 }
 
 /// Polls `probe` every [`POLL_INTERVAL`] until it returns `Some`, or panics after `timeout` with
