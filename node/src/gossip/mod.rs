@@ -110,6 +110,12 @@ impl Member {
     fn of(id: &GossipId, status: MemberStatus) -> Self {
         Self { name: id.name.clone(), addr: id.addr, tags: id.tags.clone(), status, generation: id.generation }
     }
+
+    /// Whether this member is a server (tag `role=consul`, Consul's `metadata.IsConsulServer`) of
+    /// datacenter `dc` (tag `dc`), whatever its status.
+    pub fn is_server_of(&self, dc: &str) -> bool {
+        self.tags.get("role").map(String::as_str) == Some("consul") && self.tags.get("dc").map(String::as_str) == Some(dc)
+    }
 }
 
 /// Timing of the pool. Defaults follow memberlist's `DefaultLANConfig` (probe every 1 s, 500 ms

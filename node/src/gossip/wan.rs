@@ -118,12 +118,11 @@ pub fn flood_targets(lan: &[Member], wan: &[Member], dc: &str) -> Vec<SocketAddr
     let suffix = format!(".{dc}");
     let in_wan: BTreeSet<&str> = wan
         .iter()
-        .filter(|m| m.tags.get("role").map(String::as_str) == Some("consul") && m.tags.get("dc").map(String::as_str) == Some(dc))
+        .filter(|m| m.is_server_of(dc))
         .filter_map(|m| m.name.strip_suffix(&suffix))
         .collect();
     lan.iter()
-        .filter(|m| m.status == super::MemberStatus::Alive && m.tags.get("role").map(String::as_str) == Some("consul"))
-        .filter(|m| m.tags.get("dc").map(String::as_str) == Some(dc) && !in_wan.contains(m.name.as_str()))
+        .filter(|m| m.status == super::MemberStatus::Alive && m.is_server_of(dc) && !in_wan.contains(m.name.as_str()))
         .filter_map(|m| Some(SocketAddr::new(m.addr.ip(), m.tags.get(WAN_JOIN_PORT_TAG)?.parse().ok()?)))
         .collect()
 }

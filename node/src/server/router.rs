@@ -80,7 +80,7 @@ impl Router {
 
 /// A gossip member's server RPC address, if it is a live server of datacenter `dc`.
 pub fn server_rpc_addr(m: &Member, dc: &str) -> Option<SocketAddr> {
-    if m.tags.get("role").map(String::as_str) != Some("consul") || m.tags.get("dc").map(String::as_str) != Some(dc) {
+    if !m.is_server_of(dc) {
         return None;
     }
     if !m.status.is_live() {
